@@ -1,0 +1,85 @@
+"""jupyter_workflows: Jupyter-native workflows, run on Dask, durable and resumable.
+
+The public API is re-exported here (``import jupyter_workflows as jw``); everything else is
+internal. The engine, Dask and the widget load lazily, so ``import jupyter_workflows`` stays
+cheap and ``%load_ext jupyter_workflows`` costs nothing until a workflow runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._version import __version__
+from .actions.builtins import record
+from .actions.registry import task
+from .exceptions import (
+    ActionNotFound,
+    InquiryError,
+    ParameterError,
+    RunNotFound,
+    RunStateError,
+    SpecError,
+    StoreError,
+    WorkflowError,
+)
+from .workflow import Workflow, load
+
+__all__ = [
+    "ActionNotFound",
+    "InquiryError",
+    "ParameterError",
+    "Run",
+    "RunNotFound",
+    "RunStateError",
+    "SpecError",
+    "StoreError",
+    "Workflow",
+    "WorkflowError",
+    "__version__",
+    "configure",
+    "get_run",
+    "load",
+    "record",
+    "resume",
+    "runs",
+    "task",
+    "workflow",
+]
+
+_LAZY = {
+    "Run": ("jupyter_workflows.engine.run", "Run"),
+    "configure": ("jupyter_workflows.engine.api", "configure"),
+    "get_run": ("jupyter_workflows.engine.api", "get_run"),
+    "resume": ("jupyter_workflows.engine.api", "resume"),
+    "runs": ("jupyter_workflows.engine.api", "runs"),
+    "workflow": ("jupyter_workflows.spec.python", "workflow"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'jupyter_workflows' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext jupyter_workflows``: register the magics (imports stay lazy)."""
+    from .jupyter.magics import load_ipython_extension as _load
+
+    _load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext jupyter_workflows``."""
+    from .jupyter.magics import unload_ipython_extension as _unload
+
+    _unload(ipython)

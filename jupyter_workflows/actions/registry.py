@@ -1,0 +1,251 @@
+"""Actions: what a task runs, found by name.
+
+A name resolves, in order, to a builtin (``core.echo``...), a function registered with
+:func:`task` (in the kernel or in a module the run imported), or an import path
+``package.module:function`` (the workflow file's folder is importable). Modules imported from the
+workflow's folder are marked for cloudpickle's by-value pickling, so their code travels to remote
+Dask workers that never installed it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import hashlib
+import importlib
+import inspect
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, overload
+
+from ..exceptions import ActionNotFound
+
+__all__ = ["ActionDef", "TaskFunction", "get_registry", "resolve_action", "task"]
+
+
+@dataclass(frozen=True)
+class ActionDef:
+    """A resolved action: the function and the options its decorator gave."""
+
+    name: str
+    fn: Callable[..., Any]
+    resources: dict[str, float] | None = None
+    retry: Any = None
+    timeout: float | None = None
+    cache: Any = None
+    queue: str | None = None
+    #: True for ``core.inquiry`` and nested-workflow-like actions the engine handles itself.
+    engine_side: bool = False
+    wants_context: bool = False
+    signature: inspect.Signature | None = field(default=None, compare=False)
+
+    @functools.cached_property
+    def code_hash(self) -> str:
+        """A hash of the function's source (or bytecode), for cache keys."""
+        try:
+            src = inspect.getsource(self.fn).encode()
+        except (OSError, TypeError):
+            code = getattr(self.fn, "__code__", None)
+            src = code.co_code if code is not None else repr(self.fn).encode()
+        return hashlib.sha256(src).hexdigest()[:16]
+
+
+_REGISTRY: dict[str, ActionDef] = {}
+_LOCK = threading.Lock()
+#: Set while a ``@workflow`` function is being traced into a graph.
+BUILDER: contextvars.ContextVar[Any] = contextvars.ContextVar("jw_builder", default=None)
+
+
+def get_registry() -> dict[str, ActionDef]:
+    """The registered actions (a copy)."""
+    return dict(_REGISTRY)
+
+
+def _wants_context(fn: Callable[..., Any]) -> bool:
+    try:
+        return "context" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+class TaskFunction:
+    """What ``@task`` returns: the function, still callable as before.
+
+    Called inside a ``@workflow`` function being traced, it adds a task to the graph and returns
+    a reference to the task's result instead of running.
+    """
+
+    def __init__(self, definition: ActionDef) -> None:
+        self.definition = definition
+        functools.update_wrapper(self, definition.fn)
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        builder = BUILDER.get()
+        if builder is not None:
+            return builder.add_task(self, args, kwargs)
+        return self.definition.fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<task {self.definition.name!r}>"
+
+    def __reduce__(self):
+        # Pickle as the plain function: workers need the code, not the registry entry.
+        return (_identity, (self.definition.fn,))
+
+
+def _identity(fn):
+    return fn
+
+
+@overload
+def task(fn: Callable[..., Any], /) -> TaskFunction: ...
+@overload
+def task(
+    *,
+    name: str | None = None,
+    resources: dict[str, float] | None = None,
+    retry: Any = None,
+    timeout: float | None = None,
+    cache: Any = None,
+    queue: str | None = None,
+) -> Callable[[Callable[..., Any]], TaskFunction]: ...
+def task(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    resources: dict[str, float] | None = None,
+    retry: Any = None,
+    timeout: float | None = None,
+    cache: Any = None,
+    queue: str | None = None,
+) -> Any:
+    """Register a Python function as an action, by its name or ``name``.
+
+    Parameters
+    ----------
+    name:
+        The action name tasks use (default: the function's ``__name__``).
+    resources, retry, timeout, cache, queue:
+        Defaults for every task running this action; a task's own fields win.
+
+    Examples
+    --------
+    >>> @task
+    ... def add(a: int, b: int) -> int:
+    ...     return a + b
+    """
+
+    def register(f: Callable[..., Any]) -> TaskFunction:
+        from ..spec.models import CachePolicy, RetryPolicy
+
+        if isinstance(f, TaskFunction):
+            f = f.definition.fn
+        action_name = name or f.__name__
+        definition = ActionDef(
+            name=action_name,
+            fn=f,
+            resources=dict(resources) if resources else None,
+            retry=RetryPolicy.model_validate(retry) if retry is not None else None,
+            timeout=timeout,
+            cache=CachePolicy.model_validate({} if cache is True else cache) if cache else None,
+            queue=queue,
+            wants_context=_wants_context(f),
+            signature=_signature(f),
+        )
+        with _LOCK:
+            _REGISTRY[action_name] = definition
+        return TaskFunction(definition)
+
+    if fn is not None:
+        return register(fn)
+    return register
+
+
+def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
+    try:
+        return inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+
+
+def _plain(name: str, fn: Callable[..., Any], **options: Any) -> ActionDef:
+    return ActionDef(name=name, fn=fn, wants_context=_wants_context(fn), signature=_signature(fn), **options)
+
+
+def _builtins() -> dict[str, ActionDef]:
+    from . import builtins
+
+    return builtins.BUILTINS
+
+
+def _mark_by_value(module: Any, base_dir: Path | None) -> None:
+    """Pickle ``module``'s functions by value when it lives in the workflow's folder."""
+    if base_dir is None:
+        return
+    file = getattr(module, "__file__", None)
+    if not file:
+        return
+    try:
+        Path(file).resolve().relative_to(base_dir.resolve())
+    except ValueError:
+        return
+    import cloudpickle
+
+    top = sys.modules.get(module.__name__.split(".")[0], module)
+    try:
+        cloudpickle.register_pickle_by_value(top)
+    except (ValueError, TypeError):  # already registered or not a module
+        pass
+
+
+def _import_path(path: str, base_dir: Path | None) -> Callable[..., Any]:
+    module_name, _, attr = path.partition(":")
+    if base_dir is not None and str(base_dir) not in sys.path:
+        sys.path.insert(0, str(base_dir))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ActionNotFound(f"action {path!r}: cannot import module {module_name!r} ({exc})") from None
+    except Exception as exc:
+        raise ActionNotFound(
+            f"action {path!r}: importing {module_name!r} raised {type(exc).__name__}: {exc}"
+        ) from None
+    _mark_by_value(module, base_dir)
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ActionNotFound(f"action {path!r}: module {module_name!r} has no {attr!r}") from None
+    if not callable(obj):
+        raise ActionNotFound(f"action {path!r} is not callable")
+    return obj
+
+
+def resolve_action(name: str, base_dir: str | Path | None = None) -> ActionDef:
+    """Find the action ``name``; raise :class:`ActionNotFound` naming it when none fits."""
+    builtins = _builtins()
+    if name in builtins:
+        return builtins[name]
+    registered = _REGISTRY.get(name)
+    if registered is not None:
+        return registered
+    base = Path(base_dir) if base_dir is not None else None
+    if ":" in name:
+        fn = _import_path(name, base)
+        if isinstance(fn, TaskFunction):
+            return fn.definition
+        return _plain(name, fn)
+    import difflib
+
+    hint = difflib.get_close_matches(name, [*builtins, *_REGISTRY], n=1)
+    extra = f" (did you mean {hint[0]!r}?)" if hint else " (register it with @jw.task or use 'module:function')"
+    raise ActionNotFound(f"unknown action {name!r}{extra}")

@@ -1,0 +1,93 @@
+"""The errors jupyter_workflows raises.
+
+Every error a user can cause is a :class:`WorkflowError` whose ``str()`` is one line that says
+where (``FILE:LINE:COL``, a task name, a run id) and what. Surfaces rely on that: the CLI prints
+``str(error)`` and exits 2, the magics re-raise it as ``UsageError``.
+
+::
+
+    WorkflowError
+    ├── SpecError            a workflow document is invalid (file, line, col)
+    ├── ParameterError       run parameters do not fit the declared ones
+    ├── ActionNotFound       an action or nested workflow does not resolve
+    ├── RunNotFound          no run with that id in the store
+    ├── StoreError           the store cannot be read or written (corrupt, newer schema)
+    ├── InquiryError         a response does not fit the inquiry's schema, or nothing waits
+    └── RunStateError        the run cannot do that now (resume a running run, ...)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ActionNotFound",
+    "InquiryError",
+    "ParameterError",
+    "RunNotFound",
+    "RunStateError",
+    "SpecError",
+    "StoreError",
+    "WorkflowError",
+]
+
+
+class WorkflowError(Exception):
+    """Base class of every error jupyter_workflows raises on purpose."""
+
+
+class SpecError(WorkflowError):
+    """A workflow document is invalid.
+
+    ``str()`` is ``FILE:LINE:COL: message`` when the position is known, else
+    ``FILE: message`` or only the message.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        col: int | None = None,
+    ) -> None:
+        self.message = message
+        self.file = file
+        self.line = line
+        self.col = col
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        where = [str(p) for p in (self.file or "<string>", self.line, self.col) if p is not None]
+        if self.line is None and self.file is None:
+            return self.message
+        return f"{':'.join(where)}: {self.message}"
+
+    def __reduce__(self):  # keep pickling (dask, multiprocessing) lossless
+        return (_rebuild_spec_error, (self.message, self.file, self.line, self.col))
+
+
+def _rebuild_spec_error(message, file, line, col):
+    return SpecError(message, file=file, line=line, col=col)
+
+
+class ParameterError(WorkflowError):
+    """Run parameters do not fit the workflow's declared parameters."""
+
+
+class ActionNotFound(WorkflowError):
+    """An action or a nested workflow named by a task does not resolve."""
+
+
+class RunNotFound(WorkflowError):
+    """No run with the given id exists in the store."""
+
+
+class StoreError(WorkflowError):
+    """The store cannot be used: not a database, corrupt, or from a newer schema."""
+
+
+class InquiryError(WorkflowError):
+    """A response to an inquiry is invalid, or no inquiry is waiting."""
+
+
+class RunStateError(WorkflowError):
+    """The run is in a state that does not allow the request."""

@@ -1,0 +1,305 @@
+"""YAML/JSON text -> :class:`WorkflowSpec`, with every error positioned ``FILE:LINE:COL``.
+
+PyYAML's ``safe_load`` forgets where values came from and silently keeps the last of duplicate
+keys. So we compose the node tree ourselves and build plain Python data from it, recording a
+:class:`SourceMap` (path -> line/column of each key and value) on the way and refusing duplicate
+keys. Pydantic then validates the data; its error locations are walked back through the data to
+the nearest recorded node, so even an error inside a short form (``retry: 3``) points at the
+user's text. JSON is parsed by the same composer (JSON is YAML's flow style), after turning tabs
+into spaces, which JSON allows as whitespace and YAML does not.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from ..exceptions import SpecError
+from .models import TaskSpec, WorkflowSpec
+
+__all__ = ["SourceMap", "load_spec", "parse_document", "spec_error_from_validation"]
+
+Path_ = tuple[Any, ...]
+
+
+@dataclass
+class SourceMap:
+    """Where each part of a document came from (1-based line and column)."""
+
+    file: str | None = None
+    values: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+
+    def locate(self, path: Iterable[Any], *, key: bool = False) -> tuple[int | None, int | None]:
+        """The position of ``path`` (its key when ``key``), else of its nearest ancestor."""
+        path = tuple(path)
+        if key and path in self.keys:
+            return self.keys[path]
+        while path:
+            if path in self.values:
+                return self.values[path]
+            path = path[:-1]
+        return self.values.get((), (None, None))
+
+    def error(self, message: str, path: Iterable[Any] = (), *, key: bool = False) -> SpecError:
+        line, col = self.locate(path, key=key)
+        return SpecError(message, file=self.file, line=line, col=col)
+
+
+class _Loader(yaml.SafeLoader):
+    """A SafeLoader we only use to compose nodes and construct scalars."""
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def parse_document(text: str, *, file: str | None = None) -> tuple[Any, SourceMap]:
+    """Parse YAML or JSON text into plain data and its :class:`SourceMap`.
+
+    Raises
+    ------
+    SpecError
+        On a syntax error, a duplicate key, or an empty document.
+    """
+    smap = SourceMap(file=file)
+    if text.lstrip()[:1] in ("{", "["):
+        text = text.replace("\t", " ")  # JSON whitespace; same columns
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "invalid syntax"
+        raise SpecError(
+            f"YAML syntax error: {problem}",
+            file=file,
+            line=mark.line + 1 if mark else None,
+            col=mark.column + 1 if mark else None,
+        ) from None
+    except yaml.YAMLError as exc:  # pragma: no cover - PyYAML marks nearly everything
+        raise SpecError(f"YAML syntax error: {exc}", file=file, line=1, col=1) from None
+    try:
+        if node is None:
+            raise SpecError("the document is empty", file=file, line=1, col=1)
+        data = _build(loader, node, (), smap, depth=0)
+    finally:
+        loader.dispose()
+    return data, smap
+
+
+def _build(loader: _Loader, node: yaml.Node, path: Path_, smap: SourceMap, depth: int) -> Any:
+    if depth > 100:
+        raise smap.error("the document nests too deeply (recursive alias?)", path)
+    smap.values[path] = _mark(node)
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)  # resolve YAML merge keys (<<)
+        out: dict[Any, Any] = {}
+        first: dict[Any, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if isinstance(key, (list, dict)) or key is None:
+                line, col = _mark(key_node)
+                raise SpecError("a mapping key must be a plain value", file=smap.file, line=line, col=col)
+            if not isinstance(key, str):
+                key = str(key).lower() if isinstance(key, bool) else str(key)
+            if key in first:
+                line, col = _mark(key_node)
+                was = first[key].start_mark.line + 1
+                raise SpecError(
+                    f"duplicate key {key!r} (first defined on line {was})",
+                    file=smap.file,
+                    line=line,
+                    col=col,
+                )
+            first[key] = key_node
+            smap.keys[(*path, key)] = _mark(key_node)
+            out[key] = _build(loader, value_node, (*path, key), smap, depth + 1)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(loader, item, (*path, i), smap, depth + 1) for i, item in enumerate(node.value)]
+    try:
+        return loader.construct_object(node, deep=True)
+    except yaml.constructor.ConstructorError as exc:
+        line, col = _mark(node)
+        raise SpecError(f"invalid value: {exc.problem}", file=smap.file, line=line, col=col) from None
+
+
+def _normalise_tasks(data: Any, path: Path_, smap: SourceMap) -> Any:
+    """Turn a task list into a mapping, moving source positions along."""
+    if not isinstance(data, dict):
+        return data
+    tasks = data.get("tasks")
+    if isinstance(tasks, list):
+        mapping: dict[str, Any] = {}
+        for i, item in enumerate(tasks):
+            ipath = (*path, "tasks", i)
+            if not isinstance(item, dict):
+                raise smap.error("each entry of a task list must be a mapping", ipath)
+            if isinstance(item.get("name"), str):
+                name = item["name"]
+                body = {k: v for k, v in item.items() if k != "name"}
+                old, name_key = ipath, (*ipath, "name")
+            elif len(item) == 1 and isinstance(next(iter(item.values())), dict):
+                ((name, body),) = item.items()
+                old, name_key = (*ipath, name), (*ipath, name)
+            else:
+                raise smap.error("a task list entry needs a 'name' (or is {NAME: {...}})", ipath)
+            if name in mapping:
+                raise smap.error(f"duplicate task name {name!r}", name_key, key=True)
+            new = (*path, "tasks", name)
+            _move(smap, old, new)
+            smap.keys[new] = smap.locate(name_key, key=True)
+            mapping[name] = body
+        data = {**data, "tasks": mapping}
+        tasks = mapping
+    if isinstance(tasks, dict):
+        data = dict(data)
+        data["tasks"] = {
+            name: _normalise_tasks(body, (*path, "tasks", name), smap) for name, body in tasks.items()
+        }
+    return data
+
+
+def _move(smap: SourceMap, old: Path_, new: Path_) -> None:
+    n = len(old)
+    for table in (smap.values, smap.keys):
+        for p in [p for p in table if p[:n] == old]:
+            table[(*new, *p[n:])] = table[p]
+
+
+def _fields(model: type[BaseModel]) -> list[str]:
+    return list(model.model_fields)
+
+
+def _resolve_loc(data: Any, loc: tuple[Any, ...]) -> tuple[Path_, bool]:
+    """Follow a pydantic error location through the data; skip union/validator tags."""
+    path: list[Any] = []
+    cur = data
+    for i, part in enumerate(loc):
+        if isinstance(cur, dict) and part in cur:
+            path.append(part)
+            cur = cur[part]
+        elif isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
+            path.append(part)
+            cur = cur[part]
+        elif part == "[key]":
+            return tuple(path), True
+        elif i == len(loc) - 1 and isinstance(part, str):
+            return (*path, part), False  # a missing or extra field: the parent mapping
+    return tuple(path), False
+
+
+def _model_at(path: Path_) -> type[BaseModel] | None:
+    """Which model a mapping at ``path`` is validated by (for 'did you mean')."""
+    if not path:
+        return WorkflowSpec
+    if len(path) >= 2 and path[-2] == "tasks":
+        return TaskSpec
+    if path[-1] == "defaults":
+        return TaskSpec
+    return None
+
+
+def _describe(path: Path_) -> str:
+    if not path:
+        return "the workflow"
+    parts = list(path)
+    for i in range(len(parts) - 1, 0, -1):
+        if parts[i - 1] == "tasks" and isinstance(parts[i], str):
+            rest = ".".join(str(p) for p in parts[i + 1 :])
+            return f"task {parts[i]!r}" + (f" field {rest!r}" if rest else "")
+    return ".".join(str(p) for p in parts)
+
+
+def spec_error_from_validation(exc: ValidationError, data: Any, smap: SourceMap) -> SpecError:
+    """The first (by position) pydantic error as one positioned line."""
+    found = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        path, on_key = _resolve_loc(data, loc)
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            parent, name = path[:-1], path[-1]
+            allowed = _fields(_model_at(parent) or WorkflowSpec)
+            if parent and parent[-1] == "defaults":
+                from .models import TaskDefaults
+
+                allowed = _fields(TaskDefaults)
+            hint = difflib.get_close_matches(str(name), allowed, n=1, cutoff=0.6)
+            msg = f"unknown field {name!r} in {_describe(parent)}"
+            if hint:
+                msg += f" (did you mean {hint[0]!r}?)"
+            line, col = smap.locate(path, key=True)
+        elif kind == "missing":
+            parent, name = path[:-1], path[-1]
+            msg = f"missing required field {name!r} in {_describe(parent)}"
+            line, col = smap.locate(parent)
+        else:
+            text = err["msg"]
+            if text.startswith("Value error, "):
+                text = text[len("Value error, ") :]
+            elif text.startswith("Assertion failed, "):
+                text = text[len("Assertion failed, ") :]
+            where = _describe(path)
+            got = err.get("input")
+            if kind not in ("value_error", "assertion_error") and not isinstance(got, (dict, list)):
+                text = f"{text} (got {got!r})"
+            msg = f"{where}: {text}" if path else text
+            line, col = smap.locate(path, key=on_key)
+        found.append(((line or 0, col or 0), SpecError(msg, file=smap.file, line=line, col=col)))
+    found.sort(key=lambda pair: pair[0])
+    return found[0][1]
+
+
+def load_spec(
+    text: str, *, file: str | None = None, name: str | None = None
+) -> tuple[WorkflowSpec, SourceMap]:
+    """Parse and validate a workflow document.
+
+    Parameters
+    ----------
+    text:
+        YAML or JSON.
+    file:
+        Shown in error positions.
+    name:
+        The workflow's name when the document has none (from a magic line or a file stem).
+    """
+    data, smap = parse_document(text, file=file)
+    if not isinstance(data, dict):
+        kind = {list: "a list", str: "a string"}.get(type(data), type(data).__name__)
+        raise smap.error(f"a workflow must be a mapping of fields, got {kind}")
+    data = _normalise_tasks(data, (), smap)
+    if "name" not in data:
+        if name is None:
+            raise smap.error("missing required field 'name' (or give the name on the magic line)")
+        data = {"name": name, **data}
+    if "tasks" not in data:
+        raise smap.error("missing required field 'tasks': a workflow needs at least one task")
+    try:
+        spec = WorkflowSpec.model_validate(data)
+    except ValidationError as exc:
+        raise spec_error_from_validation(exc, data, smap) from None
+    return spec, smap
+
+
+def read_text(path: str | Path) -> str:
+    """Read a workflow file, turning OS errors into one-line :class:`SpecError`."""
+    p = Path(path)
+    try:
+        return p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError("no such file", file=str(path)) from None
+    except IsADirectoryError:
+        raise SpecError("is a directory, not a workflow file", file=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=str(path)) from None
+    except OSError as exc:
+        raise SpecError(f"cannot read: {exc.strerror}", file=str(path)) from None

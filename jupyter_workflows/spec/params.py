@@ -1,0 +1,84 @@
+"""Run parameters: checked against the declared ones before any run exists.
+
+Also home of ``KEY=VALUE`` parsing shared by the CLI's ``-p`` and the magics' ``-p``: VALUE is
+read as YAML, so ``n=5`` is an integer and ``regions=[eu,us]`` a list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import yaml
+
+from ..exceptions import ParameterError
+from .models import ParameterSpec, WorkflowSpec
+
+__all__ = ["check_value", "parse_assignments", "resolve_parameters"]
+
+_CHECKS = {
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "array": lambda v: isinstance(v, (list, tuple)),
+    "object": lambda v: isinstance(v, dict),
+    "any": lambda v: True,
+}
+
+
+def check_value(param: ParameterSpec, value: Any) -> str | None:
+    """Why ``value`` does not fit ``param``, or None when it does."""
+    if not _CHECKS[param.type](value):
+        return f"must be of type {param.type}, got {type(value).__name__} {value!r}"
+    if param.enum is not None and value not in param.enum:
+        return f"must be one of {param.enum}, got {value!r}"
+    return None
+
+
+def resolve_parameters(spec: WorkflowSpec, given: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Declared defaults merged with ``given``; raises :class:`ParameterError` on misfit.
+
+    Unknown names are refused (with a close match when there is one) so a typo in ``-p`` does
+    not silently run with the default.
+    """
+    import difflib
+
+    given = dict(given or {})
+    out: dict[str, Any] = {}
+    for name in given:
+        if name not in spec.parameters:
+            hint = difflib.get_close_matches(name, list(spec.parameters), n=1)
+            known = ", ".join(spec.parameters) or "none"
+            extra = f" (did you mean {hint[0]!r}?)" if hint else f" (declared: {known})"
+            raise ParameterError(f"workflow {spec.name!r} has no parameter {name!r}{extra}")
+    for name, param in spec.parameters.items():
+        if name in given:
+            value = given[name]
+        elif param.required:
+            raise ParameterError(f"workflow {spec.name!r}: parameter {name!r} is required")
+        else:
+            value = param.default
+        if value is not None or name in given:
+            problem = check_value(param, value)
+            if problem:
+                raise ParameterError(f"parameter {name!r} {problem}")
+        out[name] = value
+    return out
+
+
+def parse_assignments(items: Iterable[str] | None) -> dict[str, Any]:
+    """``["n=5", "regions=[eu,us]"]`` -> ``{"n": 5, "regions": ["eu", "us"]}``."""
+    out: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ParameterError(f"expected KEY=VALUE, got {item!r}")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or "invalid YAML"
+            raise ParameterError(f"parameter {key!r}: cannot read {raw!r} as YAML: {problem}") from None
+        out[key] = value
+    return out

@@ -1,0 +1,230 @@
+"""Checks that need the whole graph (networkx), beyond what a single field's model can say.
+
+Errors stop a run before it exists; warnings are returned for the surfaces to show.
+Each message names the task and, through the :class:`SourceMap`, the line and column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+
+from ..exceptions import SpecError
+from .compile import CompiledWorkflow
+from .loader import SourceMap
+from .models import WorkflowSpec
+
+__all__ = ["Warning_", "iter_templates", "validate_compiled"]
+
+
+@dataclass(frozen=True)
+class Warning_:
+    """A problem that does not stop a run (unreachable task, unbounded loop)."""
+
+    message: str
+    file: str | None
+    line: int | None
+    col: int | None
+
+    def __str__(self) -> str:
+        where = ":".join(str(p) for p in (self.file or "<string>", self.line, self.col) if p is not None)
+        return f"{where}: warning: {self.message}"
+
+
+def iter_templates(spec: WorkflowSpec) -> Iterator[tuple[tuple[Any, ...], str]]:
+    """Every string in the document that the engine renders, with its path."""
+
+    def walk(value: Any, path: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], str]]:
+        if isinstance(value, str):
+            yield path, value
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                yield from walk(v, (*path, k))
+        elif isinstance(value, (list, tuple)):
+            for i, v in enumerate(value):
+                yield from walk(v, (*path, i))
+
+    yield from walk(spec.vars, ("vars",))
+    yield from walk(spec.output_map, ("output_map",))
+
+    def tasks(ts: dict[str, Any], prefix: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], str]]:
+        for name, t in ts.items():
+            p = (*prefix, "tasks", name)
+            yield from walk(t.input, (*p, "input"))
+            yield from walk(t.with_items, (*p, "with_items"))
+            if t.publish:
+                yield from walk(t.publish, (*p, "publish"))
+            for i, tr in enumerate(t.next):
+                yield from walk(tr.when, (*p, "next", i, "when"))
+                yield from walk(tr.publish, (*p, "next", i, "publish"))
+            for i, d in enumerate(t.decision or ()):
+                yield from walk(d.when, (*p, "decision", i, "when"))
+                yield from walk(d.publish, (*p, "decision", i, "publish"))
+            if t.cache is not None and t.cache.key:
+                yield from walk(t.cache.key, (*p, "cache", "key"))
+            if t.tasks:
+                yield from tasks(t.tasks, p)
+
+    yield from tasks(spec.tasks, ())
+
+
+def _publish_path(origin: tuple[Any, ...]) -> tuple[Any, ...]:
+    return origin
+
+
+def validate_compiled(
+    cw: CompiledWorkflow,
+    smap: SourceMap,
+    *,
+    resolve_action: Callable[[str], object] | None = None,
+    resolve_workflow: Callable[[str], object] | None = None,
+) -> list[Warning_]:
+    """Raise the first :class:`SpecError` found, or return the warnings.
+
+    ``resolve_action``/``resolve_workflow`` raise when a name does not resolve; their error's
+    message is reported at the task's ``action``/``workflow`` field.
+    """
+    from ..expressions import template_error
+
+    spec = cw.spec
+    warnings: list[Warning_] = []
+
+    def warn(message: str, path: tuple[Any, ...], key: bool = False) -> None:
+        line, col = smap.locate(path, key=key)
+        warnings.append(Warning_(message, smap.file, line, col))
+
+    paths = {name: ("tasks", name) for name in cw.tasks}
+    for name, _task, path in _task_paths(spec):
+        paths[name] = path
+
+    # Template syntax, positioned inside multi-line strings.
+    for path, text in iter_templates(spec):
+        if "{" not in text:
+            continue
+        problem = template_error(text)
+        if problem is not None:
+            offset, col, message = problem
+            line, base_col = smap.locate(path)
+            if line is not None and offset > 1:
+                line, base_col = line + offset - 1, col
+            raise SpecError(f"template error: {message}", file=smap.file, line=line, col=base_col)
+
+    # Transitions and needs to unknown tasks.
+    for name, task, path in _task_paths(spec):
+        for key in ("on_success", "on_failure", "on_complete", "needs"):
+            for i, target in enumerate(getattr(task, key) or ()):
+                if target not in cw.tasks and not (key != "needs" and target in ("fail", "noop", "retry")):
+                    raise _unknown(smap, (*path, key, i), name, target, cw, key)
+        for i, tr in enumerate(task.next):
+            for j, target in enumerate(tr.do):
+                if target not in cw.tasks and target not in ("fail", "noop", "retry"):
+                    raise _unknown(smap, (*path, "next", i, "do", j), name, target, cw, "next")
+        for i, entry in enumerate(task.decision or ()):
+            for key in ("next", "default"):
+                for j, target in enumerate(getattr(entry, key) or ()):
+                    if target not in cw.tasks and target not in ("fail", "noop", "retry"):
+                        raise _unknown(smap, (*path, "decision", i, key, j), name, target, cw, "decision")
+
+    # Cycles through needs/group.
+    needs_graph = nx.DiGraph()
+    needs_graph.add_edges_from(cw.needs)
+    try:
+        cycle = nx.find_cycle(needs_graph)
+    except nx.NetworkXNoCycle:
+        cycle = None
+    if cycle:
+        names = [a for a, _ in cycle] + [cycle[0][0]]
+        first = names[0]
+        raise smap.error(
+            "dependency cycle through needs/group: " + " -> ".join(names), (*paths[first], "needs")
+        )
+
+    # Joins that can never be satisfied.
+    for name, ct in cw.tasks.items():
+        if isinstance(ct.join, int) and ct.join > len(ct.sources):
+            raise smap.error(
+                f"task {name!r} joins on {ct.join} inbound transitions but only "
+                f"{len(ct.sources)} task(s) lead to it",
+                (*paths[name], "join"),
+            )
+
+    if not cw.start:
+        raise smap.error("the workflow has no start task: every task is the target of a transition", ("tasks",))
+
+    # Actions and nested workflows resolve.
+    for name, ct in cw.tasks.items():
+        if ct.action is not None and resolve_action is not None:
+            try:
+                resolve_action(ct.action)
+            except Exception as exc:
+                raise smap.error(f"task {name!r}: {_one_line(exc)}", (*paths[name], "action")) from None
+        if ct.workflow is not None and resolve_workflow is not None:
+            try:
+                resolve_workflow(ct.workflow)
+            except Exception as exc:
+                raise smap.error(f"task {name!r}: {_one_line(exc)}", (*paths[name], "workflow")) from None
+
+    # Parameter defaults fit their declared type.
+    from .params import check_value
+
+    for pname, p in spec.parameters.items():
+        if p.default is not None:
+            problem = check_value(p, p.default)
+            if problem:
+                raise smap.error(f"parameter {pname!r}: default {problem}", ("parameters", pname, "default"))
+
+    # Warnings: unreachable tasks, loops without a bound.
+    g = nx.DiGraph()
+    g.add_nodes_from(cw.tasks)
+    uncond = nx.DiGraph()
+    for name, ct in cw.tasks.items():
+        for tr in ct.next:
+            for target in tr.targets:
+                g.add_edge(name, target)
+                if tr.when is None:
+                    uncond.add_edge(name, target)
+    reachable: set[str] = set()
+    for s in cw.start:
+        reachable |= {s} | nx.descendants(g, s)
+    for name in cw.tasks:
+        if name not in reachable:
+            warn(f"task {name!r} is unreachable from the start tasks", paths[name], key=True)
+    for cycle_nodes in nx.simple_cycles(uncond):
+        if not any(cw.tasks[n].max_runs_set for n in cycle_nodes):
+            first = cycle_nodes[0]
+            warn(
+                "unconditional loop " + " -> ".join([*cycle_nodes, first])
+                + f" runs until max_runs ({cw.tasks[first].max_runs}); set max_runs to bound it",
+                paths[first],
+                key=True,
+            )
+    return warnings
+
+
+def _task_paths(spec: WorkflowSpec):
+    def walk(tasks, prefix):
+        for name, t in tasks.items():
+            p = (*prefix, "tasks", name)
+            yield name, t, p
+            if t.tasks:
+                yield from walk(t.tasks, p)
+
+    yield from walk(spec.tasks, ())
+
+
+def _unknown(smap: SourceMap, path, name, target, cw: CompiledWorkflow, key) -> SpecError:
+    import difflib
+
+    hint = difflib.get_close_matches(target, list(cw.tasks), n=1, cutoff=0.6)
+    msg = f"task {name!r}: {key} names unknown task {target!r}"
+    if hint:
+        msg += f" (did you mean {hint[0]!r}?)"
+    return smap.error(msg, path)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,264 @@
+"""The :class:`Workflow` object users hold, and :func:`load`.
+
+A ``Workflow`` is the validated spec plus where it came from (file, folder, source map). It
+compiles lazily, validates on demand, draws itself as a networkx graph, and runs through the one
+orchestrator every surface shares.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from .exceptions import ActionNotFound, SpecError
+from .spec.compile import CompiledWorkflow, compile_workflow
+from .spec.loader import SourceMap, load_spec, read_text
+from .spec.models import WorkflowSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    import networkx as nx
+
+    from .engine.run import Run
+    from .spec.validate import Warning_
+
+__all__ = ["Workflow", "get_workflow", "load", "register_workflow", "resolve_workflow"]
+
+_WORKFLOWS: dict[str, Workflow] = {}
+_LOCK = threading.Lock()
+
+
+class Workflow:
+    """A workflow definition, ready to validate, draw and run.
+
+    Build one with :func:`load` (YAML/JSON), the ``%%workflow`` magic, or ``@jw.workflow``.
+    """
+
+    def __init__(
+        self,
+        spec: WorkflowSpec,
+        *,
+        source_map: SourceMap | None = None,
+        path: str | Path | None = None,
+        base_dir: str | Path | None = None,
+        source: str | None = None,
+    ) -> None:
+        self.spec = spec
+        self.source_map = source_map or SourceMap(file=str(path) if path else None)
+        self.path = Path(path) if path else None
+        if base_dir is None:
+            base_dir = self.path.parent if self.path else Path.cwd()
+        self.base_dir = Path(base_dir).resolve()
+        #: The text it was loaded from, when it was (kept for export and the editor).
+        self.source = source
+
+    # -- identity ---------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def description(self) -> str | None:
+        return self.spec.description
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return {k: v.model_dump(exclude_defaults=True) for k, v in self.spec.parameters.items()}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Workflow) and other.spec == self.spec
+
+    def __hash__(self) -> int:
+        return hash(self.spec.name)
+
+    def __repr__(self) -> str:
+        return f"<Workflow {self.name!r}: {len(self.compiled.tasks)} tasks>"
+
+    # -- compile, validate, draw ------------------------------------------------------------
+    @functools.cached_property
+    def compiled(self) -> CompiledWorkflow:
+        return compile_workflow(self.spec)
+
+    def resolve_action(self, name: str):
+        from .actions.registry import resolve_action
+
+        return resolve_action(name, self.base_dir)
+
+    def resolve_workflow(self, name: str) -> Workflow:
+        return resolve_workflow(name, self.base_dir)
+
+    def validate(self) -> list[Warning_]:
+        """Check the whole workflow; raise :class:`SpecError` or return warnings.
+
+        Checks transitions and needs to unknown tasks, dependency cycles, joins, template
+        syntax, that every action and nested workflow resolves, and parameter defaults.
+        """
+        from .spec.validate import validate_compiled
+
+        def workflow_resolver(name: str) -> object:
+            if name == self.name:
+                raise ActionNotFound(f"workflow {name!r} cannot nest itself")
+            return self.resolve_workflow(name)
+
+        def action_resolver(name: str) -> object:
+            try:
+                return self.resolve_action(name)
+            except ActionNotFound:
+                # `action: NAME` may name a registered workflow (a nested run).
+                try:
+                    return workflow_resolver(name)
+                except ActionNotFound:
+                    pass
+                raise
+
+        return validate_compiled(
+            self.compiled,
+            self.source_map,
+            resolve_action=action_resolver,
+            resolve_workflow=workflow_resolver,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The document as plain JSON-able data, short forms where they read better."""
+        data = self.spec.model_dump(mode="json", exclude_defaults=True)
+        if "tasks" in data:
+            data["tasks"] = {n: _tidy_task(t) for n, t in data["tasks"].items()}
+        if "defaults" in data:
+            data["defaults"] = _tidy_task(data["defaults"])
+        order = ["name", "description", "version", "schedule", "parameters", "vars", "defaults"]
+        return {k: data[k] for k in sorted(data, key=lambda k: order.index(k) if k in order else 99)}
+
+    def to_yaml(self) -> str:
+        """YAML that loads back to an equal workflow."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=100)
+
+    @property
+    def graph(self) -> nx.DiGraph:
+        """Tasks as nodes, transitions as edges with ``kind`` (success, failure, ...)."""
+        from .spec.graph import to_networkx
+
+        return to_networkx(self.compiled)
+
+    # -- run --------------------------------------------------------------------------------
+    def run(self, parameters: dict[str, Any] | None = None, *, wait: bool = True, **options: Any) -> Run:
+        """Run the workflow; parameters are checked first (a bad one creates no run).
+
+        Parameters
+        ----------
+        parameters:
+            Values for the declared parameters.
+        wait:
+            Block until the run ends (or pauses, or waits for an inquiry).
+        """
+        from .engine.api import start_run
+
+        return start_run(self, parameters, wait=wait, **options)
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, Any]:
+        from .jupyter.display import workflow_bundle
+
+        return workflow_bundle(self)
+
+
+_TASK_ORDER = [
+    "description", "type", "action", "workflow", "input", "with_items", "batch_size", "tasks",
+    "needs", "group", "join", "retry", "timeout", "resources", "queue", "priority", "cache",
+    "max_runs", "publish", "next", "decision", "on_success", "on_failure", "on_complete",
+]
+
+
+def _tidy_task(task: dict[str, Any]) -> dict[str, Any]:
+    """Reader-friendly task fields: a lone name unlisted, ``cache: true``, ``retry: N``."""
+    out = {}
+    for key in sorted(task, key=lambda k: _TASK_ORDER.index(k) if k in _TASK_ORDER else 99):
+        value = task[key]
+        if key in ("on_success", "on_failure", "on_complete", "needs") and len(value) == 1:
+            value = value[0]
+        elif key == "cache" and value == {}:
+            value = True
+        elif key == "retry" and set(value) == {"count"}:
+            value = value["count"]
+        elif key == "tasks":
+            value = {n: _tidy_task(t) for n, t in value.items()}
+        elif key == "publish" and all(len(item) == 1 for item in value):
+            keys = [next(iter(item)) for item in value]
+            if len(set(keys)) == len(keys):
+                value = {k: v for item in value for k, v in item.items()}
+        out[key] = value
+    return out
+
+
+def _looks_like_path(value: str) -> bool:
+    if "\n" in value or "{" in value:
+        return False
+    return value.endswith((".yaml", ".yml", ".json")) or os.path.exists(value)
+
+
+def load(source: str | os.PathLike[str], *, name: str | None = None) -> Workflow:
+    """Load a workflow from a file path or from YAML/JSON text.
+
+    Parameters
+    ----------
+    source:
+        A path to ``.yaml``/``.yml``/``.json``, or the document itself.
+    name:
+        The workflow's name when the document has none (a file defaults to its stem).
+
+    Raises
+    ------
+    SpecError
+        With ``FILE:LINE:COL`` for any invalid document.
+    """
+    if isinstance(source, os.PathLike) or (isinstance(source, str) and _looks_like_path(source)):
+        path = Path(source)
+        text = read_text(path)
+        spec, smap = load_spec(text, file=str(path), name=name or _stem_name(path))
+        return Workflow(spec, source_map=smap, path=path, source=text)
+    if not isinstance(source, str):
+        raise SpecError(f"load() takes a path or YAML text, got {type(source).__name__}")
+    spec, smap = load_spec(source, file=None, name=name)
+    return Workflow(spec, source_map=smap, source=source)
+
+
+def _stem_name(path: Path) -> str:
+    import re
+
+    stem = path.name.split(".")[0]
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", stem) or "workflow"
+    return stem if re.match(r"[A-Za-z_]", stem) else f"_{stem}"
+
+
+def register_workflow(workflow: Workflow) -> Workflow:
+    """Make ``workflow`` resolvable by name (nested runs, magics, the REST API)."""
+    with _LOCK:
+        _WORKFLOWS[workflow.name] = workflow
+    return workflow
+
+
+def get_workflow(name: str) -> Workflow | None:
+    """The registered workflow called ``name``, if any."""
+    return _WORKFLOWS.get(name)
+
+
+def registered_workflows() -> dict[str, Workflow]:
+    """All registered workflows (a copy)."""
+    return dict(_WORKFLOWS)
+
+
+def resolve_workflow(name: str, base_dir: str | Path | None = None) -> Workflow:
+    """A registered workflow, else ``NAME.yaml``/``NAME.yml`` in ``base_dir``."""
+    found = _WORKFLOWS.get(name)
+    if found is not None:
+        return found
+    if base_dir is not None:
+        for ext in (".yaml", ".yml", ".json"):
+            candidate = Path(base_dir) / f"{name}{ext}"
+            if candidate.is_file():
+                return load(candidate)
+    raise ActionNotFound(
+        f"unknown workflow {name!r} (register it, or put {name}.yaml beside the parent workflow)"
+    )
