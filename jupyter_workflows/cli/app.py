@@ -1,0 +1,143 @@
+"""``jupyter-workflows`` (also ``jupyter workflows``): argument wiring only.
+
+Each subcommand parses its flags and calls one plain function in :mod:`.logic`, which returns
+the exit code. User errors (any :class:`WorkflowError`, bad flags) print one line on stderr and
+exit 2; ``--debug`` shows the traceback instead. Exit codes (CONTRACT §5): 0 succeeded, 1 failed
+or cancelled, 2 bad usage or invalid workflow, 3 paused or waiting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .._version import __version__
+from ..exceptions import WorkflowError
+
+__all__ = ["main"]
+
+PROG = "jupyter-workflows"
+
+
+class UsageFailure(Exception):
+    """Bad command-line usage (exit 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not usage + error
+        raise UsageFailure(f"{self.prog}: {message}")
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--store", metavar="PATH", help="SQLite store (default ./.jupyter_workflows/state.db)")
+    common.add_argument("--scheduler", metavar="ADDR", help="Dask scheduler address (default: an embedded LocalCluster)")
+    common.add_argument("--debug", action="store_true", help="show tracebacks")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = _Parser(prog=PROG, description="Run and inspect jupyter_workflows workflows headless.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], help=help, description=help)
+
+    p = add("run", "run a workflow file, job folder or notebook")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("-p", "--param", dest="params", action="append", default=[], metavar="KEY=VALUE",
+                   help="a parameter; VALUE is read as YAML (repeatable)")
+    p.add_argument("--workflow", metavar="NAME", help="which workflow, when a notebook defines several")
+    p.add_argument("--json", action="store_true", help="print the run as one JSON object on stdout")
+    p.add_argument("--no-cache", action="store_true", help="ignore cached results")
+
+    p = add("validate", "check a workflow file; errors as FILE:LINE:COL: message")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--workflow", metavar="NAME")
+
+    p = add("graph", "print the task graph")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--format", choices=["mermaid", "dot", "json"], default="mermaid")
+    p.add_argument("--workflow", metavar="NAME")
+
+    p = add("runs", "list runs, newest first")
+    p.add_argument("--json", action="store_true")
+
+    p = add("show", "one run with its tasks and trace")
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("--json", action="store_true")
+
+    p = add("resume", "continue an interrupted, paused or failed run")
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--no-cache", action="store_true")
+
+    for name, text in (("pause", "pause a run"), ("cancel", "cancel a run")):
+        p = add(name, text)
+        p.add_argument("run_id", metavar="RUN_ID")
+
+    p = add("respond", "answer an inquiry")
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("task", metavar="TASK")
+    p.add_argument("--data", required=True, metavar="JSON")
+
+    p = add("export", "write a self-contained job folder")
+    p.add_argument("source", metavar="NOTEBOOK_OR_FILE")
+    p.add_argument("dir", metavar="DIR")
+    p.add_argument("--workflow", metavar="NAME")
+
+    p = add("trace", "print a run's trace")
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("--format", choices=["json", "chrome"], default="json")
+
+    p = add("serve", "run schedules and the REST API without JupyterLab")
+    p.add_argument("--port", type=int, default=8899)
+    p.add_argument("--ip", default="127.0.0.1")
+    p.add_argument("paths", nargs="*", metavar="FILE", help="workflow files whose schedules to run")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns (and, as a script, exits with) the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageFailure as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    from . import logic
+
+    try:
+        handler = getattr(logic, "cmd_" + args.command)
+        return int(handler(args))
+    except (WorkflowError, UsageFailure) as exc:
+        if debug:
+            raise
+        print(_one_line(exc), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: one line unless --debug
+        if debug:
+            raise
+        print(f"internal error: {type(exc).__name__}: {_one_line(exc)} (rerun with --debug)", file=sys.stderr)
+        return 2
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _entry() -> None:  # pragma: no cover
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    _entry()

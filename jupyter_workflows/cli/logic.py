@@ -1,0 +1,209 @@
+"""What each CLI subcommand does, as plain functions returning the exit code.
+
+Kept apart from argument wiring so tests call them directly; every one goes through the same
+engine API (:mod:`jupyter_workflows.engine.api`) the magics and the REST API use.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from argparse import Namespace
+from pathlib import Path
+from typing import Any
+
+from ..exceptions import SpecError
+from ..workflow import Workflow, load
+
+__all__ = ["exit_code", "load_target"]
+
+EXIT_CODES = {
+    "succeeded": 0,
+    "failed": 1,
+    "cancelled": 1,
+    "paused": 3,
+    "waiting": 3,
+    "interrupted": 3,
+    "running": 3,
+    "pending": 3,
+}
+
+
+def exit_code(status: str) -> int:
+    """CONTRACT §5 exit code for a run status."""
+    return EXIT_CODES.get(status, 1)
+
+
+def load_target(file: str, workflow: str | None = None) -> Workflow:
+    """A workflow from a YAML/JSON file, an exported job folder, or a notebook."""
+    path = Path(file)
+    if path.is_dir():
+        for candidate in ("workflow.yaml", "workflow.yml", "workflow.json"):
+            if (path / candidate).is_file():
+                return load(path / candidate)
+        raise SpecError("not a job folder: no workflow.yaml inside", file=file)
+    if path.suffix == ".ipynb":
+        from ..jupyter.notebook_loader import workflow_from_notebook
+
+        return workflow_from_notebook(path, workflow)
+    if not path.exists():
+        raise SpecError("no such file", file=file)
+    if path.suffix not in (".yaml", ".yml", ".json"):
+        raise SpecError("expected a .yaml, .yml, .json, .ipynb file or a job folder", file=file)
+    return load(path)
+
+
+def _configure(args: Namespace) -> None:
+    from ..engine.api import configure
+
+    options: dict[str, Any] = {}
+    if getattr(args, "store", None):
+        options["store"] = args.store
+    if getattr(args, "scheduler", None):
+        options["scheduler"] = args.scheduler
+    if options:
+        configure(**options)
+
+
+def _print_warnings(warnings) -> None:
+    for w in warnings:
+        print(str(w), file=sys.stderr)
+
+
+def cmd_validate(args: Namespace) -> int:
+    wf = load_target(args.file, args.workflow)
+    warnings = wf.validate()
+    _print_warnings(warnings)
+    print(f"{args.file}: ok ({len(wf.compiled.tasks)} tasks)")
+    return 0
+
+
+def cmd_graph(args: Namespace) -> int:
+    from ..spec import graph
+
+    wf = load_target(args.file, args.workflow)
+    wf.validate()
+    render = {"mermaid": graph.to_mermaid, "dot": graph.to_dot, "json": graph.to_json}[args.format]
+    sys.stdout.write(render(wf.compiled))
+    return 0
+
+
+def _report(run: Any, as_json: bool) -> int:
+    data = run.to_dict()
+    if as_json:
+        print(json.dumps(data, default=str))
+    else:
+        print(run.summary())
+    return exit_code(data["status"])
+
+
+def cmd_run(args: Namespace) -> int:
+    from ..engine.api import start_run
+    from ..spec.params import parse_assignments
+
+    params = parse_assignments(args.params)
+    wf = load_target(args.file, args.workflow)
+    _configure(args)
+    run = start_run(
+        wf, params, wait=True, no_cache=args.no_cache, progress=not args.json or sys.stderr.isatty()
+    )
+    return _report(run, args.json)
+
+
+def cmd_resume(args: Namespace) -> int:
+    from ..engine.api import resume
+
+    _configure(args)
+    run = resume(args.run_id, wait=True, no_cache=args.no_cache)
+    return _report(run, args.json)
+
+
+def cmd_runs(args: Namespace) -> int:
+    from ..engine.api import runs
+
+    _configure(args)
+    items = runs()
+    if args.json:
+        print(json.dumps([r.summary_dict() for r in items], default=str))
+        return 0
+    if not items:
+        print("no runs")
+        return 0
+    print(f"{'RUN ID':<34} {'WORKFLOW':<20} {'STATUS':<12} STARTED")
+    for r in items:
+        d = r.summary_dict()
+        print(f"{d['run_id']:<34} {d['workflow']:<20} {d['status']:<12} {d['started_at'] or ''}")
+    return 0
+
+
+def cmd_show(args: Namespace) -> int:
+    from ..engine.api import get_run
+
+    _configure(args)
+    run = get_run(args.run_id)
+    data = run.to_dict()
+    if args.json:
+        print(json.dumps(data, default=str))
+    else:
+        print(run.summary(details=True))
+    return 0
+
+
+def cmd_pause(args: Namespace) -> int:
+    from ..engine.api import get_run
+
+    _configure(args)
+    run = get_run(args.run_id)
+    run.pause()
+    print(f"{args.run_id}: pause requested")
+    return 0
+
+
+def cmd_cancel(args: Namespace) -> int:
+    from ..engine.api import get_run
+
+    _configure(args)
+    run = get_run(args.run_id)
+    run.cancel()
+    print(f"{args.run_id}: cancel requested")
+    return 0
+
+
+def cmd_respond(args: Namespace) -> int:
+    from ..engine.api import get_run
+    from ..exceptions import InquiryError
+
+    _configure(args)
+    try:
+        data = json.loads(args.data)
+    except json.JSONDecodeError as exc:
+        raise InquiryError(f"--data is not JSON: {exc.msg} at column {exc.colno}") from None
+    run = get_run(args.run_id)
+    run.respond(args.task, data)
+    print(f"{args.run_id}: response to {args.task!r} recorded")
+    return 0
+
+
+def cmd_trace(args: Namespace) -> int:
+    from ..engine.api import get_run
+
+    _configure(args)
+    run = get_run(args.run_id)
+    trace = run.trace(format=args.format)
+    print(json.dumps(trace, default=str))
+    return 0
+
+
+def cmd_export(args: Namespace) -> int:
+    from ..jupyter.export import export_job
+
+    out = export_job(args.source, args.dir, workflow=args.workflow)
+    print(f"exported to {out}")
+    return 0
+
+
+def cmd_serve(args: Namespace) -> int:
+    from ..server.serve import serve
+
+    _configure(args)
+    return serve(args.paths, ip=args.ip, port=args.port)
