@@ -1,0 +1,180 @@
+"""What runs on the worker around a task's function: the task context and log capture.
+
+:func:`run_task` is the function every executor actually calls. It never raises: a failure comes
+back as an :class:`Envelope` with ``ok=False``, so the lines the task printed or logged before it
+failed still reach the trace. ``print`` and ``logging`` are captured per thread (a Dask worker
+runs several tasks at once in threads), by a stdout proxy and a root-logger handler installed once
+per process that route each line to the buffer of the thread that wrote it.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Envelope", "TaskContext", "error_line", "run_task"]
+
+_local = threading.local()
+_install_lock = threading.Lock()
+_installed = False
+
+
+def error_line(exc: BaseException) -> str:
+    """``Type: message`` on one line."""
+    text = str(exc).strip().splitlines()
+    message = text[0] if text else ""
+    name = type(exc).__name__
+    if isinstance(exc, TimeoutError):
+        name = "TimeoutError"
+    return f"{name}: {message}" if message else name
+
+
+class _ThreadRoutedStream(io.TextIOBase):
+    """Writes go to the current thread's capture buffer if it has one, else to the original."""
+
+    def __init__(self, original: Any) -> None:
+        self._original = original
+
+    def write(self, text: str) -> int:
+        buf = getattr(_local, "buffer", None)
+        if buf is not None:
+            buf.append(text)
+            return len(text)
+        return self._original.write(text)
+
+    def flush(self) -> None:
+        if getattr(_local, "buffer", None) is None:
+            self._original.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._original, name)
+
+
+class _CaptureHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        buf = getattr(_local, "buffer", None)
+        if buf is None:
+            return
+        try:
+            buf.append(f"{record.levelname} {record.name}: {record.getMessage()}\n")
+        except Exception:  # a bad log call must not fail the task
+            pass
+
+
+def _install() -> None:
+    global _installed
+    with _install_lock:
+        if _installed:
+            return
+        if not isinstance(sys.stdout, _ThreadRoutedStream):
+            sys.stdout = _ThreadRoutedStream(sys.stdout)
+        if not isinstance(sys.stderr, _ThreadRoutedStream):
+            sys.stderr = _ThreadRoutedStream(sys.stderr)
+        logging.getLogger().addHandler(_CaptureHandler(level=logging.DEBUG))
+        _installed = True
+
+
+@dataclass
+class TaskContext:
+    """Passed to a task function that declares a ``context`` parameter."""
+
+    run_id: str
+    task: str
+    attempt: int = 1
+    item: Any = None
+    index: int | None = None
+    workflow: str | None = None
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("jupyter_workflows.task"))
+    progress_hook: Callable[[int, int], None] | None = None
+    last_progress: tuple[int, int] | None = None
+
+    def progress(self, done: int, total: int) -> None:
+        """Report progress; shown in the trace (and live where the executor supports it)."""
+        self.last_progress = (int(done), int(total))
+        self.logger.info("progress %s/%s", done, total)
+        if self.progress_hook is not None:
+            self.progress_hook(int(done), int(total))
+
+    def secret(self, name: str) -> str:
+        """A secret from the environment; registered for masking in every output."""
+        from ..expressions import secret_lookup
+
+        return secret_lookup(name)
+
+
+@dataclass
+class Envelope:
+    """A task's outcome as it leaves the worker."""
+
+    ok: bool
+    value: Any = None
+    error: str | None = None
+    error_type: str | None = None
+    logs: list[str] = field(default_factory=list)
+    started_at: float = 0.0
+    ended_at: float = 0.0
+    worker: str = ""
+
+
+def _worker_name() -> str:
+    name = os.environ.get("JUPYTER_WORKFLOWS_WORKER")
+    if name:
+        return name
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def run_task(
+    fn: Callable[..., Any],
+    kwargs: dict[str, Any],
+    context: dict[str, Any] | None = None,
+    wants_context: bool = False,
+    progress_hook: Callable[[int, int], None] | None = None,
+) -> Envelope:
+    """Call ``fn(**kwargs)`` capturing logs; never raises.
+
+    Values in ``kwargs`` that are :class:`Envelope` (an upstream result passed by reference)
+    are unwrapped first.
+    """
+    _install()
+    kwargs = {k: (v.value if isinstance(v, Envelope) else v) for k, v in kwargs.items()}
+    ctx = dict(context or {})
+    if wants_context:
+        kwargs["context"] = TaskContext(
+            run_id=ctx.get("run_id", ""),
+            task=ctx.get("task", ""),
+            attempt=ctx.get("attempt", 1),
+            item=ctx.get("item"),
+            index=ctx.get("index"),
+            workflow=ctx.get("workflow"),
+            progress_hook=progress_hook,
+        )
+    lines: list[str] = []
+    previous = getattr(_local, "buffer", None)
+    _local.buffer = lines
+    started = time.time()
+    try:
+        value = fn(**kwargs)
+        ok, error, error_type = True, None, None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the task's failure is data
+        value, ok = None, False
+        error, error_type = error_line(exc), type(exc).__name__
+        if isinstance(exc, TimeoutError):
+            error_type = "TimeoutError"
+        tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
+        lines.append("".join(tb[-6:]))
+    finally:
+        _local.buffer = previous
+    ended = time.time()
+    logs = [line for chunk in "".join(lines).splitlines() if (line := chunk.rstrip())]
+    return Envelope(ok, value, error, error_type, logs, started, ended, _worker_name())

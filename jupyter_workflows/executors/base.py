@@ -1,0 +1,82 @@
+"""The executor interface: how the orchestrator hands one attempt of one task to compute.
+
+An executor takes :class:`Submission` objects and calls back with an :class:`Outcome`, from any
+thread; it knows nothing of workflows. Results stay with the executor (on Dask: on the workers)
+until :meth:`Executor.forget`, so a later submission can pass them on by :class:`ResultRef`
+without a round trip through the orchestrator.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Executor", "Outcome", "ResultRef", "Submission"]
+
+
+@dataclass(frozen=True, slots=True)
+class ResultRef:
+    """Stands, in :attr:`Submission.kwargs`, for the result of the earlier submission ``key``."""
+
+    key: str
+
+
+@dataclass(slots=True)
+class Submission:
+    """One attempt (of one item) of one task."""
+
+    #: Unique; names the workflow and task so the Dask dashboard shows them.
+    key: str
+    fn: Callable[..., Any]
+    #: Keyword arguments; top-level values may be :class:`ResultRef`.
+    kwargs: dict[str, Any]
+    #: ``run_id``, ``task``, ``attempt``, ``item``, ``index``, ``workflow`` for the task context.
+    context: dict[str, Any] = field(default_factory=dict)
+    wants_context: bool = False
+    resources: dict[str, float] = field(default_factory=dict)
+    queue: str | None = None
+    priority: int = 0
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What became of a submission."""
+
+    key: str
+    ok: bool
+    result: Any = None
+    #: One line, ``Type: message``, when not ``ok``.
+    error: str | None = None
+    #: Captured ``print`` and ``logging`` lines.
+    logs: list[str] = field(default_factory=list)
+    started_at: float | None = None
+    ended_at: float | None = None
+    worker: str | None = None
+    #: Exception type name when not ``ok`` (``TimeoutError`` makes ``timed_out()`` true).
+    error_type: str | None = None
+
+
+class Executor(ABC):
+    """Runs submissions somewhere and reports outcomes through a callback."""
+
+    @abstractmethod
+    def submit(self, submission: Submission, callback: Callable[[Outcome], None]) -> None:
+        """Start ``submission``; call ``callback`` exactly once with its outcome (any thread)."""
+
+    @abstractmethod
+    def cancel(self, key: str) -> None:
+        """Stop caring about ``key``: cancel it if possible; its callback may still fire."""
+
+    @abstractmethod
+    def forget(self, keys: list[str]) -> None:
+        """Release results held for :class:`ResultRef` (the run no longer needs them)."""
+
+    @property
+    def dashboard_link(self) -> str | None:
+        """A URL of a dashboard to watch the work, if any."""
+        return None
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources (clusters started by this executor)."""

@@ -1,0 +1,1 @@
+"""Run persistence: the store interface, in-memory and SQLite stores."""
