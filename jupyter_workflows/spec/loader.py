@@ -12,6 +12,7 @@ into spaces, which JSON allows as whitespace and YAML does not.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,9 @@ class SourceMap:
     file: str | None = None
     values: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     keys: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    #: Block scalars (``|``, ``>``): style, and line/column where their content starts (the
+    #: value position is the indicator's, one line above the text a template error is in).
+    blocks: dict[Path_, tuple[str, int, int]] = field(default_factory=dict)
 
     def locate(self, path: Iterable[Any], *, key: bool = False) -> tuple[int | None, int | None]:
         """The position of ``path`` (its key when ``key``), else of its nearest ancestor."""
@@ -47,6 +51,24 @@ class SourceMap:
             path = path[:-1]
         return self.values.get((), (None, None))
 
+    def locate_line(self, path: Iterable[Any], line_in_value: int) -> tuple[int | None, int | None]:
+        """The position of line ``line_in_value`` (1-based) of the string at ``path``.
+
+        Exact for literal blocks (``|``); a folded block (``>``) joins its lines, so it points at
+        the block's first line of text.
+        """
+        path = tuple(path)
+        block = self.blocks.get(path)
+        if block is not None:
+            style, first, col = block
+            if style == "|":
+                return first + line_in_value - 1, col
+            return first, col
+        line, col = self.locate(path)
+        if line is not None and line_in_value > 1:
+            return line + line_in_value - 1, 1
+        return line, col
+
     def error(self, message: str, path: Iterable[Any] = (), *, key: bool = False) -> SpecError:
         line, col = self.locate(path, key=key)
         return SpecError(message, file=self.file, line=line, col=col)
@@ -54,6 +76,10 @@ class SourceMap:
 
 class _Loader(yaml.SafeLoader):
     """A SafeLoader we only use to compose nodes and construct scalars."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.source_lines = text.splitlines()
 
 
 def _mark(node: yaml.Node) -> tuple[int, int]:
@@ -71,20 +97,17 @@ def parse_document(text: str, *, file: str | None = None) -> tuple[Any, SourceMa
     smap = SourceMap(file=file)
     if text.lstrip()[:1] in ("{", "["):
         text = text.replace("\t", " ")  # JSON whitespace; same columns
+    language = "JSON" if file is not None and file.endswith(".json") else "YAML"
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or exc.context or "invalid syntax"
-        raise SpecError(
-            f"YAML syntax error: {problem}",
-            file=file,
-            line=mark.line + 1 if mark else None,
-            col=mark.column + 1 if mark else None,
-        ) from None
+        raise _syntax_error(exc, language, file) from None
     except yaml.YAMLError as exc:  # pragma: no cover - PyYAML marks nearly everything
-        raise SpecError(f"YAML syntax error: {exc}", file=file, line=1, col=1) from None
+        raise SpecError(f"{language} syntax error: {exc}", file=file, line=1, col=1) from None
+    except RecursionError:  # PyYAML composes recursively: absurd nesting
+        loader.dispose()
+        raise SpecError("the document nests too deeply", file=file, line=1, col=1) from None
     try:
         if node is None:
             raise SpecError("the document is empty", file=file, line=1, col=1)
@@ -92,6 +115,46 @@ def parse_document(text: str, *, file: str | None = None) -> tuple[Any, SourceMa
     finally:
         loader.dispose()
     return data, smap
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError, language: str, file: str | None) -> SpecError:
+    """One line from PyYAML's two-part message (context + problem, each with a mark)."""
+    problem, context = exc.problem, exc.context
+    mark = exc.problem_mark or exc.context_mark
+    if problem and context and problem.startswith("but "):
+        # "expected a single document in the stream" + "but found another document"
+        message = f"{context} {problem}"
+    else:
+        message = problem or context or "invalid syntax"
+        if "'\\t'" in message:
+            message += " (YAML indents with spaces, not tabs)"
+        if problem and context and exc.context_mark is not None:
+            cmark = exc.context_mark
+            what = re.sub(r"^while (scanning|parsing) an? ", "", context)
+            if "end of stream" in problem or "<stream end>" in problem:
+                # An unclosed quote or bracket: where it opened is where the mistake is.
+                mark = cmark
+                message = f"{problem}: the {what} that starts here is never closed"
+            elif exc.problem_mark is None or cmark.line != exc.problem_mark.line:
+                where = f"line {cmark.line + 1}, column {cmark.column + 1}"
+                message = f"{problem} (in the {what} that starts at {where})"
+    return SpecError(
+        f"{language} syntax error: {message}",
+        file=file,
+        line=mark.line + 1 if mark else None,
+        col=mark.column + 1 if mark else None,
+    )
+
+
+def _block_start(node: yaml.ScalarNode, lines: list[str]) -> tuple[str, int, int]:
+    """Style and 1-based line/column of the first text line of a block scalar."""
+    first = node.start_mark.line + 1  # 0-based index of the line after the indicator
+    col = node.start_mark.column + 1
+    for i in range(first, min(node.end_mark.line + 1, len(lines))):
+        if lines[i].strip():
+            col = len(lines[i]) - len(lines[i].lstrip(" ")) + 1
+            break
+    return str(node.style), first + 1, col
 
 
 def _build(loader: _Loader, node: yaml.Node, path: Path_, smap: SourceMap, depth: int) -> Any:
@@ -124,6 +187,8 @@ def _build(loader: _Loader, node: yaml.Node, path: Path_, smap: SourceMap, depth
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_build(loader, item, (*path, i), smap, depth + 1) for i, item in enumerate(node.value)]
+    if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
+        smap.blocks[path] = _block_start(node, loader.source_lines)
     try:
         return loader.construct_object(node, deep=True)
     except yaml.constructor.ConstructorError as exc:
@@ -169,7 +234,7 @@ def _normalise_tasks(data: Any, path: Path_, smap: SourceMap) -> Any:
 
 def _move(smap: SourceMap, old: Path_, new: Path_) -> None:
     n = len(old)
-    for table in (smap.values, smap.keys):
+    for table in (smap.values, smap.keys, smap.blocks):
         for p in [p for p in table if p[:n] == old]:
             table[(*new, *p[n:])] = table[p]
 
@@ -178,8 +243,12 @@ def _fields(model: type[BaseModel]) -> list[str]:
     return list(model.model_fields)
 
 
-def _resolve_loc(data: Any, loc: tuple[Any, ...]) -> tuple[Path_, bool]:
-    """Follow a pydantic error location through the data; skip union/validator tags."""
+def _resolve_loc(data: Any, loc: tuple[Any, ...], *, field_error: bool) -> tuple[Path_, bool]:
+    """Follow a pydantic error location through the data; skip union/validator tags.
+
+    ``field_error``: a missing or extra field, whose last part names a field (not a union
+    member tag such as ``literal['all']`` or ``constrained-int``).
+    """
     path: list[Any] = []
     cur = data
     for i, part in enumerate(loc):
@@ -191,20 +260,46 @@ def _resolve_loc(data: Any, loc: tuple[Any, ...]) -> tuple[Path_, bool]:
             cur = cur[part]
         elif part == "[key]":
             return tuple(path), True
-        elif i == len(loc) - 1 and isinstance(part, str):
+        elif field_error and i == len(loc) - 1 and isinstance(part, str):
             return (*path, part), False  # a missing or extra field: the parent mapping
     return tuple(path), False
 
 
+_EXPECT = "Input should be "
+
+
+def _plain_message(err: Any) -> str:
+    text = str(err["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if text.startswith(prefix):
+            text = text[len(prefix) :]
+    # YAML users write mappings; the model class names are internal.
+    text = re.sub(r"a valid dictionary( or instance of \w+)?", "a mapping", text)
+    return text
+
+
 def _model_at(path: Path_) -> type[BaseModel] | None:
     """Which model a mapping at ``path`` is validated by (for 'did you mean')."""
+    from .models import (
+        CachePolicy,
+        DecisionEntry,
+        ParameterSpec,
+        RetryPolicy,
+        TaskDefaults,
+        Transition,
+    )
+
     if not path:
         return WorkflowSpec
+    if path == ("defaults",):
+        return TaskDefaults
     if len(path) >= 2 and path[-2] == "tasks":
         return TaskSpec
-    if path[-1] == "defaults":
-        return TaskSpec
-    return None
+    if len(path) == 2 and path[0] == "parameters":
+        return ParameterSpec
+    if len(path) >= 2 and isinstance(path[-1], int):
+        return {"next": Transition, "decision": DecisionEntry}.get(path[-2])
+    return {"retry": RetryPolicy, "cache": CachePolicy}.get(path[-1])
 
 
 def _describe(path: Path_) -> str:
@@ -219,19 +314,21 @@ def _describe(path: Path_) -> str:
 
 
 def spec_error_from_validation(exc: ValidationError, data: Any, smap: SourceMap) -> SpecError:
-    """The first (by position) pydantic error as one positioned line."""
-    found = []
+    """The first (by position) pydantic error as one positioned line.
+
+    Errors of one value (the members of a union such as ``join: 'all' | int``) are merged into
+    one message: ``Input should be 'all' or greater than or equal to 1 (got 0)``.
+    """
+    found: list[tuple[tuple[int, int], SpecError]] = []
+    by_value: dict[tuple[Path_, bool], list[Any]] = {}
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
-        path, on_key = _resolve_loc(data, loc)
         kind = err["type"]
+        path, on_key = _resolve_loc(data, loc, field_error=kind in ("extra_forbidden", "missing"))
         if kind == "extra_forbidden":
             parent, name = path[:-1], path[-1]
-            allowed = _fields(_model_at(parent) or WorkflowSpec)
-            if parent and parent[-1] == "defaults":
-                from .models import TaskDefaults
-
-                allowed = _fields(TaskDefaults)
+            model = _model_at(parent)
+            allowed = _fields(model) if model is not None else []
             hint = difflib.get_close_matches(str(name), allowed, n=1, cutoff=0.6)
             msg = f"unknown field {name!r} in {_describe(parent)}"
             if hint:
@@ -242,17 +339,23 @@ def spec_error_from_validation(exc: ValidationError, data: Any, smap: SourceMap)
             msg = f"missing required field {name!r} in {_describe(parent)}"
             line, col = smap.locate(parent)
         else:
-            text = err["msg"]
-            if text.startswith("Value error, "):
-                text = text[len("Value error, ") :]
-            elif text.startswith("Assertion failed, "):
-                text = text[len("Assertion failed, ") :]
-            where = _describe(path)
-            got = err.get("input")
-            if kind not in ("value_error", "assertion_error") and not isinstance(got, (dict, list)):
-                text = f"{text} (got {got!r})"
-            msg = f"{where}: {text}" if path else text
-            line, col = smap.locate(path, key=on_key)
+            by_value.setdefault((path, on_key), []).append(err)
+            continue
+        found.append(((line or 0, col or 0), SpecError(msg, file=smap.file, line=line, col=col)))
+    for (path, on_key), errs in by_value.items():
+        texts: list[str] = []
+        for err in errs:
+            text = _plain_message(err)
+            if texts and text.startswith(_EXPECT) and texts[0].startswith(_EXPECT):
+                text = text[len(_EXPECT) :]
+            if text not in texts:
+                texts.append(text)
+        text = " or ".join(texts)
+        got = errs[0].get("input")
+        if errs[0]["type"] not in ("value_error", "assertion_error") and not isinstance(got, (dict, list)):
+            text = f"{text} (got {got!r})"
+        msg = f"{_describe(path)}: {text}" if path else text
+        line, col = smap.locate(path, key=on_key)
         found.append(((line or 0, col or 0), SpecError(msg, file=smap.file, line=line, col=col)))
     found.sort(key=lambda pair: pair[0])
     return found[0][1]

@@ -15,7 +15,16 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "NAME_PATTERN",
@@ -243,19 +252,40 @@ class TaskSpec(_TaskOptions):
             value["tasks"] = _task_list_to_mapping(value["tasks"])
         return value
 
+    # Checks between fields run as validators of the later field (fields validate in order), so
+    # an error's location, and the loader's FILE:LINE:COL, is the field that is wrong.
+    @field_validator("action", "workflow", "with_items")
+    @classmethod
+    def _not_in_parallel(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is not None and info.data.get("type") == "parallel":
+            raise ValueError(f"a parallel task runs its 'tasks'; it takes no {info.field_name!r}")
+        return value
+
+    @field_validator("workflow")
+    @classmethod
+    def _not_both(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("action") is not None:
+            raise ValueError("a task takes 'action' or 'workflow', not both")
+        return value
+
+    @field_validator("tasks")
+    @classmethod
+    def _only_parallel(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is not None and info.data.get("type", "task") != "parallel":
+            raise ValueError("only a task of 'type: parallel' has 'tasks'")
+        return value
+
+    @field_validator("batch_size")
+    @classmethod
+    def _batch_needs_items(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and "with_items" in info.data and info.data["with_items"] is None:
+            raise ValueError("'batch_size' needs 'with_items'")
+        return value
+
     @model_validator(mode="after")
     def _shape(self) -> TaskSpec:
-        if self.action is not None and self.workflow is not None:
-            raise ValueError("a task takes 'action' or 'workflow', not both")
-        if self.type == "parallel":
-            if not self.tasks:
-                raise ValueError("a parallel task needs 'tasks'")
-            if self.action is not None or self.workflow is not None or self.with_items is not None:
-                raise ValueError("a parallel task runs its 'tasks'; it takes no action, workflow or with_items")
-        elif self.tasks is not None:
-            raise ValueError("only a task of 'type: parallel' has 'tasks'")
-        if self.batch_size is not None and self.with_items is None:
-            raise ValueError("'batch_size' needs 'with_items'")
+        if self.type == "parallel" and not self.tasks:
+            raise ValueError("a parallel task needs 'tasks'")
         return self
 
 

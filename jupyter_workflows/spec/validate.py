@@ -71,8 +71,16 @@ def iter_templates(spec: WorkflowSpec) -> Iterator[tuple[tuple[Any, ...], str]]:
     yield from tasks(spec.tasks, ())
 
 
-def _publish_path(origin: tuple[Any, ...]) -> tuple[Any, ...]:
-    return origin
+def _source_path(smap: SourceMap, path: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The path as written: ``publish: {k: v}`` is stored as the list ``[{k: v}]``."""
+    if path in smap.values:
+        return path
+    for i in range(len(path) - 2):
+        if path[i] == "publish" and isinstance(path[i + 1], int):
+            written = (*path[: i + 1], *path[i + 2 :])
+            if written in smap.values:
+                return written
+    return path
 
 
 def validate_compiled(
@@ -106,11 +114,9 @@ def validate_compiled(
             continue
         problem = template_error(text)
         if problem is not None:
-            offset, col, message = problem
-            line, base_col = smap.locate(path)
-            if line is not None and offset > 1:
-                line, base_col = line + offset - 1, col
-            raise SpecError(f"template error: {message}", file=smap.file, line=line, col=base_col)
+            offset, _col, message = problem
+            line, col = smap.locate_line(_source_path(smap, path), offset)
+            raise SpecError(f"template error: {message}", file=smap.file, line=line, col=col)
 
     # Transitions and needs to unknown tasks.
     for name, task, path in _task_paths(spec):
@@ -152,7 +158,11 @@ def validate_compiled(
             )
 
     if not cw.start:
-        raise smap.error("the workflow has no start task: every task is the target of a transition", ("tasks",))
+        raise smap.error(
+            "the workflow has no start task: every task is the target of a transition",
+            ("tasks",),
+            key=True,
+        )
 
     # Actions and nested workflows resolve.
     for name, ct in cw.tasks.items():
