@@ -1,0 +1,290 @@
+"""The functions every surface calls: configure, start, list, get, resume, respond.
+
+The magics, the widget, the CLI and the REST API all come through here, to one process-wide
+:class:`Orchestrator` built on first use from the configuration (``jw.configure``, then the
+``JUPYTER_WORKFLOWS_STORE``/``JUPYTER_WORKFLOWS_SCHEDULER`` environment, then the defaults: a
+SQLite store at ``./.jupyter_workflows/state.db`` and an embedded Dask LocalCluster).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import RunNotFound, RunStateError, WorkflowError
+from .run import TERMINAL, Run, effective_status, owner_alive
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..executors.base import Executor
+    from ..store.base import RunStore
+    from ..workflow import Workflow
+    from .orchestrator import Orchestrator
+
+__all__ = ["configure", "get_orchestrator", "get_run", "respond", "resume", "runs", "start_run"]
+
+DEFAULT_STORE = os.path.join(".jupyter_workflows", "state.db")
+
+_lock = threading.RLock()
+_config: dict[str, Any] = {}
+_orchestrator: Orchestrator | None = None
+
+
+def configure(
+    store: str | os.PathLike[str] | RunStore | None = None,
+    scheduler: Any = None,
+    *,
+    executor: Executor | str | None = None,
+) -> None:
+    """Choose where runs are stored and where tasks run.
+
+    Parameters
+    ----------
+    store:
+        A path to a SQLite store, ``":memory:"``, or a :class:`RunStore`.
+    scheduler:
+        A Dask scheduler address, a ``distributed.Client``, or None for the embedded cluster.
+    executor:
+        An :class:`Executor` instance, or ``"inline"`` to run tasks in threads of this process
+        (small runs and tests; no Dask).
+
+    Changing the configuration stops the current orchestrator; runs in flight in this process
+    should be finished first.
+    """
+    global _orchestrator
+    with _lock:
+        if store is not None:
+            _config["store"] = store
+        if scheduler is not None:
+            _config["scheduler"] = scheduler
+            _config.pop("executor", None)
+        if executor is not None:
+            _config["executor"] = executor
+        if _orchestrator is not None:
+            old, _orchestrator = _orchestrator, None
+            old.close()
+
+
+def reset() -> None:
+    """Forget the configuration and stop the orchestrator (tests)."""
+    global _orchestrator
+    with _lock:
+        _config.clear()
+        if _orchestrator is not None:
+            old, _orchestrator = _orchestrator, None
+            old.close()
+
+
+def _open_store(value: Any) -> RunStore:
+    from ..store.base import RunStore
+
+    if isinstance(value, RunStore):
+        return value
+    if value is None:
+        value = os.environ.get("JUPYTER_WORKFLOWS_STORE") or DEFAULT_STORE
+    if str(value) == ":memory:":
+        from ..store.memory import MemoryStore
+
+        return MemoryStore()
+    from ..store.sqlite import SqliteStore
+
+    return SqliteStore(Path(value))
+
+
+def _executor_factory():
+    choice = _config.get("executor")
+    scheduler = _config.get("scheduler") or os.environ.get("JUPYTER_WORKFLOWS_SCHEDULER") or None
+
+    def build() -> Executor:
+        if choice is not None and not isinstance(choice, str):
+            return choice
+        if choice == "inline":
+            from ..executors.inline import InlineExecutor
+
+            return InlineExecutor()
+        from ..executors.dask import DaskExecutor
+
+        return DaskExecutor(scheduler)
+
+    return build
+
+
+def get_orchestrator() -> Orchestrator:
+    """The process-wide orchestrator (built on first use)."""
+    global _orchestrator
+    with _lock:
+        if _orchestrator is None:
+            from .orchestrator import Orchestrator
+
+            _orchestrator = Orchestrator(_open_store(_config.get("store")), _executor_factory())
+        return _orchestrator
+
+
+def current_store() -> RunStore:
+    return get_orchestrator().store
+
+
+@atexit.register
+def _shutdown() -> None:  # pragma: no cover - interpreter exit
+    global _orchestrator
+    if _orchestrator is not None:
+        try:
+            _orchestrator.close()
+        except Exception:
+            pass
+        _orchestrator = None
+
+
+def start_run(
+    workflow: Workflow,
+    parameters: dict[str, Any] | None = None,
+    *,
+    wait: bool = True,
+    no_cache: bool = False,
+    progress: bool = False,
+    timeout: float | None = None,
+) -> Run:
+    """Validate, create and start a run; with ``wait``, block until it is quiescent.
+
+    Raises
+    ------
+    SpecError, ParameterError, ActionNotFound
+        Before any run exists.
+    """
+    from ..spec.params import resolve_parameters
+    from ..workflow import register_workflow
+
+    workflow.validate()
+    params = resolve_parameters(workflow.spec, parameters)
+    if workflow.path is None:
+        register_workflow(workflow)
+    orch = get_orchestrator()
+    run_id = orch.start(workflow, params, no_cache=no_cache)
+    run = Run(run_id, orch)
+    if progress:
+        from .progress import attach_progress
+
+        attach_progress(orch, run_id)
+    if wait:
+        run.wait(timeout)
+    return run
+
+
+def runs(limit: int | None = None) -> list[Run]:
+    """Runs in the store, newest first."""
+    orch = get_orchestrator()
+    return [Run(r["run_id"], orch) for r in orch.store.list_runs(limit)]
+
+
+def get_run(run_id: str) -> Run:
+    """The run ``run_id`` (a unique prefix of at least 6 characters works too)."""
+    orch = get_orchestrator()
+    if not isinstance(run_id, str) or not run_id.strip():
+        raise RunNotFound("a run id is a non-empty string")
+    run_id = run_id.strip()
+    if run_id in orch.runs or orch.store.get_run(run_id) is not None:
+        return Run(run_id, orch)
+    if len(run_id) >= 6 and all(c in "0123456789abcdef" for c in run_id.lower()):
+        matches = [r["run_id"] for r in orch.store.list_runs() if r["run_id"].startswith(run_id.lower())]
+        if len(matches) == 1:
+            return Run(matches[0], orch)
+        if len(matches) > 1:
+            raise RunNotFound(f"run id prefix {run_id!r} is ambiguous ({len(matches)} runs)")
+    raise RunNotFound(f"no run {run_id!r} in the store ({_store_name(orch)})")
+
+
+def _store_name(orch: Orchestrator) -> str:
+    return str(getattr(orch.store, "path", type(orch.store).__name__))
+
+
+def resume(run_id: str, *, wait: bool = True, no_cache: bool = False, timeout: float | None = None) -> Run:
+    """Continue a paused or interrupted run; an ended run is returned as it is.
+
+    Succeeded tasks are not run again (their results come from the store); tasks that were in
+    flight run again.
+    """
+    run = get_run(run_id)
+    orch = get_orchestrator()
+    run_id = run.run_id
+    active = orch.runs.get(run_id)
+    if active is not None:
+        if active.state.status == "paused":
+            orch.resume_paused(run_id)
+        if wait:
+            run.wait(timeout)
+        return run
+    rec = orch.store.get_run(run_id)
+    assert rec is not None
+    status = effective_status(dict(rec))
+    if status in TERMINAL:
+        return run
+    if owner_alive(dict(rec)):
+        # Another live process drives it: ask it.
+        if status == "paused":
+            orch.store.add_request(run_id, "resume")
+        if wait:
+            run.wait(timeout)
+        return run
+    workflow = rebuild_workflow(dict(rec))
+    events = orch.store.load_events(run_id)
+    orch.adopt(workflow, dict(rec), events, no_cache=no_cache)
+    if rec.get("status") == "paused":
+        orch.resume_paused(run_id)
+    if wait:
+        run.wait(timeout)
+    return run
+
+
+def rebuild_workflow(rec: dict[str, Any]) -> Workflow:
+    """The workflow of a stored run: its YAML, its folder, and its kernel-defined code."""
+    from ..actions.registry import task as register_task
+    from ..workflow import Workflow, load
+
+    code = rec.get("code")
+    if code:
+        import cloudpickle
+
+        try:
+            functions = cloudpickle.loads(code)
+        except Exception as exc:
+            raise WorkflowError(f"run {rec['run_id']}: cannot load its task code ({type(exc).__name__}: {exc})") from None
+        for name, fn in functions.items():
+            register_task(name=name)(fn)
+    base_dir = rec.get("base_dir") or os.getcwd()
+    wf = load(rec["definition"])
+    return Workflow(wf.spec, source_map=wf.source_map, base_dir=base_dir, source=rec["definition"])
+
+
+def respond(run_id: str, task: str, data: Any) -> None:
+    """Answer an inquiry (schema-checked); continues the run when its orchestrator is alive."""
+    from .orchestrator import check_response
+
+    run = get_run(run_id)
+    orch = get_orchestrator()
+    if run.run_id in orch.runs:
+        orch.respond(run.run_id, task, data)
+        return
+    records = orch.store.get_tasks(run.run_id)
+    waiting = [t for t in records if t.get("task") == task and t.get("status") == "waiting"]
+    if not waiting:
+        from ..exceptions import InquiryError
+
+        raise InquiryError(f"run {run.run_id}: task {task!r} is not waiting for a response")
+    record = waiting[-1]
+    inquiry = (record.get("input") or {}).get("_inquiry") or {}
+    check_response(inquiry.get("schema"), data, task)
+    status = run.status
+    if status in TERMINAL:
+        raise RunStateError(f"run {run.run_id} already ended ({status})")
+    if owner_alive(dict(orch.store.get_run(run.run_id) or {})):
+        orch.store.add_request(run.run_id, "respond", {"exec_id": record["exec_id"], "task": task, "data": data})
+    else:
+        # No orchestrator alive: record the answer in the log so `resume` continues from it.
+        import time
+
+        from .events import InquiryResponded
+
+        orch.store.append_events(run.run_id, [InquiryResponded(time.time(), exec_id=record["exec_id"], data=data).to_dict()])
+        orch.store.commit()

@@ -1,0 +1,123 @@
+"""Events: what happened to a run, the only input of the run state machine.
+
+Events are plain frozen dataclasses with the time they happened in them (the state machine
+never reads a clock), and convert to and from dicts with a ``type`` key: that dict is what the
+store's append-only event log holds, and replaying the log rebuilds a run exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+__all__ = [
+    "AttemptDone",
+    "CancelRequested",
+    "Event",
+    "InquiryResponded",
+    "PauseRequested",
+    "Recovered",
+    "ResumeRequested",
+    "RunStarted",
+    "TimerFired",
+    "event_from_dict",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base class: every event has the time it happened (epoch seconds)."""
+
+    type: ClassVar[str] = "event"
+    time: float
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["type"] = self.type
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted(Event):
+    """The run begins: start tasks are started."""
+
+    type: ClassVar[str] = "run_started"
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptDone(Event):
+    """An attempt (of one item) finished, on an executor, a child run, or from the cache."""
+
+    type: ClassVar[str] = "attempt_done"
+    key: str = ""
+    ok: bool = True
+    result: Any = None
+    error: str | None = None
+    error_type: str | None = None
+    logs: list[str] = field(default_factory=list)
+    started_at: float | None = None
+    ended_at: float | None = None
+    worker: str | None = None
+    cached: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired(Event):
+    """A timer the state machine asked for (retry delay, timeout, inquiry timeout) fired."""
+
+    type: ClassVar[str] = "timer_fired"
+    timer: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InquiryResponded(Event):
+    """A (schema-checked) response to an open inquiry."""
+
+    type: ClassVar[str] = "inquiry_responded"
+    exec_id: str = ""
+    data: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class PauseRequested(Event):
+    type: ClassVar[str] = "pause_requested"
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeRequested(Event):
+    type: ClassVar[str] = "resume_requested"
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRequested(Event):
+    type: ClassVar[str] = "cancel_requested"
+
+
+@dataclass(frozen=True, slots=True)
+class Recovered(Event):
+    """A new orchestrator took the run over after its process died: redo what was in flight."""
+
+    type: ClassVar[str] = "recovered"
+
+
+_TYPES: dict[str, type[Event]] = {
+    cls.type: cls
+    for cls in (
+        RunStarted,
+        AttemptDone,
+        TimerFired,
+        InquiryResponded,
+        PauseRequested,
+        ResumeRequested,
+        CancelRequested,
+        Recovered,
+    )
+}
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """Inverse of :meth:`Event.to_dict`."""
+    data = dict(data)
+    cls = _TYPES[data.pop("type")]
+    return cls(**data)
+

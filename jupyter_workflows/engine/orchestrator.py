@@ -1,0 +1,611 @@
+"""The orchestrator: an asyncio loop that feeds events to run state machines and carries out
+their commands on an executor and a store.
+
+One orchestrator per process, on its own thread, serves every run of that process: the kernel's
+event loop is never touched, so ``%workflow run --background`` leaves the kernel responsive, and
+the sync facades (``Run.wait()``, the CLI) just wait on a condition.
+
+Each turn of the loop takes every event queued since the last turn (from executor callbacks,
+timers, API calls), appends them to the store's event log, lets the state machines handle them,
+writes the projections, **commits once**, and only then carries out the commands. So every state
+change is durable before anything acts on it (write-ahead), at the cost of one commit per batch,
+not per event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..actions.registry import ActionDef
+from ..exceptions import ActionNotFound, InquiryError, RunStateError
+from ..expressions import MASKER, secret_function
+from ..executors.base import Executor, Outcome, ResultRef, Submission
+from ..spec.compile import CompiledWorkflow
+from . import commands as C
+from . import events as E
+from .state import FINAL_RUN, Execution, RunState
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..store.base import RunStore, TaskRecord
+    from ..workflow import Workflow
+
+__all__ = ["ActiveRun", "Orchestrator"]
+
+OWNER = f"{socket.gethostname()}:{os.getpid()}"
+HEARTBEAT_SECONDS = 2.0
+Listener = Callable[["ActiveRun"], None]
+
+
+@dataclass
+class ActiveRun:
+    """A run this process is driving."""
+
+    run_id: str
+    workflow: Workflow
+    state: RunState
+    actions: dict[str, ActionDef]
+    no_cache: bool = False
+    parent: tuple[str, str] | None = None  # (parent run id, attempt key)
+    children: dict[str, str] = field(default_factory=dict)  # attempt key -> child run id
+    cache_keys: dict[str, tuple[str, float | None]] = field(default_factory=dict)
+    held: set[str] = field(default_factory=set)
+    settled: threading.Condition = field(default_factory=threading.Condition)
+    listeners: list[Listener] = field(default_factory=list)
+
+    @property
+    def quiescent(self) -> bool:
+        """Nothing will happen without outside help: ended, paused, or waiting on a human."""
+        s = self.state
+        if s.status in FINAL_RUN:
+            return True
+        if s.status == "paused" and not s.inflight:
+            return True
+        return s.status == "waiting"
+
+
+class Orchestrator:
+    """Drives runs: one asyncio loop on a daemon thread.
+
+    Parameters
+    ----------
+    store:
+        Where every change goes.
+    executor_factory:
+        Builds the executor on first use (starting a cluster is slow: only when a task runs).
+    """
+
+    def __init__(self, store: RunStore, executor_factory: Callable[[], Executor]) -> None:
+        self.store = store
+        self._executor_factory = executor_factory
+        self._executor: Executor | None = None
+        self._executor_lock = threading.Lock()
+        self.runs: dict[str, ActiveRun] = {}
+        self._pending: list[tuple[str, E.Event]] = []
+        self._pending_lock = threading.Lock()
+        self._scheduled = False
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._serve, name="jupyter-workflows-orchestrator", daemon=True)
+        self._thread.start()
+        self._loop.call_soon_threadsafe(self._loop.call_later, HEARTBEAT_SECONDS, self._tick)
+        self.closed = False
+
+    # -- loop ---------------------------------------------------------------------------------
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_forever()
+
+    @property
+    def executor(self) -> Executor:
+        with self._executor_lock:
+            if self._executor is None:
+                self._executor = self._executor_factory()
+            return self._executor
+
+    def feed(self, run_id: str, event: E.Event) -> None:
+        """Queue ``event`` for run ``run_id`` (any thread)."""
+        with self._pending_lock:
+            self._pending.append((run_id, event))
+            if self._scheduled:
+                return
+            self._scheduled = True
+        self._loop.call_soon_threadsafe(self._drain)
+
+    def _tick(self) -> None:
+        """Heartbeat and cross-process requests (pause/cancel/resume/respond from the CLI)."""
+        if self.closed:
+            return
+        try:
+            now = time.time()
+            for run_id, active in list(self.runs.items()):
+                if active.state.done:
+                    continue
+                self.store.update_run(run_id, heartbeat_at=now, owner=OWNER)
+                for req in self.store.take_requests(run_id):
+                    self._apply_request(active, req)
+            self.store.commit()
+        except Exception:  # the heartbeat must never kill the loop
+            pass
+        self._loop.call_later(HEARTBEAT_SECONDS, self._tick)
+
+    def _apply_request(self, active: ActiveRun, req: dict[str, Any]) -> None:
+        kind, payload, now = req.get("kind"), req.get("payload"), time.time()
+        if kind == "pause":
+            self.feed(active.run_id, E.PauseRequested(now))
+        elif kind == "resume":
+            self.feed(active.run_id, E.ResumeRequested(now))
+        elif kind == "cancel":
+            self.cancel(active.run_id)
+        elif kind == "respond" and isinstance(payload, dict):
+            exec_id = payload.get("exec_id", "")
+            self.feed(active.run_id, E.InquiryResponded(now, exec_id=exec_id, data=payload.get("data")))
+
+    def _drain(self) -> None:
+        with self._pending_lock:
+            batch, self._pending = self._pending, []
+            self._scheduled = False
+        if not batch:
+            return
+        work: list[tuple[ActiveRun, list[C.Command]]] = []
+        touched: dict[str, ActiveRun] = {}
+        for run_id, event in batch:
+            active = self.runs.get(run_id)
+            if active is None:
+                continue
+            self.store.append_events(run_id, [_masked_event(event)])
+            cmds = active.state.handle(event)
+            if cmds:
+                work.append((active, cmds))
+            touched[run_id] = active
+        for active in touched.values():
+            self._project(active)
+        self.store.commit()  # write-ahead: durable before acting
+        for active, cmds in work:
+            for cmd in cmds:
+                try:
+                    self._carry_out(active, cmd)
+                except Exception as exc:  # a bug in carrying out must fail the task, not the loop
+                    if isinstance(cmd, C.Submit):
+                        self.feed(active.run_id, _failed(cmd.key, exc))
+                    else:
+                        raise
+        for active in touched.values():
+            for listener in list(active.listeners):
+                try:
+                    listener(active)
+                except Exception:
+                    pass
+            if active.quiescent:
+                with active.settled:
+                    active.settled.notify_all()
+
+    def _project(self, active: ActiveRun) -> None:
+        state = active.state
+        if state.dirty:
+            records = [_task_record(active.run_id, state.executions[e]) for e in sorted(state.dirty)]
+            state.dirty.clear()
+            self.store.upsert_tasks(active.run_id, records)
+        if state.status_dirty:
+            state.status_dirty = False
+            fields: dict[str, Any] = {"status": state.status}
+            if state.started_at is not None:
+                fields["started_at"] = state.started_at
+            if state.done:
+                fields["ended_at"] = state.ended_at
+                fields["outputs"] = MASKER.mask(state.outputs)
+                fields["error"] = MASKER.mask_text(state.error) if state.error else None
+            self.store.update_run(active.run_id, **fields)
+
+    # -- commands -----------------------------------------------------------------------------
+    def _carry_out(self, active: ActiveRun, cmd: C.Command) -> None:
+        if isinstance(cmd, C.Submit):
+            self._submit(active, cmd)
+        elif isinstance(cmd, C.StartTimer):
+            self._loop.call_later(max(cmd.delay, 0.0), self._fire_timer, active.run_id, cmd.timer)
+        elif isinstance(cmd, C.CancelAttempt):
+            child = active.children.pop(cmd.key, None)
+            if child is not None:
+                self.cancel(child)
+            else:
+                self.executor.cancel(cmd.key)
+        elif isinstance(cmd, C.StartChild):
+            self._start_child(active, cmd)
+        elif isinstance(cmd, C.OpenInquiry):
+            pass  # listeners (widget, progress) see the waiting task in the state
+        elif isinstance(cmd, C.RunFinished):
+            self._finished(active)
+
+    def _fire_timer(self, run_id: str, timer: str) -> None:
+        self.feed(run_id, E.TimerFired(time.time(), timer=timer))
+
+    def _submit(self, active: ActiveRun, cmd: C.Submit) -> None:
+        action = active.actions[cmd.task]
+        task = active.state.wf.tasks[cmd.task]
+        if cmd.cache is not None and not active.no_cache:
+            key = _cache_key(action, cmd)
+            hit, value = self.store.cache_get(key, time.time())
+            if hit:
+                self.feed(active.run_id, E.AttemptDone(time.time(), key=cmd.key, ok=True, result=value, cached=True))
+                return
+            active.cache_keys[cmd.key] = (key, cmd.cache[1])
+        kwargs: dict[str, Any] = dict(cmd.input)
+        for arg, upstream in cmd.refs.items():
+            if upstream in active.held:
+                kwargs[arg] = ResultRef(upstream)
+        resources = dict(task.resources or action.resources or {})
+        queue = task.queue or action.queue
+        sub = Submission(
+            key=cmd.key,
+            fn=action.fn,
+            kwargs=kwargs,
+            context={
+                "run_id": active.run_id,
+                "task": cmd.task,
+                "attempt": cmd.attempt,
+                "item": cmd.item,
+                "index": cmd.index,
+                "workflow": active.workflow.name,
+            },
+            wants_context=action.wants_context,
+            resources=resources,
+            queue=queue,
+            priority=task.priority,
+        )
+        run_id = active.run_id
+
+        def done(outcome: Outcome) -> None:
+            self.feed(
+                run_id,
+                E.AttemptDone(
+                    time.time(),
+                    key=outcome.key,
+                    ok=outcome.ok,
+                    result=outcome.result,
+                    error=outcome.error,
+                    error_type=outcome.error_type,
+                    logs=list(outcome.logs),
+                    started_at=outcome.started_at,
+                    ended_at=outcome.ended_at,
+                    worker=outcome.worker,
+                ),
+            )
+
+        active.held.add(cmd.key)
+        self.executor.submit(sub, done)
+
+    def _start_child(self, active: ActiveRun, cmd: C.StartChild) -> None:
+        from ..spec.params import resolve_parameters
+
+        child_wf = active.workflow.resolve_workflow(cmd.workflow)
+        try:
+            params = resolve_parameters(child_wf.spec, cmd.input)
+        except Exception as exc:
+            self.feed(active.run_id, _failed(cmd.key, exc))
+            return
+        child_id = self.start(child_wf, params, no_cache=active.no_cache, parent=(active.run_id, cmd.key))
+        active.children[cmd.key] = child_id
+
+    def _finished(self, active: ActiveRun) -> None:
+        if active.held:
+            try:
+                if self._executor is not None:
+                    self._executor.forget(sorted(active.held))
+            finally:
+                active.held.clear()
+        if active.parent is not None:
+            parent_id, key = active.parent
+            parent = self.runs.get(parent_id)
+            if parent is not None:
+                parent.children.pop(key, None)
+            s = active.state
+            self.feed(
+                parent_id,
+                E.AttemptDone(
+                    time.time(),
+                    key=key,
+                    ok=s.status == "succeeded",
+                    result=s.outputs,
+                    error=None if s.status == "succeeded" else f"ChildRunFailed: workflow {active.workflow.name!r} run {active.run_id} {s.status}: {s.error}",
+                    error_type=None if s.status == "succeeded" else "ChildRunFailed",
+                ),
+            )
+
+    # -- public API (any thread) ----------------------------------------------------------------
+    def start(
+        self,
+        workflow: Workflow,
+        parameters: dict[str, Any],
+        *,
+        no_cache: bool = False,
+        parent: tuple[str, str] | None = None,
+        run_id: str | None = None,
+    ) -> str:
+        """Create a run (durably) and start it; returns its id. Parameters must be resolved."""
+        run_id = run_id or uuid.uuid4().hex
+        actions, compiled, inquiries, children = prepare(workflow)
+        state = RunState(
+            compiled,
+            run_id,
+            parameters,
+            inquiries=inquiries,
+            children=children,
+            system={"user": _user()},
+            kv_get=self.store.kv_get,
+            secret=secret_function(self.store.secret_get),
+        )
+        active = ActiveRun(run_id, workflow, state, actions, no_cache=no_cache, parent=parent)
+        now = time.time()
+        self.store.create_run(
+            {
+                "run_id": run_id,
+                "workflow": workflow.name,
+                "status": "pending",
+                "parameters": MASKER.mask(parameters),
+                "outputs": None,
+                "error": None,
+                "created_at": now,
+                "started_at": None,
+                "ended_at": None,
+                "definition": workflow.to_yaml(),
+                "base_dir": str(workflow.base_dir),
+                "code": _pickle_code(actions),
+                "parent_run_id": parent[0] if parent else None,
+                "parent_task": parent[1] if parent else None,
+                "owner": OWNER,
+                "heartbeat_at": now,
+                "options": {"no_cache": no_cache},
+            }
+        )
+        self.store.commit()
+        self.runs[run_id] = active
+        self.feed(run_id, E.RunStarted(now))
+        return run_id
+
+    def adopt(self, workflow: Workflow, record: dict[str, Any], events: list[dict[str, Any]], *, no_cache: bool = False) -> str:
+        """Take over a run from the store: replay its events, then redo what was in flight."""
+        run_id = record["run_id"]
+        actions, compiled, inquiries, children = prepare(workflow)
+        state = RunState(
+            compiled,
+            run_id,
+            record.get("parameters") or {},
+            inquiries=inquiries,
+            children=children,
+            system={"user": _user()},
+            kv_get=self.store.kv_get,
+            secret=secret_function(self.store.secret_get),
+        )
+        for data in events:
+            state.handle(E.event_from_dict(data))
+        state.dirty = set(state.executions)
+        state.status_dirty = True
+        active = ActiveRun(run_id, workflow, state, actions, no_cache=no_cache)
+        parent_id = record.get("parent_run_id")
+        if parent_id and record.get("parent_task"):
+            active.parent = (parent_id, record["parent_task"])
+        self.store.update_run(run_id, owner=OWNER, heartbeat_at=time.time())
+        self.runs[run_id] = active
+        self.feed(run_id, E.Recovered(time.time()))
+        return run_id
+
+    def wait(self, run_id: str, timeout: float | None = None) -> bool:
+        """Block until the run is quiescent (ended, paused, waiting); False on timeout."""
+        active = self.runs.get(run_id)
+        if active is None:
+            return True
+        self.barrier()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with active.settled:
+            while not active.quiescent:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                active.settled.wait(timeout=0.5 if left is None else min(left, 0.5))
+        return True
+
+    def barrier(self, timeout: float = 30.0) -> None:
+        """Return once every event fed before this call has been handled."""
+        if threading.current_thread() is self._thread:
+            return
+        done = threading.Event()
+        self._loop.call_soon_threadsafe(done.set)
+        done.wait(timeout)
+
+    def pause(self, run_id: str) -> None:
+        self.feed(run_id, E.PauseRequested(time.time()))
+
+    def resume_paused(self, run_id: str) -> None:
+        self.feed(run_id, E.ResumeRequested(time.time()))
+
+    def cancel(self, run_id: str) -> None:
+        active = self.runs.get(run_id)
+        if active is None:
+            return
+        for child in list(active.children.values()):
+            self.cancel(child)
+        self.feed(run_id, E.CancelRequested(time.time()))
+
+    def respond(self, run_id: str, task: str, data: Any) -> None:
+        """Answer an open inquiry of ``task`` after checking ``data`` against its schema."""
+        active = self.runs.get(run_id)
+        if active is None:
+            raise RunStateError(f"run {run_id} is not running in this process")
+        ex = find_open_inquiry(active.state.execution_list(), task, run_id)
+        check_response(ex.inquiry.get("schema") if ex.inquiry else None, data, task)
+        self.feed(run_id, E.InquiryResponded(time.time(), exec_id=ex.id, data=data))
+
+    def close(self) -> None:
+        """Stop the loop and the executor (tests and interpreter exit)."""
+        self.closed = True
+        with self._executor_lock:
+            if self._executor is not None:
+                self._executor.close()
+                self._executor = None
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        try:
+            self.store.commit()
+        except Exception:
+            pass
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def prepare(workflow: Workflow) -> tuple[dict[str, ActionDef], CompiledWorkflow, frozenset[str], dict[str, str]]:
+    """Resolve every task's action (or nested workflow) and merge action decorator defaults."""
+    from ..workflow import get_workflow
+
+    compiled = workflow.compiled
+    actions: dict[str, ActionDef] = {}
+    inquiries: set[str] = set()
+    children: dict[str, str] = {}
+    tasks = dict(compiled.tasks)
+    for name, ct in compiled.tasks.items():
+        if ct.workflow is not None:
+            workflow.resolve_workflow(ct.workflow)
+            children[name] = ct.workflow
+            continue
+        if ct.action is None:
+            continue
+        try:
+            action = workflow.resolve_action(ct.action)
+        except ActionNotFound:
+            if get_workflow(ct.action) is not None or _sibling(workflow, ct.action):
+                children[name] = ct.action
+                continue
+            raise
+        if action.engine_side and action.name == "core.inquiry":
+            inquiries.add(name)
+        actions[name] = action
+        spec_task = _spec_task(workflow, name)
+        defaults = workflow.spec.defaults
+        changes: dict[str, Any] = {}
+        for fld in ("retry", "timeout", "cache", "queue", "resources"):
+            decorated = getattr(action, fld)
+            if decorated is None:
+                continue
+            set_here = spec_task is not None and getattr(spec_task, fld) is not None
+            set_default = defaults is not None and getattr(defaults, fld) is not None
+            if not set_here and not set_default:
+                changes[fld] = decorated
+        if changes:
+            tasks[name] = dataclasses.replace(ct, **changes)
+    if tasks != compiled.tasks:
+        compiled = dataclasses.replace(compiled, tasks=tasks)
+    return actions, compiled, frozenset(inquiries), children
+
+
+def _sibling(workflow: Workflow, name: str) -> bool:
+    try:
+        workflow.resolve_workflow(name)
+        return True
+    except ActionNotFound:
+        return False
+
+
+def _spec_task(workflow: Workflow, name: str):
+    from ..spec.models import _walk_tasks
+
+    for n, t in _walk_tasks(workflow.spec.tasks):
+        if n == name:
+            return t
+    return None
+
+
+def find_open_inquiry(executions: list[Execution], task: str, run_id: str) -> Execution:
+    for ex in reversed(executions):
+        if ex.task == task and ex.status == "waiting" and ex.inquiry is not None:
+            return ex
+    raise InquiryError(f"run {run_id}: task {task!r} is not waiting for a response")
+
+
+def check_response(schema: Any, data: Any, task: str) -> None:
+    """Validate an inquiry response against its JSON Schema; one-line :class:`InquiryError`."""
+    if not schema:
+        return
+    import jsonschema
+
+    try:
+        jsonschema.validate(data, schema)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path)
+        raise InquiryError(
+            f"response to {task!r} does not fit its schema" + (f" at {where}" if where else "") + f": {exc.message}"
+        ) from None
+    except jsonschema.SchemaError as exc:
+        raise InquiryError(f"inquiry {task!r} has an invalid schema: {exc.message}") from None
+
+
+def _cache_key(action: ActionDef, cmd: C.Submit) -> str:
+    assert cmd.cache is not None
+    custom = cmd.cache[0]
+    basis = custom if custom is not None else json.dumps(cmd.input, sort_keys=True, default=repr)
+    return hashlib.sha256(f"{action.name}\0{action.code_hash}\0{basis}".encode()).hexdigest()
+
+
+def _failed(key: str, exc: BaseException) -> E.AttemptDone:
+    from .context import error_line
+
+    return E.AttemptDone(time.time(), key=key, ok=False, error=error_line(exc), error_type=type(exc).__name__)
+
+
+def _masked_event(event: E.Event) -> dict[str, Any]:
+    data = event.to_dict()
+    if isinstance(event, (E.AttemptDone, E.InquiryResponded)):
+        return MASKER.mask(data)
+    return data
+
+
+def _task_record(run_id: str, ex: Execution) -> TaskRecord:
+    done, total = ex.progress()
+    return MASKER.mask(
+        {
+            "run_id": run_id,
+            "exec_id": ex.id,
+            "task": ex.task,
+            "seq": ex.seq,
+            "status": ex.status,
+            "attempts": ex.attempts,
+            "input": ex.input if ex.inquiry is None else {**(ex.input or {}), "_inquiry": ex.inquiry},
+            "result": ex.result,
+            "error": ex.error,
+            "started_at": ex.started_at,
+            "ended_at": ex.ended_at,
+            "worker": ex.worker,
+            "logs": list(ex.logs),
+            "done": done,
+            "total": total,
+        }
+    )
+
+
+def _pickle_code(actions: dict[str, ActionDef]) -> bytes | None:
+    """Kernel-defined functions (``__main__``), so another process can resume the run."""
+    import cloudpickle
+
+    mine = {a.name: a.fn for a in actions.values() if getattr(a.fn, "__module__", None) == "__main__"}
+    if not mine:
+        return None
+    try:
+        return cloudpickle.dumps(mine)
+    except Exception:
+        return None
+
+
+def _user() -> str:
+    try:
+        import getpass
+
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+

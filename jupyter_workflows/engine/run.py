@@ -1,0 +1,276 @@
+"""The :class:`Run` handle users hold.
+
+A ``Run`` reads live state from this process's orchestrator when it drives the run, and the
+store otherwise (a run started by another process, or one that ended before this process
+started). Controls go to the orchestrator, or, for a run owned by another live process, into the
+store's request queue, which that process polls.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import RunStateError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .orchestrator import Orchestrator
+
+__all__ = ["Run", "TERMINAL"]
+
+TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+#: A run not updated by its owner for this long is ``interrupted`` (its process is gone).
+STALE_SECONDS = 10.0
+
+
+class Run:
+    """One execution of a workflow.
+
+    Attributes
+    ----------
+    run_id:
+        The run's id (hex).
+    """
+
+    def __init__(self, run_id: str, orchestrator: Orchestrator) -> None:
+        self.run_id = run_id
+        self._orch = orchestrator
+
+    # -- reading ----------------------------------------------------------------------------
+    @property
+    def _active(self):
+        return self._orch.runs.get(self.run_id)
+
+    def _record(self) -> dict[str, Any]:
+        rec = self._orch.store.get_run(self.run_id)
+        if rec is None:
+            from ..exceptions import RunNotFound
+
+            raise RunNotFound(f"no run {self.run_id!r} in the store")
+        return dict(rec)
+
+    @property
+    def workflow(self) -> str:
+        active = self._active
+        return active.workflow.name if active else self._record()["workflow"]
+
+    @property
+    def status(self) -> str:
+        """``pending running succeeded failed cancelled paused waiting interrupted``."""
+        active = self._active
+        if active is not None:
+            return active.state.status
+        rec = self._record()
+        return effective_status(rec)
+
+    @property
+    def outputs(self) -> dict[str, Any] | None:
+        active = self._active
+        if active is not None:
+            return active.state.outputs
+        return self._record().get("outputs")
+
+    @property
+    def error(self) -> str | None:
+        active = self._active
+        if active is not None:
+            return active.state.error
+        return self._record().get("error")
+
+    @property
+    def tasks(self) -> list[dict[str, Any]]:
+        """One entry per task execution: ``task status attempts result error started_at ended_at``."""
+        return [_public_task(t) for t in self._task_records()]
+
+    def _task_records(self) -> list[dict[str, Any]]:
+        active = self._active
+        if active is not None:
+            from .orchestrator import _task_record
+
+            return [dict(_task_record(self.run_id, ex)) for ex in active.state.execution_list()]
+        return [dict(t) for t in self._orch.store.get_tasks(self.run_id)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The shape of ``run --json`` (CONTRACT §5)."""
+        return {
+            "run_id": self.run_id,
+            "workflow": self.workflow,
+            "status": self.status,
+            "outputs": self.outputs,
+            "error": self.error,
+            "tasks": self.tasks,
+        }
+
+    def summary_dict(self) -> dict[str, Any]:
+        """The shape of one entry of ``runs --json``."""
+        active = self._active
+        rec = self._record() if active is None else None
+        if active is not None:
+            started, ended = active.state.started_at, active.state.ended_at
+        else:
+            assert rec is not None
+            started, ended = rec.get("started_at"), rec.get("ended_at")
+        return {
+            "run_id": self.run_id,
+            "workflow": self.workflow,
+            "status": self.status,
+            "started_at": _iso(started),
+            "ended_at": _iso(ended),
+        }
+
+    def summary(self, details: bool = False) -> str:
+        """A few human lines."""
+        d = self.to_dict()
+        lines = [f"run {d['run_id']} of {d['workflow']!r}: {d['status']}"]
+        if d["error"]:
+            lines.append(f"  error: {d['error']}")
+        for t in d["tasks"]:
+            took = ""
+            if t["started_at"] and t["ended_at"]:
+                took = f" ({_seconds(t['started_at'], t['ended_at'])})"
+            extra = f"  {t['error']}" if t["error"] else ""
+            lines.append(f"  {t['task']:<24} {t['status']:<10} attempts={t['attempts']}{took}{extra}")
+            if details and t.get("result") is not None:
+                lines.append(f"      result: {_short(t['result'])}")
+        if d["outputs"]:
+            lines.append(f"  outputs: {json.dumps(d['outputs'], default=str)}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        try:
+            return f"<Run {self.run_id} {self.workflow!r} {self.status}>"
+        except Exception:
+            return f"<Run {self.run_id}>"
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, Any]:
+        from ..jupyter.display import run_bundle
+
+        return run_bundle(self)
+
+    # -- waiting and control --------------------------------------------------------------------
+    def wait(self, timeout: float | None = None) -> Run:
+        """Block until the run ends, pauses or waits for an inquiry; returns ``self``.
+
+        For a run owned by another process, polls the store.
+        """
+        if self._active is not None:
+            if not self._orch.wait(self.run_id, timeout):
+                raise TimeoutError(f"run {self.run_id} still {self.status} after {timeout}s")
+            return self
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.status not in TERMINAL | {"paused", "waiting", "interrupted"}:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"run {self.run_id} still {self.status} after {timeout}s")
+            time.sleep(0.2)
+        return self
+
+    def pause(self) -> None:
+        """No new task starts; running tasks finish; the run is ``paused``."""
+        self._control("pause")
+
+    def cancel(self) -> None:
+        """Cancel running tasks and end the run as ``cancelled``."""
+        self._control("cancel")
+
+    def resume(self, *, wait: bool = False) -> Run:
+        """Continue a paused run, or an interrupted one (in this process)."""
+        from .api import resume
+
+        return resume(self.run_id, wait=wait)
+
+    def respond(self, task: str, data: Any) -> None:
+        """Answer the open inquiry of ``task`` (checked against its schema)."""
+        from .api import respond
+
+        respond(self.run_id, task, data)
+
+    def trace(self, format: str = "json") -> Any:
+        """The run's trace: ``json`` (tasks with logs and events) or ``chrome`` (trace events)."""
+        from .trace import build_trace
+
+        return build_trace(self, format)
+
+    def _control(self, kind: str) -> None:
+        status = self.status
+        if status in TERMINAL:
+            raise RunStateError(f"run {self.run_id} already ended ({status}); cannot {kind}")
+        if self._active is not None:
+            {"pause": self._orch.pause, "cancel": self._orch.cancel}[kind](self.run_id)
+            return
+        self._orch.store.add_request(self.run_id, kind)
+        if kind == "cancel" and status == "interrupted":
+            # Nobody drives it: end it here.
+            self._orch.store.update_run(self.run_id, status="cancelled", ended_at=time.time(), error="RunCancelled: the run was cancelled")
+            self._orch.store.commit()
+
+
+def owner_alive(rec: dict[str, Any]) -> bool:
+    """Whether the process that drives a stored run still does (heartbeat, or pid on this host)."""
+    import os
+    import socket
+
+    owner = rec.get("owner") or ""
+    host, _, pid = owner.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        if int(pid) == os.getpid():
+            return False  # this process would have it in memory if it drove it
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+    beat = rec.get("heartbeat_at") or rec.get("created_at") or 0
+    return time.time() - float(beat) <= STALE_SECONDS
+
+
+def effective_status(rec: dict[str, Any]) -> str:
+    """A stored status; a running run whose process is gone shows as ``interrupted``.
+
+    Paused and waiting runs keep their status when their process ends: nothing was lost, and
+    ``resume`` (or ``respond`` then ``resume``) continues them.
+    """
+    status = rec.get("status") or "pending"
+    if status in ("running", "pending") and not owner_alive(rec):
+        return "interrupted"
+    return status
+
+
+def _public_task(t: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "task": t.get("task"),
+        "status": t.get("status"),
+        "attempts": t.get("attempts", 0),
+        "result": t.get("result"),
+        "error": t.get("error"),
+        "started_at": _iso(t.get("started_at")),
+        "ended_at": _iso(t.get("ended_at")),
+    }
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(float(ts), tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _seconds(a: str, b: str) -> str:
+    from datetime import datetime
+
+    try:
+        da = datetime.fromisoformat(a.replace("Z", "+00:00"))
+        db = datetime.fromisoformat(b.replace("Z", "+00:00"))
+        return f"{(db - da).total_seconds():.2f}s"
+    except ValueError:
+        return ""
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    try:
+        text = json.dumps(value, default=repr)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

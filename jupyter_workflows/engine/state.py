@@ -1,0 +1,780 @@
+"""The run state machine: events in, commands out; no I/O, no clock, no awaiting.
+
+:class:`RunState` holds everything about one run (task executions, vars, joins, what is in
+flight) and changes only in :meth:`RunState.handle`. Time comes inside events. Because it is
+deterministic, replaying a run's persisted event log into a fresh ``RunState`` rebuilds it exactly;
+that is how a run is resumed after a crash (the ``Recovered`` event then re-submits whatever was in
+flight). :meth:`RunState.validate` checks its invariants; tests call it after every step.
+
+Semantics implemented here (CONTRACT §1.1, §1.4, §2): transitions fire in order when their
+``when`` holds (``publish`` first, then ``do``); the commands ``fail``/``noop``/``retry``; joins
+(``all``/N distinct sources, run once); loops bounded by ``max_runs``; ``with_items`` with
+``batch_size``, per-item retries, stop-on-failed-item; retries with backoff; timeouts; the
+remediation rule, fail-fast and ``keep_going``; inquiries; nested runs; pause, resume, cancel;
+``output_map`` rendered at the end, on failure too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..expressions import ExpressionError, evaluate, exact_expression, render
+from ..spec.compile import FAILED, SUCCEEDED, CompiledWorkflow, CTask
+from . import commands as C
+from . import events as E
+
+__all__ = ["Execution", "RunState", "RunStatus", "TaskStatus"]
+
+RunStatus = Literal[
+    "pending",  # created, not started
+    "running",  # tasks are running or about to
+    "succeeded",  # ended, no unhandled failure
+    "failed",  # ended with an unhandled failure (error names the task)
+    "cancelled",  # ended by a cancel request
+    "paused",  # no new task starts until resumed
+    "waiting",  # nothing runs but an inquiry is open
+    "interrupted",  # its orchestrator process is gone (a store-level status; see resume)
+]
+TaskStatus = Literal[
+    "pending",
+    "scheduled",
+    "running",
+    "retrying",
+    "waiting",
+    "succeeded",
+    "failed",
+    "skipped",
+    "cancelled",
+    "cached",
+]
+FINAL_RUN = frozenset({"succeeded", "failed", "cancelled"})
+DONE_TASK = frozenset({"succeeded", "failed", "skipped", "cancelled", "cached"})
+_OK_TASK = frozenset({"succeeded", "cached"})
+
+
+@dataclass
+class Item:
+    """One item of a ``with_items`` task."""
+
+    value: Any
+    status: TaskStatus = "pending"
+    attempts: int = 0
+    result: Any = None
+    error: str | None = None
+    key: str | None = None
+
+
+@dataclass
+class Execution:
+    """One execution of a task (a task in a loop has several)."""
+
+    id: str
+    task: str
+    seq: int
+    status: TaskStatus = "running"
+    attempts: int = 0
+    input: Any = None
+    result: Any = None
+    error: str | None = None
+    error_type: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    logs: list[str] = field(default_factory=list)
+    worker: str | None = None
+    #: Key of the successful attempt (its result stays on the executor).
+    result_key: str | None = None
+    items: list[Item] | None = None
+    inquiry: dict[str, Any] | None = None
+
+    @property
+    def timed_out(self) -> bool:
+        return self.error_type == "TimeoutError"
+
+    def progress(self) -> tuple[int | None, int | None]:
+        if self.items is None:
+            return None, None
+        return sum(1 for i in self.items if i.status in DONE_TASK), len(self.items)
+
+
+class RunState:
+    """All state of one run; change it only through :meth:`handle`.
+
+    Parameters
+    ----------
+    workflow:
+        The compiled workflow.
+    run_id:
+        The run's id (used in keys and ``system.run_id``).
+    parameters:
+        Resolved, checked parameters.
+    engine_side:
+        Task names whose action the engine handles itself: ``{"inquiry": {...}, "child": {...}}``
+        is decided by the orchestrator when it resolves actions; here, a set of task names that
+        are inquiries and a set that are nested workflows.
+    kv_get, secret:
+        Read-only lookups for ``kv.get`` and ``secret()`` in templates.
+    """
+
+    def __init__(
+        self,
+        workflow: CompiledWorkflow,
+        run_id: str,
+        parameters: dict[str, Any],
+        *,
+        inquiries: frozenset[str] = frozenset(),
+        children: dict[str, str] | None = None,
+        system: dict[str, Any] | None = None,
+        kv_get: Callable[..., Any] | None = None,
+        secret: Callable[[str], str] | None = None,
+    ) -> None:
+        self.wf = workflow
+        self.run_id = run_id
+        self.parameters = dict(parameters)
+        self.inquiries = inquiries
+        self.children = dict(children or {})
+        self.status: RunStatus = "pending"
+        self.vars: dict[str, Any] = {}
+        self.executions: dict[str, Execution] = {}
+        self.order: list[str] = []
+        self.task_view: dict[str, dict[str, Any]] = {}
+        self.latest: dict[str, str] = {}
+        self.runs_count: dict[str, int] = {}
+        self.join_fired: dict[str, set[str]] = {}
+        self.join_done: set[str] = set()
+        #: Attempts in flight: key -> (exec_id, item index or None, attempt).
+        self.inflight: dict[str, tuple[str, int | None, int]] = {}
+        #: Timers set: name -> what to do when it fires.
+        self.timers: dict[str, tuple[str, str, int | None]] = {}
+        self.deferred: list[tuple[str, str]] = []
+        self.deferred_submits: list[tuple[str, int | None]] = []
+        self.failure: str | None = None
+        self.failing = False
+        self.outputs: dict[str, Any] | None = None
+        self.error: str | None = None
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self.submissions = 0
+        self.now = 0.0
+        #: Executions changed since the orchestrator last looked (for store projections).
+        self.dirty: set[str] = set()
+        self.status_dirty = True
+        self._kv = _KV(kv_get)
+        self._secret = secret
+        self._system = {"run_id": run_id, "workflow": workflow.name, **(system or {})}
+        self._out: list[C.Command] = []
+
+    # -- public -----------------------------------------------------------------------------
+    @property
+    def done(self) -> bool:
+        return self.status in FINAL_RUN
+
+    def handle(self, event: E.Event) -> list[C.Command]:
+        """Apply ``event``; return the commands it leads to."""
+        self._out = []
+        self.now = event.time
+        if self.done and not isinstance(event, E.Recovered):
+            return []
+        method = getattr(self, "_on_" + event.type)
+        method(event)
+        if not self.done:
+            self._settle()
+        out, self._out = self._out, []
+        return out
+
+    def execution_list(self) -> list[Execution]:
+        return [self.executions[e] for e in self.order]
+
+    def open_inquiries(self) -> list[Execution]:
+        return [e for e in self.execution_list() if e.status == "waiting" and e.inquiry is not None]
+
+    def validate(self) -> None:
+        """Assert the invariants (tests call this after every step)."""
+        for key, (exec_id, item, _attempt) in self.inflight.items():
+            ex = self.executions[exec_id]
+            assert ex.status in ("running", "retrying", "waiting"), (key, ex.status)
+            if item is not None:
+                assert ex.items is not None and ex.items[item].status == "running", (key, item)
+        for ex in self.executions.values():
+            if ex.status in DONE_TASK:
+                assert ex.ended_at is not None, ex.id
+                assert not any(v[0] == ex.id for v in self.inflight.values()), ex.id
+            if ex.status == "failed":
+                assert ex.error, ex.id
+        if self.done:
+            assert not self.inflight, self.inflight
+            assert self.ended_at is not None
+            if self.status == "failed":
+                assert self.error
+        for name in self.join_done:
+            assert self.wf.tasks[name].join is not None
+        assert all(count <= self.wf.tasks[t].max_runs for t, count in self.runs_count.items())
+
+    # -- events -----------------------------------------------------------------------------
+    def _on_run_started(self, event: E.RunStarted) -> None:
+        if self.status != "pending":
+            return
+        self.status = "running"
+        self.status_dirty = True
+        self.started_at = event.time
+        try:
+            self.vars = {}
+            scope = self._scope()
+            for name, value in self.wf.spec.vars.items():
+                self.vars[name] = render(value, scope)
+        except ExpressionError as exc:
+            self._fail_run(f"vars: {exc}")
+            return
+        for name in self.wf.start:
+            self._fire(name, None)
+
+    def _on_attempt_done(self, event: E.AttemptDone) -> None:
+        entry = self.inflight.pop(event.key, None)
+        if entry is None:
+            return  # late: timed out, cancelled, or superseded
+        exec_id, index, attempt = entry
+        self.timers.pop(f"timeout:{event.key}", None)
+        ex = self.executions[exec_id]
+        ex.logs.extend(event.logs)
+        if event.worker:
+            ex.worker = event.worker
+        self.dirty.add(ex.id)
+        if event.ok:
+            self._attempt_ok(ex, index, event.key, event.result, event.cached)
+        else:
+            self._attempt_failed(ex, index, attempt, event.error or "Error", event.error_type)
+
+    def _on_timer_fired(self, event: E.TimerFired) -> None:
+        what = self.timers.pop(event.timer, None)
+        if what is None:
+            return
+        kind, ref, index = what
+        if kind == "timeout":
+            entry = self.inflight.pop(ref, None)
+            if entry is None:
+                return
+            exec_id, index, attempt = entry
+            ex = self.executions[exec_id]
+            self._out.append(C.CancelAttempt(ref))
+            task = self.wf.tasks[ex.task]
+            self._attempt_failed(
+                ex, index, attempt, f"TimeoutError: task {ex.task!r} timed out after {task.timeout:g}s", "TimeoutError"
+            )
+        elif kind == "retry":
+            ex = self.executions[ref]
+            if self.status == "paused":
+                self.deferred_submits.append((ex.id, index))
+            elif ex.status not in DONE_TASK:
+                self._submit(ex, index)
+        elif kind == "inquiry":
+            ex = self.executions[ref]
+            if ex.status == "waiting":
+                task = self.wf.tasks[ex.task]
+                ex.inquiry = None
+                self._finish_execution(
+                    ex, ok=False, error=f"TimeoutError: inquiry {ex.task!r} got no response within {task.timeout:g}s",
+                    error_type="TimeoutError",
+                )
+
+    def _on_inquiry_responded(self, event: E.InquiryResponded) -> None:
+        ex = self.executions.get(event.exec_id)
+        if ex is None or ex.status != "waiting" or ex.inquiry is None:
+            return
+        self.timers.pop(f"inquiry:{ex.id}", None)
+        ex.inquiry = None
+        ex.attempts = max(ex.attempts, 1)
+        self._finish_execution(ex, ok=True, result=event.data)
+
+    def _on_pause_requested(self, event: E.PauseRequested) -> None:
+        if self.status in ("running", "waiting"):
+            self.status = "paused"
+            self.status_dirty = True
+
+    def _on_resume_requested(self, event: E.ResumeRequested) -> None:
+        if self.status != "paused":
+            return
+        self.status = "running"
+        self.status_dirty = True
+        deferred, self.deferred = self.deferred, []
+        submits, self.deferred_submits = self.deferred_submits, []
+        for exec_id, index in submits:
+            ex = self.executions[exec_id]
+            if ex.status not in DONE_TASK:
+                self._submit(ex, index)
+        for target, source in deferred:
+            self._fire(target, source)
+
+    def _on_cancel_requested(self, event: E.CancelRequested) -> None:
+        for key in list(self.inflight):
+            self._out.append(C.CancelAttempt(key))
+        self.inflight.clear()
+        self.timers.clear()
+        self.deferred.clear()
+        self.deferred_submits.clear()
+        for ex in self.execution_list():
+            if ex.status not in DONE_TASK:
+                ex.status = "cancelled"
+                ex.inquiry = None
+                ex.ended_at = event.time
+                if ex.items:
+                    for item in ex.items:
+                        if item.status not in DONE_TASK:
+                            item.status = "cancelled"
+                self.dirty.add(ex.id)
+                self._view(ex)
+        self._end("cancelled", "RunCancelled: the run was cancelled")
+
+    def _on_recovered(self, event: E.Recovered) -> None:
+        """Take over after a crash: what was in flight runs again."""
+        if self.done:
+            return
+        inflight, self.inflight = self.inflight, {}
+        for key, (exec_id, index, attempt) in inflight.items():
+            self.timers.pop(f"timeout:{key}", None)
+            ex = self.executions[exec_id]
+            if ex.items is not None and index is not None:
+                ex.items[index].attempts = attempt - 1
+            else:
+                ex.attempts = attempt - 1
+            if self.status == "paused":
+                self.deferred_submits.append((exec_id, index))
+            else:
+                self._submit(ex, index)
+        for name, (kind, ref, _index) in list(self.timers.items()):
+            # Timers died with the old process: retries go now, inquiry timeouts restart.
+            if kind == "retry":
+                self._out.append(C.StartTimer(name, 0.0))
+            elif kind == "inquiry":
+                ex = self.executions[ref]
+                timeout = self.wf.tasks[ex.task].timeout or 0.0
+                left = max(0.0, (ex.started_at or event.time) + timeout - event.time)
+                self._out.append(C.StartTimer(name, left))
+        for ex in self.open_inquiries():
+            assert ex.inquiry is not None
+            self._out.append(C.OpenInquiry(ex.id, ex.task, ex.inquiry.get("prompt", ""), ex.inquiry.get("schema")))
+        if self.status == "pending":
+            self._on_run_started(E.RunStarted(event.time))
+
+    # -- scopes and templates ---------------------------------------------------------------
+    def _scope(self, ex: Execution | None = None, item: Any = None, index: int | None = None) -> dict[str, Any]:
+        scope: dict[str, Any] = {
+            "parameters": self.parameters,
+            "vars": self.vars,
+            "task": self.task_view,
+            "system": {**self._system, "timestamp": self.now},
+            "kv": self._kv,
+            "item": item,
+            "index": index,
+        }
+        if self._secret is not None:
+            scope["secret"] = self._secret
+        if ex is not None:
+            status = ex.status
+            scope["result"] = ex.result
+            scope["error"] = ex.error
+            scope["succeeded"] = lambda: status in _OK_TASK
+            scope["failed"] = lambda: status == "failed"
+            scope["completed"] = lambda: status in DONE_TASK
+            scope["timed_out"] = lambda: ex.timed_out
+        return scope
+
+    def _when(self, when: str | bool | None, ex: Execution, scope: dict[str, Any]) -> bool:
+        # The two conditions the sugar compiles to most: no need to render a template.
+        if when is None:
+            return True
+        if when == SUCCEEDED:
+            return ex.status in _OK_TASK
+        if when == FAILED:
+            return ex.status == "failed"
+        return evaluate(when, scope)
+
+    # -- starting tasks ---------------------------------------------------------------------
+    def _fire(self, target: str, source: str | None) -> None:
+        if self.done:
+            return
+        if self.failing and not self.wf.spec.keep_going:
+            return
+        if self.status == "paused":
+            self.deferred.append((target, source or ""))
+            return
+        task = self.wf.tasks[target]
+        if task.join is not None:
+            if target in self.join_done:
+                return
+            fired = self.join_fired.setdefault(target, set())
+            if source:
+                fired.add(source)
+            need = len(task.sources) if task.join == "all" else task.join
+            if len(fired) < need:
+                return
+            self.join_done.add(target)
+        count = self.runs_count.get(target, 0)
+        if count >= task.max_runs:
+            self._fail_run(f"MaxRunsExceeded: task {target!r} reached max_runs ({task.max_runs})")
+            return
+        self.runs_count[target] = count + 1
+        self._start(task, count + 1)
+
+    def _start(self, task: CTask, n: int) -> None:
+        exec_id = task.name if n == 1 else f"{task.name}#{n}"
+        ex = Execution(id=exec_id, task=task.name, seq=len(self.order) + 1, started_at=self.now)
+        self.executions[exec_id] = ex
+        self.order.append(exec_id)
+        self.latest[task.name] = exec_id
+        self.dirty.add(exec_id)
+        self._view(ex)
+        if task.kind in ("routing", "parallel"):
+            result = {m: self.task_view.get(m, {}).get("result") for m in task.members} if task.members else None
+            ex.attempts = 1
+            self._finish_execution(ex, ok=True, result=result)
+            return
+        scope = self._scope(ex=None)
+        try:
+            if task.with_items is None:
+                ex.input = render(task.input, scope)
+                items = None
+            else:
+                items = render(task.with_items, scope)
+                ex.input = {"with_items": items}
+        except ExpressionError as exc:
+            ex.attempts = 1
+            self._finish_execution(ex, ok=False, error=f"ExpressionError: {exc}", error_type="ExpressionError")
+            return
+        if task.with_items is not None:
+            if isinstance(items, (tuple, range)):
+                items = list(items)
+            if not isinstance(items, list):
+                ex.attempts = 1
+                self._finish_execution(
+                    ex, ok=False, error=f"TypeError: with_items must give a list, got {type(items).__name__}",
+                    error_type="TypeError",
+                )
+                return
+            ex.items = [Item(value=v) for v in items]
+            if not ex.items:
+                ex.attempts = 1
+                self._finish_execution(ex, ok=True, result=[])
+                return
+            limit = task.batch_size or len(ex.items)
+            for index in range(min(limit, len(ex.items))):
+                self._submit(ex, index)
+            return
+        if task.name in self.inquiries:
+            ex.status = "waiting"
+            data = ex.input if isinstance(ex.input, dict) else {}
+            ex.inquiry = {"prompt": str(data.get("prompt", "")), "schema": data.get("schema")}
+            ex.attempts = 1
+            self._out.append(C.OpenInquiry(ex.id, ex.task, ex.inquiry["prompt"], ex.inquiry["schema"]))
+            if task.timeout:
+                self.timers[f"inquiry:{ex.id}"] = ("inquiry", ex.id, None)
+                self._out.append(C.StartTimer(f"inquiry:{ex.id}", task.timeout))
+            return
+        self._submit(ex, None)
+
+    def _submit(self, ex: Execution, index: int | None) -> None:
+        task = self.wf.tasks[ex.task]
+        self.submissions += 1
+        key = f"{self.wf.name}.{task.name}-{self.run_id[:8]}-{self.submissions}"
+        if index is None:
+            ex.attempts += 1
+            attempt = ex.attempts
+            ex.status = "running"
+            kwargs = ex.input
+            item_value = None
+        else:
+            assert ex.items is not None
+            item = ex.items[index]
+            item.attempts += 1
+            item.status = "running"
+            item.key = key
+            attempt = item.attempts
+            ex.attempts = max(ex.attempts, attempt)
+            ex.status = "running"
+            item_value = item.value
+            try:
+                kwargs = render(task.input, self._scope(item=item.value, index=index))
+            except ExpressionError as exc:
+                item.status = "failed"
+                item.error = f"ExpressionError: {exc}"
+                self._items_settle(ex)
+                return
+        self.inflight[key] = (ex.id, index, attempt)
+        self.dirty.add(ex.id)
+        self._view(ex)
+        if task.timeout:
+            self.timers[f"timeout:{key}"] = ("timeout", key, index)
+            self._out.append(C.StartTimer(f"timeout:{key}", task.timeout))
+        if task.name in self.children:
+            self._out.append(C.StartChild(key, ex.id, task.name, self.children[task.name], attempt, dict(kwargs or {})))
+            return
+        refs = {}
+        for arg, raw in task.input.items():
+            if isinstance(raw, str):
+                inner = exact_expression(raw)
+                if inner and inner.startswith("task.") and inner.endswith(".result"):
+                    name = inner[5:-7]
+                    up = self.executions.get(self.latest.get(name, ""))
+                    if up is not None and up.result_key is not None:
+                        refs[arg] = up.result_key
+        cache = None
+        if task.cache is not None:
+            cache_key = None
+            if task.cache.key:
+                try:
+                    cache_key = str(render(task.cache.key, self._scope(item=item_value, index=index)))
+                except ExpressionError:
+                    cache_key = None
+            cache = (cache_key, task.cache.expire)
+        self._out.append(
+            C.Submit(
+                key=key,
+                exec_id=ex.id,
+                task=task.name,
+                action=task.action or "",
+                attempt=attempt,
+                input=dict(kwargs or {}),
+                item=item_value,
+                index=index,
+                refs=refs,
+                cache=cache,
+            )
+        )
+
+    # -- attempts end -----------------------------------------------------------------------
+    def _attempt_ok(self, ex: Execution, index: int | None, key: str, result: Any, cached: bool) -> None:
+        if index is None:
+            ex.result_key = None if cached else key
+            self._finish_execution(ex, ok=True, result=result, cached=cached)
+            return
+        assert ex.items is not None
+        item = ex.items[index]
+        item.status = "cached" if cached else "succeeded"
+        item.result = result
+        self._items_settle(ex)
+
+    def _attempt_failed(
+        self, ex: Execution, index: int | None, attempt: int, error: str, error_type: str | None
+    ) -> None:
+        task = self.wf.tasks[ex.task]
+        if attempt <= task.retry.count and not (self.failing and not self.wf.spec.keep_going):
+            delay = task.retry.delay_for(attempt)
+            ex.logs.append(f"attempt {attempt} failed: {error}; retrying in {delay:g}s")
+            if index is None:
+                ex.status = "retrying"
+            else:
+                assert ex.items is not None
+                ex.items[index].status = "retrying"
+                ex.status = "retrying"
+            self.dirty.add(ex.id)
+            self._view(ex)
+            name = f"retry:{ex.id}:{index}:{attempt}"
+            self.timers[name] = ("retry", ex.id, index)
+            self._out.append(C.StartTimer(name, delay))
+            return
+        if index is None:
+            self._finish_execution(ex, ok=False, error=error, error_type=error_type)
+            return
+        assert ex.items is not None
+        ex.items[index].status = "failed"
+        ex.items[index].error = error
+        if ex.error_type is None:
+            ex.error_type = error_type
+        self._items_settle(ex)
+
+    def _items_settle(self, ex: Execution) -> None:
+        """After an item ended: start the next, or finish the task."""
+        assert ex.items is not None
+        task = self.wf.tasks[ex.task]
+        failed = [(i, it) for i, it in enumerate(ex.items) if it.status == "failed"]
+        active = [it for it in ex.items if it.status in ("running", "retrying")]
+        if not failed and not self.done:
+            pending = [i for i, it in enumerate(ex.items) if it.status == "pending"]
+            room = (task.batch_size or len(ex.items)) - len(active)
+            if self.status == "paused":
+                for i in pending[: max(room, 0)]:
+                    ex.items[i].status = "retrying"  # queued until resume
+                    self.deferred_submits.append((ex.id, i))
+            else:
+                for i in pending[: max(room, 0)]:
+                    self._submit(ex, i)
+            active = [it for it in ex.items if it.status in ("running", "retrying")]
+        self.dirty.add(ex.id)
+        self._view(ex)
+        if active:
+            return
+        if failed:
+            for it in ex.items:
+                if it.status == "pending":
+                    it.status = "skipped"
+            i, it = failed[0]
+            self._finish_execution(ex, ok=False, error=f"item {i}: {it.error}", error_type=ex.error_type)
+        elif all(it.status in _OK_TASK for it in ex.items):
+            cached = all(it.status == "cached" for it in ex.items)
+            self._finish_execution(ex, ok=True, result=[it.result for it in ex.items], cached=cached)
+
+    def _finish_execution(
+        self,
+        ex: Execution,
+        *,
+        ok: bool,
+        result: Any = None,
+        error: str | None = None,
+        error_type: str | None = None,
+        cached: bool = False,
+    ) -> None:
+        ex.ended_at = self.now
+        if ok:
+            ex.status = "cached" if cached else "succeeded"
+            ex.result = result
+            ex.error = None
+        else:
+            ex.status = "failed"
+            ex.error = error or "Error"
+            ex.error_type = error_type or ex.error_type
+        self.dirty.add(ex.id)
+        self._view(ex)
+        self._transitions(ex)
+
+    def _view(self, ex: Execution) -> None:
+        if self.latest.get(ex.task) != ex.id:
+            return
+        done, total = ex.progress()
+        self.task_view[ex.task] = {
+            "result": ex.result,
+            "status": ex.status,
+            "error": ex.error,
+            "attempts": ex.attempts,
+            "done": done,
+            "total": total,
+        }
+
+    def _transitions(self, ex: Execution) -> None:
+        task = self.wf.tasks[ex.task]
+        scope: dict[str, Any] | None = None
+        fired = False
+        fail_command = False
+        starts: list[str] = []
+        try:
+            for tr in task.next:
+                if tr.when is None or tr.when == SUCCEEDED or tr.when == FAILED:
+                    holds = self._when(tr.when, ex, {})
+                else:
+                    if scope is None:
+                        scope = self._scope(ex)
+                    holds = self._when(tr.when, ex, scope)
+                if not holds:
+                    continue
+                fired = True
+                if tr.publish:
+                    if scope is None:
+                        scope = self._scope(ex)
+                    for name, expr in tr.publish:
+                        self.vars[name] = render(expr, scope)
+                for target in tr.do:
+                    if target == "fail":
+                        fail_command = True
+                    elif target == "noop":
+                        pass
+                    elif target == "retry":
+                        starts.append(ex.task)
+                    else:
+                        starts.append(target)
+        except ExpressionError as exc:
+            self._fail_run(f"ExpressionError: task {ex.task!r}: {exc}")
+            return
+        if ex.status == "failed" and not fired:
+            self._fail_run(f"task {ex.task!r} failed: {ex.error}")
+        elif fail_command:
+            reason = f"task {ex.task!r} failed: {ex.error}" if ex.status == "failed" else (
+                f"task {ex.task!r} transitioned to fail"
+            )
+            self._record_failure(reason)
+        for target in starts:
+            self._fire(target, ex.task)
+        if fail_command:
+            self.failing = True
+
+    # -- run end ----------------------------------------------------------------------------
+    def _record_failure(self, reason: str) -> None:
+        if self.failure is None:
+            self.failure = reason
+
+    def _fail_run(self, reason: str) -> None:
+        """An unhandled failure: no new task starts (unless keep_going); the run will fail."""
+        self._record_failure(reason)
+        self.failing = True
+
+    def _settle(self) -> None:
+        """Decide the run's status once nothing more can happen on its own."""
+        if self.status in ("pending",) or self.done:
+            return
+        retry_timers = any(kind == "retry" for kind, _, _ in self.timers.values())
+        busy = bool(self.inflight) or retry_timers
+        waiting = bool(self.open_inquiries())
+        if self.status == "paused":
+            return
+        if busy:
+            if self.status != "running":
+                self.status = "running"
+                self.status_dirty = True
+            return
+        if waiting and not (self.failing and not self.wf.spec.keep_going):
+            if self.status != "waiting":
+                self.status = "waiting"
+                self.status_dirty = True
+            return
+        if waiting:
+            # Failing: an open inquiry will never be answered usefully; cancel it.
+            for ex in self.open_inquiries():
+                ex.status = "cancelled"
+                ex.inquiry = None
+                ex.ended_at = self.now
+                self.dirty.add(ex.id)
+                self._view(ex)
+            self.timers.clear()
+        if self.failure is None:
+            for name in self.wf.tasks:
+                fired = self.join_fired.get(name)
+                if fired and name not in self.join_done:
+                    task = self.wf.tasks[name]
+                    need = len(task.sources) if task.join == "all" else task.join
+                    missing = [s for s in task.sources if s not in fired]
+                    self._record_failure(
+                        f"JoinError: join task {name!r} can never run: {len(fired)} of {need} inbound "
+                        f"transitions fired (waiting on {', '.join(missing)})"
+                    )
+                    break
+        if self.failure is not None:
+            self._end("failed", self.failure)
+        else:
+            self._end("succeeded", None)
+
+    def _end(self, status: RunStatus, error: str | None) -> None:
+        self.status = status
+        self.status_dirty = True
+        self.ended_at = self.now
+        self.error = error
+        self.timers.clear()
+        outputs: dict[str, Any] | None = None
+        try:
+            outputs = render(self.wf.spec.output_map, self._scope()) if self.wf.spec.output_map else {}
+        except ExpressionError as exc:
+            if status == "succeeded":
+                self.status = "failed"
+                self.error = f"ExpressionError: output_map: {exc}"
+            outputs = None
+        self.outputs = outputs
+        self._out.append(C.RunFinished(self.status, self.outputs, self.error))
+
+
+class _KV:
+    """``kv.get(key, default)`` in templates."""
+
+    def __init__(self, getter: Callable[..., Any] | None) -> None:
+        self._getter = getter
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if self._getter is None:
+            return default
+        return self._getter(key, default)
