@@ -22,7 +22,7 @@ from .exceptions import (
     StoreError,
     WorkflowError,
 )
-from .workflow import Workflow, load
+from .definition import Workflow, load
 
 __all__ = [
     "ActionNotFound",

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import SpecError
-from ..workflow import Workflow, load
+from ..definition import Workflow, load
 
 __all__ = ["exit_code", "load_target"]
 

@@ -20,7 +20,7 @@ from .run import TERMINAL, Run, effective_status, owner_alive
 if TYPE_CHECKING:  # pragma: no cover
     from ..executors.base import Executor
     from ..store.base import RunStore
-    from ..workflow import Workflow
+    from ..definition import Workflow
     from .orchestrator import Orchestrator
 
 __all__ = ["configure", "get_orchestrator", "get_run", "respond", "resume", "runs", "start_run"]
@@ -154,7 +154,7 @@ def start_run(
         Before any run exists.
     """
     from ..spec.params import resolve_parameters
-    from ..workflow import register_workflow
+    from ..definition import register_workflow
 
     workflow.validate()
     params = resolve_parameters(workflow.spec, parameters)
@@ -240,7 +240,7 @@ def resume(run_id: str, *, wait: bool = True, no_cache: bool = False, timeout: f
 def rebuild_workflow(rec: dict[str, Any]) -> Workflow:
     """The workflow of a stored run: its YAML, its folder, and its kernel-defined code."""
     from ..actions.registry import task as register_task
-    from ..workflow import Workflow, load
+    from ..definition import Workflow, load
 
     code = rec.get("code")
     if code:

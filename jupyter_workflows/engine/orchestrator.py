@@ -38,7 +38,7 @@ from .state import FINAL_RUN, Execution, RunState
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..store.base import RunStore, TaskRecord
-    from ..workflow import Workflow
+    from ..definition import Workflow
 
 __all__ = ["ActiveRun", "Orchestrator"]
 
@@ -462,7 +462,7 @@ class Orchestrator:
 # -- helpers ------------------------------------------------------------------------------------
 def prepare(workflow: Workflow) -> tuple[dict[str, ActionDef], CompiledWorkflow, frozenset[str], dict[str, str]]:
     """Resolve every task's action (or nested workflow) and merge action decorator defaults."""
-    from ..workflow import get_workflow
+    from ..definition import get_workflow
 
     compiled = workflow.compiled
     actions: dict[str, ActionDef] = {}

@@ -106,7 +106,7 @@ def rehearse(
         Call :meth:`RunState.validate` after every event.
     """
     if isinstance(workflow, str):
-        from ..workflow import load
+        from ..definition import load
 
         wf = load(workflow)
         compiled = wf.compiled
