@@ -148,6 +148,51 @@ class Run:
 
         return run_bundle(self)
 
+    def live(self) -> dict[str, Any]:
+        """A snapshot for live views (the widget): run info, latest state per task, open inquiries.
+
+        ``{"run": {run_id, status, error}, "tasks": {task: {status, done, total, attempts,
+        inputs, result, error, logs, started_at, ended_at}}, "inquiries": [{task, prompt, schema}]}``
+        """
+        records = self._task_records()
+        tasks: dict[str, Any] = {}
+        inquiries = []
+        for r in records:  # in start order: the latest execution of a task wins
+            inputs = r.get("input")
+            inquiry = None
+            if isinstance(inputs, dict) and "_inquiry" in inputs:
+                inquiry = inputs["_inquiry"]
+                inputs = {k: v for k, v in inputs.items() if k != "_inquiry"}
+            tasks[r["task"]] = {
+                "status": r.get("status"),
+                "done": r.get("done"),
+                "total": r.get("total"),
+                "attempts": r.get("attempts") or 0,
+                "inputs": inputs,
+                "result": r.get("result"),
+                "error": r.get("error"),
+                "logs": list(r.get("logs") or [])[-200:],
+                "started_at": r.get("started_at"),
+                "ended_at": r.get("ended_at"),
+            }
+            if r.get("status") == "waiting" and inquiry:
+                inquiries.append({"task": r["task"], "prompt": inquiry.get("prompt", ""), "schema": inquiry.get("schema") or {}})
+        return {
+            "run": {"run_id": self.run_id, "status": self.status, "error": self.error},
+            "tasks": tasks,
+            "inquiries": inquiries,
+        }
+
+    def on_change(self, callback) -> None:
+        """Call ``callback(run)`` after each batch of changes (from the orchestrator's thread).
+
+        Only for runs this process drives; a no-op otherwise.
+        """
+        active = self._active
+        if active is None:
+            return
+        active.listeners.append(lambda _active: callback(self))
+
     # -- waiting and control --------------------------------------------------------------------
     def wait(self, timeout: float | None = None) -> Run:
         """Block until the run ends, pauses or waits for an inquiry; returns ``self``.
