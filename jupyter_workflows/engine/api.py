@@ -94,7 +94,7 @@ def _open_store(value: Any) -> RunStore:
 
 
 def _executor_factory():
-    choice = _config.get("executor")
+    choice = _config.get("executor") or os.environ.get("JUPYTER_WORKFLOWS_EXECUTOR") or None
     scheduler = _config.get("scheduler") or os.environ.get("JUPYTER_WORKFLOWS_SCHEDULER") or None
 
     def build() -> Executor:
