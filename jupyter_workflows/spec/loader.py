@@ -162,7 +162,8 @@ def _build(loader: _Loader, node: yaml.Node, path: Path_, smap: SourceMap, depth
         raise smap.error("the document nests too deeply (recursive alias?)", path)
     smap.values[path] = _mark(node)
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # resolve YAML merge keys (<<)
+        written = {id(key_node) for key_node, _ in node.value}
+        loader.flatten_mapping(node)  # resolve YAML merge keys (<<): merged pairs come first
         out: dict[Any, Any] = {}
         first: dict[Any, yaml.Node] = {}
         for key_node, value_node in node.value:
@@ -172,7 +173,8 @@ def _build(loader: _Loader, node: yaml.Node, path: Path_, smap: SourceMap, depth
                 raise SpecError("a mapping key must be a plain value", file=smap.file, line=line, col=col)
             if not isinstance(key, str):
                 key = str(key).lower() if isinstance(key, bool) else str(key)
-            if key in first:
+            if key in first and id(first[key]) in written and id(key_node) in written:
+                # Only keys written in this mapping clash; one written here overrides a merged one.
                 line, col = _mark(key_node)
                 was = first[key].start_mark.line + 1
                 raise SpecError(
