@@ -1,0 +1,1 @@
+"""Jupyter surfaces of jupyter_workflows: the live graph widget and the notebook magics."""

@@ -1,0 +1,174 @@
+"""The graph widget's wire format: what Python sends to the browser and back.
+
+Every synced trait of :class:`~jupyter_workflows.jupyter.widget.GraphWidget`
+and every custom message is typed here, and mirrored field for field by
+``labextension/src/types.ts``. Python computes all of it; the front end only
+draws it, so a change of meaning starts here and is copied there.
+
+The palettes (:data:`STATUS_COLORS`, :data:`EDGE_STYLES`) live here too, so
+the static SVG fallback and the live widget colour a state the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypedDict, get_args
+
+__all__ = [
+    "EDGE_KINDS",
+    "EDGE_STYLES",
+    "NODE_KINDS",
+    "RUN_STATES",
+    "STATUS_COLORS",
+    "TASK_STATES",
+    "TASK_STATUS_FIELDS",
+    "EdgeKind",
+    "Graph",
+    "GraphEdge",
+    "GraphNode",
+    "Inquiry",
+    "NodeKind",
+    "RespondErrorMessage",
+    "RespondMessage",
+    "RespondOkMessage",
+    "RunInfo",
+    "RunState",
+    "TaskState",
+    "TaskStatus",
+]
+
+TaskState = Literal[
+    "pending",  # created, waiting for its inbound transitions
+    "scheduled",  # handed to the executor, not started on a worker yet
+    "running",  # an attempt is executing
+    "retrying",  # an attempt failed; the next one is due
+    "waiting",  # a human inquiry is open
+    "succeeded",
+    "failed",  # the last attempt failed
+    "skipped",  # a branch that was not taken
+    "cancelled",
+    "cached",  # a stored result was reused
+]
+RunState = Literal[
+    "pending", "running", "succeeded", "failed", "cancelled", "paused", "waiting", "interrupted"
+]
+NodeKind = Literal["action", "workflow", "routing", "join", "parallel"]
+EdgeKind = Literal["success", "failure", "complete", "needs", "when", "decision"]
+
+TASK_STATES: tuple[str, ...] = get_args(TaskState)
+RUN_STATES: tuple[str, ...] = get_args(RunState)
+NODE_KINDS: tuple[str, ...] = get_args(NodeKind)
+EDGE_KINDS: tuple[str, ...] = get_args(EdgeKind)
+
+
+class GraphNode(TypedDict):
+    """One task of the workflow."""
+
+    id: str
+    label: str
+    kind: NodeKind
+    action: str | None
+    with_items: bool
+    group: str | None  # the task this one is drawn inside (a parallel's sub-tasks), or None
+
+
+class GraphEdge(TypedDict):
+    """One transition between tasks."""
+
+    source: str
+    target: str
+    kind: EdgeKind
+    label: str | None
+
+
+class Graph(TypedDict):
+    """The ``graph`` trait: the workflow's shape, computed in Python."""
+
+    name: str
+    nodes: list[GraphNode]
+    edges: list[GraphEdge]
+
+
+class TaskStatus(TypedDict):
+    """One entry of the ``status`` trait, keyed by task name.
+
+    A task absent from ``status`` has not started and is drawn grey.
+    """
+
+    status: TaskState
+    done: int | None
+    total: int | None
+    attempts: int
+    inputs: dict[str, Any] | None
+    result: str | None  # a short repr made in Python: results need not be JSON
+    error: str | None  # one line, ``Type: message``
+    logs: list[str]
+    started_at: float | None  # seconds since the epoch
+    ended_at: float | None
+
+
+TASK_STATUS_FIELDS: tuple[str, ...] = tuple(TaskStatus.__annotations__)
+
+
+class RunInfo(TypedDict):
+    """The ``run`` trait."""
+
+    run_id: str | None
+    status: RunState | None
+    error: str | None
+
+
+class Inquiry(TypedDict):
+    """One open human approval in the ``inquiries`` trait."""
+
+    task: str
+    prompt: str
+    schema: dict[str, Any]
+
+
+class RespondMessage(TypedDict):
+    """Front end -> Python: the user submitted an inquiry form."""
+
+    type: Literal["respond"]
+    task: str
+    data: Any
+
+
+class RespondErrorMessage(TypedDict):
+    """Python -> front end: the response was refused; shown under the form."""
+
+    type: Literal["respond_error"]
+    task: str
+    error: str
+
+
+class RespondOkMessage(TypedDict):
+    """Python -> front end: the response was accepted."""
+
+    type: Literal["respond_ok"]
+    task: str
+
+
+STATUS_COLORS: dict[str, str] = {
+    "none": "#d1d5db",  # absent from ``status``: not started
+    "pending": "#64748b",
+    "scheduled": "#8b5cf6",
+    "running": "#2563eb",
+    "retrying": "#f97316",
+    "waiting": "#eab308",
+    "succeeded": "#16a34a",
+    "failed": "#dc2626",
+    "skipped": "#a8a29e",
+    "cancelled": "#db2777",
+    "cached": "#0d9488",
+}
+"""One colour per task state, plus ``none``; mirrors ``STATUS_COLORS`` in types.ts."""
+
+EDGE_STYLES: dict[str, tuple[str, str | None]] = {
+    "success": ("#16a34a", None),
+    "failure": ("#dc2626", "6 4"),
+    "complete": ("#6b7280", None),
+    "needs": ("#2563eb", "2 4"),
+    "when": ("#d97706", None),
+    "decision": ("#d97706", None),
+}
+"""Edge kind -> (stroke colour, SVG dash array or None); mirrors ``EDGE_STYLES`` in types.ts."""

@@ -1,0 +1,201 @@
+/**
+ * The graph canvas: ELK positions (recomputed only when `graph` changes)
+ * combined with live statuses (cheap, on every `status` change).
+ */
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { Controls, MarkerType, ReactFlow, useReactFlow, useStore } from "@xyflow/react";
+import type { ColorMode, EdgeTypes, NodeTypes } from "@xyflow/react";
+import { layoutGraph } from "./layout";
+import type { Layout } from "./layout";
+import { TaskEdge } from "./TaskEdge";
+import type { TaskFlowEdge } from "./TaskEdge";
+import { TaskNode } from "./TaskNode";
+import type { TaskFlowNode } from "./TaskNode";
+import { EDGE_STYLES } from "./types";
+import type { Graph, Inquiry, TaskStatus } from "./types";
+
+const nodeTypes: NodeTypes = { task: TaskNode };
+const edgeTypes: EdgeTypes = { task: TaskEdge };
+
+export interface GraphViewProps {
+  graph: Graph;
+  status: Record<string, Partial<TaskStatus>>;
+  inquiries: Inquiry[];
+  selected: string;
+  onSelect: (task: string) => void;
+  colorMode: ColorMode;
+}
+
+export function GraphView(props: GraphViewProps) {
+  const { graph, status, inquiries, selected, onSelect, colorMode } = props;
+  const [layout, setLayout] = useState<{ graph: Graph; layout: Layout; version: number } | null>(
+    null,
+  );
+
+  useEffect(() => {
+    let cancelled = false;
+    layoutGraph(graph).then((laid) => {
+      if (!cancelled) setLayout((old) => ({ graph, layout: laid, version: (old?.version ?? 0) + 1 }));
+    });
+    return () => {
+      cancelled = true;
+    };
+  }, [graph]);
+
+  // The layout version in which the user last panned or zoomed: framing
+  // leaves that layout alone, and takes over again for the next one.
+  const movedIn = useRef<number | null>(null);
+  const version = layout?.version ?? 0;
+  const userMoved = useCallback(() => movedIn.current === version, [version]);
+  const markMoved = useCallback(() => {
+    movedIn.current = version;
+  }, [version]);
+
+  const waiting = useMemo(() => new Set(inquiries.map((q) => q.task)), [inquiries]);
+
+  const nodes: TaskFlowNode[] = useMemo(() => {
+    if (!layout) return [];
+    return layout.layout.nodes.map((placed) => ({
+      id: placed.node.id,
+      type: "task",
+      position: { x: placed.x, y: placed.y },
+      ...(placed.parent ? { parentId: placed.parent, extent: "parent" as const } : {}),
+      style: { width: placed.width, height: placed.height },
+      width: placed.width,
+      height: placed.height,
+      draggable: false,
+      connectable: false,
+      selectable: true,
+      zIndex: placed.container ? 0 : 1,
+      data: {
+        node: placed.node,
+        status: status[placed.node.id],
+        selected: placed.node.id === selected,
+        container: placed.container,
+        hasInquiry: waiting.has(placed.node.id),
+      },
+    }));
+  }, [layout, status, selected, waiting]);
+
+  const edges: TaskFlowEdge[] = useMemo(() => {
+    if (!layout) return [];
+    const ids = new Set(layout.graph.nodes.map((n) => n.id));
+    const out: TaskFlowEdge[] = [];
+    layout.graph.edges.forEach((e, i) => {
+      if (!ids.has(e.source) || !ids.has(e.target)) return;
+      const look = EDGE_STYLES[e.kind] ?? EDGE_STYLES.complete;
+      const labelled = e.label != null && e.label !== "";
+      out.push({
+        id: `e${i}`,
+        source: e.source,
+        target: e.target,
+        type: "task",
+        data: { kind: e.kind, route: layout.layout.routes.get(i) ?? null },
+        className: `jw-edge jw-edge-${e.kind}`,
+        style: {
+          stroke: look.color,
+          strokeWidth: 1.6,
+          ...(look.dash ? { strokeDasharray: look.dash } : {}),
+        },
+        markerEnd: { type: MarkerType.ArrowClosed, color: look.color, width: 16, height: 16 },
+        // Above container nodes, so edges into a parallel group stay visible.
+        zIndex: 2,
+        ...(labelled
+          ? {
+              label: e.label ?? "",
+              labelStyle: { fill: look.color, fontSize: 11, fontWeight: 600 },
+              labelShowBg: true,
+              labelBgStyle: { fill: "var(--jw-bg)", fillOpacity: 0.9 },
+              labelBgPadding: [4, 2] as [number, number],
+              labelBgBorderRadius: 3,
+            }
+          : {}),
+      });
+    });
+    return out;
+  }, [layout]);
+
+  
+  if (!layout) return <div className="jw-empty">Laying out {graph.nodes.length} tasks…</div>;
+  if (graph.nodes.length === 0) return <div className="jw-empty">This workflow has no tasks.</div>;
+
+  return (
+    <ReactFlow<TaskFlowNode, TaskFlowEdge>
+      // A new layout is a new picture: remount so that it is framed again.
+      key={layout.version}
+      nodes={nodes}
+      edges={edges}
+      nodeTypes={nodeTypes}
+      edgeTypes={edgeTypes}
+      colorMode={colorMode}
+      minZoom={0.1}
+      maxZoom={2}
+      nodesDraggable={false}
+      nodesConnectable={false}
+      edgesFocusable={false}
+      elementsSelectable
+      // Let the notebook scroll: the wheel must not zoom a widget in the middle of a page.
+      zoomOnScroll={false}
+      panOnScroll={false}
+      preventScrolling={false}
+      // Only moves the user starts carry an event; ours (framing) do not.
+      onMoveStart={(event) => {
+        if (event) markMoved();
+      }}
+      onNodeClick={(_, node) => onSelect(node.id)}
+      onPaneClick={() => onSelect("")}
+    >
+      <Controls
+        showInteractive={false}
+        position="bottom-left"
+        onZoomIn={markMoved}
+        onZoomOut={markMoved}
+        onFitView={markMoved}
+      />
+      <AutoFrame width={layout.layout.width} height={layout.layout.height} userMoved={userMoved} />
+    </ReactFlow>
+  );
+}
+
+/** Below this zoom labels are unreadable: frame the top of a tall graph instead of all of it. */
+const READABLE_ZOOM = 0.5;
+const FRAME_PADDING = 24;
+
+/**
+ * Frame the layout: the whole graph if it fits at a readable zoom, else its
+ * top (where the run starts), centred. The "fit view" control still shows
+ * everything. Framing is redone whenever the canvas changes size (the side
+ * column opens, a widget rendered while hidden is shown) until the user pans
+ * or zooms: from then on the view is theirs.
+ */
+interface AutoFrameProps {
+  width: number;
+  height: number;
+  userMoved: () => boolean;
+}
+
+function AutoFrame({ width, height, userMoved }: AutoFrameProps) {
+  const flow = useReactFlow();
+  const domNode = useStore((s) => s.domNode);
+  useEffect(() => {
+    if (!domNode) return;
+    const frame = () => {
+      if (userMoved()) return;
+      const cw = domNode.clientWidth;
+      const ch = domNode.clientHeight;
+      if (cw === 0 || ch === 0) return;
+      const w = width + 2 * FRAME_PADDING;
+      const h = height + 2 * FRAME_PADDING;
+      const zoom = Math.max(READABLE_ZOOM, Math.min(cw / w, ch / h, 1.1));
+      const x = (cw - width * zoom) / 2;
+      const y = h * zoom <= ch ? (ch - height * zoom) / 2 : FRAME_PADDING * zoom;
+      void flow.setViewport({ x, y, zoom });
+    };
+    frame();
+    if (typeof ResizeObserver === "undefined") return;
+    const observer = new ResizeObserver(frame);
+    observer.observe(domNode);
+    return () => observer.disconnect();
+  }, [domNode, flow, width, height, userMoved]);
+  return null;
+}

@@ -1,0 +1,207 @@
+/**
+ * Layered top-to-bottom layout with elkjs.
+ *
+ * Only the graph's shape is laid out; statuses change often and never move a
+ * node. A node whose `group` names another node is drawn inside it (a
+ * parallel task holds its sub-tasks), so ELK lays out the hierarchy in one
+ * pass (`INCLUDE_CHILDREN`) and hands back positions relative to the parent,
+ * which is what React Flow expects for `parentId`.
+ *
+ * Edges are routed by ELK too (orthogonal, labels given room), in absolute
+ * coordinates (`elk.json.edgeCoords: ROOT`), the space React Flow draws edges
+ * in. Loops come back up around the boxes instead of cutting through them.
+ */
+import ELK from "elkjs/lib/elk.bundled.js";
+import type { ElkExtendedEdge, ElkNode } from "elkjs/lib/elk.bundled.js";
+import type { Graph, GraphNode } from "./types";
+
+export const NODE_WIDTH = 200;
+export const NODE_HEIGHT = 66;
+
+export interface PlacedNode {
+  node: GraphNode;
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+  /** Id of the containing node, if drawn inside one. */
+  parent: string | null;
+  /** True when other nodes are drawn inside this one. */
+  container: boolean;
+}
+
+export interface Point {
+  x: number;
+  y: number;
+}
+
+export interface EdgeRoute {
+  /** Start, bends, end; absolute. */
+  points: Point[];
+  /** Centre of the label, when the edge has one. */
+  label: Point | null;
+}
+
+export interface Layout {
+  /** Parents come before their children, as React Flow requires. */
+  nodes: PlacedNode[];
+  /** By index into `graph.edges`; an edge ELK could not route is absent. */
+  routes: Map<number, EdgeRoute>;
+  width: number;
+  height: number;
+}
+
+/** Width of an edge label at 11px, estimated: ELK needs a size to leave room. */
+export function labelSize(text: string): { width: number; height: number } {
+  return { width: Math.ceil(text.length * 6.4) + 10, height: 16 };
+}
+
+const ROOT_OPTIONS: Record<string, string> = {
+  "elk.algorithm": "layered",
+  "elk.direction": "DOWN",
+  "elk.hierarchyHandling": "INCLUDE_CHILDREN",
+  "elk.layered.spacing.nodeNodeBetweenLayers": "56",
+  "elk.spacing.nodeNode": "32",
+  "elk.spacing.edgeNode": "24",
+  // Loops (a task transitioning back to an earlier one) are common; breaking
+  // cycles depth-first keeps the start task on top and loops pointing up.
+  "elk.layered.cycleBreaking.strategy": "DEPTH_FIRST",
+  "elk.layered.nodePlacement.strategy": "BRANDES_KOEPF",
+  "elk.padding": "[top=16,left=16,bottom=16,right=16]",
+  "elk.json.edgeCoords": "ROOT",
+  "elk.edgeLabels.placement": "CENTER",
+  "elk.layered.edgeLabels.sideSelection": "ALWAYS_RIGHT",
+};
+
+const CONTAINER_OPTIONS: Record<string, string> = {
+  "elk.padding": "[top=52,left=16,bottom=16,right=16]",
+};
+
+let elk: InstanceType<typeof ELK> | null = null;
+
+/** The parent of each node; a `group` that is unknown or would nest a node in itself is ignored. */
+export function parentsOf(graph: Graph): Map<string, string | null> {
+  const ids = new Set(graph.nodes.map((n) => n.id));
+  const raw = new Map(graph.nodes.map((n) => [n.id, n.group && ids.has(n.group) ? n.group : null]));
+  const parents = new Map<string, string | null>();
+  for (const node of graph.nodes) {
+    const seen = new Set([node.id]);
+    let up = raw.get(node.id) ?? null;
+    while (up !== null && !seen.has(up)) {
+      seen.add(up);
+      up = raw.get(up) ?? null;
+    }
+    // Walking up ended at the top: keep the group. It ended on a node already
+    // seen: the groups form a cycle, so draw this node at the top level.
+    parents.set(node.id, up === null ? (raw.get(node.id) ?? null) : null);
+  }
+  return parents;
+}
+
+export async function layoutGraph(graph: Graph): Promise<Layout> {
+  const parents = parentsOf(graph);
+  const elkNodes = new Map<string, ElkNode>();
+  for (const node of graph.nodes) {
+    elkNodes.set(node.id, { id: node.id, width: NODE_WIDTH, height: NODE_HEIGHT, children: [] });
+  }
+  const root: ElkNode = { id: "__root__", layoutOptions: ROOT_OPTIONS, children: [], edges: [] };
+  for (const node of graph.nodes) {
+    const parent = parents.get(node.id);
+    const into = parent ? elkNodes.get(parent)! : root;
+    into.children!.push(elkNodes.get(node.id)!);
+  }
+  for (const elkNode of elkNodes.values()) {
+    if (elkNode.children!.length > 0) {
+      // A container's size is ELK's to compute from its children.
+      delete elkNode.width;
+      delete elkNode.height;
+      elkNode.layoutOptions = CONTAINER_OPTIONS;
+    }
+  }
+  const edges: ElkExtendedEdge[] = [];
+  graph.edges.forEach((edge, i) => {
+    if (!elkNodes.has(edge.source) || !elkNodes.has(edge.target)) return;
+    const labels = edge.label ? [{ id: `e${i}-label`, text: edge.label, ...labelSize(edge.label) }] : [];
+    edges.push({ id: `e${i}`, sources: [edge.source], targets: [edge.target], labels });
+  });
+  root.edges = edges;
+
+  try {
+    elk ??= new ELK();
+    const laid = await elk.layout(root);
+    return {
+      nodes: flatten(laid, null, graph),
+      routes: routesOf(laid),
+      width: laid.width ?? 0,
+      height: laid.height ?? 0,
+    };
+  } catch (err) {
+    console.warn("jupyter_workflows: ELK layout failed, using a grid", err);
+    return gridLayout(graph);
+  }
+}
+
+function flatten(elkNode: ElkNode, parent: string | null, graph: Graph): PlacedNode[] {
+  const byId = new Map(graph.nodes.map((n) => [n.id, n]));
+  const out: PlacedNode[] = [];
+  const walk = (children: ElkNode[] | undefined, parentId: string | null) => {
+    for (const child of children ?? []) {
+      const node = byId.get(child.id);
+      if (!node) continue;
+      const container = (child.children?.length ?? 0) > 0;
+      out.push({
+        node,
+        x: child.x ?? 0,
+        y: child.y ?? 0,
+        width: child.width ?? NODE_WIDTH,
+        height: child.height ?? NODE_HEIGHT,
+        parent: parentId,
+        container,
+      });
+      if (container) walk(child.children, child.id);
+    }
+  };
+  walk(elkNode.children, parent);
+  return out;
+}
+
+/** Edge routes, wherever ELK put the edges (with INCLUDE_CHILDREN, some move into containers). */
+function routesOf(laid: ElkNode): Map<number, EdgeRoute> {
+  const routes = new Map<number, EdgeRoute>();
+  const visit = (node: ElkNode) => {
+    for (const edge of (node.edges ?? []) as ElkExtendedEdge[]) {
+      const section = edge.sections?.[0];
+      const index = Number(edge.id.slice(1));
+      if (!section || !Number.isInteger(index)) continue;
+      const label = edge.labels?.[0];
+      routes.set(index, {
+        points: [section.startPoint, ...(section.bendPoints ?? []), section.endPoint],
+        label:
+          label && label.x != null && label.y != null
+            ? { x: label.x + (label.width ?? 0) / 2, y: label.y + (label.height ?? 0) / 2 }
+            : null,
+      });
+    }
+    for (const child of node.children ?? []) visit(child);
+  };
+  visit(laid);
+  return routes;
+}
+
+/** Last resort when ELK fails: one row per 4 nodes, no nesting, React Flow's own edges. */
+function gridLayout(graph: Graph): Layout {
+  return {
+    routes: new Map(),
+    width: 4 * (NODE_WIDTH + 32),
+    height: Math.ceil(graph.nodes.length / 4) * (NODE_HEIGHT + 56),
+    nodes: graph.nodes.map((node, i) => ({
+      node,
+      x: (i % 4) * (NODE_WIDTH + 32),
+      y: Math.floor(i / 4) * (NODE_HEIGHT + 56),
+      width: NODE_WIDTH,
+      height: NODE_HEIGHT,
+      parent: null,
+      container: false,
+    })),
+  };
+}
