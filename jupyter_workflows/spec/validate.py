@@ -202,7 +202,11 @@ def validate_compiled(
     for name in cw.tasks:
         if name not in reachable:
             warn(f"task {name!r} is unreachable from the start tasks", paths[name], key=True)
+    order = {name: i for i, name in enumerate(cw.tasks)}
     for cycle_nodes in nx.simple_cycles(uncond):
+        # Start the loop at its first task in the document, so the warning is stable.
+        first_at = min(range(len(cycle_nodes)), key=lambda i: order[cycle_nodes[i]])
+        cycle_nodes = cycle_nodes[first_at:] + cycle_nodes[:first_at]
         if not any(cw.tasks[n].max_runs_set for n in cycle_nodes):
             first = cycle_nodes[0]
             warn(
