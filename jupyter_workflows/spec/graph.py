@@ -118,7 +118,8 @@ def to_dot(cw: CompiledWorkflow) -> str:
     data = graph_dict(cw)
     out = [f"digraph {json.dumps(cw.name)} {{", "    rankdir=TB;", "    node [shape=box, style=rounded];"]
     for node in data["nodes"]:
-        label = node["label"] + (f"\\n{node['action']}" if node["action"] else "")
+        # A real newline: json.dumps writes it as the two characters \n, dot's line break.
+        label = node["label"] + (f"\n{node['action']}" if node["action"] else "")
         shape = ", shape=diamond" if node["kind"] in ("routing", "join") else ""
         out.append(f"    {json.dumps(node['id'])} [label={json.dumps(label)}{shape}];")
     for edge in data["edges"]:
