@@ -151,6 +151,8 @@ class RunState:
         self.deferred_submits: list[tuple[str, int | None]] = []
         self.failure: str | None = None
         self.failing = False
+        #: Transitions still to fire while a cascade of instant tasks runs (see ``_cascade``).
+        self._stack: list[tuple[str, str | None] | None] | None = None
         self.outputs: dict[str, Any] | None = None
         self.error: str | None = None
         self.started_at: float | None = None
@@ -391,6 +393,32 @@ class RunState:
 
     # -- starting tasks ---------------------------------------------------------------------
     def _fire(self, target: str, source: str | None) -> None:
+        self._cascade([(target, source)])
+
+    def _cascade(self, work: list[tuple[str, str | None] | None]) -> None:
+        """Fire ``(target, source)`` transitions depth-first, in order, without recursing.
+
+        A task that ends as it starts (routing, parallel group, bad input) fires its own
+        transitions from inside ``_start``; done recursively, a loop of such tasks would exhaust
+        Python's stack long before ``max_runs``. Nested calls push onto the running cascade's
+        stack instead, so the order is exactly the recursive one. ``None`` marks where the run
+        starts failing (after the tasks named beside ``do: fail`` started).
+        """
+        if self._stack is not None:
+            self._stack.extend(reversed(work))
+            return
+        self._stack = list(reversed(work))
+        try:
+            while self._stack:
+                step = self._stack.pop()
+                if step is None:
+                    self.failing = True
+                else:
+                    self._fire_one(*step)
+        finally:
+            self._stack = None
+
+    def _fire_one(self, target: str, source: str | None) -> None:
         if self.done:
             return
         if self.failing and not self.wf.spec.keep_going:
@@ -456,9 +484,7 @@ class RunState:
                 ex.attempts = 1
                 self._finish_execution(ex, ok=True, result=[])
                 return
-            limit = task.batch_size or len(ex.items)
-            for index in range(min(limit, len(ex.items))):
-                self._submit(ex, index)
+            self._items_settle(ex)  # starts the first batch
             return
         if task.name in self.inquiries:
             ex.status = "waiting"
@@ -598,6 +624,9 @@ class RunState:
             else:
                 for i in pending[: max(room, 0)]:
                     self._submit(ex, i)
+                    if ex.items[i].status == "failed":
+                        # Its input did not render and ``_submit`` settled the task: start no more.
+                        return
             active = [it for it in ex.items if it.status in ("running", "retrying")]
         self.dirty.add(ex.id)
         self._view(ex)
@@ -690,10 +719,10 @@ class RunState:
                 f"task {ex.task!r} transitioned to fail"
             )
             self._record_failure(reason)
-        for target in starts:
-            self._fire(target, ex.task)
+        work: list[tuple[str, str | None] | None] = [(target, ex.task) for target in starts]
         if fail_command:
-            self.failing = True
+            work.append(None)  # the run fails once the tasks beside ``fail`` have started
+        self._cascade(work)
 
     # -- run end ----------------------------------------------------------------------------
     def _record_failure(self, reason: str) -> None:
