@@ -16,6 +16,7 @@ remediation rule, fail-fast and ``keep_going``; inquiries; nested runs; pause, r
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -226,7 +227,7 @@ class RunState:
             for name, value in self.wf.spec.vars.items():
                 self.vars[name] = render(value, scope)
         except ExpressionError as exc:
-            self._fail_run(f"vars: {exc}")
+            self._fail_run(f"ExpressionError: vars: {exc}")
             return
         for name in self.wf.start:
             self._fire(name, None)
@@ -637,7 +638,8 @@ class RunState:
                 if it.status == "pending":
                     it.status = "skipped"
             i, it = failed[0]
-            self._finish_execution(ex, ok=False, error=f"item {i}: {it.error}", error_type=ex.error_type)
+            kind, message = _split_error(it.error, ex.error_type)
+            self._finish_execution(ex, ok=False, error=f"{kind}: item {i}: {message}", error_type=ex.error_type)
         elif all(it.status in _OK_TASK for it in ex.items):
             cached = all(it.status == "cached" for it in ex.items)
             self._finish_execution(ex, ok=True, result=[it.result for it in ex.items], cached=cached)
@@ -713,11 +715,9 @@ class RunState:
             self._fail_run(f"ExpressionError: task {ex.task!r}: {exc}")
             return
         if ex.status == "failed" and not fired:
-            self._fail_run(f"task {ex.task!r} failed: {ex.error}")
+            self._fail_run(_task_failed(ex))
         elif fail_command:
-            reason = f"task {ex.task!r} failed: {ex.error}" if ex.status == "failed" else (
-                f"task {ex.task!r} transitioned to fail"
-            )
+            reason = _task_failed(ex) if ex.status == "failed" else f"RunFailed: task {ex.task!r} transitioned to fail"
             self._record_failure(reason)
         work: list[tuple[str, str | None] | None] = [(target, ex.task) for target in starts]
         if fail_command:
@@ -795,6 +795,24 @@ class RunState:
             outputs = None
         self.outputs = outputs
         self._out.append(C.RunFinished(self.status, self.outputs, self.error))
+
+
+_ERROR_TYPE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+
+
+def _split_error(error: str | None, error_type: str | None = None) -> tuple[str, str]:
+    """``"ValueError: bad"`` -> ``("ValueError", "bad")``; untyped text gets ``error_type``."""
+    text = error or "failed"
+    head, sep, rest = text.partition(": ")
+    if sep and _ERROR_TYPE.fullmatch(head):
+        return head, rest
+    return error_type or "TaskFailed", text
+
+
+def _task_failed(ex: Execution) -> str:
+    """A run's error for an unhandled task failure: one line ``Type: message`` naming the task."""
+    kind, message = _split_error(ex.error, ex.error_type)
+    return f"{kind}: task {ex.task!r} failed: {message}"
 
 
 class _KV:
