@@ -351,7 +351,8 @@ class RunState:
             elif kind == "inquiry":
                 ex = self.executions[ref]
                 timeout = self.wf.tasks[ex.task].timeout or 0.0
-                left = max(0.0, (ex.started_at or event.time) + timeout - event.time)
+                opened = event.time if ex.started_at is None else ex.started_at  # 0.0 is a time
+                left = max(0.0, opened + timeout - event.time)
                 self._out.append(C.StartTimer(name, left))
         for ex in self.open_inquiries():
             assert ex.inquiry is not None
