@@ -1,0 +1,224 @@
+"""Read the workflows a notebook defines: ``jupyter-workflows run NOTEBOOK.ipynb``.
+
+Design
+------
+* **The notebook's own code defines them.** Its code cells run, in order, in a fresh
+  :class:`~IPython.core.interactiveshell.InteractiveShell`, so magics, ``!shell`` lines and
+  ``%load_ext`` behave as in Jupyter. The shell is private: it is not the process's IPython
+  singleton, does not record history, and does not keep ``sys.modules["__main__"]`` (a notebook
+  read from inside a kernel or a test leaves that kernel alone). Functions it defines still live
+  in a ``__main__`` module, as in a kernel, so cloudpickle ships them to Dask workers by value
+  and a run's stored code can be resumed from another process.
+* **Define, do not run.** The extension is loaded headless
+  (:class:`~jupyter_workflows.jupyter.magics.WorkflowMagics` ``headless=True``): ``%%workflow``
+  cells define and register workflows; ``--run`` flags and ``%workflow`` line commands are
+  skipped and nothing is displayed (CONTRACT §5). ``%load_ext jupyter_workflows`` in the notebook
+  finds the extension already loaded.
+* **As in Jupyter:** cells run with the notebook's folder as the working directory and on
+  ``sys.path``; ``jw.configure(...)`` calls in the notebook take effect, and the CLI configures
+  after loading, so its options win. What cells print is captured (the CLI's ``--json`` owns
+  stdout).
+* **Errors are one line**, a :class:`~jupyter_workflows.exceptions.SpecError` naming the
+  notebook and the cell: a cell that raises (``quick.ipynb: cell 3, line 2: NameError: ...``),
+  a ``%%workflow`` cell with bad YAML (``quick.ipynb (cell 4):3:7: ...``), no workflow, or
+  several without ``--workflow``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import types
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import SpecError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from ..definition import Workflow
+
+__all__ = ["code_cells", "workflow_from_notebook", "workflows_from_notebook"]
+
+
+def code_cells(path: str | os.PathLike[str]) -> list[tuple[int, str]]:
+    """``(number, source)`` of the notebook's code cells; numbers count every cell from 1.
+
+    Raises
+    ------
+    SpecError
+        When the file cannot be read as a notebook.
+    """
+    import nbformat
+
+    file = str(path)
+    try:
+        nb = nbformat.read(file, as_version=4)
+    except FileNotFoundError:
+        raise SpecError("no such file", file=file) from None
+    except Exception as exc:
+        raise SpecError(
+            f"not a readable notebook ({type(exc).__name__}: {exc})", file=file
+        ) from None
+    return [
+        (number, cell.source)
+        for number, cell in enumerate(nb.cells, start=1)
+        if cell.cell_type == "code"
+    ]
+
+
+def _new_shell() -> InteractiveShell:
+    """A private shell: not the singleton, no history, ``sys.modules`` left as it was."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    config = Config()
+    config.HistoryManager.enabled = False
+    config.InteractiveShell.colors = "nocolor"
+    config.InteractiveShell.autocall = 0
+    main = types.ModuleType("__main__", doc="a notebook read by jupyter_workflows")
+    saved = sys.modules.get("__main__")
+    try:
+        shell = InteractiveShell(config=config, user_module=main)
+    finally:
+        # The shell registers its user module as __main__; the process keeps its own.
+        if saved is not None:
+            sys.modules["__main__"] = saved
+    return shell
+
+
+def _load_extension(shell: InteractiveShell) -> Any:
+    from .magics import WorkflowMagics
+
+    magics = WorkflowMagics(shell, headless=True)
+    shell.register_magics(magics)
+    # `%load_ext jupyter_workflows` in the notebook must not register the interactive magics.
+    shell.extension_manager.loaded.add("jupyter_workflows")
+    return magics
+
+
+def _describe(shell: InteractiveShell, exc: BaseException) -> tuple[int | None, str]:
+    """The line in the cell where ``exc`` was raised (when known) and its one-line message."""
+    from ..exceptions import WorkflowError
+
+    first = (str(exc).strip().splitlines() or [""])[0]
+    if isinstance(exc, WorkflowError) and first:
+        message = first
+    else:
+        message = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    line = None
+    names = getattr(shell.compile, "_filename_map", {})
+    tb = exc.__traceback__
+    while tb is not None:  # the innermost frame that is the cell's own code
+        if tb.tb_frame.f_code.co_filename in names:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    if line is None and isinstance(exc, SyntaxError) and exc.lineno:
+        line = exc.lineno
+    return line, message
+
+
+def _cell_error(
+    shell: InteractiveShell, exc: BaseException, label: str, number: int, cell_label: str
+) -> str:
+    from IPython.core.error import UsageError
+
+    if isinstance(exc, UsageError):
+        text = (str(exc).strip().splitlines() or ["UsageError"])[0]
+        # A %%workflow cell's error is positioned already: "nb.ipynb (cell 4):3:7: ...".
+        return text if text.startswith(cell_label) else f"{label}: cell {number}: {text}"
+    line, message = _describe(shell, exc)
+    where = f"cell {number}, line {line}" if line else f"cell {number}"
+    return f"{label}: {where}: {message}"
+
+
+def _restore_prompts(saved: dict[str, Any]) -> None:
+    """IPython sets ``sys.ps1``..``ps3`` (a sign of an interactive session); undo that."""
+    for name in ("ps1", "ps2", "ps3"):
+        if name in saved:
+            setattr(sys, name, saved[name])
+        elif hasattr(sys, name):
+            delattr(sys, name)
+
+
+def workflows_from_notebook(path: str | os.PathLike[str]) -> dict[str, Workflow]:
+    """Run the notebook's code cells (headless) and return the workflows they define.
+
+    Raises
+    ------
+    SpecError
+        When the notebook cannot be read or a cell raises; names the cell.
+    """
+    from ..definition import registered_workflows
+
+    nb_path = Path(path)
+    label = nb_path.name
+    cells = code_cells(nb_path)
+    folder = str(nb_path.resolve().parent)
+    before = registered_workflows()
+    prompts = {name: getattr(sys, name) for name in ("ps1", "ps2", "ps3") if hasattr(sys, name)}
+    shell = _new_shell()
+    magics = _load_extension(shell)
+    cwd = os.getcwd()
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    captured = io.StringIO()
+    try:
+        os.chdir(folder)
+        with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
+            for number, source in cells:
+                if not source.strip():
+                    continue
+                magics.cell_label = f"{label} (cell {number})"
+                magics.line_offset = 1  # the %%workflow line comes before the YAML
+                result = shell.run_cell(source, store_history=False, silent=True)
+                error = result.error_before_exec or result.error_in_exec
+                if error is not None:
+                    raise SpecError(_cell_error(shell, error, label, number, magics.cell_label))
+    finally:
+        os.chdir(cwd)
+        with contextlib.suppress(Exception):
+            shell.cleanup()
+        _restore_prompts(prompts)
+    after = registered_workflows()
+    return {name: wf for name, wf in after.items() if before.get(name) is not wf}
+
+
+def workflow_from_notebook(path: str | os.PathLike[str], name: str | None = None) -> Workflow:
+    """The workflow ``name`` (or the only one) a notebook defines.
+
+    Parameters
+    ----------
+    path:
+        The ``.ipynb`` file.
+    name:
+        Which workflow, when the notebook defines several (``--workflow NAME``).
+
+    Raises
+    ------
+    SpecError
+        A cell fails, the notebook defines no workflow, several without ``name``, or none
+        called ``name``; the message lists the ones it defines.
+    """
+    file = str(path)
+    found = workflows_from_notebook(path)
+    listed = ", ".join(sorted(found)) or "none"
+    if name is not None:
+        if name in found:
+            return found[name]
+        raise SpecError(
+            f"the notebook defines no workflow {name!r} (it defines: {listed})", file=file
+        )
+    if not found:
+        raise SpecError(
+            "the notebook defines no workflow (use a %%workflow cell or @jw.workflow)", file=file
+        )
+    if len(found) > 1:
+        raise SpecError(
+            f"the notebook defines several workflows ({listed}): choose one with --workflow NAME",
+            file=file,
+        )
+    return next(iter(found.values()))
