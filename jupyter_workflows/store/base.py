@@ -11,14 +11,47 @@ Writes are buffered and made durable by :meth:`RunStore.commit`; the orchestrato
 it acts on what a batch of events decided (write-ahead). Values (results, inputs, outputs,
 parameters) are whatever Python objects the engine has: a store encodes them (JSON when it can,
 else pickled artifacts) and decodes them on read.
+
+Rules every implementation keeps (``tests/store/test_store_contract.py`` pins them):
+
+- **Read your own writes.** A read on a store instance sees that instance's buffered writes
+  (:class:`~jupyter_workflows.store.sqlite.SqliteStore` commits its buffer before it reads);
+  other instances and processes see them once committed.
+- **Values are snapshots.** A value is copied (or encoded) when it is written, and every read
+  returns fresh objects: mutating what you wrote or read never changes the store.
+- **Runs first.** :meth:`RunStore.create_run` comes before anything else about the run; events,
+  task executions, updates and requests for an unknown run raise
+  :class:`~jupyter_workflows.exceptions.RunNotFound` at the call (not later, at commit).
+- **Known fields only, checked at the call.** A field that :class:`RunRecord` /
+  :class:`TaskRecord` does not declare raises ``ValueError``, and a value of the wrong kind (see
+  :data:`RUN_COLUMNS`) raises ``TypeError``, when the write is buffered (numbers are made plain
+  ``int`` / ``float``, so ``numpy.int64`` fits): a typo cannot vanish
+  into the store, and a bad value cannot make a later :meth:`RunStore.commit` fail for the whole
+  batch. Adding a field means adding it here and a schema migration in ``sqlite.py``.
+- Events are dicts with a ``str`` ``"type"``; anything else raises ``ValueError``.
+- Records read back carry every declared field (``None`` where nothing was written; ``logs``
+  ``[]``, ``attempts`` ``0``, ``parameters`` and ``options`` ``{}``).
 """
 
 from __future__ import annotations
 
+import numbers
+import time
 from abc import ABC, abstractmethod
-from typing import Any, TypedDict
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Literal, TypedDict
 
-__all__ = ["RunRecord", "RunStore", "TaskRecord"]
+__all__ = [
+    "RUN_COLUMNS",
+    "RUN_FIELDS",
+    "TASK_COLUMNS",
+    "TASK_FIELDS",
+    "RunRecord",
+    "RunStore",
+    "TaskRecord",
+    "ValueKind",
+]
 
 
 class RunRecord(TypedDict, total=False):
@@ -62,8 +95,160 @@ class TaskRecord(TypedDict, total=False):
     ended_at: float | None
     worker: str | None
     logs: list[str]
-    done: int | None
-    total: int | None
+    done: float | None
+    total: float | None
+
+
+ValueKind = Literal["text", "real", "int", "number", "bytes", "value"]
+"""How a store keeps a field. ``None`` fits every kind.
+
+- ``text``: a ``str``;
+- ``real``: a real number, kept as ``float`` (``3`` reads back as ``3.0``);
+- ``int``: an integral number (``numpy.int64`` too), kept as ``int``;
+- ``number``: an integral number kept as ``int``, any other real number as ``float`` (progress
+  counters, which users report);
+- ``bytes``: ``bytes``;
+- ``value``: any Python value, encoded by the store.
+
+``bool`` is not a number here: ``True`` where a number belongs is a bug.
+"""
+
+RUN_COLUMNS: Mapping[str, ValueKind] = {
+    "run_id": "text",
+    "workflow": "text",
+    "status": "text",
+    "parameters": "value",
+    "outputs": "value",
+    "error": "text",
+    "created_at": "real",
+    "started_at": "real",
+    "ended_at": "real",
+    "definition": "text",
+    "base_dir": "text",
+    "code": "bytes",
+    "parent_run_id": "text",
+    "parent_task": "text",
+    "owner": "text",
+    "heartbeat_at": "real",
+    "options": "value",
+}
+"""Every field of :class:`RunRecord` with the kind of value it holds."""
+
+TASK_COLUMNS: Mapping[str, ValueKind] = {
+    "run_id": "text",
+    "exec_id": "text",
+    "task": "text",
+    "seq": "int",
+    "status": "text",
+    "attempts": "int",
+    "input": "value",
+    "result": "value",
+    "error": "text",
+    "started_at": "real",
+    "ended_at": "real",
+    "worker": "text",
+    "logs": "value",
+    "done": "number",
+    "total": "number",
+}
+"""Every field of :class:`TaskRecord` with the kind of value it holds."""
+
+RUN_FIELDS: frozenset[str] = frozenset(RUN_COLUMNS)
+"""Every field a :class:`RunRecord` may have."""
+
+TASK_FIELDS: frozenset[str] = frozenset(TASK_COLUMNS)
+"""Every field a :class:`TaskRecord` may have."""
+
+_INT64 = range(-(2**63), 2**63)
+_EXPECTED = {"text": "str", "real": "float", "int": "int", "number": "a number", "bytes": "bytes"}
+
+
+def _coerce(kind: ValueKind, value: Any) -> Any:
+    """``value`` as the kind keeps it; raises ``TypeError`` (by the caller) when it does not fit."""
+    if value is None or kind == "value":
+        return value
+    if kind == "text":
+        if isinstance(value, str):
+            return value
+    elif kind == "bytes":
+        if isinstance(value, bytes):
+            return value
+    elif not isinstance(value, bool):
+        if kind != "real" and isinstance(value, numbers.Integral) and int(value) in _INT64:
+            return int(value)
+        if kind != "int" and isinstance(value, numbers.Real):
+            return float(value)
+    raise TypeError
+
+
+def _coerce_fields(
+    what: str, fields: Mapping[str, Any], columns: Mapping[str, ValueKind]
+) -> dict[str, Any]:
+    """``fields`` with numbers made plain ``int`` / ``float``.
+
+    Raises ``ValueError`` for unknown fields and ``TypeError`` for values of the wrong kind.
+    """
+    unknown = sorted(set(fields) - set(columns))
+    if unknown:
+        raise ValueError(
+            f"unknown {what} field(s) {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(sorted(columns))}"
+        )
+    coerced = {}
+    for name, value in fields.items():
+        kind = columns[name]
+        try:
+            coerced[name] = _coerce(kind, value)
+        except TypeError:
+            raise TypeError(
+                f"{what} field {name!r} must be {_EXPECTED[kind]} or None, "
+                f"not {type(value).__name__}"
+            ) from None
+        if coerced[name] != coerced[name]:  # SQLite would store NaN as NULL
+            raise ValueError(f"{what} field {name!r} must not be NaN")
+    return coerced
+
+
+def _full_run_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """``record`` checked and completed with every field's default (for ``create_run``)."""
+    coerced = _coerce_fields("run", record, RUN_COLUMNS)
+    if not coerced.get("run_id"):
+        raise ValueError("a run record needs a non-empty 'run_id'")
+    full: dict[str, Any] = dict.fromkeys(RUN_COLUMNS)
+    full.update(status="pending", parameters={}, options={})
+    full.update(coerced)
+    if full["created_at"] is None:
+        full["created_at"] = time.time()
+    return full
+
+
+def _run_update(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """``fields`` checked and coerced (for ``update_run``, whose ``run_id`` is its own)."""
+    coerced = _coerce_fields("run", fields, RUN_COLUMNS)
+    if "created_at" in coerced and coerced["created_at"] is None:
+        raise ValueError("a run's 'created_at' cannot be None")
+    return coerced
+
+
+def _full_task_record(run_id: str, record: Mapping[str, Any]) -> dict[str, Any]:
+    """``record`` checked and completed with every field's default (for ``upsert_tasks``)."""
+    coerced = _coerce_fields("task", record, TASK_COLUMNS)
+    if not coerced.get("exec_id"):
+        raise ValueError("a task record needs a non-empty 'exec_id'")
+    if coerced.get("run_id", run_id) != run_id:
+        raise ValueError(f"task record of run {coerced['run_id']!r} upserted into run {run_id!r}")
+    full: dict[str, Any] = dict.fromkeys(TASK_COLUMNS)
+    full.update(attempts=0, logs=[])
+    full.update(coerced)
+    full["run_id"] = run_id
+    return full
+
+
+def _check_events(events: list[dict[str, Any]]) -> None:
+    """Every event is a dict with a ``str`` ``"type"`` (for ``append_events``)."""
+    for event in events:
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            raise ValueError(f"an event must be a dict with a str 'type', not {event!r:.80}")
 
 
 class RunStore(ABC):
@@ -141,5 +326,25 @@ class RunStore(ABC):
     def secret_set(self, name: str, value: str) -> None:
         """Store a secret (durable at once)."""
 
+    # -- additions beyond the engine's minimum -------------------------------------------------
+    def delete_run(self, run_id: str) -> None:
+        """Delete a run with its task executions, events and requests (durable at once).
+
+        Raises :class:`~jupyter_workflows.exceptions.RunNotFound` for an unknown run. Child runs
+        and cached results are kept. Optional: the default raises ``NotImplementedError``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot delete runs")
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release connections."""
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,789 @@
+"""The durable store: one SQLite file (stdlib :mod:`sqlite3`) and a folder of artifacts.
+
+Design choices, and why:
+
+**Created on first write, opened lazily.** ``SqliteStore(path)`` touches nothing. Reading a
+store that does not exist yet shows an empty store and creates nothing (``jupyter-workflows
+runs`` in a fresh folder must not leave a ``.jupyter_workflows/`` behind); the first
+:meth:`~SqliteStore.commit` with something to write creates the parent folders, the database
+file (mode ``0600``: it holds secrets) and the schema.
+
+**WAL, ``synchronous=NORMAL``.** Readers never block the writer and the writer never blocks
+readers, so the orchestrator, the CLI and the Jupyter server can share one store. In WAL mode
+``NORMAL`` does not fsync on every commit, only at checkpoints: a committed transaction survives
+the application crashing (``kill -9``, a dead kernel), because it is in the OS's page cache;
+only an OS crash or power loss can lose the last few commits, and never corrupts the database.
+That is the trade the engine wants: it commits once per batch of events, and ``FULL`` would add
+an fsync to each. ``busy_timeout`` (10 s) makes concurrent writers from several processes wait
+for each other instead of failing; every write transaction is ``BEGIN IMMEDIATE`` so a writer
+takes the write lock up front (a deferred transaction that upgrades from read to write can fail
+at once with ``SQLITE_BUSY``, whatever the timeout). ``foreign_keys=ON`` ties task executions,
+events and requests to their run (``delete_run`` cascades).
+
+**Buffered writes, one transaction per commit.** Writes are checked and encoded when they are
+made (so a bad value fails at the call, never later inside a commit) and buffered per store
+instance; :meth:`~SqliteStore.commit` runs the whole buffer in one transaction, with runs of
+identical statements as ``executemany``. A commit that fails for a passing reason (the store is
+busy, the disk is full) keeps the buffer for the next commit; one that fails for good (a
+constraint, which the checks at the call should make impossible) discards it, saying how many
+writes were lost. ``add_request``, ``take_requests``, ``kv_set``, ``secret_set`` and
+``delete_run`` commit at once, in the same transaction as the buffer before them; their own
+write is never left in the buffer, so when one raises, it did not happen. A read first commits the
+instance's buffer, so an instance always reads its own writes.
+
+**One connection per thread.** :mod:`sqlite3` connections must not be used by two threads at
+once; each thread gets its own (dropped when the thread has ended, or the process forked).
+
+**Schema migrations by ``PRAGMA user_version``.** :data:`MIGRATIONS` is a list; migration *i*
+takes the schema from version *i* to *i + 1* and is applied in the same transaction that sets
+the version, so two processes opening an old store at once upgrade it once. A store from a
+newer jupyter_workflows is refused before anything is written. ``PRAGMA application_id`` marks
+the file as ours, so another program's SQLite database is refused too. Files that are not SQLite
+are recognised by their header before SQLite ever opens them, and are never modified.
+
+**Values.** Parameters, outputs, options, inputs, results, logs, whole events, cache and kv
+values are stored as JSON text encoded by :mod:`jupyter_workflows.store.artifacts`: JSON stays
+JSON, anything else is pickled (small pickles inline, large ones into
+``<db path>.artifacts/<sha256[:2]>/<sha256>.pkl``). Secrets are stored as given (plain text in a
+``0600`` file); they never appear in errors or logs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..exceptions import RunNotFound, StoreError
+from . import artifacts
+from .base import (
+    RUN_COLUMNS,
+    TASK_COLUMNS,
+    RunRecord,
+    RunStore,
+    TaskRecord,
+    _check_events,
+    _full_run_record,
+    _full_task_record,
+    _run_update,
+)
+
+__all__ = ["APPLICATION_ID", "MIGRATIONS", "SCHEMA_VERSION", "SqliteStore"]
+
+T = TypeVar("T")
+
+APPLICATION_ID = 0x4A574653
+"""``PRAGMA application_id`` of a jupyter_workflows store (``"JWFS"``)."""
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_HEADER_SIZE = 100
+
+MIGRATIONS: list[tuple[str, ...]] = [
+    # 0 -> 1: the initial schema.
+    (
+        """CREATE TABLE runs (
+            run_id TEXT PRIMARY KEY,
+            workflow TEXT,
+            status TEXT,
+            parameters TEXT,            -- JSON (artifacts.encode)
+            outputs TEXT,               -- JSON
+            error TEXT,
+            created_at REAL NOT NULL,
+            started_at REAL,
+            ended_at REAL,
+            definition TEXT,
+            base_dir TEXT,
+            code BLOB,
+            parent_run_id TEXT,
+            parent_task TEXT,
+            owner TEXT,
+            heartbeat_at REAL,
+            options TEXT                -- JSON
+        )""",
+        # The index holds (created_at, rowid): newest first, insertion order breaking ties.
+        "CREATE INDEX runs_by_created ON runs (created_at)",
+        "CREATE INDEX runs_by_status ON runs (status)",
+        "CREATE INDEX runs_by_parent ON runs (parent_run_id) WHERE parent_run_id IS NOT NULL",
+        """CREATE TABLE tasks (
+            run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+            exec_id TEXT NOT NULL,
+            task TEXT,
+            seq INTEGER,
+            status TEXT,
+            attempts INTEGER,
+            input TEXT,                 -- JSON
+            result TEXT,                -- JSON
+            error TEXT,
+            started_at REAL,
+            ended_at REAL,
+            worker TEXT,
+            logs TEXT,                  -- JSON
+            done,                       -- no type: an int stays an int, a float a float
+            total,
+            PRIMARY KEY (run_id, exec_id)
+        )""",
+        "CREATE INDEX tasks_by_seq ON tasks (run_id, seq)",
+        """CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,       -- 1, 2, ... within the run
+            type TEXT NOT NULL,
+            data TEXT NOT NULL,         -- the whole event, JSON
+            created_at REAL NOT NULL,
+            UNIQUE (run_id, seq)
+        )""",
+        """CREATE TABLE requests (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+            kind TEXT NOT NULL,
+            payload TEXT,               -- JSON
+            created_at REAL NOT NULL
+        )""",
+        "CREATE INDEX requests_by_run ON requests (run_id, id)",
+        """CREATE TABLE cache (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL,        -- JSON
+            expire_at REAL,
+            created_at REAL NOT NULL
+        )""",
+        """CREATE TABLE kv (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL,        -- JSON
+            updated_at REAL NOT NULL
+        )""",
+        """CREATE TABLE secrets (
+            name TEXT PRIMARY KEY,
+            value TEXT NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+    ),
+]
+"""Schema migrations: ``MIGRATIONS[i]`` takes a store from version ``i`` to ``i + 1``."""
+
+SCHEMA_VERSION = len(MIGRATIONS)
+"""The schema version this code writes; a store with a higher ``user_version`` is refused."""
+
+_RUN_NAMES = tuple(RUN_COLUMNS)
+_TASK_NAMES = tuple(TASK_COLUMNS)
+
+_INSERT_RUN = (
+    f"INSERT INTO runs ({', '.join(_RUN_NAMES)}) VALUES ({', '.join('?' * len(_RUN_NAMES))})"
+)
+_UPSERT_TASK = (
+    f"INSERT INTO tasks ({', '.join(_TASK_NAMES)}) VALUES ({', '.join('?' * len(_TASK_NAMES))}) "
+    "ON CONFLICT (run_id, exec_id) DO UPDATE SET "
+    + ", ".join(
+        f"{name} = excluded.{name}" for name in _TASK_NAMES if name not in ("run_id", "exec_id")
+    )
+)
+_INSERT_EVENT = (
+    "INSERT INTO events (run_id, seq, type, data, created_at) VALUES "
+    "(?1, COALESCE((SELECT MAX(seq) FROM events WHERE run_id = ?1), 0) + 1, ?2, ?3, ?4)"
+)
+_SELECT_RUN = f"SELECT {', '.join(_RUN_NAMES)} FROM runs"
+_SELECT_TASK = f"SELECT {', '.join(_TASK_NAMES)} FROM tasks"
+
+#: A buffered write: one statement and the parameter rows to run it with (``executemany``).
+_Write = tuple[str, list[tuple[Any, ...]]]
+
+
+#: Every live SqliteStore, so a forked child can make each forget its parent's connections.
+_INSTANCES: weakref.WeakSet[SqliteStore] = weakref.WeakSet()
+
+
+def _forget_after_fork() -> None:
+    for store in list(_INSTANCES):
+        store._after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+class _Empty(Exception):
+    """There is no store to read yet (no file, or a file no one has initialised)."""
+
+
+class SqliteStore(RunStore):
+    """A :class:`~jupyter_workflows.store.base.RunStore` in one SQLite file; see the module doc.
+
+    Parameters
+    ----------
+    path
+        The database file. It and its parent folders are created on the first write.
+    busy_timeout
+        Seconds a statement waits for another process's write lock before failing.
+    inline_limit
+        Pickled values up to this many bytes are kept in the database; larger ones are written
+        to artifact files in :attr:`artifact_dir`.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout: float = 10.0,
+        inline_limit: int = artifacts.DEFAULT_INLINE_LIMIT,
+    ) -> None:
+        if os.fspath(path) in ("", ":memory:"):
+            raise ValueError("SqliteStore needs a file path; use MemoryStore for a store in memory")
+        #: Absolute, so a later ``os.chdir`` (kernels do that) does not move the store.
+        self.path = Path(os.path.abspath(os.path.expanduser(os.fspath(path))))
+        #: The folder of artifact files (large pickled values): ``<db path>.artifacts``.
+        self.artifact_dir = self.path.with_name(self.path.name + ".artifacts")
+        self._json_loads = artifacts.json_loader(self.artifact_dir)
+        self.busy_timeout = busy_timeout
+        self.inline_limit = inline_limit
+        self._pending: list[_Write] = []
+        self._pending_lock = threading.Lock()
+        #: Held across a whole commit so commits from several threads keep their order.
+        self._commit_lock = threading.RLock()
+        self._open_lock = threading.Lock()
+        self._ready = False  # the schema was checked (and migrated) by this instance
+        self._local = threading.local()
+        self._connections: list[tuple[threading.Thread, sqlite3.Connection]] = []
+        self._generation = 0  # bumped by close(): every thread reconnects afterwards
+        _INSTANCES.add(self)
+        #: Runs known to exist (created by this instance, or seen in the database).
+        self._known_runs: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.path)!r})"
+
+    # -- encoding ---------------------------------------------------------------------------
+    def _dumps(self, value: Any) -> str:
+        encoded = artifacts.encode(value, self.artifact_dir, inline_limit=self.inline_limit)
+        return json.dumps(encoded, separators=(",", ":"), allow_nan=False)
+
+    def _loads(self, text: str | None) -> Any:
+        if text is None:
+            return None
+        try:
+            return self._json_loads(text)
+        except StoreError:
+            raise
+        except Exception as exc:  # SQLite does not notice every damaged page: JSON does
+            raise StoreError(
+                f"{self.path}: the store is corrupt (a stored value is damaged: "
+                f"{type(exc).__name__}: {exc})"
+            ) from exc
+
+    def _row(self, columns: Mapping[str, str], record: Mapping[str, Any]) -> tuple[Any, ...]:
+        """A record as a row of SQL parameters, values encoded; text checked to be UTF-8-able."""
+        row = []
+        for name, kind in columns.items():
+            value = record[name]
+            if kind == "value":
+                value = self._dumps(value)
+            elif kind == "text" and value is not None:
+                _check_utf8(name, value)
+            row.append(value)
+        return tuple(row)
+
+    def _record(
+        self, columns: Mapping[str, str], row: sqlite3.Row | tuple[Any, ...]
+    ) -> dict[str, Any]:
+        record = {}
+        for (name, kind), value in zip(columns.items(), row, strict=True):
+            record[name] = self._loads(value) if kind == "value" else value
+        return record
+
+    # -- connections ------------------------------------------------------------------------
+    def _connection(self) -> sqlite3.Connection:
+        """This thread's connection to the existing database file."""
+        local = self._local
+        conn = getattr(local, "conn", None)
+        if conn is not None and local.generation == self._generation:
+            return conn
+        with self._translate():
+            conn = sqlite3.connect(
+                self.path.as_uri() + "?mode=rw",  # never creates the file: _create_file does
+                uri=True,
+                timeout=self.busy_timeout,
+                isolation_level=None,  # we issue BEGIN / COMMIT ourselves
+                check_same_thread=False,  # one thread uses it; close() may close it from another
+            )
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+        with self._open_lock:
+            alive = []
+            for thread, other in self._connections:
+                if thread.is_alive():
+                    alive.append((thread, other))
+                else:
+                    other.close()
+            alive.append((threading.current_thread(), conn))
+            self._connections = alive
+        local.conn, local.generation = conn, self._generation
+        return conn
+
+    def _after_fork(self) -> None:
+        """In a forked child: forget the parent's connections, locks and buffer, never use them.
+
+        SQLite connections must not cross a fork, and the parent commits its own buffer.
+        """
+        self._pending = []
+        self._pending_lock = threading.Lock()
+        self._commit_lock = threading.RLock()
+        self._open_lock = threading.Lock()
+        self._connections = []
+        self._local = threading.local()
+
+    def _check_header(self) -> int:
+        """The header's length (0: an empty file); raise unless it is a valid SQLite header.
+
+        Checked here, before SQLite opens the file, so that a file that is not a database is
+        recognised for sure and never touched. Another process (or thread) may be writing the
+        first page right now: an empty file is an uninitialised store, and a short or invalid
+        header is read once more after a moment before it is refused.
+        """
+        for attempt in range(2):
+            try:
+                with open(self.path, "rb") as handle:
+                    header = handle.read(_HEADER_SIZE)
+            except IsADirectoryError:
+                raise StoreError(
+                    f"{self.path}: not a jupyter_workflows store (it is a folder)"
+                ) from None
+            except OSError as exc:
+                raise StoreError(
+                    f"{self.path}: cannot open the store: {exc.strerror or exc}"
+                ) from exc
+            if not header or _valid_header(header):
+                return len(header)
+            if attempt == 0:
+                time.sleep(0.05)
+        raise StoreError(f"{self.path}: not a jupyter_workflows store (file is not a database)")
+
+    def _version(self, conn: sqlite3.Connection) -> int:
+        """The store's schema version; raise if the database is not ours or too new."""
+        with self._translate():  # one statement: one snapshot, even while a migration commits
+            app_id, version, tables = conn.execute(
+                "SELECT (SELECT application_id FROM pragma_application_id),"
+                " (SELECT user_version FROM pragma_user_version),"
+                " (SELECT count(*) FROM sqlite_master)"
+            ).fetchone()
+        if app_id != APPLICATION_ID and (app_id != 0 or version != 0 or tables != 0):
+            raise StoreError(
+                f"{self.path}: not a jupyter_workflows store (an SQLite database of another program)"
+            )
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: store schema version {version} is newer than this "
+                f"jupyter_workflows supports ({SCHEMA_VERSION}); upgrade jupyter_workflows"
+            )
+        return version
+
+    def _reader(self) -> sqlite3.Connection:
+        """A connection to read from; raises :class:`_Empty` when there is nothing to read."""
+        if self._ready:
+            return self._connection()
+        if not self.path.exists():
+            raise _Empty
+        if self._check_header() == 0:  # created by a writer that has not initialised it yet
+            raise _Empty
+        version = self._version(self._connection())
+        if version == 0:
+            raise _Empty
+        if version < SCHEMA_VERSION:
+            self._migrate()  # the store exists and is ours: upgrading it on read is fine
+        self._ready = True
+        return self._connection()
+
+    def _writer(self) -> sqlite3.Connection:
+        """A connection to write with; creates the folders, the file and the schema if needed."""
+        if self._ready:
+            return self._connection()
+        self._create_file()
+        self._check_header()
+        if self._version(self._connection()) < SCHEMA_VERSION:
+            self._migrate()
+        self._ready = True
+        return self._connection()
+
+    def _create_file(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return
+        except OSError as exc:
+            raise StoreError(
+                f"{self.path}: cannot create the store: {exc.strerror or exc}"
+            ) from exc
+        os.close(fd)
+
+    def _migrate(self) -> None:
+        """Bring the schema to :data:`SCHEMA_VERSION`, in one transaction."""
+        conn = self._connection()
+        with self._translate():
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")  # persistent; cannot run in a transaction
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = self._version(conn)  # again: another process may have migrated it
+                for steps in MIGRATIONS[version:]:
+                    for statement in steps:
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+
+    @contextlib.contextmanager
+    def _translate(self) -> Iterator[None]:
+        """Turn SQLite's errors into one-line :class:`StoreError` s that name the store."""
+        try:
+            yield
+        except (sqlite3.ProgrammingError, sqlite3.InterfaceError):
+            raise  # our bugs, not the store's state
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(self._describe(exc)) from exc
+
+    def _describe(self, exc: sqlite3.Error) -> str:
+        message = str(exc)
+        if "file is not a database" in message:
+            return f"{self.path}: not a jupyter_workflows store (file is not a database)"
+        if "malformed" in message or "corrupt" in message:
+            return f"{self.path}: the store is corrupt ({message})"
+        if "locked" in message or "busy" in message:
+            return f"{self.path}: the store is busy ({message} after {self.busy_timeout:g} s)"
+        return f"{self.path}: {message}"
+
+    def _read(self, query: Callable[[sqlite3.Connection], T], empty: T) -> T:
+        """Run ``query`` after committing this instance's buffer; ``empty`` if there is no store."""
+        if self._pending:
+            self.commit()
+        try:
+            conn = self._reader()
+        except _Empty:
+            return empty
+        with self._translate():
+            return query(conn)
+
+    # -- writes -----------------------------------------------------------------------------
+    def _buffer(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        with self._pending_lock:
+            if self._pending and self._pending[-1][0] == sql:
+                self._pending[-1][1].extend(rows)
+            else:
+                self._pending.append((sql, rows))
+
+    def _transaction(self, then: Callable[[sqlite3.Connection], T] | None = None) -> T | None:
+        """Commit the buffer, and run ``then`` in the same transaction."""
+        with self._commit_lock:
+            with self._pending_lock:
+                pending, self._pending = self._pending, []
+            if not pending and then is None:
+                return None
+            try:
+                conn = self._writer()
+                with self._translate():
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        for sql, rows in pending:
+                            conn.executemany(sql, rows)
+                        result = then(conn) if then is not None else None
+                        conn.execute("COMMIT")
+                    except BaseException:
+                        _rollback(conn)
+                        raise
+            except BaseException as exc:
+                if _is_passing(exc):  # keep the writes for the next commit, in order
+                    with self._pending_lock:
+                        self._pending[:0] = pending
+                    raise
+                self._known_runs.clear()  # runs created in the lost batch do not exist
+                lost = sum(len(rows) for _, rows in pending)
+                if isinstance(exc, StoreError):
+                    raise StoreError(f"{exc}; {lost} buffered writes were discarded") from exc
+                raise StoreError(
+                    f"{self.path}: commit failed ({type(exc).__name__}: {exc}); "
+                    f"{lost} buffered writes were discarded"
+                ) from exc
+            return result
+
+    def commit(self) -> None:
+        """Write every buffered write in one transaction (creating the store if need be)."""
+        self._transaction()
+
+    def _require_run(self, run_id: str) -> None:
+        if run_id in self._known_runs:
+            return
+        try:
+            conn = self._reader()
+        except _Empty:
+            conn = None
+        if conn is not None:
+            with self._translate():
+                found = conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if found:
+                self._known_runs.add(run_id)
+                return
+        raise RunNotFound(f"no run {run_id!r} in the store {self.path}")
+
+    # -- event log --------------------------------------------------------------------------
+    def append_events(self, run_id: str, events: list[dict[str, Any]]) -> None:
+        _check_events(events)
+        self._require_run(run_id)
+        now = time.time()
+        rows = [(run_id, event["type"], self._dumps(event), now) for event in events]
+        if rows:
+            self._buffer(_INSERT_EVENT, rows)
+
+    def load_events(self, run_id: str) -> list[dict[str, Any]]:
+        def query(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            rows = conn.execute(
+                "SELECT data FROM events WHERE run_id = ? ORDER BY seq", (run_id,)
+            ).fetchall()
+            return [self._loads(data) for (data,) in rows]
+
+        return self._read(query, [])
+
+    # -- projections ------------------------------------------------------------------------
+    def create_run(self, record: RunRecord) -> None:
+        full = _full_run_record(record)
+        run_id = full["run_id"]
+        exists = run_id in self._known_runs
+        if not exists:
+            with contextlib.suppress(RunNotFound):
+                self._require_run(run_id)
+                exists = True
+        if exists:
+            raise StoreError(f"run {run_id!r} already exists in the store {self.path}")
+        row = self._row(RUN_COLUMNS, full)
+        self._buffer(_INSERT_RUN, [row])
+        self._known_runs.add(run_id)
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        fields = _run_update(fields)
+        self._require_run(run_id)
+        if not fields:
+            return
+        names = sorted(fields)
+        columns = {name: RUN_COLUMNS[name] for name in names}
+        row = self._row(columns, fields)
+        sql = f"UPDATE runs SET {', '.join(f'{name} = ?' for name in names)} WHERE run_id = ?"
+        self._buffer(sql, [(*row, run_id)])
+
+    def upsert_tasks(self, run_id: str, records: list[TaskRecord]) -> None:
+        full = [_full_task_record(run_id, record) for record in records]
+        self._require_run(run_id)
+        rows = [self._row(TASK_COLUMNS, record) for record in full]
+        if rows:
+            self._buffer(_UPSERT_TASK, rows)
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        def query(conn: sqlite3.Connection) -> RunRecord | None:
+            row = conn.execute(f"{_SELECT_RUN} WHERE run_id = ?", (run_id,)).fetchone()
+            return None if row is None else self._record(RUN_COLUMNS, row)  # type: ignore[return-value]
+
+        return self._read(query, None)
+
+    def list_runs(self, limit: int | None = None) -> list[RunRecord]:
+        def query(conn: sqlite3.Connection) -> list[RunRecord]:
+            rows = conn.execute(
+                f"{_SELECT_RUN} ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                (-1 if limit is None else max(limit, 0),),
+            ).fetchall()
+            return [self._record(RUN_COLUMNS, row) for row in rows]  # type: ignore[misc]
+
+        return self._read(query, [])
+
+    def get_tasks(self, run_id: str) -> list[TaskRecord]:
+        def query(conn: sqlite3.Connection) -> list[TaskRecord]:
+            rows = conn.execute(
+                f"{_SELECT_TASK} WHERE run_id = ? ORDER BY seq IS NULL, seq, rowid", (run_id,)
+            ).fetchall()
+            return [self._record(TASK_COLUMNS, row) for row in rows]  # type: ignore[misc]
+
+        return self._read(query, [])
+
+    def delete_run(self, run_id: str) -> None:
+        self._require_run(run_id)
+
+        def delete(conn: sqlite3.Connection) -> int:
+            return conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,)).rowcount
+
+        deleted = self._transaction(delete)
+        self._known_runs.discard(run_id)
+        if not deleted:
+            raise RunNotFound(f"no run {run_id!r} in the store {self.path}")
+
+    # -- control across processes -----------------------------------------------------------
+    def add_request(self, run_id: str, kind: str, payload: Any = None) -> None:
+        self._require_run(run_id)
+        row = (run_id, kind, self._dumps(payload), time.time())
+        # Run inside the commit rather than buffered: if the commit fails, the caller knows the
+        # request was not made, and no later commit makes it behind the caller's back.
+        self._transaction(
+            lambda conn: conn.execute(
+                "INSERT INTO requests (run_id, kind, payload, created_at) VALUES (?, ?, ?, ?)", row
+            )
+        )
+
+    def take_requests(self, run_id: str) -> list[dict[str, Any]]:
+        select = "SELECT id, kind, payload, created_at FROM requests WHERE run_id = ? ORDER BY id"
+        if not self._pending:
+            # The orchestrator polls this often: look first, and take the write lock only when
+            # there is something to take.
+            found = self._read(
+                lambda conn: conn.execute(
+                    "SELECT 1 FROM requests WHERE run_id = ? LIMIT 1", (run_id,)
+                ).fetchone(),
+                None,
+            )
+            if found is None:
+                return []
+
+        def take(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            rows = conn.execute(select, (run_id,)).fetchall()
+            if rows:
+                conn.execute(
+                    "DELETE FROM requests WHERE run_id = ? AND id <= ?", (run_id, rows[-1][0])
+                )
+            return [
+                {"kind": kind, "payload": self._loads(payload), "created_at": created_at}
+                for _, kind, payload, created_at in rows
+            ]
+
+        return self._transaction(take) or []
+
+    # -- cache, kv, secrets -----------------------------------------------------------------
+    def cache_get(self, key: str, now: float) -> tuple[bool, Any]:
+        row = self._read(
+            lambda conn: conn.execute(
+                "SELECT value, expire_at FROM cache WHERE key = ?", (key,)
+            ).fetchone(),
+            None,
+        )
+        if row is None or (row[1] is not None and row[1] <= now):
+            return False, None
+        return True, self._loads(row[0])
+
+    def cache_put(self, key: str, value: Any, expire_at: float | None) -> None:
+        _check_utf8("cache key", key)
+        row = (key, self._dumps(value), expire_at, time.time())
+        self._buffer(
+            "INSERT INTO cache (key, value, expire_at, created_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+            "expire_at = excluded.expire_at, created_at = excluded.created_at",
+            [row],
+        )
+
+    def kv_get(self, key: str, default: Any = None) -> Any:
+        row = self._read(
+            lambda conn: conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone(), None
+        )
+        return default if row is None else self._loads(row[0])
+
+    def kv_set(self, key: str, value: Any) -> None:
+        _check_utf8("kv key", key)
+        row = (key, self._dumps(value), time.time())
+        self._transaction(
+            lambda conn: conn.execute(
+                "INSERT INTO kv (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) "
+                "DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                row,
+            )
+        )
+
+    def secret_get(self, name: str) -> str | None:
+        row = self._read(
+            lambda conn: conn.execute(
+                "SELECT value FROM secrets WHERE name = ?", (name,)
+            ).fetchone(),
+            None,
+        )
+        return None if row is None else row[0]
+
+    def secret_set(self, name: str, value: str) -> None:
+        if not isinstance(value, str):
+            raise TypeError(f"secret {name!r} must be a str, not {type(value).__name__}")
+        _check_utf8("secret name", name)
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"secret {name!r} is not valid text") from None  # never echo it
+        row = (name, value, time.time())
+        self._transaction(
+            lambda conn: conn.execute(
+                "INSERT INTO secrets (name, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (name) "
+                "DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                row,
+            )
+        )
+
+    # -- maintenance ------------------------------------------------------------------------
+    def integrity_check(self) -> str:
+        """``"ok"``, or SQLite's findings (``PRAGMA integrity_check``), one per line.
+
+        Reads every page: seconds on a large store. A store that does not exist yet is ``"ok"``.
+        """
+        rows = self._read(lambda conn: conn.execute("PRAGMA integrity_check").fetchall(), [("ok",)])
+        return "\n".join(str(row[0]) for row in rows)
+
+    def close(self) -> None:
+        """Commit the buffer and close every thread's connection (a later use reopens)."""
+        try:
+            self.commit()
+        finally:
+            with self._open_lock:
+                connections, self._connections = self._connections, []
+                self._generation += 1
+            for _, conn in connections:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+
+
+def _valid_header(header: bytes) -> bool:
+    """Whether ``header`` is a plausible SQLite database header (see the file format spec)."""
+    if len(header) < _HEADER_SIZE or not header.startswith(_SQLITE_MAGIC):
+        return False
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    return (
+        512 <= page_size <= 65536
+        and page_size & (page_size - 1) == 0
+        and header[18] in (1, 2)
+        and header[19] in (1, 2)
+        and header[21:24] == bytes((64, 32, 32))  # payload fractions: always these
+    )
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
+def _is_passing(exc: BaseException) -> bool:
+    """Whether a failed commit may succeed later with the same writes.
+
+    Only a constraint violation, or a value SQLite cannot bind, is the writes' own fault: those
+    would fail every time. Anything else (busy, disk full, I/O, ^C, a store that cannot be opened
+    now) says nothing against them.
+    """
+    cause = exc.__cause__ if isinstance(exc, StoreError) and exc.__cause__ is not None else exc
+    if isinstance(cause, sqlite3.IntegrityError | sqlite3.InterfaceError):
+        return False
+    return isinstance(cause, StoreError | OSError | sqlite3.DatabaseError) or not isinstance(
+        cause, Exception
+    )
+
+
+def _check_utf8(name: str, value: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{name} is not valid text (it has a lone surrogate)") from None
