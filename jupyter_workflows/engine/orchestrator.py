@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..actions.registry import ActionDef
-from ..exceptions import ActionNotFound, InquiryError, RunStateError
+from ..exceptions import ActionNotFound, InquiryError, RunStateError, WorkflowError
 from ..expressions import MASKER, secret_function
 from ..executors.base import Executor, Outcome, ResultRef, Submission
 from ..spec.compile import CompiledWorkflow
@@ -162,7 +162,17 @@ class Orchestrator:
             active = self.runs.get(run_id)
             if active is None:
                 continue
-            self.store.append_events(run_id, [_masked_event(event)])
+            try:
+                self.store.append_events(run_id, [_masked_event(event)])
+            except WorkflowError as exc:
+                if not isinstance(event, E.AttemptDone) or not event.ok:
+                    raise
+                # A result the store cannot keep (unpicklable) fails the attempt instead.
+                event = E.AttemptDone(
+                    event.time, key=event.key, ok=False, error=f"StoreError: {exc}",
+                    error_type="StoreError", logs=event.logs, worker=event.worker,
+                )
+                self.store.append_events(run_id, [_masked_event(event)])
             cmds = active.state.handle(event)
             if cmds:
                 work.append((active, cmds))
