@@ -215,6 +215,14 @@ def validate_compiled(
                 paths[first],
                 key=True,
             )
+
+    # The schedule parses (cron or RRULE); `jupyter-workflows serve` runs it.
+    if spec.schedule is not None:
+        from ..server.schedules import schedule_problem
+
+        problem = schedule_problem(spec.schedule)
+        if problem is not None:
+            raise smap.error(problem, ("schedule",))
     return warnings
 
 

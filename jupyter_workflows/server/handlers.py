@@ -1,0 +1,526 @@
+"""REST handlers: thin tornado adapters over :mod:`jupyter_workflows.engine.api`.
+
+Every route needs Jupyter's own authentication (a token, a cookie, a JupyterHub identity); a
+request without one gets ``403`` and ``{"error": "Forbidden"}``. Jupyter's authorizer is
+consulted too (resource ``workflows``; GET is ``read``, POST is ``write``), so a JupyterHub
+read-only role can list runs but not start them.
+
+Engine calls may block (the first run builds the Dask cluster, ``?wait=true`` waits for a run to
+settle), so they run in a thread pool, never on the server's event loop. Errors are always JSON,
+``{"error": "<one line>"}``, with the status code mapped from the engine's error type:
+
+=================================  ======
+error                              status
+=================================  ======
+unknown workflow, run, endpoint    404
+bad parameters, bad JSON body,     400
+invalid workflow, bad answer
+run cannot do that now             409
+anything else                      500
+=================================  ======
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from tornado import web
+from tornado.ioloop import IOLoop
+
+from ..exceptions import RunNotFound, RunStateError, SpecError, StoreError, WorkflowError
+
+__all__ = ["default_handlers", "discover_workflows", "find_workflow"]
+
+T = TypeVar("T")
+
+#: Workflow files bigger than this in the root folder are not opened by ``GET workflows``.
+MAX_WORKFLOW_FILE_BYTES = 1_000_000
+_WORKFLOW_SUFFIXES = (".yaml", ".yml", ".json")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def _executor() -> ThreadPoolExecutor:
+    """The threads engine calls run in (a waiting request holds one for as long as it waits)."""
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="jupyter-workflows-rest")
+    return _pool
+
+
+def _one_line(text: str) -> str:
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    return " ".join(lines) if lines else "error"
+
+
+def _status_for(exc: BaseException) -> int:
+    if isinstance(exc, RunNotFound):
+        return 404
+    if isinstance(exc, RunStateError):
+        return 409
+    if isinstance(exc, StoreError):
+        return 500
+    if isinstance(exc, WorkflowError):  # ParameterError, SpecError, ActionNotFound, InquiryError
+        return 400
+    return 500
+
+
+class _WorkflowsHandler(APIHandler):
+    """Common parts: JSON in and out, one-line JSON errors, engine calls off the event loop."""
+
+    auth_resource = "workflows"
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = (kwargs.get("exc_info") or (None, None, None))[1]
+        if status_code == 403 and getattr(self, "_jupyter_current_user", None) is None:
+            # Jupyter's own reasons (a missing _xsrf argument, ...) would mislead an API client.
+            message = "Forbidden: a valid token is required (header 'Authorization: token TOKEN')"
+        elif isinstance(exc, web.HTTPError):
+            message = exc.log_message or self._reason
+        elif exc is not None:
+            message = f"{type(exc).__name__}: {exc}"
+        else:
+            message = self._reason
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"error": _one_line(message)}))
+
+    def send(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data, default=str))
+
+    def json_body(self, *, required: bool = False) -> Any:
+        """The request body as JSON; an empty body is None (or a 400 when ``required``)."""
+        raw = self.request.body or b""
+        if not raw.strip():
+            if required:
+                raise web.HTTPError(400, "the request body must be JSON")
+            return None
+        try:
+            return json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise web.HTTPError(400, f"the request body is not valid JSON: {exc}") from None
+
+    def flag(self, name: str) -> bool:
+        """A boolean query argument: ``?wait=true`` (also ``1``, ``yes``, or a bare ``?wait``)."""
+        value = self.get_query_argument(name, None)
+        if value is None:
+            return False
+        value = value.strip().lower()
+        if value in _TRUE or value == "":
+            return True
+        if value in _FALSE:
+            return False
+        raise web.HTTPError(400, f"query argument {name!r} must be true or false, not {value!r}")
+
+    def number(self, name: str) -> float | None:
+        value = self.get_query_argument(name, None)
+        if value is None or not value.strip():
+            return None
+        try:
+            number = float(value)
+        except ValueError:
+            raise web.HTTPError(
+                400, f"query argument {name!r} must be a number, not {value!r}"
+            ) from None
+        if number < 0:
+            raise web.HTTPError(400, f"query argument {name!r} must not be negative")
+        return number
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn`` in a worker thread; the engine's errors become JSON HTTP errors."""
+        try:
+            return await IOLoop.current().run_in_executor(
+                _executor(), functools.partial(fn, *args, **kwargs)
+            )
+        except web.HTTPError:
+            raise
+        except WorkflowError as exc:
+            raise web.HTTPError(_status_for(exc), self._tidy(str(exc))) from None
+
+    def _tidy(self, message: str) -> str:
+        """One line, with file names relative to the root folder (``hello.yaml:3:5: ...``)."""
+        return _one_line(message).replace(f"{self.root_dir.resolve()}{os.sep}", "")
+
+    @property
+    def root_dir(self) -> Path:
+        return Path(self.settings.get("server_root_dir") or os.getcwd()).expanduser()
+
+
+# -- the engine calls, each run in a worker thread ----------------------------------------------
+def _wait(run: Any, wait: bool, timeout: float | None) -> dict[str, Any]:
+    """The run's JSON, once it settles when ``wait`` (returns as it is after ``timeout``).
+
+    Without ``wait``, once the orchestrator has handled what this request fed it, so the answer
+    to ``resume`` says ``running``, not still ``paused``.
+    """
+    from ..engine.api import get_orchestrator
+
+    get_orchestrator().barrier()
+    if wait:
+        with contextlib.suppress(TimeoutError):  # past the timeout: the run as it is now
+            run.wait(timeout)
+    return run.to_dict()
+
+
+def _start(
+    workflow: Any,
+    params: dict[str, Any] | None,
+    *,
+    wait: bool,
+    timeout: float | None,
+    no_cache: bool,
+) -> dict[str, Any]:
+    from ..engine.api import start_run
+
+    run = start_run(workflow, params, wait=False, no_cache=no_cache)
+    return _wait(run, wait, timeout)
+
+
+def _list_runs(limit: int | None, workflow: str | None, status: str | None) -> list[dict[str, Any]]:
+    from ..engine.api import runs
+
+    out = []
+    for run in runs():
+        entry = run.summary_dict()
+        if workflow and entry["workflow"] != workflow:
+            continue
+        if status and entry["status"] != status:
+            continue
+        out.append(entry)
+        if limit is not None and len(out) >= limit:
+            break
+    return out
+
+
+def _get(run_id: str) -> dict[str, Any]:
+    from ..engine.api import get_run
+
+    return get_run(run_id).to_dict()
+
+
+def _trace(run_id: str, fmt: str) -> Any:
+    from ..engine.api import get_run
+
+    return get_run(run_id).trace(format=fmt)
+
+
+def _control(run_id: str, action: str, *, wait: bool, timeout: float | None) -> dict[str, Any]:
+    from ..engine.api import get_run, resume
+
+    run = get_run(run_id)
+    if action == "resume":
+        run = resume(run.run_id, wait=False)
+    elif action == "pause":
+        run.pause()
+    else:
+        run.cancel()
+    return _wait(run, wait, timeout)
+
+
+def _respond(
+    run_id: str, task: str, data: Any, *, wait: bool, timeout: float | None
+) -> dict[str, Any]:
+    from ..engine.api import get_run, respond
+
+    run = get_run(run_id)
+    respond(run.run_id, task, data)
+    return _wait(run, wait, timeout)
+
+
+# -- workflow discovery -------------------------------------------------------------------------
+def _looks_like_workflow(path: Path) -> bool:
+    """A mapping with ``tasks`` at the top: a workflow document, valid or not."""
+    try:
+        if path.stat().st_size > MAX_WORKFLOW_FILE_BYTES:
+            return False
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        # Broken YAML may still be a workflow being written: show it if it mentions tasks.
+        try:
+            return (
+                "tasks:"
+                in path.read_text(encoding="utf-8", errors="replace")[:MAX_WORKFLOW_FILE_BYTES]
+            )
+        except OSError:
+            return False
+    return isinstance(data, dict) and "tasks" in data
+
+
+def _describe(wf: Any, source: str, path: str | None) -> dict[str, Any]:
+    return {
+        "name": wf.name,
+        "description": wf.description,
+        "parameters": wf.parameters,
+        "schedule": wf.spec.schedule,
+        "tasks": list(wf.spec.tasks),
+        "source": source,
+        "path": path,
+        "error": None,
+    }
+
+
+def discover_workflows(root_dir: Path) -> list[dict[str, Any]]:
+    """Workflows registered in the server process, then workflow files in ``root_dir``.
+
+    Files are ``*.yaml``, ``*.yml`` and ``*.json`` directly in ``root_dir`` (not in sub-folders,
+    not hidden) whose top level has ``tasks``. A file that does not load is listed with its
+    one-line ``error`` and no other details.
+    """
+    from ..definition import load, registered_workflows
+
+    out = []
+    seen: set[Path] = set()
+    for wf in registered_workflows().values():
+        path = wf.path.resolve() if wf.path else None
+        if path is not None:
+            seen.add(path)
+        out.append(_describe(wf, "registered", _relative(path, root_dir)))
+    for path in _workflow_files(root_dir):
+        if path.resolve() in seen:
+            continue
+        rel = path.name
+        try:
+            wf = load(path)
+        except WorkflowError as exc:
+            error = _one_line(str(exc)).replace(f"{root_dir.resolve()}{os.sep}", "")
+            out.append(
+                {
+                    "name": path.stem,
+                    "description": None,
+                    "parameters": None,
+                    "schedule": None,
+                    "tasks": None,
+                    "source": "file",
+                    "path": rel,
+                    "error": error,
+                }
+            )
+            continue
+        out.append(_describe(wf, "file", rel))
+    return out
+
+
+def _relative(path: Path | None, root_dir: Path) -> str | None:
+    if path is None:
+        return None
+    try:
+        return str(path.relative_to(root_dir.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _workflow_files(root_dir: Path) -> list[Path]:
+    try:
+        candidates = sorted(p for p in root_dir.iterdir() if p.suffix in _WORKFLOW_SUFFIXES)
+    except OSError:
+        return []
+    return [
+        p
+        for p in candidates
+        if not p.name.startswith(".") and p.is_file() and _looks_like_workflow(p)
+    ]
+
+
+def find_workflow(name: str, root_dir: Path) -> Any:
+    """The workflow ``name``: registered, else a file in ``root_dir`` that defines it, else None.
+
+    ``name`` may also be a file name in ``root_dir`` (``hello.yaml``). Raises
+    :class:`SpecError` when the file that would define it is invalid.
+    """
+    from ..definition import get_workflow, load
+
+    found = get_workflow(name)
+    if found is not None:
+        return found
+    if (
+        name.endswith(_WORKFLOW_SUFFIXES)
+        and "/" not in name
+        and "\\" not in name
+        and not name.startswith(".")
+    ):
+        path = root_dir / name
+        if path.is_file():
+            return load(path)
+    broken: SpecError | None = None
+    for path in _workflow_files(root_dir):
+        try:
+            wf = load(path)
+        except SpecError as exc:
+            if path.stem == name:
+                broken = exc
+            continue
+        if wf.name == name:
+            return wf
+    if broken is not None:
+        raise broken
+    return None
+
+
+# -- handlers -----------------------------------------------------------------------------------
+class IndexHandler(_WorkflowsHandler):
+    """``GET /workflows/api/``: what this API is and where its endpoints are."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        from .._version import __version__
+
+        self.send(
+            {
+                "name": "jupyter_workflows",
+                "version": __version__,
+                "endpoints": [
+                    "GET workflows",
+                    "POST workflows/{name}/runs",
+                    "GET runs",
+                    "GET runs/{id}",
+                    "GET runs/{id}/trace",
+                    "POST runs/{id}/pause",
+                    "POST runs/{id}/resume",
+                    "POST runs/{id}/cancel",
+                    "POST runs/{id}/tasks/{task}/respond",
+                    "GET schedules",
+                ],
+            }
+        )
+
+
+class WorkflowsHandler(_WorkflowsHandler):
+    """``GET workflows``: registered workflows and workflow files in the root folder."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.send(await self.call(discover_workflows, self.root_dir))
+
+
+class WorkflowRunsHandler(_WorkflowsHandler):
+    """``POST workflows/{name}/runs``: start a run; the body is its parameters."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, name: str) -> None:
+        params = self.json_body()
+        if params is not None and not isinstance(params, dict):
+            raise web.HTTPError(400, "the request body must be a JSON object of parameters")
+        wait, timeout, no_cache = self.flag("wait"), self.number("timeout"), self.flag("no_cache")
+        workflow = await self.call(find_workflow, name, self.root_dir)
+        if workflow is None:
+            raise web.HTTPError(
+                404,
+                f"no workflow {name!r} (registered, or a workflow file in the server's root folder)",
+            )
+        run = await self.call(
+            _start, workflow, params, wait=wait, timeout=timeout, no_cache=no_cache
+        )
+        self.set_header(
+            "Location", f"{self.base_url.rstrip('/')}/workflows/api/runs/{run['run_id']}"
+        )
+        self.send(run, status=201)
+
+
+class RunsHandler(_WorkflowsHandler):
+    """``GET runs``: summaries, newest first (``?limit=N&workflow=NAME&status=STATUS``)."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        limit = self.number("limit")
+        workflow = self.get_query_argument("workflow", None) or None
+        status = self.get_query_argument("status", None) or None
+        self.send(
+            await self.call(_list_runs, None if limit is None else int(limit), workflow, status)
+        )
+
+
+class RunHandler(_WorkflowsHandler):
+    """``GET runs/{id}``: the run as ``jupyter-workflows run --json`` prints it."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, run_id: str) -> None:
+        self.send(await self.call(_get, run_id))
+
+
+class TraceHandler(_WorkflowsHandler):
+    """``GET runs/{id}/trace``: the trace, ``?format=json`` (default) or ``chrome``."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, run_id: str) -> None:
+        fmt = self.get_query_argument("format", "json") or "json"
+        if fmt not in ("json", "chrome"):
+            raise web.HTTPError(400, f"format must be json or chrome, not {fmt!r}")
+        self.send(await self.call(_trace, run_id, fmt))
+
+
+class RunControlHandler(_WorkflowsHandler):
+    """``POST runs/{id}/pause|resume|cancel``: returns the run (``?wait=true``: once it settles)."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, run_id: str, action: str) -> None:
+        wait, timeout = self.flag("wait"), self.number("timeout")
+        self.send(await self.call(_control, run_id, action, wait=wait, timeout=timeout))
+
+
+class RespondHandler(_WorkflowsHandler):
+    """``POST runs/{id}/tasks/{task}/respond``: the body is the answer to the inquiry."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, run_id: str, task: str) -> None:
+        data = self.json_body(required=True)
+        wait, timeout = self.flag("wait"), self.number("timeout")
+        self.send(await self.call(_respond, run_id, task, data, wait=wait, timeout=timeout))
+
+
+class SchedulesHandler(_WorkflowsHandler):
+    """``GET schedules``: what ``jupyter-workflows serve`` runs on a schedule (``[]`` elsewhere)."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        scheduler = self.settings.get("jupyter_workflows_scheduler")
+        self.send(scheduler.snapshot() if scheduler is not None else [])
+
+
+class NotFoundHandler(_WorkflowsHandler):
+    """Anything else under the API prefix: a JSON 404, after authentication like every route."""
+
+    @web.authenticated
+    async def get(self, *args: str) -> None:
+        raise web.HTTPError(404, f"no endpoint {self.request.method} {self.request.path}")
+
+    post = put = patch = delete = get
+
+
+def default_handlers(base: str) -> list[tuple[str, type[web.RequestHandler]]]:
+    """The routes, under ``base`` (``{base_url}/workflows/api``)."""
+    base = base.rstrip("/")
+    seg = r"([^/]+)"
+    return [
+        (rf"{base}/?", IndexHandler),
+        (rf"{base}/workflows/?", WorkflowsHandler),
+        (rf"{base}/workflows/{seg}/runs/?", WorkflowRunsHandler),
+        (rf"{base}/runs/?", RunsHandler),
+        (rf"{base}/runs/{seg}/?", RunHandler),
+        (rf"{base}/runs/{seg}/trace/?", TraceHandler),
+        (rf"{base}/runs/{seg}/(pause|resume|cancel)/?", RunControlHandler),
+        (rf"{base}/runs/{seg}/tasks/{seg}/respond/?", RespondHandler),
+        (rf"{base}/schedules/?", SchedulesHandler),
+        (rf"{base}/.*", NotFoundHandler),
+    ]

@@ -1,0 +1,393 @@
+"""Schedules: when a workflow's ``schedule:`` fires next, and the loop that starts its runs.
+
+Two kinds of schedule string are understood:
+
+* **cron**, five fields (``minute hour day-of-month month day-of-week``) or an alias
+  (``@hourly``, ``@daily``, ``@weekly``, ``@monthly``, ``@yearly``), via ``croniter``;
+* **RRULE** (RFC 5545), a string that starts with ``RRULE:`` or ``DTSTART``, via
+  ``dateutil.rrule``. Without a ``DTSTART`` the rule is anchored at midnight of the day it is
+  computed from, so ``FREQ=HOURLY;INTERVAL=2`` fires at even hours and ``FREQ=MINUTELY;INTERVAL=15``
+  at :00, :15, :30 and :45.
+
+Both are read in wall-clock time, like cron: :func:`next_fire` returns a datetime in the same
+time zone as ``after`` (naive in, naive out). The :class:`Scheduler` uses the host's local time.
+
+The computation (:func:`next_fire`) is a pure function. The :class:`Scheduler` holds the
+schedules of a set of workflow files and starts their runs; its clock, its run starter and the
+loop's sleep are injectable, so tests drive it with a fake clock instead of waiting minutes.
+Policy, as in Airflow with ``catchup=False``: fires missed while the server was down (or while the
+loop was late) are not replayed; one run starts, and the next fire is computed from now. A run
+starts at each fire even if the previous one is still running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import SpecError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..definition import Workflow
+    from ..engine.run import Run
+
+__all__ = ["ScheduledWorkflow", "Scheduler", "next_fire", "schedule_problem"]
+
+_CRON_ALIASES = frozenset(
+    {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
+)
+
+#: The loop never sleeps longer than this, so a changed wall clock (suspend, NTP) is noticed.
+MAX_SLEEP_SECONDS = 60.0
+
+
+def _is_rrule(schedule: str) -> bool:
+    head = schedule.lstrip().upper()
+    return head.startswith(("RRULE:", "DTSTART"))
+
+
+def next_fire(schedule: str, after: datetime) -> datetime:
+    """The first time strictly after ``after`` at which ``schedule`` fires.
+
+    Parameters
+    ----------
+    schedule:
+        A 5-field cron expression, a cron alias such as ``@hourly``, or an RRULE string
+        (``RRULE:FREQ=DAILY;BYHOUR=9;BYMINUTE=0``, optionally preceded by a ``DTSTART:...`` line).
+    after:
+        Naive or time-zone aware; the result is in the same time zone.
+
+    Raises
+    ------
+    SpecError
+        One line, when the schedule does not parse or never fires again.
+    """
+    if not isinstance(schedule, str) or not schedule.strip():
+        raise SpecError(f"invalid schedule {schedule!r}: expected a cron expression or an RRULE")
+    text = schedule.strip()
+    if _is_rrule(text):
+        return _next_rrule(text, after)
+    return _next_cron(text, after)
+
+
+def schedule_problem(schedule: str) -> str | None:
+    """Why ``schedule`` is invalid (one line), or None when it parses and fires at least once."""
+    try:
+        next_fire(schedule, datetime(2000, 1, 1))
+    except SpecError as exc:
+        return str(exc)
+    return None
+
+
+def _next_cron(text: str, after: datetime) -> datetime:
+    from croniter import croniter
+
+    fields = text.split()
+    if len(fields) == 1 and fields[0].lower() in _CRON_ALIASES:
+        text = fields[0].lower()
+    elif len(fields) != 5:
+        raise SpecError(
+            f"invalid schedule {text!r}: a cron expression has 5 fields "
+            "(minute hour day-of-month month day-of-week), or use @hourly, @daily, ... or RRULE:..."
+        )
+    try:
+        result = croniter(text, after).get_next(datetime)
+    except (ValueError, KeyError) as exc:  # croniter's errors derive from ValueError
+        raise SpecError(f"invalid schedule {text!r}: {_one_line(exc)}") from None
+    assert isinstance(result, datetime)
+    return result
+
+
+def _next_rrule(text: str, after: datetime) -> datetime:
+    from dateutil.rrule import rrulestr
+
+    tz = after.tzinfo
+    wall = after.replace(tzinfo=None)
+    anchor = wall.replace(hour=0, minute=0, second=0, microsecond=0)
+    # An RRULE written on one line with ';' (as in YAML) may carry DTSTART in front of it:
+    # ``DTSTART:20240101T090000;RRULE:...`` is not RFC syntax, so split it into lines.
+    lines = [part.strip() for chunk in text.splitlines() for part in _split_dtstart(chunk)]
+    try:
+        rule = rrulestr("\n".join(p for p in lines if p), dtstart=anchor, ignoretz=True)
+        found = rule.after(wall, inc=False)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise SpecError(f"invalid schedule {text!r}: {_one_line(exc)}") from None
+    if found is None:
+        raise SpecError(
+            f"schedule {text!r} never fires after {after.isoformat(timespec='seconds')}"
+        )
+    return found.replace(tzinfo=tz)
+
+
+def _split_dtstart(line: str) -> list[str]:
+    upper = line.upper()
+    if upper.startswith("DTSTART") and ";RRULE:" in upper:
+        cut = upper.index(";RRULE:")
+        return [line[:cut], line[cut + 1 :]]
+    return [line]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+# -- the scheduler ------------------------------------------------------------------------------
+def _local_now() -> datetime:
+    return datetime.now()
+
+
+def _start_run(workflow: Workflow) -> Run:
+    from ..engine.api import start_run
+
+    return start_run(workflow, None, wait=False)
+
+
+def _load(path: Path) -> Workflow:
+    from ..cli.logic import load_target
+
+    return load_target(str(path))
+
+
+@dataclass
+class ScheduledWorkflow:
+    """One workflow file the scheduler watches."""
+
+    path: Path
+    """The file (or job folder, or notebook) it was loaded from."""
+    workflow: Workflow
+    """The definition as last loaded."""
+    mtime: float | None = None
+    """The file's modification time when it was loaded; a change reloads it before a fire."""
+    next_at: datetime | None = None
+    """When it fires next; None when it has no schedule."""
+    last_run_id: str | None = None
+    """The run started by the latest fire."""
+    last_error: str | None = None
+    """Why the latest fire started no run (the file stopped loading, bad parameters, ...)."""
+    broken: str | None = None
+    """Why the file, changed since it was loaded, no longer loads (its fires are skipped)."""
+    fired: list[str] = field(default_factory=list)
+    """Ids of the runs started so far, oldest first."""
+
+    @property
+    def schedule(self) -> str | None:
+        return self.workflow.spec.schedule
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``GET /workflows/api/schedules``."""
+        return {
+            "workflow": self.workflow.name,
+            "path": str(self.path),
+            "schedule": self.schedule,
+            "next_at": self.next_at.isoformat(timespec="seconds") if self.next_at else None,
+            "last_run_id": self.last_run_id,
+            "last_error": self.last_error,
+            "broken": self.broken,
+            "runs_started": len(self.fired),
+        }
+
+
+class Scheduler:
+    """Starts runs of the workflows in ``paths`` at their ``schedule:`` times.
+
+    Parameters
+    ----------
+    paths:
+        Workflow files (YAML/JSON, job folders, notebooks), as ``jupyter-workflows run`` takes them.
+    clock:
+        Returns "now" (default: naive local time).
+    start:
+        Starts a run of a workflow and returns it (default: ``start_run(wf, None, wait=False)``).
+    load:
+        Loads a path into a :class:`Workflow` (default: the CLI's loader).
+    log:
+        Where each start, skip and error is logged.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        *,
+        clock: Callable[[], datetime] = _local_now,
+        start: Callable[[Workflow], Run] = _start_run,
+        load: Callable[[Path], Workflow] = _load,
+        log: logging.Logger | None = None,
+    ) -> None:
+        self.paths = [Path(p) for p in paths]
+        self.clock = clock
+        self._start = start
+        self._load = load
+        self.log = log or logging.getLogger(__name__)
+        self.entries: list[ScheduledWorkflow] = []
+        self._lock = threading.Lock()
+        self._stop_requested = False
+
+    # -- loading ---------------------------------------------------------------------------------
+    def load(self) -> list[ScheduledWorkflow]:
+        """Load and validate every file; compute first fires. Raises the first :class:`SpecError`."""
+        now = self.clock()
+        entries = []
+        for path in self.paths:
+            wf = self._load(path)
+            wf.validate()
+            entry = ScheduledWorkflow(path=path, workflow=wf, mtime=_mtime(path))
+            if wf.spec.schedule:
+                entry.next_at = next_fire(wf.spec.schedule, now)
+            entries.append(entry)
+        with self._lock:
+            self.entries = entries
+        return entries
+
+    def _refresh(self, entry: ScheduledWorkflow, now: datetime) -> None:
+        """Reload ``entry`` when its file changed; a file that stops loading pauses its fires."""
+        mtime = _mtime(entry.path)
+        if mtime == entry.mtime:
+            return
+        entry.mtime = mtime
+        try:
+            wf = self._load(entry.path)
+            wf.validate()
+        except Exception as exc:
+            entry.broken = _describe(exc)
+            self.log.error(
+                "jupyter-workflows schedule: %s no longer loads, its fires are skipped until it is fixed: %s",
+                entry.path,
+                entry.broken,
+            )
+            return
+        old_schedule = entry.schedule
+        entry.workflow, entry.broken = wf, None
+        if entry.schedule != old_schedule:
+            entry.next_at = self._following(entry, now)
+        self.log.info(
+            "jupyter-workflows schedule: reloaded %s (schedule %r, next %s)",
+            entry.path,
+            entry.schedule,
+            _fmt(entry.next_at),
+        )
+
+    # -- firing ------------------------------------------------------------------------------------
+    def due(self, now: datetime | None = None) -> list[ScheduledWorkflow]:
+        """Entries whose next fire is at or before ``now``."""
+        now = self.clock() if now is None else now
+        with self._lock:
+            return [e for e in self.entries if e.next_at is not None and e.next_at <= now]
+
+    def tick(self) -> list[str]:
+        """Reload changed files, then start a run of every due workflow; returns the run ids.
+
+        A fire that cannot start a run (the file no longer loads, the start fails) is logged and
+        recorded in ``last_error``; the schedule goes on.
+        """
+        now = self.clock()
+        with self._lock:
+            entries = list(self.entries)
+        for entry in entries:
+            self._refresh(entry, now)
+        started: list[str] = []
+        for entry in self.due(now):
+            due_at = entry.next_at
+            try:
+                if entry.broken:
+                    raise SpecError(entry.broken)
+                run = self._start(entry.workflow)
+            except Exception as exc:
+                entry.last_error = _describe(exc)
+                self.log.error(
+                    "jupyter-workflows schedule: %r (%s) due %s: no run started: %s",
+                    entry.workflow.name,
+                    entry.path,
+                    _fmt(due_at),
+                    entry.last_error,
+                )
+            else:
+                entry.last_run_id, entry.last_error = run.run_id, None
+                entry.fired.append(run.run_id)
+                started.append(run.run_id)
+                self.log.info(
+                    "jupyter-workflows schedule: started run %s of %r (due %s, schedule %r)",
+                    run.run_id,
+                    entry.workflow.name,
+                    _fmt(due_at),
+                    entry.schedule,
+                )
+            entry.next_at = self._following(entry, now)
+        return started
+
+    def _following(self, entry: ScheduledWorkflow, now: datetime) -> datetime | None:
+        schedule = entry.schedule
+        if not schedule:
+            return None
+        try:
+            return next_fire(schedule, now)
+        except SpecError as exc:
+            entry.last_error = str(exc)
+            self.log.error("jupyter-workflows schedule: %s: %s; no more runs", entry.path, exc)
+            return None
+
+    def seconds_until_next(self, now: datetime | None = None) -> float:
+        """How long the loop may sleep: until the earliest fire, at most :data:`MAX_SLEEP_SECONDS`."""
+        now = self.clock() if now is None else now
+        with self._lock:
+            times = [e.next_at for e in self.entries if e.next_at is not None]
+        if not times:
+            return MAX_SLEEP_SECONDS
+        return max(0.0, min(MAX_SLEEP_SECONDS, (min(times) - now).total_seconds()))
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Every entry as JSON-able data (for the REST API)."""
+        with self._lock:
+            return [e.to_dict() for e in self.entries]
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Make :meth:`run_forever` return after its current step."""
+        self._stop_requested = True
+
+    async def run_forever(
+        self,
+        *,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        in_thread: bool = True,
+    ) -> None:
+        """Fire due workflows, sleep until the next fire, repeat until :meth:`stop`.
+
+        ``tick`` runs in a worker thread (``in_thread``) because starting a run may block (the
+        first start builds the Dask cluster); the event loop keeps serving HTTP meanwhile.
+        """
+        loop = asyncio.get_running_loop()
+        while not self._stop_requested:
+            if in_thread:
+                await loop.run_in_executor(None, self.tick)
+            else:
+                self.tick()
+            if self._stop_requested:
+                break
+            await sleep(self.seconds_until_next())
+
+
+def _describe(exc: BaseException) -> str:
+    """A one-line reason: our own errors as they are, others prefixed with their type."""
+    from ..exceptions import WorkflowError
+
+    line = _one_line(exc)
+    return line if isinstance(exc, WorkflowError) else f"{type(exc).__name__}: {line}"
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def _fmt(moment: datetime | None) -> str:
+    return moment.isoformat(timespec="seconds") if moment else "-"

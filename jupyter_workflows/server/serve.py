@@ -1,0 +1,157 @@
+"""``jupyter-workflows serve``: the REST API and the schedules, without JupyterLab.
+
+A standalone :class:`jupyter_server.serverapp.ServerApp` with only this package's extension
+(no JupyterLab UI, no terminals), token authentication on, bound to ``ip`` (127.0.0.1 unless told
+otherwise), plus a :class:`~jupyter_workflows.server.schedules.Scheduler` on the server's event
+loop that starts runs of the given workflow files at their ``schedule:`` times.
+
+The token is ``JUPYTER_TOKEN`` when set, else a fresh random one; the API's URL with the token is
+printed on stderr. Jupyter's config files (``jupyter_server_config.py``/``.json`` in the Jupyter
+config path) are read as usual, except that the list of server extensions is fixed: JupyterLab and
+other extensions a config file enables are not loaded. The server's root folder is the current
+directory; workflow files in it are listed and runnable like those given on the command line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .schedules import Scheduler
+
+__all__ = ["build_app", "serve"]
+
+EXTENSION = "jupyter_workflows.server"
+
+
+@functools.cache
+def _app_class() -> type[Any]:
+    """The server class, built on first use.
+
+    Importing ``jupyter_server`` takes seconds; ``serve`` reports an invalid workflow file
+    before paying for it.
+    """
+    from jupyter_server.serverapp import ServerApp
+
+    class WorkflowsServerApp(ServerApp):
+        """A ServerApp with this package's extension alone, and a scheduler on its event loop."""
+
+        name = "jupyter-workflows-serve"
+        #: Started once the event loop runs, stopped with the server.
+        scheduler: Scheduler | None = None
+        _scheduler_task: asyncio.Task[None] | None = None
+
+        def init_server_extensions(self) -> None:
+            # Whatever the config files enable (JupyterLab, ...), serve only the workflows API.
+            self.jpserver_extensions = {EXTENSION: True}
+            super().init_server_extensions()
+
+        def _handle_sigint(self, sig: Any, frame: Any) -> None:
+            # One Ctrl-C stops a service; no "Shutdown this Jupyter server (y/[n])?" prompt.
+            self._signal_stop(sig, frame)
+
+        async def _post_start(self) -> None:
+            await super()._post_start()
+            if self.scheduler is not None:
+                self._scheduler_task = asyncio.ensure_future(self.scheduler.run_forever())
+
+        async def _stop(self) -> None:
+            task, self._scheduler_task = self._scheduler_task, None
+            if self.scheduler is not None:
+                self.scheduler.stop()
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await super()._stop()
+
+    return WorkflowsServerApp
+
+
+def build_app(
+    ip: str = "127.0.0.1",
+    port: int = 8899,
+    *,
+    scheduler: Scheduler | None = None,
+    argv: Sequence[str] = (),
+) -> Any:
+    """An initialized ``WorkflowsServerApp`` serving the workflows REST API (not started).
+
+    A ``jupyter_server`` ``ServerApp`` with this package's extension alone, whatever the config
+    files enable, and ``scheduler`` started on its event loop once it runs.
+    """
+    app = _app_class()()
+    app.scheduler = scheduler
+    app.initialize(
+        argv=[
+            f"--ServerApp.ip={ip}",
+            f"--ServerApp.port={port}",
+            "--ServerApp.port_retries=0",
+            "--ServerApp.open_browser=False",
+            "--ServerApp.terminals_enabled=False",
+            # A headless service (containers often run as root); kernels are not its business.
+            "--ServerApp.allow_root=True",
+            "--ServerApp.default_url=/workflows/api/",
+            *argv,
+        ],
+        find_extensions=False,
+    )
+    app.web_app.settings["jupyter_workflows_scheduler"] = scheduler
+    return app
+
+
+def serve(paths: Sequence[str], ip: str = "127.0.0.1", port: int = 8899) -> int:
+    """Serve the REST API and run the schedules of ``paths`` until interrupted; the exit code.
+
+    Every file is loaded and validated first: an invalid one raises :class:`SpecError` (the CLI
+    prints it and exits 2) before anything listens.
+    """
+    from ..definition import register_workflow
+
+    scheduler = Scheduler(paths, log=logging.getLogger("jupyter_workflows.serve"))
+    for entry in scheduler.load():
+        # Registered, so the REST API lists them and can start them by name.
+        register_workflow(entry.workflow)
+    try:
+        app = build_app(ip, port, scheduler=scheduler)
+    except SystemExit as exc:  # ServerApp exits when the port is taken
+        code = exc.code if isinstance(exc.code, int) else 1
+        print(f"jupyter-workflows serve: cannot listen on {ip}:{port}", file=sys.stderr)
+        return code or 1
+    scheduler.log = app.log
+
+    url = f"{app.connection_url.rstrip('/')}/workflows/api/"
+    token = app.identity_provider.token
+    print(f"jupyter-workflows serve: REST API at {url}", file=sys.stderr)
+    if token:
+        print(f"jupyter-workflows serve:   {url}?token={token}", file=sys.stderr)
+        print(
+            f"jupyter-workflows serve:   curl -H 'Authorization: token {token}' {url}runs",
+            file=sys.stderr,
+        )
+    for entry in scheduler.entries:
+        if entry.next_at is not None:
+            print(
+                f"jupyter-workflows serve: {entry.workflow.name!r} ({entry.path}) on schedule "
+                f"{entry.schedule!r}, next run {entry.next_at.isoformat(timespec='seconds')}",
+                file=sys.stderr,
+            )
+        else:
+            print(
+                f"jupyter-workflows serve: {entry.workflow.name!r} ({entry.path}) has no schedule",
+                file=sys.stderr,
+            )
+    sys.stderr.flush()
+
+    try:
+        app.start()
+    except SystemExit as exc:  # ServerApp.start_app exits on fatal start-up problems
+        return exc.code if isinstance(exc.code, int) else 1
+    finally:
+        scheduler.stop()
+    return 0
