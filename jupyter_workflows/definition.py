@@ -124,7 +124,10 @@ class Workflow:
 
     def to_dict(self) -> dict[str, Any]:
         """The document as plain JSON-able data, short forms where they read better."""
-        data = self.spec.model_dump(mode="json", exclude_defaults=True)
+        return self._document("json")
+
+    def _document(self, mode: str) -> dict[str, Any]:
+        data = self.spec.model_dump(mode=mode, exclude_defaults=True)
         if "tasks" in data:
             data["tasks"] = {n: _tidy_task(t) for n, t in data["tasks"].items()}
         if "defaults" in data:
@@ -134,7 +137,9 @@ class Workflow:
 
     def to_yaml(self) -> str:
         """YAML that loads back to an equal workflow."""
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=100)
+        # Python values, not JSON ones: JSON mode turns inf into null and dates into strings,
+        # which YAML keeps as they are.
+        return yaml.safe_dump(self._document("python"), sort_keys=False, allow_unicode=True, width=100)
 
     @property
     def graph(self) -> nx.DiGraph:
