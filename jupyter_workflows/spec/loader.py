@@ -82,6 +82,18 @@ class _Loader(yaml.SafeLoader):
         self.source_lines = text.splitlines()
 
 
+class _JSONLoader(_Loader):
+    """JSON numbers as JSON reads them: YAML 1.1 wants a dot in a float, so ``1e-05`` would be
+    a string."""
+
+
+_JSONLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?[eE][-+]?[0-9]+$"),
+    list("-0123456789"),
+)
+
+
 def _mark(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
@@ -95,10 +107,21 @@ def parse_document(text: str, *, file: str | None = None) -> tuple[Any, SourceMa
         On a syntax error, a duplicate key, or an empty document.
     """
     smap = SourceMap(file=file)
-    if text.lstrip()[:1] in ("{", "["):
+    is_json = text.lstrip()[:1] in ("{", "[")
+    if is_json:
         text = text.replace("\t", " ")  # JSON whitespace; same columns
     language = "JSON" if file is not None and file.endswith(".json") else "YAML"
-    loader = _Loader(text)
+    try:
+        loader = (_JSONLoader if is_json else _Loader)(text)
+    except yaml.reader.ReaderError as exc:  # a control character: PyYAML checks before parsing
+        line = text.count("\n", 0, exc.position) + 1
+        col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise SpecError(
+            f"{language} syntax error: character #x{exc.character:04x} is not allowed",
+            file=file,
+            line=line,
+            col=col,
+        ) from None
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
@@ -167,7 +190,13 @@ def _build(loader: _Loader, node: yaml.Node, path: Path_, smap: SourceMap, depth
         out: dict[Any, Any] = {}
         first: dict[Any, yaml.Node] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+            try:
+                key = _join_surrogates(loader.construct_object(key_node, deep=True))
+            except yaml.constructor.ConstructorError as exc:
+                line, col = _mark(key_node)
+                raise SpecError(
+                    f"invalid key: {exc.problem}", file=smap.file, line=line, col=col
+                ) from None
             if isinstance(key, (list, dict)) or key is None:
                 line, col = _mark(key_node)
                 raise SpecError("a mapping key must be a plain value", file=smap.file, line=line, col=col)
@@ -192,10 +221,21 @@ def _build(loader: _Loader, node: yaml.Node, path: Path_, smap: SourceMap, depth
     if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
         smap.blocks[path] = _block_start(node, loader.source_lines)
     try:
-        return loader.construct_object(node, deep=True)
+        value = loader.construct_object(node, deep=True)
     except yaml.constructor.ConstructorError as exc:
         line, col = _mark(node)
         raise SpecError(f"invalid value: {exc.problem}", file=smap.file, line=line, col=col) from None
+    return _join_surrogates(value)
+
+
+def _join_surrogates(value: Any) -> Any:
+    """``"\\ud83d\\ude00"`` (how JSON escapes one emoji) is one character, as in ``json.loads``.
+
+    PyYAML reads each ``\\u`` escape as its own code point and leaves the halves apart.
+    """
+    if isinstance(value, str) and any("\ud800" <= c <= "\udfff" for c in value):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return value
 
 
 def _normalise_tasks(data: Any, path: Path_, smap: SourceMap) -> Any:
