@@ -71,6 +71,11 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """The Jupyter server extension (the REST API) lives in :mod:`jupyter_workflows.server`."""
+    return [{"module": "jupyter_workflows.server"}]
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext jupyter_workflows``: register the magics (imports stay lazy)."""
     from .jupyter.magics import load_ipython_extension as _load
