@@ -201,10 +201,11 @@ def _one_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def _display(obj: Any, *, raw: bool = False) -> None:
+def _display(obj: Any, *, raw: bool = False, update: bool = False) -> Any:
+    """Display ``obj``; with ``update``, return a handle to redisplay it once the run settles."""
     from IPython.display import display
 
-    display(obj, raw=raw)
+    return display(obj, raw=raw, display_id=True if update else None)
 
 
 @magics_class
@@ -271,13 +272,13 @@ class WorkflowMagics(Magics):
         from .live import bind_run, widget_for_workflow
 
         widget = widget_for_workflow(workflow)
-        _display(widget)
+        handle = _display(widget, update=args.run and not args.background)
         if not args.run:
             return None
         run = self._start(workflow, args.params)
         bind_run(run, widget)
         if not args.background:
-            self._wait(run)
+            self._wait(run, handle, widget)
         return None
 
     def _define(self, text: str, name: str | None) -> Workflow:
@@ -344,9 +345,9 @@ class WorkflowMagics(Magics):
     def _cmd_run(self, args: argparse.Namespace) -> Run:
         workflow = self._workflow(args.name)
         run = self._start(workflow, args.params)
-        self._show_live(run, workflow)
+        widget, handle = self._show_live(run, workflow, update=not args.background)
         if not args.background:
-            self._wait(run)
+            self._wait(run, handle, widget)
         return run
 
     def _cmd_list(self, args: argparse.Namespace) -> None:
@@ -372,9 +373,9 @@ class WorkflowMagics(Magics):
         from ..engine.api import resume
 
         run = resume(args.run_id, wait=False)
-        self._show_live(run)
+        widget, handle = self._show_live(run, update=not args.background)
         if not args.background:
-            self._wait(run)
+            self._wait(run, handle, widget)
         return run
 
     def _cmd_pause(self, args: argparse.Namespace) -> None:
@@ -417,6 +418,10 @@ class WorkflowMagics(Magics):
             configure(scheduler=args.address)
         try:
             executor = get_orchestrator().executor
+            # Executors connect lazily, on the first task; this command is the place to connect.
+            start = getattr(executor, "start", None)
+            if callable(start):
+                start()
         except Exception as exc:  # cannot reach the scheduler: one line, not a traceback
             raise UsageError(f"%workflow cluster: {type(exc).__name__}: {_one_line(exc)}") from None
         link = executor.dashboard_link
@@ -463,14 +468,17 @@ class WorkflowMagics(Magics):
         self.last_run = run
         return run
 
-    def _show_live(self, run: Run, workflow: Workflow | None = None) -> None:
+    def _show_live(
+        self, run: Run, workflow: Workflow | None = None, *, update: bool = False
+    ) -> tuple[Any, Any]:
+        """Display a graph widget following ``run``; returns it and its display handle."""
         from .live import bind_run, widget_for_workflow
 
         widget = widget_for_workflow(workflow) if workflow is not None else None
         binding = bind_run(run, widget)
-        _display(binding.widget)
+        return binding.widget, _display(binding.widget, update=update)
 
-    def _wait(self, run: Run) -> None:
+    def _wait(self, run: Run, handle: Any = None, widget: Any = None) -> None:
         try:
             run.wait()
         except KeyboardInterrupt:
@@ -479,6 +487,11 @@ class WorkflowMagics(Magics):
                 f"still {run.status} in the background: %workflow cancel {run.run_id} stops it",
                 file=sys.stderr,
             )
+            return
+        if handle is not None and widget is not None:
+            # The live view is up to date already; redisplaying also refreshes the static
+            # picture that is saved with the notebook (nbclient, papermill, nbconvert).
+            handle.update(widget)
 
 
 def _split(line: str) -> list[str]:
