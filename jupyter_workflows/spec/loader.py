@@ -94,6 +94,9 @@ _JSONLoader.add_implicit_resolver(
 )
 
 
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+
+
 def _mark(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
@@ -184,6 +187,10 @@ def _build(loader: _Loader, node: yaml.Node, path: Path_, smap: SourceMap, depth
     if depth > 100:
         raise smap.error("the document nests too deeply (recursive alias?)", path)
     smap.values[path] = _mark(node)
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
+        # Built here without PyYAML's constructors, so a tag would otherwise be ignored silently.
+        line, col = _mark(node)
+        raise SpecError(f"invalid value: unsupported tag {node.tag!r}", file=smap.file, line=line, col=col)
     if isinstance(node, yaml.MappingNode):
         written = {id(key_node) for key_node, _ in node.value}
         loader.flatten_mapping(node)  # resolve YAML merge keys (<<): merged pairs come first
