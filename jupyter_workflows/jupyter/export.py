@@ -96,7 +96,29 @@ def _defined_names(stmt: ast.stmt) -> set[str]:
 
 
 def _used_names(stmt: ast.stmt) -> set[str]:
-    return {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    """Global names ``stmt`` reads (a function's own arguments and locals left out)."""
+    loads = {
+        n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+    }
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        local = {a.arg for a in ast.walk(stmt.args) if isinstance(a, ast.arg)}
+        local |= {
+            n.id
+            for body in stmt.body
+            for n in ast.walk(body)
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+        }
+        globals_ = {name for n in ast.walk(stmt) if isinstance(n, ast.Global) for name in n.names}
+        # Defaults and decorators are evaluated outside the function: they may read globals.
+        outside = {
+            n.id
+            for part in [*stmt.decorator_list, *stmt.args.defaults, *stmt.args.kw_defaults]
+            if part is not None
+            for n in ast.walk(part)
+            if isinstance(n, ast.Name)
+        }
+        loads = (loads - (local - globals_)) | outside
+    return loads
 
 
 def _runs_something(stmt: ast.stmt) -> bool:

@@ -321,7 +321,7 @@ class WorkflowMagics(Magics):
     def workflow_line(self, line: str) -> Any:
         if self.headless:
             return SkippedCommand(line)
-        if not line.strip():
+        if line.strip() in ("", "-h", "--help"):
             print(_line_help())
             return None
         try:

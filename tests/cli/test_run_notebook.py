@@ -206,7 +206,7 @@ def test_reading_a_notebook_leaves_the_process_alone(engine: Any, calc_notebook:
 def test_extract_task_code_keeps_what_the_tasks_need() -> None:
     cells = [
         "%load_ext jupyter_workflows\nimport os\nimport jupyter_workflows as jw",
-        "RATE = 2\nunused = 5\ndata = load_everything()",
+        "RATE = 2\nunused = 5\ndata = load_everything()\nx = 10",
         "def helper(x):\n    return x * RATE\n\n@jw.task\ndef step(x):\n    return helper(x)",
         "@jw.workflow\ndef flow(x: int = 1):\n    return step(x)",
         "run = flow.run()\n!echo hi",
@@ -217,7 +217,16 @@ def test_extract_task_code_keeps_what_the_tasks_need() -> None:
     assert "import os" in code and "import jupyter_workflows as jw" in code
     assert "RATE = 2" in code and "return x * RATE * 10" in code
     assert "return x * RATE\n" not in code  # the earlier helper is superseded
-    for absent in ("unused", "load_everything", "def flow", "flow.run", "get_ipython", "echo"):
+    # `x = 10` stays out: the functions' `x` is their own argument, not the global.
+    for absent in (
+        "unused",
+        "load_everything",
+        "x = 10",
+        "def flow",
+        "flow.run",
+        "get_ipython",
+        "echo",
+    ):
         assert absent not in code
 
 
