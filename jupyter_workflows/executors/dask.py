@@ -1,0 +1,752 @@
+"""The Dask executor: task attempts run as Dask futures on a distributed cluster.
+
+This is the only module of the project that imports :mod:`distributed`; everything else talks to
+the :class:`~jupyter_workflows.executors.base.Executor` interface.
+
+Where it runs
+    ``DaskExecutor()`` starts an embedded :class:`~distributed.LocalCluster` on first use: worker
+    *processes* on ``127.0.0.1`` (scheduler, workers and dashboard bind to loopback only), one per
+    core, never fewer than two threads in all (on one core: one worker with two threads).
+    ``DaskExecutor("tcp://host:8786")`` connects to a running scheduler, ``DaskExecutor(client)``
+    borrows a :class:`~distributed.Client` and never closes it.
+
+Threads, and why
+    ``submit`` only queues: it may be called from an outcome callback, from the orchestrator's
+    lock, from a notebook cell, and must never block. Two daemon threads do the work:
+
+    * the *submitter* drains the queue in batches and hands each batch to Dask with one
+      ``client.map`` call per (resources, priority) group: one graph update for many tasks is what
+      lets a burst of submissions (a fan-out, ``with_items``) approach raw ``client.map`` rates.
+      It also parks submissions whose resources no worker offers (see below).
+    * the *drain* thread receives finished futures (``Future.add_done_callback`` only enqueues,
+      so nothing we do can raise into Dask or stall its callback thread) and fetches their
+      envelopes with one ``client.gather`` per batch instead of one ``future.result()`` round
+      trip per task. It calls every outcome callback, one at a time, so callbacks never run
+      concurrently with each other.
+
+What travels
+    Each task runs :func:`run_shipped` on the worker. The function, its plain keyword arguments
+    and its context travel as one cloudpickle payload that the worker unpickles *inside* the task.
+    Two reasons: modules registered with ``cloudpickle.register_pickle_by_value`` (the workflow's
+    folder) are only pickled by value when cloudpickle pickles them itself (Dask's own pickling
+    looks at the registry only for the top-level object), and a payload that cannot be unpickled
+    on a worker (a module missing there) must fail that one task with ``ModuleNotFoundError``
+    rather than break the worker's connection to the scheduler. :class:`ResultRef` arguments are
+    passed as the held Dask futures, so upstream results go worker to worker and never through
+    the client. Workers need ``jupyter_workflows`` itself installed (it defines
+    :func:`run_shipped` and the envelope); users' task code does not.
+
+Resources and queues
+    ``Submission.resources`` become Dask worker resources (``resources={"GPU": 1}`` runs only on a
+    worker started with ``--resources GPU=1``). ``Submission.queue = "gpu"`` adds the resource
+    ``queue-gpu: 1``; **a worker serves queue NAME when it starts with**
+    ``dask worker ADDRESS --resources "queue-NAME=1e9"`` (a capacity so large it never limits
+    concurrency; combine with others as ``--resources "GPU=1,queue-gpu=1e9"``). Before submitting
+    such a task the submitter checks the workers' declared resources; when no worker offers
+    enough it waits up to ``resource_wait`` seconds (other submissions go on meanwhile), then
+    fails the attempt with ``ResourceError: no worker offers ...``: a task never waits forever
+    for a worker that does not exist.
+
+Failures
+    A task's own exception comes back in its envelope (``ok=False``, ``Type: message``, logs).
+    A worker that dies mid-task makes Dask run the task again elsewhere (up to the scheduler's
+    ``allowed-failures``, 3 by default), which the run does not see; only when every try died
+    does the outcome fail with ``KilledWorker: ...``. A cancelled future fails with
+    ``CancelledError``.
+
+Keys
+    Submission keys are Dask keys. The engine's ``"{workflow}.{task}-{run_id[:8]}-{seq}"`` (run
+    ids are hex) splits, with ``dask.utils.key_split``, to ``"{workflow}.{task}"``: the dashboard
+    groups tasks by workflow and task name.
+
+Scripts that start the embedded cluster must guard their entry point with
+``if __name__ == "__main__":``: worker processes are spawned and re-import the main module.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import cloudpickle
+from dask.system import cpu_count
+from distributed import Client, Future, LocalCluster
+
+from ..engine.context import Envelope, error_line, run_task
+from .base import Executor, Outcome, ResultRef, Submission
+
+__all__ = [
+    "DaskExecutor",
+    "embedded_cluster_size",
+    "get_default_executor",
+    "queue_resource",
+    "run_shipped",
+    "shutdown_default_executor",
+    "start_local_cluster",
+    "wait_for_workers",
+]
+
+logger = logging.getLogger(__name__)
+
+SchedulerSpec = str | Client | None
+
+#: Most submissions (and finished futures) handled in one batch.
+_BATCH = 2000
+#: How often parked submissions look again for a worker that offers their resources.
+_RESOURCE_POLL_S = 0.2
+#: How long a positive answer about the workers' resources is trusted without asking again.
+_OFFERS_TTL_S = 1.0
+
+
+def queue_resource(name: str) -> str:
+    """The Dask resource a worker declares to serve queue ``name`` (``queue-NAME``)."""
+    return f"queue-{name}"
+
+
+def embedded_cluster_size(cores: int | None = None) -> tuple[int, int]:
+    """``(n_workers, threads_per_worker)`` for the embedded cluster: a process per core, >= 2 threads.
+
+    ``cores`` defaults to the cores this process may use (affinity and cgroup quota included).
+    """
+    cores = max(1, cores if cores is not None else cpu_count())
+    if cores == 1:
+        return 1, 2
+    return cores, 1
+
+
+def start_local_cluster(
+    n_workers: int | None = None,
+    threads_per_worker: int | None = None,
+    *,
+    processes: bool = True,
+    resources: dict[str, float] | None = None,
+    **kwargs: Any,
+) -> tuple[LocalCluster, Client]:
+    """Start a LocalCluster bound to loopback, and a client of it (not the default client).
+
+    Parameters
+    ----------
+    n_workers, threads_per_worker
+        Default to :func:`embedded_cluster_size`.
+    processes
+        Worker processes (the default) or threads of this process.
+    resources
+        Resources every worker declares (``{"GPU": 1}``).
+    **kwargs
+        Passed on to :class:`~distributed.LocalCluster`.
+    """
+    default_workers, default_threads = embedded_cluster_size()
+    if n_workers is None:
+        n_workers = default_workers
+        if threads_per_worker is None:
+            threads_per_worker = default_threads
+    if threads_per_worker is None:
+        threads_per_worker = max(1, -(-2 // n_workers))  # at least two threads in all
+    options: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "dashboard_address": "127.0.0.1:0",
+        "silence_logs": logging.WARNING,
+    }
+    if not processes:
+        del options["host"]  # threads talk over inproc://, which has no host to bind
+    options.update(kwargs)
+    if resources:
+        options["resources"] = dict(resources)
+    cluster = LocalCluster(
+        n_workers=n_workers,
+        threads_per_worker=threads_per_worker,
+        processes=processes,
+        **options,
+    )
+    try:
+        client = Client(cluster, set_as_default=False)
+    except BaseException:
+        cluster.close()
+        raise
+    return cluster, client
+
+
+def wait_for_workers(address: str, n_workers: int, timeout: float = 30.0) -> list[dict[str, Any]]:
+    """Block until the scheduler at ``address`` has ``n_workers`` workers; return their info."""
+    with Client(address, set_as_default=False, timeout=timeout) as client:
+        client.wait_for_workers(n_workers, timeout=timeout)
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+        return [dict(info, address=addr) for addr, info in workers.items()]
+
+
+def _reraise(exc: BaseException) -> None:
+    raise exc
+
+
+def run_shipped(payload: bytes, refs: dict[str, Any]) -> Envelope:
+    """What a Dask worker runs: unpickle ``(fn, kwargs, context, wants_context)``, then run it.
+
+    ``refs`` holds the upstream results (Dask resolved the futures to their envelopes, which
+    :func:`~jupyter_workflows.engine.context.run_task` unwraps). Never raises: a payload that
+    cannot be loaded here fails the task like an exception of the task would.
+    """
+    try:
+        fn, kwargs, context, wants_context = cloudpickle.loads(payload)
+    except Exception as exc:
+        return run_task(functools.partial(_reraise, exc), {})
+    kwargs.update(refs)
+    return run_task(fn, kwargs, context, wants_context)
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A submission on its way to Dask."""
+
+    submission: Submission
+    callback: Callable[[Outcome], None]
+    needs: dict[str, float]
+    deadline: float = 0.0
+
+
+def _failed(key: str, error_type: str, message: str) -> Outcome:
+    error = f"{error_type}: {message}" if message else error_type
+    return Outcome(key=key, ok=False, error=error, error_type=error_type)
+
+
+def _failed_by(key: str, exc: BaseException) -> Outcome:
+    return Outcome(key=key, ok=False, error=error_line(exc), error_type=type(exc).__name__)
+
+
+def _format_resources(resources: dict[str, float]) -> str:
+    return ", ".join(f"{name}={amount:g}" for name, amount in sorted(resources.items()))
+
+
+def _offered(needs: dict[str, float], offers: dict[str, dict[str, float]]) -> bool:
+    return any(
+        all(float(res.get(name, 0)) >= amount for name, amount in needs.items())
+        for res in offers.values()
+    )
+
+
+def _resource_error(
+    key: str, needs: dict[str, float], offers: dict[str, dict[str, float]], waited: float
+) -> Outcome:
+    if offers:
+        shown = [
+            f"{addr} {_format_resources(res) or 'nothing'}"
+            for addr, res in sorted(offers.items())[:5]
+        ]
+        if len(offers) > 5:
+            shown.append(f"and {len(offers) - 5} more")
+        workers = "workers offer: " + "; ".join(shown)
+    else:
+        workers = "no workers connected"
+    hint = "".join(
+        f"; a worker serves queue {name[len('queue-') :]!r} when started with --resources {name}=1e9"
+        for name in sorted(needs)
+        if name.startswith("queue-")
+    )
+    return _failed(
+        key,
+        "ResourceError",
+        f"no worker offers {_format_resources(needs)} (waited {waited:g}s; {workers}){hint}",
+    )
+
+
+class DaskExecutor(Executor):
+    """Runs submissions as Dask futures.
+
+    Parameters
+    ----------
+    scheduler
+        ``None``: an embedded LocalCluster (worker processes on 127.0.0.1), started on first use.
+        ``"tcp://host:port"``: connect to that scheduler. A :class:`~distributed.Client`: use it
+        (it is never closed by this executor).
+    n_workers, threads_per_worker
+        Size of the embedded cluster (default: :func:`embedded_cluster_size`).
+    resource_wait
+        Seconds a submission whose resources or queue no worker offers waits for such a worker
+        before it fails with ``ResourceError``.
+    """
+
+    def __init__(
+        self,
+        scheduler: SchedulerSpec = None,
+        *,
+        n_workers: int | None = None,
+        threads_per_worker: int | None = None,
+        resource_wait: float = 10.0,
+    ) -> None:
+        if scheduler is not None and not isinstance(scheduler, (str, Client)):
+            raise TypeError(
+                f"scheduler must be an address, a distributed.Client or None, not {type(scheduler).__name__}"
+            )
+        self.scheduler = scheduler
+        self.n_workers = n_workers
+        self.threads_per_worker = threads_per_worker
+        self.resource_wait = float(resource_wait)
+        self._lock = threading.RLock()
+        self._client: Client | None = None
+        self._cluster: LocalCluster | None = None
+        self._owns_client = False
+        self._closed = False
+        #: Futures kept (results stay on the workers) until :meth:`forget`.
+        self._held: dict[str, Future] = {}
+        #: Keys cancelled before they reached Dask.
+        self._cancelled: set[str] = set()
+        self._submit_queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._done_queue: queue.SimpleQueue[
+            tuple[Future | Outcome, Callable[[Outcome], None]] | None
+        ] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._offers: dict[str, dict[str, float]] = {}
+        self._offers_at = float("-inf")
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def client(self) -> Client:
+        """The Dask client (starting the embedded cluster if needed)."""
+        self.start()
+        assert self._client is not None
+        return self._client
+
+    @property
+    def started(self) -> bool:
+        """Whether the client exists (the embedded cluster is started lazily)."""
+        return self._client is not None
+
+    def start(self) -> DaskExecutor:
+        """Connect, or start the embedded cluster; idempotent. Returns ``self``."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the Dask executor is closed")
+            if self._client is not None:
+                return self
+            if self.scheduler is None:
+                self._cluster, self._client = start_local_cluster(
+                    self.n_workers, self.threads_per_worker
+                )
+                self._owns_client = True
+            elif isinstance(self.scheduler, str):
+                self._client = Client(self.scheduler, set_as_default=False)
+                self._owns_client = True
+            else:
+                self._client = self.scheduler
+                self._owns_client = False
+            for target, name in ((self._submit_loop, "submit"), (self._drain_loop, "drain")):
+                thread = threading.Thread(
+                    target=target, name=f"jupyter-workflows-dask-{name}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
+            return self
+
+    @property
+    def dashboard_link(self) -> str | None:
+        """The Dask dashboard's URL, once connected (``None`` before the cluster starts)."""
+        client = self._client
+        if client is None:
+            return None
+        try:
+            return client.dashboard_link
+        except Exception:  # no dashboard on that scheduler
+            return None
+
+    def close(self) -> None:
+        """Stop the threads; close the client and the cluster if this executor started them."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            client, cluster, owns = self._client, self._cluster, self._owns_client
+            self._client = self._cluster = None
+            held, self._held = self._held, {}
+        self._submit_queue.put(None)
+        current = threading.current_thread()
+        for thread in self._threads[:1]:
+            if thread is not current:
+                thread.join(timeout=5)
+        if client is not None and not owns:
+            # A borrowed client lives on: let go of what we asked it to keep.
+            for future in held.values():
+                future.release()
+        held.clear()
+        try:
+            if owns and client is not None:
+                client.close()
+            if cluster is not None:
+                cluster.close()
+        except Exception:  # pragma: no cover - closing a broken cluster
+            logger.debug("closing the Dask cluster failed", exc_info=True)
+        finally:
+            self._done_queue.put(None)
+            for thread in self._threads[1:]:
+                if thread is not current:
+                    thread.join(timeout=5)
+
+    def __enter__(self) -> DaskExecutor:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the Executor interface -----------------------------------------------------------------
+
+    def submit(self, submission: Submission, callback: Callable[[Outcome], None]) -> None:
+        """Queue ``submission``; ``callback`` gets its outcome from the drain thread."""
+        self.start()
+        needs = {name: float(amount) for name, amount in (submission.resources or {}).items()}
+        if submission.queue:
+            needs[queue_resource(submission.queue)] = 1.0
+        self._submit_queue.put(_Pending(submission, callback, needs))
+
+    def cancel(self, key: str) -> None:
+        """Cancel ``key``: dropped if it has not reached Dask yet, else ``Future.cancel()``."""
+        with self._lock:
+            future = self._held.get(key)
+            if future is None:
+                self._cancelled.add(key)
+                return
+        try:
+            future.cancel()
+        except Exception:  # best effort: the client may be closing
+            logger.debug("cancelling %s failed", key, exc_info=True)
+
+    def forget(self, keys: list[str]) -> None:
+        """Stop holding these results (Dask frees them once nothing else needs them)."""
+        with self._lock:
+            dropped = [f for key in keys if (f := self._held.pop(key, None)) is not None]
+            self._cancelled.difference_update(keys)
+        for future in dropped:
+            future.release()
+
+    def held_keys(self) -> list[str]:
+        """Keys whose results are held (for tests and diagnostics)."""
+        with self._lock:
+            return list(self._held)
+
+    # -- submitter thread -----------------------------------------------------------------------
+
+    def _take(self, timeout: float | None) -> Iterator[_Pending | None]:
+        try:
+            yield self._submit_queue.get(timeout=timeout)
+        except queue.Empty:
+            return
+        for _ in range(_BATCH - 1):
+            try:
+                yield self._submit_queue.get_nowait()
+            except queue.Empty:
+                return
+
+    def _submit_loop(self) -> None:
+        parked: list[_Pending] = []
+        while True:
+            batch = list(self._take(_RESOURCE_POLL_S if parked else None))
+            stopping = None in batch
+            pending = [p for p in batch if p is not None]
+            try:
+                if stopping:
+                    for item in parked + pending:
+                        self._emit(
+                            item.callback,
+                            _failed(
+                                item.submission.key, "CancelledError", "the executor was closed"
+                            ),
+                        )
+                    return
+                if parked:
+                    parked = self._recheck(parked, pending)
+                parked.extend(self._place(pending))
+            except Exception:  # a bug here must not kill the thread: fail the batch instead
+                logger.exception("submitting to Dask failed")
+                for item in pending:
+                    self._emit(
+                        item.callback,
+                        _failed(item.submission.key, "ExecutorError", "submitting to Dask failed"),
+                    )
+
+    def _worker_offers(self, refresh: bool) -> dict[str, dict[str, float]]:
+        now = time.monotonic()
+        if refresh or now - self._offers_at > _OFFERS_TTL_S:
+            client = self._client
+            if client is None:
+                return self._offers
+            workers = client.scheduler_info(n_workers=-1).get("workers", {})
+            self._offers = {
+                addr: dict(info.get("resources") or {}) for addr, info in workers.items()
+            }
+            self._offers_at = time.monotonic()
+        return self._offers
+
+    def _place(self, pending: list[_Pending]) -> list[_Pending]:
+        """Submit what can run now; return the submissions that must wait for resources."""
+        ready: list[_Pending] = []
+        parked: list[_Pending] = []
+        refreshed = False
+        for item in pending:
+            if self._drop_if_cancelled(item):
+                continue
+            if item.needs and not _offered(item.needs, self._worker_offers(refresh=False)):
+                # The cached view may be stale (a worker just joined): ask once per batch.
+                if not refreshed:
+                    refreshed = True
+                    offered = _offered(item.needs, self._worker_offers(refresh=True))
+                else:
+                    offered = False
+                if not offered:
+                    item.deadline = time.monotonic() + self.resource_wait
+                    parked.append(item)
+                    continue
+            ready.append(item)
+        self._submit_batch(ready)
+        # With no time to wait, fail right away rather than after the next poll.
+        return self._recheck(parked, []) if self.resource_wait <= 0 else parked
+
+    def _recheck(self, parked: list[_Pending], into: list[_Pending]) -> list[_Pending]:
+        """Move parked submissions whose resources appeared into ``into``; fail the expired."""
+        offers = self._worker_offers(refresh=True)
+        now = time.monotonic()
+        still: list[_Pending] = []
+        for item in parked:
+            if self._drop_if_cancelled(item):
+                continue
+            if _offered(item.needs, offers):
+                into.append(item)
+            elif now >= item.deadline:
+                self._emit(
+                    item.callback,
+                    _resource_error(item.submission.key, item.needs, offers, self.resource_wait),
+                )
+            else:
+                still.append(item)
+        return still
+
+    def _drop_if_cancelled(self, item: _Pending) -> bool:
+        key = item.submission.key
+        with self._lock:
+            if key not in self._cancelled:
+                return False
+            self._cancelled.discard(key)
+        self._emit(
+            item.callback, _failed(key, "CancelledError", f"{key} was cancelled before it started")
+        )
+        return True
+
+    def _prepare(self, item: _Pending, client: Client) -> tuple[bytes, dict[str, Future]] | None:
+        """The payload and upstream futures for one submission, or ``None`` after failing it."""
+        sub = item.submission
+        refs: dict[str, Future] = {}
+        plain: dict[str, Any] = {}
+        with self._lock:
+            if sub.key in self._held or sub.key in client.futures:
+                self._emit(
+                    item.callback,
+                    _failed(
+                        sub.key,
+                        "ValueError",
+                        f"key {sub.key!r} was already submitted; every attempt needs a new key",
+                    ),
+                )
+                return None
+            for name, value in sub.kwargs.items():
+                if isinstance(value, ResultRef):
+                    future = self._held.get(value.key)
+                    if future is None:
+                        self._emit(
+                            item.callback,
+                            _failed(
+                                sub.key,
+                                "KeyError",
+                                f"the result of {value.key!r} (argument {name!r}) is not held",
+                            ),
+                        )
+                        return None
+                    refs[name] = future
+                else:
+                    plain[name] = value
+        try:
+            payload = cloudpickle.dumps((sub.fn, plain, sub.context, sub.wants_context), protocol=5)
+        except Exception as exc:
+            self._emit(item.callback, _failed_by(sub.key, exc))
+            return None
+        return payload, refs
+
+    def _submit_batch(self, ready: list[_Pending]) -> None:
+        client = self._client
+        if client is None or not ready:
+            for item in ready:
+                self._emit(
+                    item.callback,
+                    _failed(item.submission.key, "CancelledError", "the executor was closed"),
+                )
+            return
+        groups: dict[
+            tuple[tuple[tuple[str, float], ...], int],
+            list[tuple[_Pending, bytes, dict[str, Future]]],
+        ] = {}
+        seen: set[str] = set()
+        for item in ready:
+            key = item.submission.key
+            if key in seen:
+                self._emit(
+                    item.callback, _failed(key, "ValueError", f"key {key!r} was submitted twice")
+                )
+                continue
+            prepared = self._prepare(item, client)
+            if prepared is None:
+                continue
+            seen.add(key)
+            group = (tuple(sorted(item.needs.items())), int(item.submission.priority or 0))
+            groups.setdefault(group, []).append((item, *prepared))
+        for (needs, priority), members in groups.items():
+            try:
+                futures = client.map(
+                    run_shipped,
+                    [payload for _, payload, _ in members],
+                    [refs for _, _, refs in members],
+                    key=[item.submission.key for item, _, _ in members],
+                    resources=dict(needs) or None,
+                    priority=priority,
+                    pure=False,
+                    retries=0,
+                )
+            except Exception as exc:
+                for item, _, _ in members:
+                    self._emit(item.callback, _failed_by(item.submission.key, exc))
+                continue
+            with self._lock:
+                for (item, _, _), future in zip(members, futures, strict=True):
+                    self._held[item.submission.key] = future
+                # Cancelled while on its way: it has a future now, so cancel that.
+                late = [f for f in futures if f.key in self._cancelled]
+                self._cancelled.difference_update(f.key for f in late)
+            for (item, _, _), future in zip(members, futures, strict=True):
+                future.add_done_callback(functools.partial(self._on_done, item.callback))
+            for future in late:
+                future.cancel()
+
+    # -- drain thread ---------------------------------------------------------------------------
+
+    def _on_done(self, callback: Callable[[Outcome], None], future: Future) -> None:
+        # Runs in Dask's callback thread: only enqueue, never raise.
+        self._done_queue.put((future, callback))
+
+    def _emit(self, callback: Callable[[Outcome], None], outcome: Outcome) -> None:
+        self._done_queue.put((outcome, callback))
+
+    def _drain_loop(self) -> None:
+        while True:
+            batch = [self._done_queue.get()]
+            while len(batch) < _BATCH:
+                try:
+                    batch.append(self._done_queue.get_nowait())
+                except queue.Empty:
+                    break
+            entries = [entry for entry in batch if entry is not None]
+            try:
+                envelopes = self._gather([f for f, _ in entries if isinstance(f, Future)])
+            except Exception:  # pragma: no cover - _gather handles its own failures
+                logger.exception("gathering results failed")
+                envelopes = {}
+            for item, callback in entries:
+                if isinstance(item, Outcome):
+                    outcome = item
+                else:
+                    outcome = self._outcome(item, envelopes.get(item.key))
+                try:
+                    callback(outcome)
+                except Exception:
+                    logger.exception("outcome callback for %s failed", outcome.key)
+            if len(entries) < len(batch):
+                return
+
+    def _gather(self, futures: list[Future]) -> dict[str, Any]:
+        """Envelopes of the futures that finished, fetched in one round trip."""
+        wanted = {f.key: f for f in futures if f.status not in ("error", "cancelled")}
+        client = self._client
+        if not wanted or client is None:
+            return {}
+        try:
+            return client.gather(wanted, errors="skip")
+        except Exception:
+            logger.debug("batch gather failed; gathering one by one", exc_info=True)
+        envelopes: dict[str, Any] = {}
+        for key, future in wanted.items():
+            try:
+                envelopes[key] = future.result(timeout=30)
+            except BaseException as exc:  # becomes the outcome
+                envelopes[key] = exc
+        return envelopes
+
+    def _outcome(self, future: Future, envelope: Any) -> Outcome:
+        key = future.key
+        if isinstance(envelope, Envelope):
+            return Outcome(
+                key=key,
+                ok=envelope.ok,
+                result=envelope.value,
+                error=envelope.error,
+                logs=list(envelope.logs),
+                started_at=envelope.started_at,
+                ended_at=envelope.ended_at,
+                worker=envelope.worker,
+                error_type=envelope.error_type,
+            )
+        if isinstance(envelope, BaseException):
+            return _failed_by(key, envelope)
+        status = future.status
+        if status == "cancelled":
+            return _failed(key, "CancelledError", f"{key} was cancelled")
+        if status == "error":
+            try:
+                exc = future.exception(timeout=10)
+            except BaseException as error:  # becomes the outcome
+                exc = error
+            if exc is not None:
+                return _failed_by(key, exc)
+        return _failed(key, "ExecutorError", f"no result for {key} (future {status})")
+
+
+_default: DaskExecutor | None = None
+_default_lock = threading.Lock()
+_UNSET: Any = object()
+
+
+def get_default_executor(scheduler: SchedulerSpec = _UNSET) -> DaskExecutor:
+    """The process-wide Dask executor: one embedded cluster (or one connection) per process.
+
+    Without ``scheduler``: the current one, else one for ``$JUPYTER_WORKFLOWS_SCHEDULER``, else
+    an embedded cluster. With a different ``scheduler`` than the current one, the current one is
+    closed and replaced.
+    """
+    global _default
+    with _default_lock:
+        if scheduler is _UNSET:
+            if _default is not None:
+                return _default
+            scheduler = os.environ.get("JUPYTER_WORKFLOWS_SCHEDULER") or None
+        if _default is not None:
+            same = _default.scheduler is scheduler or (
+                isinstance(scheduler, str) and _default.scheduler == scheduler
+            )
+            if same:
+                return _default
+            _default.close()
+        _default = DaskExecutor(scheduler)
+        return _default
+
+
+def shutdown_default_executor() -> None:
+    """Close the process-wide executor (and its embedded cluster), if any."""
+    global _default
+    with _default_lock:
+        executor, _default = _default, None
+    if executor is not None:
+        executor.close()
+
+
+atexit.register(shutdown_default_executor)
