@@ -110,6 +110,8 @@ def validate_compiled(
 
     # Template syntax, positioned inside multi-line strings.
     for path, text in iter_templates(spec):
+        if path[-1] == "when" and "{{" not in text and "{%" not in text and text.strip():
+            text = "{{ " + text + " }}"  # a bare condition, read as one expression by the engine
         if "{" not in text:
             continue
         problem = template_error(text)
