@@ -183,6 +183,7 @@ def scheduler_and_workers(
     env: Mapping[str, str] | Sequence[Mapping[str, str] | None] | None = None,
     nthreads: int = 1,
     nanny: bool = True,
+    scheduler_env: Mapping[str, str] | None = None,
     timeout: float = 60.0,
 ) -> Iterator[RunningCluster]:
     """Run ``dask scheduler`` and ``n`` ``dask worker`` processes on 127.0.0.1 with free ports.
@@ -202,6 +203,9 @@ def scheduler_and_workers(
         Threads per worker.
     nanny
         Run each worker under a nanny (as ``dask worker`` does by default).
+    scheduler_env
+        Extra environment variables for the scheduler (Dask config such as
+        ``DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES``).
     timeout
         Seconds to wait for the scheduler and the workers to come up.
     """
@@ -234,7 +238,7 @@ def scheduler_and_workers(
             str(scheduler_file),
         ],
         folder / "scheduler.log",
-        environment,
+        {**environment, **(scheduler_env or {})},
         folder,
     )
     cluster: RunningCluster | None = None

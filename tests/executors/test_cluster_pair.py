@@ -163,6 +163,23 @@ def test_worker_killed_mid_task_does_not_fail_the_attempt() -> None:
         assert outcome.result in cluster.worker_names
 
 
+def die() -> None:
+    os._exit(1)
+
+
+def test_a_task_that_kills_every_worker_it_runs_on_fails_with_killed_worker() -> None:
+    no_retry = {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}
+    with scheduler_and_workers(2, scheduler_env=no_retry) as cluster, DaskExecutor(cluster) as ex:
+        got = Collector()
+        ex.submit(Submission("pair.die-abcdef12-1", die, {}), got)
+        ex.submit(Submission("pair.fine-abcdef12-2", worker_name, {}), got)
+        died, fine = got.wait("pair.die-abcdef12-1", "pair.fine-abcdef12-2")
+        assert not died.ok and died.error_type == "KilledWorker"
+        assert died.error is not None and died.error.startswith("KilledWorker: ")
+        assert "\n" not in died.error
+        assert fine.ok
+
+
 def test_task_waits_for_a_worker_that_offers_its_resource(gpu_pair: RunningCluster) -> None:
     with DaskExecutor(gpu_pair, resource_wait=60) as ex:
         got = Collector()
