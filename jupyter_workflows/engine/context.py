@@ -71,16 +71,19 @@ class _CaptureHandler(logging.Handler):
 
 
 def _install() -> None:
+    """Route print and logging per thread; re-wrap stdout/stderr if someone replaced them since
+    (pytest's capture, ``redirect_stdout``), so capture never silently turns off."""
     global _installed
+    if isinstance(sys.stdout, _ThreadRoutedStream) and isinstance(sys.stderr, _ThreadRoutedStream) and _installed:
+        return
     with _install_lock:
-        if _installed:
-            return
         if not isinstance(sys.stdout, _ThreadRoutedStream):
             sys.stdout = _ThreadRoutedStream(sys.stdout)
         if not isinstance(sys.stderr, _ThreadRoutedStream):
             sys.stderr = _ThreadRoutedStream(sys.stderr)
-        logging.getLogger().addHandler(_CaptureHandler(level=logging.DEBUG))
-        _installed = True
+        if not _installed:
+            logging.getLogger().addHandler(_CaptureHandler(level=logging.DEBUG))
+            _installed = True
 
 
 @dataclass

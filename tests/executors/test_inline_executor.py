@@ -76,11 +76,6 @@ def test_failure_is_one_line_with_logging_captured(executor: InlineExecutor) -> 
     assert any("noisy_failure" in line for line in outcome.logs)  # the traceback's tail
 
 
-@pytest.mark.xfail(
-    reason="engine.context installs its stdout router once per process; pytest swaps sys.stdout "
-    "for every test, so in-process print capture is lost (worker processes are unaffected)",
-    strict=False,
-)
 def test_print_is_captured_in_process(executor: InlineExecutor) -> None:
     got = Collector()
     executor.submit(Submission("wf.fail-abcdef12-1", noisy_failure, {"n": 8}), got)
