@@ -121,6 +121,14 @@ def _describe(shell: InteractiveShell, exc: BaseException) -> tuple[int | None, 
     return line, message
 
 
+def _magic_line(source: str) -> int:
+    """The 1-based line of a cell's ``%%`` magic line (IPython skips blank lines before it)."""
+    for number, line in enumerate(source.splitlines(), start=1):
+        if line.strip():
+            return number
+    return 1
+
+
 def _cell_error(
     shell: InteractiveShell, exc: BaseException, label: str, number: int, cell_label: str
 ) -> str:
@@ -173,7 +181,7 @@ def workflows_from_notebook(path: str | os.PathLike[str]) -> dict[str, Workflow]
                 if not source.strip():
                     continue
                 magics.cell_label = f"{label} (cell {number})"
-                magics.line_offset = 1  # the %%workflow line comes before the YAML
+                magics.line_offset = _magic_line(source)  # lines before the YAML
                 result = shell.run_cell(source, store_history=False, silent=True)
                 error = result.error_before_exec or result.error_in_exec
                 if error is not None:

@@ -171,13 +171,13 @@ def test_bad_yaml_in_a_notebook_cell_is_positioned(engine: Any, tmp_path: Path) 
     nb = write_notebook(
         tmp_path / "yaml.ipynb",
         "%load_ext jupyter_workflows",
-        "%%workflow w\ntasks:\n  a: {action: core.noop\n",
+        "\n%%workflow w\ntasks:\n  a: {action: core.noop\n",
         markdown="intro",
     )
     with pytest.raises(SpecError) as info:
         workflow_from_notebook(nb)
-    # Cell 3 of the notebook (the markdown cell counts); line 3 of that cell.
-    assert str(info.value).startswith("yaml.ipynb (cell 3):3:6: YAML syntax error")
+    # Cell 3 of the notebook (the markdown cell counts); line 4 of that cell.
+    assert str(info.value).startswith("yaml.ipynb (cell 3):4:6: YAML syntax error")
 
 
 def test_a_notebook_without_workflows(engine: Any, tmp_path: Path) -> None:
