@@ -6,6 +6,8 @@ import sys
 import threading
 from typing import TYPE_CHECKING
 
+from ..expressions import MASKER
+
 if TYPE_CHECKING:  # pragma: no cover
     from .orchestrator import ActiveRun, Orchestrator
 
@@ -39,7 +41,7 @@ def attach_progress(orch: Orchestrator, run_id: str, stream=None) -> None:
                         took = f" in {ex.ended_at - ex.started_at:.2f}s"
                     line = f"[{run.workflow.name}] {ex.id}: {ex.status}{took}"
                     if ex.error:
-                        line += f" ({ex.error})"
+                        line += f" ({MASKER.mask_text(ex.error)})"
                     if bar is not None:
                         bar.total = max(bar.total, len(state.order))
                         bar.update(1)

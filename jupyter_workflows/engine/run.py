@@ -13,11 +13,12 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import RunStateError
+from ..expressions import MASKER
 
 if TYPE_CHECKING:  # pragma: no cover
     from .orchestrator import Orchestrator
 
-__all__ = ["Run", "TERMINAL"]
+__all__ = ["TERMINAL", "Run"]
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 #: A run not updated by its owner for this long is ``interrupted`` (its process is gone).
@@ -68,14 +69,16 @@ class Run:
     def outputs(self) -> dict[str, Any] | None:
         active = self._active
         if active is not None:
-            return active.state.outputs
+            # Live state holds real values; stored ones were masked when written.
+            return MASKER.mask(active.state.outputs)
         return self._record().get("outputs")
 
     @property
     def error(self) -> str | None:
         active = self._active
         if active is not None:
-            return active.state.error
+            error = active.state.error
+            return MASKER.mask_text(error) if error else error
         return self._record().get("error")
 
     @property
