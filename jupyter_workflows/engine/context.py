@@ -169,7 +169,7 @@ def run_task(
         ok, error, error_type = True, None, None
     except KeyboardInterrupt:
         raise
-    except BaseException as exc:  # noqa: BLE001 - the task's failure is data
+    except BaseException as exc:
         value, ok = None, False
         error, error_type = error_line(exc), type(exc).__name__
         if isinstance(exc, TimeoutError):
@@ -180,4 +180,11 @@ def run_task(
         _local.buffer = previous
     ended = time.time()
     logs = [line for chunk in "".join(lines).splitlines() if (line := chunk.rstrip())]
+    # A secret the task looked up with ``context.secret()`` is registered in this process only:
+    # on a remote worker the orchestrator never learns it, so mask logs and error here. (Not
+    # imported when absent: then no secret was looked up in this process.)
+    masker = getattr(sys.modules.get("jupyter_workflows.expressions"), "MASKER", None)
+    if masker is not None and len(masker):
+        logs = [masker.mask_text(line) for line in logs]
+        error = masker.mask_text(error) if error else error
     return Envelope(ok, value, error, error_type, logs, started, ended, _worker_name())
