@@ -309,6 +309,8 @@ class WorkflowMagics(Magics):
 
     def _where(self, exc: SpecError) -> str:
         """The error's one line, positioned in the cell (``<cell>:LINE:COL: message``)."""
+        if exc.file != "<cell>":  # from another file (a nested workflow beside this one)
+            return _one_line(exc)
         if exc.line is None:
             return f"{self.cell_label}: {exc.message}"
         where = [self.cell_label, str(exc.line + self.line_offset)]
