@@ -173,6 +173,8 @@ class Orchestrator:
                     error_type="StoreError", logs=event.logs, worker=event.worker,
                 )
                 self.store.append_events(run_id, [_masked_event(event)])
+            if isinstance(event, E.AttemptDone):
+                self._cache_result(active, event)
             cmds = active.state.handle(event)
             if cmds:
                 work.append((active, cmds))
@@ -198,6 +200,15 @@ class Orchestrator:
             if active.quiescent:
                 with active.settled:
                     active.settled.notify_all()
+
+    def _cache_result(self, active: ActiveRun, event: E.AttemptDone) -> None:
+        """Keep the result of a cached task's attempt (committed with the batch)."""
+        entry = active.cache_keys.pop(event.key, None)
+        if entry is None or not event.ok or event.cached or event.key not in active.state.inflight:
+            return  # not a cached task, failed, from the cache, or late (timed out, cancelled)
+        key, expire = entry
+        expire_at = None if expire is None else event.time + expire
+        self.store.cache_put(key, MASKER.mask(event.result), expire_at)
 
     def _project(self, active: ActiveRun) -> None:
         state = active.state
