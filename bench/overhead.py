@@ -46,7 +46,9 @@ def raw_fanout(client, n):
 def raw_diamond(client, layers, width):
     prev = [client.submit(noop, i, pure=False) for i in range(width)]
     for _ in range(1, layers):
-        prev = [client.submit(pair, prev[i], prev[(i + 1) % width], pure=False) for i in range(width)]
+        prev = [
+            client.submit(pair, prev[i], prev[(i + 1) % width], pure=False) for i in range(width)
+        ]
     client.gather(prev)
 
 
@@ -137,8 +139,12 @@ def main(argv=None) -> int:
         n_fan, layers, width, n_chain, n_runs = (200, 4, 20, 30, 50)
 
     cluster = LocalCluster(
-        n_workers=args.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-        dashboard_address="127.0.0.1:0", silence_logs=40,
+        n_workers=args.workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        silence_logs=40,
     )
     client = Client(cluster)
     tmp = tempfile.mkdtemp(prefix="jw-bench-")
@@ -148,11 +154,23 @@ def main(argv=None) -> int:
         client.run(lambda: None)  # workers warm
         shapes = [
             (f"fan-out {n_fan} (with_items)", lambda: raw_fanout(client, n_fan), wf_fanout(n_fan)),
-            (f"diamond {layers}x{width} (needs)", lambda: raw_diamond(client, layers, width), wf_diamond(layers, width)),
-            (f"chain {n_chain} (on_success)", lambda: raw_chain(client, n_chain), wf_chain(n_chain)),
+            (
+                f"diamond {layers}x{width} (needs)",
+                lambda: raw_diamond(client, layers, width),
+                wf_diamond(layers, width),
+            ),
+            (
+                f"chain {n_chain} (on_success)",
+                lambda: raw_chain(client, n_chain),
+                wf_chain(n_chain),
+            ),
         ]
-        print(f"# {args.workers} worker processes x 1 thread, store={args.store}, best of {args.repeat}")
-        print(f"{'shape':<32} {'raw dask s':>10} {'engine s':>10} {'ratio':>7} {'engine tasks/s':>15}")
+        print(
+            f"# {args.workers} worker processes x 1 thread, store={args.store}, best of {args.repeat}"
+        )
+        print(
+            f"{'shape':<32} {'raw dask s':>10} {'engine s':>10} {'ratio':>7} {'engine tasks/s':>15}"
+        )
         worst = 0.0
         for label, raw, wf in shapes:
             raw_s = timed(raw, args.repeat)
@@ -166,7 +184,9 @@ def main(argv=None) -> int:
             ntasks = {"fan": n_fan, "dia": layers * width, "cha": n_chain}[label[:3]]
             ratio = eng_s / raw_s
             worst = max(worst, ratio)
-            print(f"{label:<32} {raw_s:>10.3f} {eng_s:>10.3f} {ratio:>7.2f} {ntasks / eng_s:>15.0f}")
+            print(
+                f"{label:<32} {raw_s:>10.3f} {eng_s:>10.3f} {ratio:>7.2f} {ntasks / eng_s:>15.0f}"
+            )
             sys.stdout.flush()
         small = wf_small()
         t0 = time.perf_counter()
@@ -175,7 +195,9 @@ def main(argv=None) -> int:
             r.wait()
         took = time.perf_counter() - t0
         ok = sum(r.status == "succeeded" for r in started)
-        print(f"{n_runs} concurrent runs x 3 tasks      {took:>10.3f}s  {ok}/{n_runs} succeeded, {3 * n_runs / took:.0f} tasks/s")
+        print(
+            f"{n_runs} concurrent runs x 3 tasks      {took:>10.3f}s  {ok}/{n_runs} succeeded, {3 * n_runs / took:.0f} tasks/s"
+        )
         print(f"worst engine/raw ratio: {worst:.2f} (target <= 1.2)")
     finally:
         api.reset()

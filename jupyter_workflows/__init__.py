@@ -12,6 +12,7 @@ from typing import Any
 from ._version import __version__
 from .actions.builtins import record
 from .actions.registry import task
+from .definition import Workflow, load
 from .exceptions import (
     ActionNotFound,
     InquiryError,
@@ -22,7 +23,6 @@ from .exceptions import (
     StoreError,
     WorkflowError,
 )
-from .definition import Workflow, load
 
 __all__ = [
     "ActionNotFound",

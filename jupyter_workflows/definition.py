@@ -133,13 +133,17 @@ class Workflow:
         if "defaults" in data:
             data["defaults"] = _tidy_task(data["defaults"])
         order = ["name", "description", "version", "schedule", "parameters", "vars", "defaults"]
-        return {k: data[k] for k in sorted(data, key=lambda k: order.index(k) if k in order else 99)}
+        return {
+            k: data[k] for k in sorted(data, key=lambda k: order.index(k) if k in order else 99)
+        }
 
     def to_yaml(self) -> str:
         """YAML that loads back to an equal workflow."""
         # Python values, not JSON ones: JSON mode turns inf into null and dates into strings,
         # which YAML keeps as they are.
-        return yaml.safe_dump(self._document("python"), sort_keys=False, allow_unicode=True, width=100)
+        return yaml.safe_dump(
+            self._document("python"), sort_keys=False, allow_unicode=True, width=100
+        )
 
     @property
     def graph(self) -> nx.DiGraph:
@@ -149,7 +153,9 @@ class Workflow:
         return to_networkx(self.compiled)
 
     # -- run --------------------------------------------------------------------------------
-    def run(self, parameters: dict[str, Any] | None = None, *, wait: bool = True, **options: Any) -> Run:
+    def run(
+        self, parameters: dict[str, Any] | None = None, *, wait: bool = True, **options: Any
+    ) -> Run:
         """Run the workflow; parameters are checked first (a bad one creates no run).
 
         Parameters
@@ -170,9 +176,30 @@ class Workflow:
 
 
 _TASK_ORDER = [
-    "description", "type", "action", "workflow", "input", "with_items", "batch_size", "tasks",
-    "needs", "group", "join", "retry", "timeout", "resources", "queue", "priority", "cache",
-    "max_runs", "publish", "next", "decision", "on_success", "on_failure", "on_complete",
+    "description",
+    "type",
+    "action",
+    "workflow",
+    "input",
+    "with_items",
+    "batch_size",
+    "tasks",
+    "needs",
+    "group",
+    "join",
+    "retry",
+    "timeout",
+    "resources",
+    "queue",
+    "priority",
+    "cache",
+    "max_runs",
+    "publish",
+    "next",
+    "decision",
+    "on_success",
+    "on_failure",
+    "on_complete",
 ]
 
 

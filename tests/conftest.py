@@ -26,7 +26,11 @@ def _sqlite_or_memory(path):
 def _isolated_engine(tmp_path, monkeypatch):
     """Every test starts with no configuration and its own working folder."""
     monkeypatch.chdir(tmp_path)
-    for var in ("JUPYTER_WORKFLOWS_STORE", "JUPYTER_WORKFLOWS_SCHEDULER", "JUPYTER_WORKFLOWS_EXECUTOR"):
+    for var in (
+        "JUPYTER_WORKFLOWS_STORE",
+        "JUPYTER_WORKFLOWS_SCHEDULER",
+        "JUPYTER_WORKFLOWS_EXECUTOR",
+    ):
         monkeypatch.delenv(var, raising=False)
     api.reset()
     yield
@@ -59,7 +63,9 @@ def dask_cluster():
 @pytest.fixture
 def dask_engine(tmp_path, dask_cluster):
     """The orchestrator running tasks on the session's LocalCluster."""
-    api.configure(store=_sqlite_or_memory(tmp_path / "state.db"), scheduler=dask_cluster.scheduler_address)
+    api.configure(
+        store=_sqlite_or_memory(tmp_path / "state.db"), scheduler=dask_cluster.scheduler_address
+    )
     return api.get_orchestrator()
 
 

@@ -85,13 +85,24 @@ def http(
     import httpx
 
     resp = httpx.request(
-        method.upper(), url, json=json, headers=headers, timeout=timeout, params=params, content=data
+        method.upper(),
+        url,
+        json=json,
+        headers=headers,
+        timeout=timeout,
+        params=params,
+        content=data,
     )
     try:
         body = resp.json()
     except ValueError:
         body = None
-    out = {"status": resp.status_code, "headers": dict(resp.headers), "json": body, "text": resp.text}
+    out = {
+        "status": resp.status_code,
+        "headers": dict(resp.headers),
+        "json": body,
+        "text": resp.text,
+    }
     if resp.status_code >= 400:
         raise ActionFailed(f"HTTP {resp.status_code} from {method.upper()} {url}")
     return out
@@ -113,7 +124,9 @@ def llm_prompt(
     """
     import httpx
 
-    base = (base_url or os.environ.get("OPENAI_BASE_URL") or "http://127.0.0.1:11434/v1").rstrip("/")
+    base = (base_url or os.environ.get("OPENAI_BASE_URL") or "http://127.0.0.1:11434/v1").rstrip(
+        "/"
+    )
     key = api_key or os.environ.get("OPENAI_API_KEY")
     messages = ([{"role": "system", "content": system}] if system else []) + [
         {"role": "user", "content": prompt}

@@ -177,7 +177,9 @@ def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
 
 
 def _plain(name: str, fn: Callable[..., Any], **options: Any) -> ActionDef:
-    return ActionDef(name=name, fn=fn, wants_context=_wants_context(fn), signature=_signature(fn), **options)
+    return ActionDef(
+        name=name, fn=fn, wants_context=_wants_context(fn), signature=_signature(fn), **options
+    )
 
 
 def _builtins() -> dict[str, ActionDef]:
@@ -213,7 +215,9 @@ def _import_path(path: str, base_dir: Path | None) -> Callable[..., Any]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ActionNotFound(f"action {path!r}: cannot import module {module_name!r} ({exc})") from None
+        raise ActionNotFound(
+            f"action {path!r}: cannot import module {module_name!r} ({exc})"
+        ) from None
     except Exception as exc:
         raise ActionNotFound(
             f"action {path!r}: importing {module_name!r} raised {type(exc).__name__}: {exc}"
@@ -224,7 +228,9 @@ def _import_path(path: str, base_dir: Path | None) -> Callable[..., Any]:
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise ActionNotFound(f"action {path!r}: module {module_name!r} has no {attr!r}") from None
+            raise ActionNotFound(
+                f"action {path!r}: module {module_name!r} has no {attr!r}"
+            ) from None
     if not callable(obj):
         raise ActionNotFound(f"action {path!r} is not callable")
     return obj
@@ -247,5 +253,9 @@ def resolve_action(name: str, base_dir: str | Path | None = None) -> ActionDef:
     import difflib
 
     hint = difflib.get_close_matches(name, [*builtins, *_REGISTRY], n=1)
-    extra = f" (did you mean {hint[0]!r}?)" if hint else " (register it with @jw.task or use 'module:function')"
+    extra = (
+        f" (did you mean {hint[0]!r}?)"
+        if hint
+        else " (register it with @jw.task or use 'module:function')"
+    )
     raise ActionNotFound(f"unknown action {name!r}{extra}")

@@ -31,8 +31,14 @@ class _Parser(argparse.ArgumentParser):
 
 def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--store", metavar="PATH", help="SQLite store (default ./.jupyter_workflows/state.db)")
-    common.add_argument("--scheduler", metavar="ADDR", help="Dask scheduler address (default: an embedded LocalCluster)")
+    common.add_argument(
+        "--store", metavar="PATH", help="SQLite store (default ./.jupyter_workflows/state.db)"
+    )
+    common.add_argument(
+        "--scheduler",
+        metavar="ADDR",
+        help="Dask scheduler address (default: an embedded LocalCluster)",
+    )
     common.add_argument("--debug", action="store_true", help="show tracebacks")
     return common
 
@@ -49,9 +55,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("run", "run a workflow file, job folder or notebook")
     p.add_argument("file", metavar="FILE")
-    p.add_argument("-p", "--param", dest="params", action="append", default=[], metavar="KEY=VALUE",
-                   help="a parameter; VALUE is read as YAML (repeatable)")
-    p.add_argument("--workflow", metavar="NAME", help="which workflow, when a notebook defines several")
+    p.add_argument(
+        "-p",
+        "--param",
+        dest="params",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a parameter; VALUE is read as YAML (repeatable)",
+    )
+    p.add_argument(
+        "--workflow", metavar="NAME", help="which workflow, when a notebook defines several"
+    )
     p.add_argument("--json", action="store_true", help="print the run as one JSON object on stdout")
     p.add_argument("--no-cache", action="store_true", help="ignore cached results")
 
@@ -126,7 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: one line unless --debug
         if debug:
             raise
-        print(f"internal error: {type(exc).__name__}: {_one_line(exc)} (rerun with --debug)", file=sys.stderr)
+        print(
+            f"internal error: {type(exc).__name__}: {_one_line(exc)} (rerun with --debug)",
+            file=sys.stderr,
+        )
         return 2
 
 

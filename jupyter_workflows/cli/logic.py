@@ -12,8 +12,8 @@ from argparse import Namespace
 from pathlib import Path
 from typing import Any
 
-from ..exceptions import SpecError
 from ..definition import Workflow, load
+from ..exceptions import SpecError
 
 __all__ = ["exit_code", "load_target"]
 

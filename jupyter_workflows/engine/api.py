@@ -18,9 +18,9 @@ from ..exceptions import RunNotFound, RunStateError, WorkflowError
 from .run import TERMINAL, Run, effective_status, owner_alive
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..definition import Workflow
     from ..executors.base import Executor
     from ..store.base import RunStore
-    from ..definition import Workflow
     from .orchestrator import Orchestrator
 
 __all__ = ["configure", "get_orchestrator", "get_run", "respond", "resume", "runs", "start_run"]
@@ -153,8 +153,8 @@ def start_run(
     SpecError, ParameterError, ActionNotFound
         Before any run exists.
     """
-    from ..spec.params import resolve_parameters
     from ..definition import register_workflow
+    from ..spec.params import resolve_parameters
 
     workflow.validate()
     params = resolve_parameters(workflow.spec, parameters)
@@ -187,7 +187,9 @@ def get_run(run_id: str) -> Run:
     if run_id in orch.runs or orch.store.get_run(run_id) is not None:
         return Run(run_id, orch)
     if len(run_id) >= 6 and all(c in "0123456789abcdef" for c in run_id.lower()):
-        matches = [r["run_id"] for r in orch.store.list_runs() if r["run_id"].startswith(run_id.lower())]
+        matches = [
+            r["run_id"] for r in orch.store.list_runs() if r["run_id"].startswith(run_id.lower())
+        ]
         if len(matches) == 1:
             return Run(matches[0], orch)
         if len(matches) > 1:
@@ -199,7 +201,9 @@ def _store_name(orch: Orchestrator) -> str:
     return str(getattr(orch.store, "path", type(orch.store).__name__))
 
 
-def resume(run_id: str, *, wait: bool = True, no_cache: bool = False, timeout: float | None = None) -> Run:
+def resume(
+    run_id: str, *, wait: bool = True, no_cache: bool = False, timeout: float | None = None
+) -> Run:
     """Continue a paused or interrupted run; an ended run is returned as it is.
 
     Succeeded tasks are not run again (their results come from the store); tasks that were in
@@ -249,7 +253,9 @@ def rebuild_workflow(rec: dict[str, Any]) -> Workflow:
         try:
             functions = cloudpickle.loads(code)
         except Exception as exc:
-            raise WorkflowError(f"run {rec['run_id']}: cannot load its task code ({type(exc).__name__}: {exc})") from None
+            raise WorkflowError(
+                f"run {rec['run_id']}: cannot load its task code ({type(exc).__name__}: {exc})"
+            ) from None
         for name, fn in functions.items():
             register_task(name=name)(fn)
     base_dir = rec.get("base_dir") or os.getcwd()
@@ -279,12 +285,17 @@ def respond(run_id: str, task: str, data: Any) -> None:
     if status in TERMINAL:
         raise RunStateError(f"run {run.run_id} already ended ({status})")
     if owner_alive(dict(orch.store.get_run(run.run_id) or {})):
-        orch.store.add_request(run.run_id, "respond", {"exec_id": record["exec_id"], "task": task, "data": data})
+        orch.store.add_request(
+            run.run_id, "respond", {"exec_id": record["exec_id"], "task": task, "data": data}
+        )
     else:
         # No orchestrator alive: record the answer in the log so `resume` continues from it.
         import time
 
         from .events import InquiryResponded
 
-        orch.store.append_events(run.run_id, [InquiryResponded(time.time(), exec_id=record["exec_id"], data=data).to_dict()])
+        orch.store.append_events(
+            run.run_id,
+            [InquiryResponded(time.time(), exec_id=record["exec_id"], data=data).to_dict()],
+        )
         orch.store.commit()

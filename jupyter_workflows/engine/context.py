@@ -74,7 +74,11 @@ def _install() -> None:
     """Route print and logging per thread; re-wrap stdout/stderr if someone replaced them since
     (pytest's capture, ``redirect_stdout``), so capture never silently turns off."""
     global _installed
-    if isinstance(sys.stdout, _ThreadRoutedStream) and isinstance(sys.stderr, _ThreadRoutedStream) and _installed:
+    if (
+        isinstance(sys.stdout, _ThreadRoutedStream)
+        and isinstance(sys.stderr, _ThreadRoutedStream)
+        and _installed
+    ):
         return
     with _install_lock:
         if not isinstance(sys.stdout, _ThreadRoutedStream):
@@ -96,7 +100,9 @@ class TaskContext:
     item: Any = None
     index: int | None = None
     workflow: str | None = None
-    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("jupyter_workflows.task"))
+    logger: logging.Logger = field(
+        default_factory=lambda: logging.getLogger("jupyter_workflows.task")
+    )
     progress_hook: Callable[[int, int], None] | None = None
     last_progress: tuple[int, int] | None = None
 

@@ -120,4 +120,3 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     data = dict(data)
     cls = _TYPES[data.pop("type")]
     return cls(**data)
-

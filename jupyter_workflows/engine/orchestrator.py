@@ -29,16 +29,16 @@ from typing import TYPE_CHECKING, Any
 
 from ..actions.registry import ActionDef
 from ..exceptions import ActionNotFound, InquiryError, RunStateError, WorkflowError
-from ..expressions import MASKER, secret_function
 from ..executors.base import Executor, Outcome, ResultRef, Submission
+from ..expressions import MASKER, secret_function
 from ..spec.compile import CompiledWorkflow
 from . import commands as C
 from . import events as E
 from .state import FINAL_RUN, Execution, RunState
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..store.base import RunStore, TaskRecord
     from ..definition import Workflow
+    from ..store.base import RunStore, TaskRecord
 
 __all__ = ["ActiveRun", "Orchestrator"]
 
@@ -95,7 +95,9 @@ class Orchestrator:
         self._pending_lock = threading.Lock()
         self._scheduled = False
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._serve, name="jupyter-workflows-orchestrator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._serve, name="jupyter-workflows-orchestrator", daemon=True
+        )
         self._thread.start()
         self._loop.call_soon_threadsafe(self._loop.call_later, HEARTBEAT_SECONDS, self._tick)
         self.closed = False
@@ -148,7 +150,9 @@ class Orchestrator:
             self.cancel(active.run_id)
         elif kind == "respond" and isinstance(payload, dict):
             exec_id = payload.get("exec_id", "")
-            self.feed(active.run_id, E.InquiryResponded(now, exec_id=exec_id, data=payload.get("data")))
+            self.feed(
+                active.run_id, E.InquiryResponded(now, exec_id=exec_id, data=payload.get("data"))
+            )
 
     def _drain(self) -> None:
         with self._pending_lock:
@@ -169,8 +173,13 @@ class Orchestrator:
                     raise
                 # A result the store cannot keep (unpicklable) fails the attempt instead.
                 event = E.AttemptDone(
-                    event.time, key=event.key, ok=False, error=f"StoreError: {exc}",
-                    error_type="StoreError", logs=event.logs, worker=event.worker,
+                    event.time,
+                    key=event.key,
+                    ok=False,
+                    error=f"StoreError: {exc}",
+                    error_type="StoreError",
+                    logs=event.logs,
+                    worker=event.worker,
                 )
                 self.store.append_events(run_id, [_masked_event(event)])
             if isinstance(event, E.AttemptDone):
@@ -213,7 +222,9 @@ class Orchestrator:
     def _project(self, active: ActiveRun) -> None:
         state = active.state
         if state.dirty:
-            records = [_task_record(active.run_id, state.executions[e]) for e in sorted(state.dirty)]
+            records = [
+                _task_record(active.run_id, state.executions[e]) for e in sorted(state.dirty)
+            ]
             state.dirty.clear()
             self.store.upsert_tasks(active.run_id, records)
         if state.status_dirty:
@@ -256,7 +267,10 @@ class Orchestrator:
             key = _cache_key(action, cmd)
             hit, value = self.store.cache_get(key, time.time())
             if hit:
-                self.feed(active.run_id, E.AttemptDone(time.time(), key=cmd.key, ok=True, result=value, cached=True))
+                self.feed(
+                    active.run_id,
+                    E.AttemptDone(time.time(), key=cmd.key, ok=True, result=value, cached=True),
+                )
                 return
             active.cache_keys[cmd.key] = (key, cmd.cache[1])
         kwargs: dict[str, Any] = dict(cmd.input)
@@ -313,7 +327,9 @@ class Orchestrator:
         except Exception as exc:
             self.feed(active.run_id, _failed(cmd.key, exc))
             return
-        child_id = self.start(child_wf, params, no_cache=active.no_cache, parent=(active.run_id, cmd.key))
+        child_id = self.start(
+            child_wf, params, no_cache=active.no_cache, parent=(active.run_id, cmd.key)
+        )
         active.children[cmd.key] = child_id
 
     def _finished(self, active: ActiveRun) -> None:
@@ -336,7 +352,9 @@ class Orchestrator:
                     key=key,
                     ok=s.status == "succeeded",
                     result=s.outputs,
-                    error=None if s.status == "succeeded" else f"ChildRunFailed: workflow {active.workflow.name!r} run {active.run_id} {s.status}: {s.error}",
+                    error=None
+                    if s.status == "succeeded"
+                    else f"ChildRunFailed: workflow {active.workflow.name!r} run {active.run_id} {s.status}: {s.error}",
                     error_type=None if s.status == "succeeded" else "ChildRunFailed",
                 ),
             )
@@ -392,7 +410,14 @@ class Orchestrator:
         self.feed(run_id, E.RunStarted(now))
         return run_id
 
-    def adopt(self, workflow: Workflow, record: dict[str, Any], events: list[dict[str, Any]], *, no_cache: bool = False) -> str:
+    def adopt(
+        self,
+        workflow: Workflow,
+        record: dict[str, Any],
+        events: list[dict[str, Any]],
+        *,
+        no_cache: bool = False,
+    ) -> str:
         """Take over a run from the store: replay its events, then redo what was in flight."""
         run_id = record["run_id"]
         actions, compiled, inquiries, children = prepare(workflow)
@@ -481,7 +506,9 @@ class Orchestrator:
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def prepare(workflow: Workflow) -> tuple[dict[str, ActionDef], CompiledWorkflow, frozenset[str], dict[str, str]]:
+def prepare(
+    workflow: Workflow,
+) -> tuple[dict[str, ActionDef], CompiledWorkflow, frozenset[str], dict[str, str]]:
     """Resolve every task's action (or nested workflow) and merge action decorator defaults."""
     from ..definition import get_workflow
 
@@ -560,7 +587,9 @@ def check_response(schema: Any, data: Any, task: str) -> None:
     except jsonschema.ValidationError as exc:
         where = "/".join(str(p) for p in exc.absolute_path)
         raise InquiryError(
-            f"response to {task!r} does not fit its schema" + (f" at {where}" if where else "") + f": {exc.message}"
+            f"response to {task!r} does not fit its schema"
+            + (f" at {where}" if where else "")
+            + f": {exc.message}"
         ) from None
     except jsonschema.SchemaError as exc:
         raise InquiryError(f"inquiry {task!r} has an invalid schema: {exc.message}") from None
@@ -576,7 +605,9 @@ def _cache_key(action: ActionDef, cmd: C.Submit) -> str:
 def _failed(key: str, exc: BaseException) -> E.AttemptDone:
     from .context import error_line
 
-    return E.AttemptDone(time.time(), key=key, ok=False, error=error_line(exc), error_type=type(exc).__name__)
+    return E.AttemptDone(
+        time.time(), key=key, ok=False, error=error_line(exc), error_type=type(exc).__name__
+    )
 
 
 def _masked_event(event: E.Event) -> dict[str, Any]:
@@ -596,7 +627,9 @@ def _task_record(run_id: str, ex: Execution) -> TaskRecord:
             "seq": ex.seq,
             "status": ex.status,
             "attempts": ex.attempts,
-            "input": ex.input if ex.inquiry is None else {**(ex.input or {}), "_inquiry": ex.inquiry},
+            "input": ex.input
+            if ex.inquiry is None
+            else {**(ex.input or {}), "_inquiry": ex.inquiry},
             "result": ex.result,
             "error": ex.error,
             "started_at": ex.started_at,
@@ -613,7 +646,9 @@ def _pickle_code(actions: dict[str, ActionDef]) -> bytes | None:
     """Kernel-defined functions (``__main__``), so another process can resume the run."""
     import cloudpickle
 
-    mine = {a.name: a.fn for a in actions.values() if getattr(a.fn, "__module__", None) == "__main__"}
+    mine = {
+        a.name: a.fn for a in actions.values() if getattr(a.fn, "__module__", None) == "__main__"
+    }
     if not mine:
         return None
     try:
@@ -629,4 +664,3 @@ def _user() -> str:
         return getpass.getuser()
     except Exception:
         return "unknown"
-

@@ -28,7 +28,13 @@ def attach_progress(orch: Orchestrator, run_id: str, stream=None) -> None:
     if stream.isatty():
         from tqdm import tqdm
 
-        bar = tqdm(total=len(active.state.wf.tasks), file=stream, desc=active.workflow.name, unit="task", leave=True)
+        bar = tqdm(
+            total=len(active.state.wf.tasks),
+            file=stream,
+            desc=active.workflow.name,
+            unit="task",
+            leave=True,
+        )
 
     def listener(run: ActiveRun) -> None:
         with lock:
@@ -51,6 +57,10 @@ def attach_progress(orch: Orchestrator, run_id: str, stream=None) -> None:
             if state.done or state.status in ("paused", "waiting"):
                 if bar is not None:
                     bar.close()
-                print(f"[{run.workflow.name}] run {run.run_id}: {state.status}", file=stream, flush=True)
+                print(
+                    f"[{run.workflow.name}] run {run.run_id}: {state.status}",
+                    file=stream,
+                    flush=True,
+                )
 
     active.listeners.append(listener)

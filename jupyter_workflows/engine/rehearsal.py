@@ -154,7 +154,12 @@ def rehearse(
                     continue
                 if isinstance(result, Fail):
                     etype = result.error_type or result.error.split(":")[0]
-                    push(now + took, E.AttemptDone(now + took, key=cmd.key, ok=False, error=result.error, error_type=etype))
+                    push(
+                        now + took,
+                        E.AttemptDone(
+                            now + took, key=cmd.key, ok=False, error=result.error, error_type=etype
+                        ),
+                    )
                 else:
                     push(now + took, E.AttemptDone(now + took, key=cmd.key, ok=True, result=result))
             elif isinstance(cmd, C.StartTimer):

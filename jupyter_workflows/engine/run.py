@@ -133,7 +133,9 @@ class Run:
             if t["started_at"] and t["ended_at"]:
                 took = f" ({_seconds(t['started_at'], t['ended_at'])})"
             extra = f"  {t['error']}" if t["error"] else ""
-            lines.append(f"  {t['task']:<24} {t['status']:<10} attempts={t['attempts']}{took}{extra}")
+            lines.append(
+                f"  {t['task']:<24} {t['status']:<10} attempts={t['attempts']}{took}{extra}"
+            )
             if details and t.get("result") is not None:
                 lines.append(f"      result: {_short(t['result'])}")
         if d["outputs"]:
@@ -179,7 +181,13 @@ class Run:
                 "ended_at": r.get("ended_at"),
             }
             if r.get("status") == "waiting" and inquiry:
-                inquiries.append({"task": r["task"], "prompt": inquiry.get("prompt", ""), "schema": inquiry.get("schema") or {}})
+                inquiries.append(
+                    {
+                        "task": r["task"],
+                        "prompt": inquiry.get("prompt", ""),
+                        "schema": inquiry.get("schema") or {},
+                    }
+                )
         return {
             "run": {"run_id": self.run_id, "status": self.status, "error": self.error},
             "tasks": tasks,
@@ -249,7 +257,12 @@ class Run:
         self._orch.store.add_request(self.run_id, kind)
         if kind == "cancel" and status == "interrupted":
             # Nobody drives it: end it here.
-            self._orch.store.update_run(self.run_id, status="cancelled", ended_at=time.time(), error="RunCancelled: the run was cancelled")
+            self._orch.store.update_run(
+                self.run_id,
+                status="cancelled",
+                ended_at=time.time(),
+                error="RunCancelled: the run was cancelled",
+            )
             self._orch.store.commit()
 
 
@@ -302,7 +315,11 @@ def _iso(ts: float | None) -> str | None:
         return None
     from datetime import datetime, timezone
 
-    return datetime.fromtimestamp(float(ts), tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return (
+        datetime.fromtimestamp(float(ts), tz=timezone.utc)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
 
 
 def _seconds(a: str, b: str) -> str:

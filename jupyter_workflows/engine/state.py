@@ -262,7 +262,11 @@ class RunState:
             self._out.append(C.CancelAttempt(ref))
             task = self.wf.tasks[ex.task]
             self._attempt_failed(
-                ex, index, attempt, f"TimeoutError: task {ex.task!r} timed out after {task.timeout:g}s", "TimeoutError"
+                ex,
+                index,
+                attempt,
+                f"TimeoutError: task {ex.task!r} timed out after {task.timeout:g}s",
+                "TimeoutError",
             )
         elif kind == "retry":
             ex = self.executions[ref]
@@ -276,7 +280,9 @@ class RunState:
                 task = self.wf.tasks[ex.task]
                 ex.inquiry = None
                 self._finish_execution(
-                    ex, ok=False, error=f"TimeoutError: inquiry {ex.task!r} got no response within {task.timeout:g}s",
+                    ex,
+                    ok=False,
+                    error=f"TimeoutError: inquiry {ex.task!r} got no response within {task.timeout:g}s",
                     error_type="TimeoutError",
                 )
 
@@ -356,12 +362,18 @@ class RunState:
                 self._out.append(C.StartTimer(name, left))
         for ex in self.open_inquiries():
             assert ex.inquiry is not None
-            self._out.append(C.OpenInquiry(ex.id, ex.task, ex.inquiry.get("prompt", ""), ex.inquiry.get("schema")))
+            self._out.append(
+                C.OpenInquiry(
+                    ex.id, ex.task, ex.inquiry.get("prompt", ""), ex.inquiry.get("schema")
+                )
+            )
         if self.status == "pending":
             self._on_run_started(E.RunStarted(event.time))
 
     # -- scopes and templates ---------------------------------------------------------------
-    def _scope(self, ex: Execution | None = None, item: Any = None, index: int | None = None) -> dict[str, Any]:
+    def _scope(
+        self, ex: Execution | None = None, item: Any = None, index: int | None = None
+    ) -> dict[str, Any]:
         scope: dict[str, Any] = {
             "parameters": self.parameters,
             "vars": self.vars,
@@ -455,7 +467,11 @@ class RunState:
         self.dirty.add(exec_id)
         self._view(ex)
         if task.kind in ("routing", "parallel"):
-            result = {m: self.task_view.get(m, {}).get("result") for m in task.members} if task.members else None
+            result = (
+                {m: self.task_view.get(m, {}).get("result") for m in task.members}
+                if task.members
+                else None
+            )
             ex.attempts = 1
             self._finish_execution(ex, ok=True, result=result)
             return
@@ -469,7 +485,9 @@ class RunState:
                 ex.input = {"with_items": items}
         except ExpressionError as exc:
             ex.attempts = 1
-            self._finish_execution(ex, ok=False, error=f"ExpressionError: {exc}", error_type="ExpressionError")
+            self._finish_execution(
+                ex, ok=False, error=f"ExpressionError: {exc}", error_type="ExpressionError"
+            )
             return
         if task.with_items is not None:
             if isinstance(items, (tuple, range)):
@@ -477,7 +495,9 @@ class RunState:
             if not isinstance(items, list):
                 ex.attempts = 1
                 self._finish_execution(
-                    ex, ok=False, error=f"TypeError: with_items must give a list, got {type(items).__name__}",
+                    ex,
+                    ok=False,
+                    error=f"TypeError: with_items must give a list, got {type(items).__name__}",
                     error_type="TypeError",
                 )
                 return
@@ -493,7 +513,9 @@ class RunState:
             data = ex.input if isinstance(ex.input, dict) else {}
             ex.inquiry = {"prompt": str(data.get("prompt", "")), "schema": data.get("schema")}
             ex.attempts = 1
-            self._out.append(C.OpenInquiry(ex.id, ex.task, ex.inquiry["prompt"], ex.inquiry["schema"]))
+            self._out.append(
+                C.OpenInquiry(ex.id, ex.task, ex.inquiry["prompt"], ex.inquiry["schema"])
+            )
             if task.timeout:
                 self.timers[f"inquiry:{ex.id}"] = ("inquiry", ex.id, None)
                 self._out.append(C.StartTimer(f"inquiry:{ex.id}", task.timeout))
@@ -534,7 +556,11 @@ class RunState:
             self.timers[f"timeout:{key}"] = ("timeout", key, index)
             self._out.append(C.StartTimer(f"timeout:{key}", task.timeout))
         if task.name in self.children:
-            self._out.append(C.StartChild(key, ex.id, task.name, self.children[task.name], attempt, dict(kwargs or {})))
+            self._out.append(
+                C.StartChild(
+                    key, ex.id, task.name, self.children[task.name], attempt, dict(kwargs or {})
+                )
+            )
             return
         refs = {}
         for arg, raw in task.input.items():
@@ -550,7 +576,9 @@ class RunState:
             cache_key = None
             if task.cache.key:
                 try:
-                    cache_key = str(render(task.cache.key, self._scope(item=item_value, index=index)))
+                    cache_key = str(
+                        render(task.cache.key, self._scope(item=item_value, index=index))
+                    )
                 except ExpressionError:
                     cache_key = None
             cache = (cache_key, task.cache.expire)
@@ -570,7 +598,9 @@ class RunState:
         )
 
     # -- attempts end -----------------------------------------------------------------------
-    def _attempt_ok(self, ex: Execution, index: int | None, key: str, result: Any, cached: bool) -> None:
+    def _attempt_ok(
+        self, ex: Execution, index: int | None, key: str, result: Any, cached: bool
+    ) -> None:
         if index is None:
             ex.result_key = None if cached else key
             self._finish_execution(ex, ok=True, result=result, cached=cached)
@@ -640,10 +670,14 @@ class RunState:
                     it.status = "skipped"
             i, it = failed[0]
             kind, message = _split_error(it.error, ex.error_type)
-            self._finish_execution(ex, ok=False, error=f"{kind}: item {i}: {message}", error_type=ex.error_type)
+            self._finish_execution(
+                ex, ok=False, error=f"{kind}: item {i}: {message}", error_type=ex.error_type
+            )
         elif all(it.status in _OK_TASK for it in ex.items):
             cached = all(it.status == "cached" for it in ex.items)
-            self._finish_execution(ex, ok=True, result=[it.result for it in ex.items], cached=cached)
+            self._finish_execution(
+                ex, ok=True, result=[it.result for it in ex.items], cached=cached
+            )
 
     def _finish_execution(
         self,
@@ -718,7 +752,11 @@ class RunState:
         if ex.status == "failed" and not fired:
             self._fail_run(_task_failed(ex))
         elif fail_command:
-            reason = _task_failed(ex) if ex.status == "failed" else f"RunFailed: task {ex.task!r} transitioned to fail"
+            reason = (
+                _task_failed(ex)
+                if ex.status == "failed"
+                else f"RunFailed: task {ex.task!r} transitioned to fail"
+            )
             self._record_failure(reason)
         work: list[tuple[str, str | None] | None] = [(target, ex.task) for target in starts]
         if fail_command:
@@ -788,7 +826,9 @@ class RunState:
         self.timers.clear()
         outputs: dict[str, Any] | None = None
         try:
-            outputs = render(self.wf.spec.output_map, self._scope()) if self.wf.spec.output_map else {}
+            outputs = (
+                render(self.wf.spec.output_map, self._scope()) if self.wf.spec.output_map else {}
+            )
         except ExpressionError as exc:
             if status == "succeeded":
                 self.status = "failed"

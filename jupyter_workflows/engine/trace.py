@@ -47,7 +47,13 @@ def build_trace(run: Run, format: str = "json") -> Any:
     if format == "chrome":
         workers: dict[str, int] = {}
         out: list[dict[str, Any]] = [
-            {"name": "process_name", "ph": "M", "pid": 1, "tid": 0, "args": {"name": f"{run.workflow} {run.run_id}"}}
+            {
+                "name": "process_name",
+                "ph": "M",
+                "pid": 1,
+                "tid": 0,
+                "args": {"name": f"{run.workflow} {run.run_id}"},
+            }
         ]
         for r in records:
             start, end = r.get("started_at"), r.get("ended_at")
@@ -56,7 +62,15 @@ def build_trace(run: Run, format: str = "json") -> Any:
             worker = r.get("worker") or "engine"
             if worker not in workers:
                 workers[worker] = len(workers) + 1
-                out.append({"name": "thread_name", "ph": "M", "pid": 1, "tid": workers[worker], "args": {"name": worker}})
+                out.append(
+                    {
+                        "name": "thread_name",
+                        "ph": "M",
+                        "pid": 1,
+                        "tid": workers[worker],
+                        "args": {"name": worker},
+                    }
+                )
             out.append(
                 {
                     "name": r.get("exec_id") or r.get("task"),
@@ -66,7 +80,11 @@ def build_trace(run: Run, format: str = "json") -> Any:
                     "dur": max(0.0, float(end or start) - float(start)) * 1e6,
                     "pid": 1,
                     "tid": workers[worker],
-                    "args": {"status": r.get("status"), "attempts": r.get("attempts"), "error": r.get("error")},
+                    "args": {
+                        "status": r.get("status"),
+                        "attempts": r.get("attempts"),
+                        "error": r.get("error"),
+                    },
                 }
             )
         return {"traceEvents": out, "displayTimeUnit": "ms"}

@@ -23,6 +23,7 @@ Rules:
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -150,7 +151,7 @@ def compile_workflow(spec: WorkflowSpec) -> CompiledWorkflow:
         if task.group is not None:
             by_group.setdefault(task.group, []).append(name)
     numbers = sorted(by_group)
-    for lower, upper in zip(numbers, numbers[1:]):
+    for lower, upper in itertools.pairwise(numbers):
         for name in by_group[upper]:
             for dep in by_group[lower]:
                 needs.append((name, dep))
@@ -205,7 +206,7 @@ def compile_workflow(spec: WorkflowSpec) -> CompiledWorkflow:
                 trans.append(CTransition(when, (), redirect(targets), kind, (*path, key)))
         trans.extend(extra.get(name, ()))
 
-        def pick(field_name: str, fallback: Any) -> Any:
+        def pick(field_name: str, fallback: Any, task: TaskSpec = task) -> Any:
             value = getattr(task, field_name)
             if value is None and defaults is not None:
                 value = getattr(defaults, field_name)
@@ -251,12 +252,8 @@ def compile_workflow(spec: WorkflowSpec) -> CompiledWorkflow:
             for target in tr.targets:
                 if target in sources and name not in sources[target]:
                     sources[target].append(name)
-    final = {
-        name: _replace(ct, sources=tuple(sources[name])) for name, ct in ctasks.items()
-    }
-    start = tuple(
-        name for name, ct in final.items() if not [s for s in ct.sources if s != name]
-    )
+    final = {name: _replace(ct, sources=tuple(sources[name])) for name, ct in ctasks.items()}
+    start = tuple(name for name, ct in final.items() if not [s for s in ct.sources if s != name])
     return CompiledWorkflow(spec=spec, tasks=final, start=start, needs=tuple(needs))
 
 

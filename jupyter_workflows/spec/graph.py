@@ -116,7 +116,11 @@ _DOT_STYLES = {
 def to_dot(cw: CompiledWorkflow) -> str:
     """Graphviz dot text."""
     data = graph_dict(cw)
-    out = [f"digraph {json.dumps(cw.name)} {{", "    rankdir=TB;", "    node [shape=box, style=rounded];"]
+    out = [
+        f"digraph {json.dumps(cw.name)} {{",
+        "    rankdir=TB;",
+        "    node [shape=box, style=rounded];",
+    ]
     for node in data["nodes"]:
         # A real newline: json.dumps writes it as the two characters \n, dot's line break.
         label = node["label"] + (f"\n{node['action']}" if node["action"] else "")

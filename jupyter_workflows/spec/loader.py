@@ -190,7 +190,9 @@ def _build(loader: _Loader, node: yaml.Node, path: Path_, smap: SourceMap, depth
     if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
         # Built here without PyYAML's constructors, so a tag would otherwise be ignored silently.
         line, col = _mark(node)
-        raise SpecError(f"invalid value: unsupported tag {node.tag!r}", file=smap.file, line=line, col=col)
+        raise SpecError(
+            f"invalid value: unsupported tag {node.tag!r}", file=smap.file, line=line, col=col
+        )
     if isinstance(node, yaml.MappingNode):
         written = {id(key_node) for key_node, _ in node.value}
         loader.flatten_mapping(node)  # resolve YAML merge keys (<<): merged pairs come first
@@ -206,7 +208,9 @@ def _build(loader: _Loader, node: yaml.Node, path: Path_, smap: SourceMap, depth
                 ) from None
             if isinstance(key, (list, dict)) or key is None:
                 line, col = _mark(key_node)
-                raise SpecError("a mapping key must be a plain value", file=smap.file, line=line, col=col)
+                raise SpecError(
+                    "a mapping key must be a plain value", file=smap.file, line=line, col=col
+                )
             if not isinstance(key, str):
                 key = str(key).lower() if isinstance(key, bool) else str(key)
             if key in first and id(first[key]) in written and id(key_node) in written:
@@ -224,14 +228,18 @@ def _build(loader: _Loader, node: yaml.Node, path: Path_, smap: SourceMap, depth
             out[key] = _build(loader, value_node, (*path, key), smap, depth + 1)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_build(loader, item, (*path, i), smap, depth + 1) for i, item in enumerate(node.value)]
+        return [
+            _build(loader, item, (*path, i), smap, depth + 1) for i, item in enumerate(node.value)
+        ]
     if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
         smap.blocks[path] = _block_start(node, loader.source_lines)
     try:
         value = loader.construct_object(node, deep=True)
     except yaml.constructor.ConstructorError as exc:
         line, col = _mark(node)
-        raise SpecError(f"invalid value: {exc.problem}", file=smap.file, line=line, col=col) from None
+        raise SpecError(
+            f"invalid value: {exc.problem}", file=smap.file, line=line, col=col
+        ) from None
     return _join_surrogates(value)
 
 
@@ -276,7 +284,8 @@ def _normalise_tasks(data: Any, path: Path_, smap: SourceMap) -> Any:
     if isinstance(tasks, dict):
         data = dict(data)
         data["tasks"] = {
-            name: _normalise_tasks(body, (*path, "tasks", name), smap) for name, body in tasks.items()
+            name: _normalise_tasks(body, (*path, "tasks", name), smap)
+            for name, body in tasks.items()
         }
     return data
 
@@ -301,10 +310,9 @@ def _resolve_loc(data: Any, loc: tuple[Any, ...], *, field_error: bool) -> tuple
     path: list[Any] = []
     cur = data
     for i, part in enumerate(loc):
-        if isinstance(cur, dict) and part in cur:
-            path.append(part)
-            cur = cur[part]
-        elif isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
+        if (isinstance(cur, dict) and part in cur) or (
+            isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur)
+        ):
             path.append(part)
             cur = cur[part]
         elif part == "[key]":
@@ -401,7 +409,9 @@ def spec_error_from_validation(exc: ValidationError, data: Any, smap: SourceMap)
                 texts.append(text)
         text = " or ".join(texts)
         got = errs[0].get("input")
-        if errs[0]["type"] not in ("value_error", "assertion_error") and not isinstance(got, (dict, list)):
+        if errs[0]["type"] not in ("value_error", "assertion_error") and not isinstance(
+            got, (dict, list)
+        ):
             text = f"{text} (got {got!r})"
         msg = f"{_describe(path)}: {text}" if path else text
         line, col = smap.locate(path, key=on_key)
@@ -452,6 +462,8 @@ def read_text(path: str | Path) -> str:
     except IsADirectoryError:
         raise SpecError("is a directory, not a workflow file", file=str(path)) from None
     except UnicodeDecodeError as exc:
-        raise SpecError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=str(path)) from None
+        raise SpecError(
+            f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=str(path)
+        ) from None
     except OSError as exc:
         raise SpecError(f"cannot read: {exc.strerror}", file=str(path)) from None

@@ -199,7 +199,9 @@ class DecisionEntry(_Model):
         elif self.next is None:
             raise ValueError("a decision entry needs 'when' and 'next', or 'default'")
         elif self.when is None:
-            raise ValueError("a decision entry with 'next' needs a 'when' (use 'default' for the else)")
+            raise ValueError(
+                "a decision entry with 'next' needs a 'when' (use 'default' for the else)"
+            )
         return self
 
 
@@ -240,9 +242,7 @@ class TaskSpec(_TaskOptions):
     needs: NameList | None = None
     group: int | None = None
 
-    _check = field_validator("publish")(
-        lambda v: _check_publish_items(v) if v is not None else v
-    )
+    _check = field_validator("publish")(lambda v: _check_publish_items(v) if v is not None else v)
 
     @model_validator(mode="before")
     @classmethod

@@ -79,6 +79,8 @@ def parse_assignments(items: Iterable[str] | None) -> dict[str, Any]:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError as exc:
             problem = getattr(exc, "problem", None) or "invalid YAML"
-            raise ParameterError(f"parameter {key!r}: cannot read {raw!r} as YAML: {problem}") from None
+            raise ParameterError(
+                f"parameter {key!r}: cannot read {raw!r} as YAML: {problem}"
+            ) from None
         out[key] = value
     return out

@@ -78,8 +78,10 @@ class _Builder:
                 raise SpecError(f"task {definition.name!r}: pass arguments by keyword")
             params = [p for p in sig.parameters.values() if p.name != "context"]
             if len(args) > len(params):
-                raise SpecError(f"task {definition.name!r} takes {len(params)} arguments, got {len(args)}")
-            kwargs = {**{p.name: a for p, a in zip(params, args)}, **kwargs}
+                raise SpecError(
+                    f"task {definition.name!r} takes {len(params)} arguments, got {len(args)}"
+                )
+            kwargs = {**{p.name: a for p, a in zip(params, args, strict=False)}, **kwargs}
         needs: list[str] = []
         inputs = {k: self._value(v, needs) for k, v in kwargs.items()}
         body: dict[str, Any] = {"action": definition.name, "input": inputs}
@@ -104,9 +106,14 @@ def _param_type(annotation: Any) -> str:
     if annotation is inspect.Parameter.empty or annotation is Any:
         return "any"
     if isinstance(annotation, str):
-        annotation = {"str": str, "int": int, "float": float, "bool": bool, "list": list, "dict": dict}.get(
-            annotation.split("[")[0], annotation
-        )
+        annotation = {
+            "str": str,
+            "int": int,
+            "float": float,
+            "bool": bool,
+            "list": list,
+            "dict": dict,
+        }.get(annotation.split("[")[0], annotation)
     origin = typing.get_origin(annotation) or annotation
     if origin in (typing.Union, types.UnionType):
         members = [a for a in typing.get_args(annotation) if a is not type(None)]
@@ -208,7 +215,9 @@ def workflow(
             source_file = None
         import os
 
-        base_dir = os.path.dirname(source_file) if source_file and os.path.exists(source_file) else None
+        base_dir = (
+            os.path.dirname(source_file) if source_file and os.path.exists(source_file) else None
+        )
         wf = Workflow(spec, source_map=smap, base_dir=base_dir)
         if register:
             register_workflow(wf)

@@ -30,7 +30,9 @@ class Warning_:
     col: int | None
 
     def __str__(self) -> str:
-        where = ":".join(str(p) for p in (self.file or "<string>", self.line, self.col) if p is not None)
+        where = ":".join(
+            str(p) for p in (self.file or "<string>", self.line, self.col) if p is not None
+        )
         return f"{where}: warning: {self.message}"
 
 
@@ -124,7 +126,9 @@ def validate_compiled(
     for name, task, path in _task_paths(spec):
         for key in ("on_success", "on_failure", "on_complete", "needs"):
             for i, target in enumerate(getattr(task, key) or ()):
-                if target not in cw.tasks and not (key != "needs" and target in ("fail", "noop", "retry")):
+                if target not in cw.tasks and not (
+                    key != "needs" and target in ("fail", "noop", "retry")
+                ):
                     raise _unknown(smap, (*path, key, i), name, target, cw, key)
         for i, tr in enumerate(task.next):
             for j, target in enumerate(tr.do):
@@ -134,7 +138,9 @@ def validate_compiled(
             for key in ("next", "default"):
                 for j, target in enumerate(getattr(entry, key) or ()):
                     if target not in cw.tasks and target not in ("fail", "noop", "retry"):
-                        raise _unknown(smap, (*path, "decision", i, key, j), name, target, cw, "decision")
+                        raise _unknown(
+                            smap, (*path, "decision", i, key, j), name, target, cw, "decision"
+                        )
 
     # Cycles through needs/group.
     needs_graph = nx.DiGraph()
@@ -172,12 +178,16 @@ def validate_compiled(
             try:
                 resolve_action(ct.action)
             except Exception as exc:
-                raise smap.error(f"task {name!r}: {_one_line(exc)}", (*paths[name], "action")) from None
+                raise smap.error(
+                    f"task {name!r}: {_one_line(exc)}", (*paths[name], "action")
+                ) from None
         if ct.workflow is not None and resolve_workflow is not None:
             try:
                 resolve_workflow(ct.workflow)
             except Exception as exc:
-                raise smap.error(f"task {name!r}: {_one_line(exc)}", (*paths[name], "workflow")) from None
+                raise smap.error(
+                    f"task {name!r}: {_one_line(exc)}", (*paths[name], "workflow")
+                ) from None
 
     # Parameter defaults fit their declared type.
     from .params import check_value
@@ -186,7 +196,9 @@ def validate_compiled(
         if p.default is not None:
             problem = check_value(p, p.default)
             if problem:
-                raise smap.error(f"parameter {pname!r}: default {problem}", ("parameters", pname, "default"))
+                raise smap.error(
+                    f"parameter {pname!r}: default {problem}", ("parameters", pname, "default")
+                )
 
     # Warnings: unreachable tasks, loops without a bound.
     g = nx.DiGraph()
@@ -212,7 +224,8 @@ def validate_compiled(
         if not any(cw.tasks[n].max_runs_set for n in cycle_nodes):
             first = cycle_nodes[0]
             warn(
-                "unconditional loop " + " -> ".join([*cycle_nodes, first])
+                "unconditional loop "
+                + " -> ".join([*cycle_nodes, first])
                 + f" runs until max_runs ({cw.tasks[first].max_runs}); set max_runs to bound it",
                 paths[first],
                 key=True,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-TASKS = '''
+TASKS = """
 import os
 import time
 
@@ -43,9 +43,9 @@ def slow(seconds):
 
 def boom():
     raise RuntimeError("boom")
-'''
+"""
 
-EVERYTHING = '''
+EVERYTHING = """
 name: everything
 parameters:
   n: {type: integer, default: 3}
@@ -109,9 +109,9 @@ output_map:
   total: "{{ vars.total }}"
   joined: "{{ task.joined.result }}"
   child: "{{ task.child.result }}"
-'''
+"""
 
-CHILD = '''
+CHILD = """
 name: child
 parameters:
   x: {type: integer, required: true}
@@ -119,7 +119,7 @@ tasks:
   double: {action: core.echo, input: {v: "{{ parameters.x * 2 }}"}}
 output_map:
   doubled: "{{ task.double.result.v }}"
-'''
+"""
 
 
 def _write(folder: Path) -> Path:
@@ -130,10 +130,16 @@ def _write(folder: Path) -> Path:
     return path
 
 
-def _run(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
+def _run(
+    args: list[str], env: dict[str, str], cwd: Path, timeout: float = 180
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "jupyter_workflows", *args],
-        env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -143,7 +149,15 @@ def _check_everything(data: dict) -> None:
     for t in data["tasks"]:
         by_task.setdefault(t["task"], []).append(t)
     assert set(data) == {"run_id", "workflow", "status", "outputs", "error", "tasks"}
-    assert set(data["tasks"][0]) == {"task", "status", "attempts", "result", "error", "started_at", "ended_at"}
+    assert set(data["tasks"][0]) == {
+        "task",
+        "status",
+        "attempts",
+        "result",
+        "error",
+        "started_at",
+        "ended_at",
+    }
     assert by_task["first"][0]["result"] == 4
     assert by_task["fan"][0]["result"] == [4, 5, 6]  # item order, one entry for the with_items task
     assert len(by_task["fan"]) == 1
@@ -172,7 +186,9 @@ def test_every_construct_on_the_local_cluster(tmp_path, cli_env):
 
 def test_failure_exit_code_and_error_names_the_task(tmp_path, cli_env):
     _write(tmp_path)
-    (tmp_path / "bad.yaml").write_text("name: bad\ntasks:\n  a: {action: tasks:boom, on_success: b}\n  b: {action: core.noop}\n")
+    (tmp_path / "bad.yaml").write_text(
+        "name: bad\ntasks:\n  a: {action: tasks:boom, on_success: b}\n  b: {action: core.noop}\n"
+    )
     proc = _run(["run", "bad.yaml", "--json"], cli_env, tmp_path)
     assert proc.returncode == 1
     data = json.loads(proc.stdout)
