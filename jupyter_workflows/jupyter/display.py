@@ -248,8 +248,12 @@ def runs_bundle(runs: Iterable[Run]) -> Bundle:
         for r in items:
             try:
                 d = r.summary_dict()
-            except Exception as exc:
-                d = {"run_id": getattr(r, "run_id", "?"), "workflow": "?", "status": None}
+            except Exception as exc:  # one unreadable run must not hide the others
+                try:
+                    run_id = str(r.run_id)
+                except Exception:
+                    run_id = "?"
+                d = {"run_id": run_id, "workflow": "?", "status": None}
                 d["started_at"] = f"({type(exc).__name__})"
             plain.append(
                 f"{d['run_id']:<34} {d['workflow']:<20} {d['status'] or '?':<12} {d.get('started_at') or ''}"
