@@ -8,6 +8,7 @@ and a ``notify.yaml`` beside the file, registered tasks) and validates the whole
 
 from __future__ import annotations
 
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -556,3 +557,72 @@ def test_schedule_and_description_fields() -> None:
     )
     assert spec.schedule == "0 9 * * *"
     assert spec.tasks["a"].description == "does nothing"
+
+
+# -- run parameters: -p KEY=VALUE typing and checks (docs/language.md) ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("item", "value"),
+    [
+        ("n=5", 5),
+        ("ratio=0.5", 0.5),
+        ("dry_run=true", True),
+        ("regions=[eu,us]", ["eu", "us"]),
+        ("labels={team: data}", {"team": "data"}),
+        ("name=shop", "shop"),
+        ('version="1.10"', "1.10"),
+        ("version=1.10", 1.1),
+        ('day="2024-01-01"', "2024-01-01"),
+        ("note=", ""),
+        ("x=null", None),
+        ("expr=a=b", "a=b"),
+    ],
+)
+def test_assignments_are_read_as_yaml(item: str, value: object) -> None:
+    from jupyter_workflows.spec.params import parse_assignments
+
+    key = item.partition("=")[0]
+    assert parse_assignments([item]) == {key: value}
+
+
+@pytest.mark.parametrize("item", ["novalue", "=5", "x=[unclosed"])
+def test_bad_assignments(item: str) -> None:
+    from jupyter_workflows.spec.params import parse_assignments
+
+    with pytest.raises(jw.ParameterError):
+        parse_assignments([item])
+
+
+def test_resolve_parameters() -> None:
+    from jupyter_workflows.spec.params import resolve_parameters
+
+    spec = spec_of(
+        """\
+        name: p
+        parameters:
+          app: {type: string, required: true}
+          replicas: {type: integer, default: 2}
+          env: {type: string, enum: [dev, prod], default: dev}
+          anything:
+        tasks:
+          a: {action: core.noop}
+        """
+    )
+    assert resolve_parameters(spec, {"app": "shop"}) == {
+        "app": "shop",
+        "replicas": 2,
+        "env": "dev",
+        "anything": None,
+    }
+    assert resolve_parameters(spec, {"app": "x", "anything": None})["anything"] is None
+    for given, says in [
+        ({}, "'app' is required"),
+        ({"app": "x", "replica": 3}, "did you mean 'replicas'"),
+        ({"app": "x", "replicas": "3"}, "must be of type integer"),
+        ({"app": "x", "replicas": True}, "must be of type integer"),
+        ({"app": "x", "env": "staging"}, "must be one of"),
+        ({"app": None}, "must be of type string"),
+    ]:
+        with pytest.raises(jw.ParameterError, match=re.escape(says)):
+            resolve_parameters(spec, given)
