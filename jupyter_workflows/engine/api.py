@@ -294,6 +294,18 @@ def respond(run_id: str, task: str, data: Any) -> None:
 
         from .events import InquiryResponded
 
+        answered = any(
+            e.get("type") == InquiryResponded.type and e.get("exec_id") == record["exec_id"]
+            for e in orch.store.load_events(run.run_id)
+        )
+        if answered:
+            # The projection shows it waiting until a resume replays the first answer; a second
+            # one would be ignored then, so refuse it now rather than claim it was recorded.
+            from ..exceptions import InquiryError
+
+            raise InquiryError(
+                f"run {run.run_id}: task {task!r} already has a response; `resume` continues the run"
+            )
         orch.store.append_events(
             run.run_id,
             [InquiryResponded(time.time(), exec_id=record["exec_id"], data=data).to_dict()],
