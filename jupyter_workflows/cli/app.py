@@ -86,9 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_id", metavar="RUN_ID")
     p.add_argument("--json", action="store_true")
 
-    p = add("resume", "continue an interrupted, paused or failed run")
+    p = add("resume", "continue an interrupted or paused run")
     p.add_argument("run_id", metavar="RUN_ID")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="reopen a failed run: the tasks that failed it run again",
+    )
     p.add_argument("--no-cache", action="store_true")
 
     for name, text in (("pause", "pause a run"), ("cancel", "cancel a run")):

@@ -114,7 +114,7 @@ def cmd_resume(args: Namespace) -> int:
     from ..engine.api import resume
 
     _configure(args)
-    run = resume(args.run_id, wait=True, no_cache=args.no_cache)
+    run = resume(args.run_id, wait=True, no_cache=args.no_cache, retry_failed=args.retry_failed)
     return _report(run, args.json)
 
 

@@ -202,9 +202,17 @@ def _store_name(orch: Orchestrator) -> str:
 
 
 def resume(
-    run_id: str, *, wait: bool = True, no_cache: bool = False, timeout: float | None = None
+    run_id: str,
+    *,
+    wait: bool = True,
+    no_cache: bool = False,
+    timeout: float | None = None,
+    retry_failed: bool = False,
 ) -> Run:
     """Continue a paused or interrupted run; an ended run is returned as it is.
+
+    With ``retry_failed``, a failed run is reopened instead: the tasks that failed it run again
+    (fix their code first), and what fail-fast kept from starting starts now.
 
     Succeeded tasks are not run again (their results come from the store); tasks that were in
     flight run again.
@@ -216,13 +224,15 @@ def resume(
     if active is not None:
         if active.state.status == "paused":
             orch.resume_paused(run_id)
+        elif retry_failed and active.state.status == "failed":
+            orch.retry_failed(run_id)
         if wait:
             run.wait(timeout)
         return run
     rec = orch.store.get_run(run_id)
     assert rec is not None
     status = effective_status(dict(rec))
-    if status in TERMINAL:
+    if status in TERMINAL and not (retry_failed and status == "failed"):
         return run
     if owner_alive(dict(rec)):
         # Another live process drives it: ask it.
@@ -234,6 +244,8 @@ def resume(
     workflow = rebuild_workflow(dict(rec))
     events = orch.store.load_events(run_id)
     orch.adopt(workflow, dict(rec), events, no_cache=no_cache)
+    if status == "failed":
+        orch.retry_failed(run_id)
     if rec.get("status") == "paused":
         orch.resume_paused(run_id)
     if wait:

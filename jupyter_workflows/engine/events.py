@@ -18,6 +18,7 @@ __all__ = [
     "PauseRequested",
     "Recovered",
     "ResumeRequested",
+    "RetryRequested",
     "RunStarted",
     "TimerFired",
     "event_from_dict",
@@ -100,6 +101,13 @@ class Recovered(Event):
     type: ClassVar[str] = "recovered"
 
 
+@dataclass(frozen=True, slots=True)
+class RetryRequested(Event):
+    """Run the tasks that failed a failed run again (``resume --retry-failed``)."""
+
+    type: ClassVar[str] = "retry_requested"
+
+
 _TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
@@ -111,6 +119,7 @@ _TYPES: dict[str, type[Event]] = {
         ResumeRequested,
         CancelRequested,
         Recovered,
+        RetryRequested,
     )
 }
 

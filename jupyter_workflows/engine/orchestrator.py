@@ -467,6 +467,14 @@ class Orchestrator:
         self._loop.call_soon_threadsafe(done.set)
         done.wait(timeout)
 
+    def retry_failed(self, run_id: str) -> None:
+        """Reopen a failed run: its failed tasks run again."""
+        active = self.runs.get(run_id)
+        if active is not None:
+            # Task code may have been fixed since: resolve the actions again.
+            active.actions = prepare(active.workflow)[0]
+        self.feed(run_id, E.RetryRequested(time.time()))
+
     def pause(self, run_id: str) -> None:
         self.feed(run_id, E.PauseRequested(time.time()))
 

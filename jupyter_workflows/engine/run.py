@@ -229,11 +229,14 @@ class Run:
         """Cancel running tasks and end the run as ``cancelled``."""
         self._control("cancel")
 
-    def resume(self, *, wait: bool = False) -> Run:
-        """Continue a paused run, or an interrupted one (in this process)."""
+    def resume(self, *, wait: bool = False, retry_failed: bool = False) -> Run:
+        """Continue a paused run, or an interrupted one (in this process).
+
+        With ``retry_failed``, reopen a failed run: the tasks that failed it run again.
+        """
         from .api import resume
 
-        return resume(self.run_id, wait=wait)
+        return resume(self.run_id, wait=wait, retry_failed=retry_failed)
 
     def respond(self, task: str, data: Any) -> None:
         """Answer the open inquiry of ``task`` (checked against its schema)."""

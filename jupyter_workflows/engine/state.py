@@ -152,6 +152,9 @@ class RunState:
         self.deferred_submits: list[tuple[str, int | None]] = []
         self.failure: str | None = None
         self.failing = False
+        #: Failed executions that failed the run, and starts dropped by fail-fast (retry_failed).
+        self.unhandled: list[str] = []
+        self.dropped: list[tuple[str, str | None]] = []
         #: Transitions still to fire while a cascade of instant tasks runs (see ``_cascade``).
         self._stack: list[tuple[str, str | None] | None] | None = None
         self.outputs: dict[str, Any] | None = None
@@ -177,7 +180,7 @@ class RunState:
         """Apply ``event``; return the commands it leads to."""
         self._out = []
         self.now = event.time
-        if self.done and not isinstance(event, E.Recovered):
+        if self.done and not isinstance(event, (E.Recovered, E.RetryRequested)):
             return []
         method = getattr(self, "_on_" + event.type)
         method(event)
@@ -334,6 +337,30 @@ class RunState:
                 self._view(ex)
         self._end("cancelled", "RunCancelled: the run was cancelled")
 
+    def _on_retry_requested(self, event: E.RetryRequested) -> None:
+        """Reopen a failed run: the tasks that failed it run again (a new execution each), and
+        the starts that fail-fast dropped happen now. Succeeded tasks keep their results."""
+        if self.status != "failed" or not (self.unhandled or self.dropped):
+            return
+        unhandled, self.unhandled = self.unhandled, []
+        dropped, self.dropped = self.dropped, []
+        self.status = "running"
+        self.status_dirty = True
+        self.failure = None
+        self.failing = False
+        self.error = None
+        self.ended_at = None
+        self.outputs = None
+        work: list[tuple[str, str | None] | None] = []
+        for exec_id in unhandled:
+            task = self.wf.tasks[self.executions[exec_id].task]
+            if task.join is not None:
+                self.join_done.discard(task.name)
+                self.join_fired[task.name] = set(task.sources)
+            work.append((task.name, None))
+        work.extend(dropped)
+        self._cascade(work)
+
     def _on_recovered(self, event: E.Recovered) -> None:
         """Take over after a crash: what was in flight runs again."""
         if self.done:
@@ -436,6 +463,7 @@ class RunState:
         if self.done:
             return
         if self.failing and not self.wf.spec.keep_going:
+            self.dropped.append((target, source))
             return
         if self.status == "paused":
             self.deferred.append((target, source or ""))
@@ -750,6 +778,7 @@ class RunState:
             self._fail_run(f"ExpressionError: task {ex.task!r}: {exc}")
             return
         if ex.status == "failed" and not fired:
+            self.unhandled.append(ex.id)
             self._fail_run(_task_failed(ex))
         elif fail_command:
             reason = (
