@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import os
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -236,10 +237,17 @@ def resume(
         return run
     if owner_alive(dict(rec)):
         # Another live process drives it: ask it.
+        deadline = None if timeout is None else time.monotonic() + timeout
         if status == "paused":
             orch.store.add_request(run_id, "resume")
+            # The owner takes the request at its next heartbeat; until then the run still shows
+            # ``paused``, which ``wait`` would take for the answer.
+            while wait and run.status == "paused" and owner_alive(dict(orch.store.get_run(run_id) or {})):
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(f"run {run_id} still paused after {timeout}s")
+                time.sleep(0.1)
         if wait:
-            run.wait(timeout)
+            run.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
         return run
     workflow = rebuild_workflow(dict(rec))
     events = orch.store.load_events(run_id)
