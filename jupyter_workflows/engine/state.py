@@ -377,6 +377,7 @@ class RunState:
                 self.deferred_submits.append((exec_id, index))
             else:
                 self._submit(ex, index)
+        expired: list[str] = []
         for name, (kind, ref, _index) in list(self.timers.items()):
             # Timers died with the old process: retries go now, inquiry timeouts restart.
             if kind == "retry":
@@ -386,7 +387,14 @@ class RunState:
                 timeout = self.wf.tasks[ex.task].timeout or 0.0
                 opened = event.time if ex.started_at is None else ex.started_at  # 0.0 is a time
                 left = max(0.0, opened + timeout - event.time)
-                self._out.append(C.StartTimer(name, left))
+                if left > 0:
+                    self._out.append(C.StartTimer(name, left))
+                else:
+                    expired.append(name)
+        for name in expired:
+            # Past its deadline: time it out now. A timer would fire too late for a headless
+            # resume, which stops as soon as the run is only waiting on an inquiry.
+            self._on_timer_fired(E.TimerFired(event.time, timer=name))
         for ex in self.open_inquiries():
             assert ex.inquiry is not None
             self._out.append(
