@@ -242,7 +242,11 @@ def resume(
             orch.store.add_request(run_id, "resume")
             # The owner takes the request at its next heartbeat; until then the run still shows
             # ``paused``, which ``wait`` would take for the answer.
-            while wait and run.status == "paused" and owner_alive(dict(orch.store.get_run(run_id) or {})):
+            while (
+                wait
+                and run.status == "paused"
+                and owner_alive(dict(orch.store.get_run(run_id) or {}))
+            ):
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError(f"run {run_id} still paused after {timeout}s")
                 time.sleep(0.1)

@@ -525,6 +525,9 @@ def prepare(
     inquiries: set[str] = set()
     children: dict[str, str] = {}
     tasks = dict(compiled.tasks)
+    from ..spec.models import _walk_tasks
+
+    spec_tasks = dict(_walk_tasks(workflow.spec.tasks))
     for name, ct in compiled.tasks.items():
         if ct.workflow is not None:
             workflow.resolve_workflow(ct.workflow)
@@ -542,7 +545,7 @@ def prepare(
         if action.engine_side and action.name == "core.inquiry":
             inquiries.add(name)
         actions[name] = action
-        spec_task = _spec_task(workflow, name)
+        spec_task = spec_tasks.get(name)
         defaults = workflow.spec.defaults
         changes: dict[str, Any] = {}
         for fld in ("retry", "timeout", "cache", "queue", "resources"):
@@ -566,15 +569,6 @@ def _sibling(workflow: Workflow, name: str) -> bool:
         return True
     except ActionNotFound:
         return False
-
-
-def _spec_task(workflow: Workflow, name: str):
-    from ..spec.models import _walk_tasks
-
-    for n, t in _walk_tasks(workflow.spec.tasks):
-        if n == name:
-            return t
-    return None
 
 
 def find_open_inquiry(executions: list[Execution], task: str, run_id: str) -> Execution:

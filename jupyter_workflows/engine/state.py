@@ -88,6 +88,11 @@ class Execution:
     result_key: str | None = None
     items: list[Item] | None = None
     inquiry: dict[str, Any] | None = None
+    #: ``with_items`` bookkeeping, so each item's end costs O(1), not O(items): items are
+    #: started in index order, so ``cursor`` is how many left ``pending``.
+    cursor: int = 0
+    items_done: int = 0
+    first_failed: int | None = None
 
     @property
     def timed_out(self) -> bool:
@@ -96,7 +101,7 @@ class Execution:
     def progress(self) -> tuple[int | None, int | None]:
         if self.items is None:
             return None, None
-        return sum(1 for i in self.items if i.status in DONE_TASK), len(self.items)
+        return self.items_done, len(self.items)
 
 
 class RunState:
@@ -571,6 +576,7 @@ class RunState:
         else:
             assert ex.items is not None
             item = ex.items[index]
+            ex.cursor = max(ex.cursor, index + 1)
             item.attempts += 1
             item.status = "running"
             item.key = key
@@ -583,6 +589,7 @@ class RunState:
             except ExpressionError as exc:
                 item.status = "failed"
                 item.error = f"ExpressionError: {exc}"
+                self._item_final(ex, index)
                 self._items_settle(ex)
                 return
         self.inflight[key] = (ex.id, index, attempt)
@@ -645,6 +652,7 @@ class RunState:
         item = ex.items[index]
         item.status = "cached" if cached else "succeeded"
         item.result = result
+        self._item_final(ex, index)
         self._items_settle(ex)
 
     def _attempt_failed(
@@ -674,42 +682,54 @@ class RunState:
         ex.items[index].error = error
         if ex.error_type is None:
             ex.error_type = error_type
+        self._item_final(ex, index)
         self._items_settle(ex)
+
+    @staticmethod
+    def _item_final(ex: Execution, index: int) -> None:
+        """Count an item that reached succeeded, cached or failed."""
+        ex.items_done += 1
+        failed = ex.items is not None and ex.items[index].status == "failed"
+        if failed and (ex.first_failed is None or index < ex.first_failed):
+            ex.first_failed = index
 
     def _items_settle(self, ex: Execution) -> None:
         """After an item ended: start the next, or finish the task."""
         assert ex.items is not None
         task = self.wf.tasks[ex.task]
-        failed = [(i, it) for i, it in enumerate(ex.items) if it.status == "failed"]
-        active = [it for it in ex.items if it.status in ("running", "retrying")]
-        if not failed and not self.done:
-            pending = [i for i, it in enumerate(ex.items) if it.status == "pending"]
-            room = (task.batch_size or len(ex.items)) - len(active)
+        total = len(ex.items)
+        active = ex.cursor - ex.items_done
+        if ex.first_failed is None and not self.done:
+            room = (task.batch_size or total) - active
+            upto = min(total, ex.cursor + max(room, 0))
             if self.status == "paused":
-                for i in pending[: max(room, 0)]:
+                for i in range(ex.cursor, upto):
                     ex.items[i].status = "retrying"  # queued until resume
+                    ex.cursor = i + 1
                     self.deferred_submits.append((ex.id, i))
             else:
-                for i in pending[: max(room, 0)]:
+                for i in range(ex.cursor, upto):
                     self._submit(ex, i)
                     if ex.items[i].status == "failed":
                         # Its input did not render and ``_submit`` settled the task: start no more.
                         return
-            active = [it for it in ex.items if it.status in ("running", "retrying")]
+            active = ex.cursor - ex.items_done
         self.dirty.add(ex.id)
         self._view(ex)
         if active:
             return
-        if failed:
-            for it in ex.items:
-                if it.status == "pending":
-                    it.status = "skipped"
-            i, it = failed[0]
+        if ex.first_failed is not None:
+            for it in ex.items[ex.cursor :]:
+                it.status = "skipped"
+            ex.items_done += total - ex.cursor
+            ex.cursor = total
+            i = ex.first_failed
+            it = ex.items[i]
             kind, message = _split_error(it.error, ex.error_type)
             self._finish_execution(
                 ex, ok=False, error=f"{kind}: item {i}: {message}", error_type=ex.error_type
             )
-        elif all(it.status in _OK_TASK for it in ex.items):
+        elif ex.items_done == total:
             cached = all(it.status == "cached" for it in ex.items)
             self._finish_execution(
                 ex, ok=True, result=[it.result for it in ex.items], cached=cached

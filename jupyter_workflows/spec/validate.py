@@ -145,10 +145,12 @@ def validate_compiled(
     # Cycles through needs/group.
     needs_graph = nx.DiGraph()
     needs_graph.add_edges_from(cw.needs)
-    try:
-        cycle = nx.find_cycle(needs_graph)
-    except nx.NetworkXNoCycle:
-        cycle = None
+    cycle = None
+    if not nx.is_directed_acyclic_graph(needs_graph):  # cheap; find_cycle only when needed
+        try:
+            cycle = nx.find_cycle(needs_graph)
+        except nx.NetworkXNoCycle:
+            cycle = None
     if cycle:
         names = [a for a, _ in cycle] + [cycle[0][0]]
         first = names[0]
