@@ -834,16 +834,17 @@ class RunState:
         """Decide the run's status once nothing more can happen on its own."""
         if self.status in ("pending",) or self.done:
             return
-        retry_timers = any(kind == "retry" for kind, _, _ in self.timers.values())
-        busy = bool(self.inflight) or retry_timers
-        waiting = bool(self.open_inquiries())
         if self.status == "paused":
             return
+        # Called after every event: look at every execution or timer only when nothing is in
+        # flight, or a run of N tasks costs O(N^2) (a 10,000-task replay took tens of seconds).
+        busy = bool(self.inflight) or any(kind == "retry" for kind, _, _ in self.timers.values())
         if busy:
             if self.status != "running":
                 self.status = "running"
                 self.status_dirty = True
             return
+        waiting = bool(self.open_inquiries())
         if waiting and not (self.failing and not self.wf.spec.keep_going):
             if self.status != "waiting":
                 self.status = "waiting"
