@@ -41,6 +41,8 @@ class Submit(Command):
     refs: dict[str, str] = field(default_factory=dict)
     #: ``(rendered cache key or None, expire seconds or None)`` when the task caches.
     cache: tuple[str | None, float | None] | None = None
+    #: Submitted speculatively right behind the attempt with this key: run only if it succeeds.
+    after: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Envelope", "TaskContext", "error_line", "run_task"]
+__all__ = ["AFTER", "Envelope", "TaskContext", "error_line", "run_task"]
+
+#: Hidden keyword: the result (reference) of the task this one was speculatively queued behind.
+AFTER = "__jw_after__"
 
 _local = threading.local()
 _install_lock = threading.Lock()
@@ -154,6 +157,33 @@ def run_task(
     are unwrapped first.
     """
     _install()
+    after = kwargs.pop(AFTER, None) if AFTER in kwargs else None
+    if isinstance(after, Envelope) and not after.ok:
+        # Submitted speculatively behind a task that then failed: do not run.
+        now = time.time()
+        return Envelope(
+            False,
+            None,
+            "Skipped: the task before it failed",
+            "Skipped",
+            [],
+            now,
+            now,
+            _worker_name(),
+        )
+    for value in kwargs.values():
+        if isinstance(value, Envelope) and not value.ok:
+            now = time.time()
+            return Envelope(
+                False,
+                None,
+                "Skipped: an input's task failed",
+                "Skipped",
+                [],
+                now,
+                now,
+                _worker_name(),
+            )
     kwargs = {k: (v.value if isinstance(v, Envelope) else v) for k, v in kwargs.items()}
     ctx = dict(context or {})
     if wants_context:

@@ -34,6 +34,7 @@ from ..expressions import MASKER, secret_function
 from ..spec.compile import CompiledWorkflow
 from . import commands as C
 from . import events as E
+from .context import AFTER
 from .state import FINAL_RUN, Execution, RunState
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -274,6 +275,20 @@ class Orchestrator:
                 return
             active.cache_keys[cmd.key] = (key, cmd.cache[1])
         kwargs: dict[str, Any] = dict(cmd.input)
+        if cmd.after is not None:
+            if cmd.after not in active.held:  # its gate never reached the executor (cache hit)
+                self.feed(
+                    active.run_id,
+                    E.AttemptDone(
+                        time.time(),
+                        key=cmd.key,
+                        ok=False,
+                        error="Skipped: not submitted",
+                        error_type="Skipped",
+                    ),
+                )
+                return
+            kwargs[AFTER] = ResultRef(cmd.after)
         for arg, upstream in cmd.refs.items():
             if upstream in active.held:
                 kwargs[arg] = ResultRef(upstream)

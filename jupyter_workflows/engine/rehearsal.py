@@ -142,26 +142,51 @@ def rehearse(
             script = script(cmd)
         return script
 
+    finished: dict[str, tuple[float, bool]] = {}
+
     def carry_out(now: float, cmds: list[C.Command]) -> None:
         for cmd in cmds:
             rehearsal.commands.append(cmd)
             if isinstance(cmd, (C.Submit, C.StartChild)):
                 if isinstance(cmd, C.Submit):
                     rehearsal.submits.append(cmd)
-                result = outcome_for(cmd)
                 took = durations.get(cmd.task, 1.0)
+                gate = finished.get(cmd.after) if isinstance(cmd, C.Submit) and cmd.after else None
+                if isinstance(cmd, C.Submit) and cmd.after:
+                    # Speculative: runs only once its gate attempt succeeded.
+                    if gate is None or not gate[1]:
+                        at = gate[0] if gate else now
+                        if gate is not None:
+                            push(
+                                at,
+                                E.AttemptDone(
+                                    at,
+                                    key=cmd.key,
+                                    ok=False,
+                                    error="Skipped: gate failed",
+                                    error_type="Skipped",
+                                ),
+                            )
+                        continue
+                    now_for = gate[0]
+                else:
+                    now_for = now
+                result = outcome_for(cmd)
                 if isinstance(result, Hang):
                     continue
+                at = now_for + took
                 if isinstance(result, Fail):
                     etype = result.error_type or result.error.split(":")[0]
+                    finished[cmd.key] = (at, False)
                     push(
-                        now + took,
+                        at,
                         E.AttemptDone(
-                            now + took, key=cmd.key, ok=False, error=result.error, error_type=etype
+                            at, key=cmd.key, ok=False, error=result.error, error_type=etype
                         ),
                     )
                 else:
-                    push(now + took, E.AttemptDone(now + took, key=cmd.key, ok=True, result=result))
+                    finished[cmd.key] = (at, True)
+                    push(at, E.AttemptDone(at, key=cmd.key, ok=True, result=result))
             elif isinstance(cmd, C.StartTimer):
                 push(now + cmd.delay, E.TimerFired(now + cmd.delay, timer=cmd.timer))
 

@@ -159,6 +159,10 @@ class RunState:
         self.failing = False
         #: Failed executions that failed the run, and starts dropped by fail-fast (retry_failed).
         self.unhandled: list[str] = []
+        #: Speculative starts: task -> (its attempt's key, key of the attempt it waits on).
+        self.speculated: dict[str, tuple[str, str]] = {}
+        #: Outcomes of speculative attempts that arrived before their task started.
+        self.early: dict[str, E.AttemptDone] = {}
         self.dropped: list[tuple[str, str | None]] = []
         #: Transitions still to fire while a cascade of instant tasks runs (see ``_cascade``).
         self._stack: list[tuple[str, str | None] | None] | None = None
@@ -243,7 +247,9 @@ class RunState:
     def _on_attempt_done(self, event: E.AttemptDone) -> None:
         entry = self.inflight.pop(event.key, None)
         if entry is None:
-            return  # late: timed out, cancelled, or superseded
+            if any(key == event.key for key, _ in self.speculated.values()):
+                self.early[event.key] = event  # its task has not started (yet)
+            return  # late: timed out, cancelled, superseded, or a skipped speculation
         exec_id, index, attempt = entry
         self.timers.pop(f"timeout:{event.key}", None)
         ex = self.executions[exec_id]
@@ -307,6 +313,11 @@ class RunState:
         if self.status in ("running", "waiting"):
             self.status = "paused"
             self.status_dirty = True
+            # Nothing new may start while paused: withdraw the speculative starts.
+            for key, _after in self.speculated.values():
+                self._out.append(C.CancelAttempt(key))
+            self.speculated.clear()
+            self.early.clear()
 
     def _on_resume_requested(self, event: E.ResumeRequested) -> None:
         if self.status != "paused":
@@ -325,6 +336,10 @@ class RunState:
     def _on_cancel_requested(self, event: E.CancelRequested) -> None:
         for key in list(self.inflight):
             self._out.append(C.CancelAttempt(key))
+        for key, _after in self.speculated.values():
+            self._out.append(C.CancelAttempt(key))
+        self.speculated.clear()
+        self.early.clear()
         self.inflight.clear()
         self.timers.clear()
         self.deferred.clear()
@@ -370,6 +385,8 @@ class RunState:
         """Take over after a crash: what was in flight runs again."""
         if self.done:
             return
+        self.speculated.clear()  # those attempts died with the old process
+        self.early.clear()
         inflight, self.inflight = self.inflight, {}
         for key, (exec_id, index, attempt) in inflight.items():
             self.timers.pop(f"timeout:{key}", None)
@@ -497,9 +514,9 @@ class RunState:
             self._fail_run(f"MaxRunsExceeded: task {target!r} reached max_runs ({task.max_runs})")
             return
         self.runs_count[target] = count + 1
-        self._start(task, count + 1)
+        self._start(task, count + 1, source)
 
-    def _start(self, task: CTask, n: int) -> None:
+    def _start(self, task: CTask, n: int, source: str | None = None) -> None:
         exec_id = task.name if n == 1 else f"{task.name}#{n}"
         ex = Execution(id=exec_id, task=task.name, seq=len(self.order) + 1, started_at=self.now)
         self.executions[exec_id] = ex
@@ -561,6 +578,10 @@ class RunState:
                 self.timers[f"inquiry:{ex.id}"] = ("inquiry", ex.id, None)
                 self._out.append(C.StartTimer(f"inquiry:{ex.id}", task.timeout))
             return
+        if task.name in self.speculated:
+            up = self.executions.get(self.latest.get(source or "", ""))
+            if self._adopt_speculation(ex, up):
+                return
         self._submit(ex, None)
 
     def _submit(self, ex: Execution, index: int | None) -> None:
@@ -639,6 +660,91 @@ class RunState:
                 cache=cache,
             )
         )
+        if index is None and cache is None:
+            self._speculate(ex, key)
+
+    def _speculate(self, ex: Execution, key: str) -> None:
+        """Queue the task's only successor right behind this attempt, gated on its success.
+
+        A workflow engine must see a result before it knows what runs next, which costs a
+        round trip per step of a chain. When the next step cannot depend on anything but this
+        attempt's success (one unconditional ``on_success`` target, no publish, no join, inputs
+        that are constants or exactly this task's result, and the run is in no special state),
+        it is submitted now with this attempt as a gate; it skips itself if the attempt fails.
+        The successor becomes a task execution only when this attempt's success arrives.
+        """
+        if self.status != "running" or self.failing:
+            return
+        task = self.wf.tasks[ex.task]
+        success = [tr for tr in task.next if tr.when is not None and tr.when != FAILED]
+        if len(success) != 1:
+            return
+        tr = success[0]
+        if (
+            tr.when != SUCCEEDED
+            or tr.publish
+            or len(tr.do) != 1
+            or tr.do[0] in ("fail", "noop", "retry")
+        ):
+            return
+        if any(t.when is None for t in task.next):
+            return
+        nxt = self.wf.tasks[tr.do[0]]
+        if (
+            nxt.kind != "action"
+            or nxt.join is not None
+            or nxt.with_items is not None
+            or nxt.cache is not None
+            or nxt.timeout is not None
+            or nxt.name in self.inquiries
+            or nxt.name in self.children
+            or nxt.name == task.name
+            or (nxt.name in self.speculated and self.speculated[nxt.name][1] in self.inflight)
+            or self.runs_count.get(nxt.name, 0) + 1 > nxt.max_runs
+        ):
+            return
+        refs: dict[str, str] = {}
+        for arg, raw in nxt.input.items():
+            if _has_template(raw):
+                inner = exact_expression(raw) if isinstance(raw, str) else None
+                if inner != f"task.{task.name}.result":
+                    return
+                refs[arg] = key
+        self.submissions += 1
+        spec_key = f"{self.wf.name}.{nxt.name}-{self.run_id[:8]}-{self.submissions}"
+        self.speculated[nxt.name] = (spec_key, key)
+        self._out.append(
+            C.Submit(
+                key=spec_key,
+                exec_id="",
+                task=nxt.name,
+                action=nxt.action or "",
+                attempt=1,
+                input={k: (None if k in refs else v) for k, v in nxt.input.items()},
+                refs=refs,
+                after=key,
+            )
+        )
+
+    def _adopt_speculation(self, ex: Execution, source: Execution | None) -> bool:
+        """Start ``ex`` as the speculative attempt queued behind ``source``'s success."""
+        entry = self.speculated.pop(ex.task, None)
+        if entry is None or source is None or source.result_key != entry[1]:
+            if entry is not None:
+                self.early.pop(entry[0], None)
+            return False
+        spec_key = entry[0]
+        early = self.early.pop(spec_key, None)
+        if early is not None and early.error_type == "Skipped":
+            return False  # it did not run: submit it the ordinary way
+        ex.attempts = 1
+        ex.status = "running"
+        self.inflight[spec_key] = (ex.id, None, 1)
+        self.dirty.add(ex.id)
+        self._view(ex)
+        if early is not None:
+            self._on_attempt_done(early)
+        return True
 
     # -- attempts end -----------------------------------------------------------------------
     def _attempt_ok(
@@ -882,6 +988,9 @@ class RunState:
         self.ended_at = self.now
         self.error = error
         self.timers.clear()
+        # Speculative attempts still out there will be ignored; a retry submits afresh.
+        self.speculated.clear()
+        self.early.clear()
         outputs: dict[str, Any] | None = None
         try:
             outputs = (
@@ -924,3 +1033,14 @@ class _KV:
         if self._getter is None:
             return default
         return self._getter(key, default)
+
+
+def _has_template(value: Any) -> bool:
+    """Whether an input value holds a template anywhere."""
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    if isinstance(value, dict):
+        return any(_has_template(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_template(v) for v in value)
+    return False

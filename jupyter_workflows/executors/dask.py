@@ -576,6 +576,26 @@ class DaskExecutor(Executor):
         return payload, refs
 
     def _submit_batch(self, ready: list[_Pending]) -> None:
+        """Submit in waves: a submission whose ResultRef names another one of this batch goes
+        after it, once that one's future is held (the engine submits a task's successor
+        right behind it when it can start it speculatively)."""
+        remaining = ready
+        while remaining:
+            keys = {item.submission.key for item in remaining}
+            now: list[_Pending] = []
+            later: list[_Pending] = []
+            for item in remaining:
+                waits = any(
+                    isinstance(v, ResultRef) and v.key in keys and v.key not in self._held
+                    for v in item.submission.kwargs.values()
+                )
+                (later if waits else now).append(item)
+            if not now:  # a cycle of references: let _prepare report them
+                now, later = later, []
+            self._submit_wave(now)
+            remaining = later
+
+    def _submit_wave(self, ready: list[_Pending]) -> None:
         client = self._client
         if client is None or not ready:
             for item in ready:

@@ -81,7 +81,12 @@ class Driver:
 
 
 def _only_submits(cmds: list[C.Command]) -> list[C.Submit]:
-    return [c for c in cmds if isinstance(c, C.Submit)]
+    """Ordinary submissions (not the speculative ones queued behind another attempt)."""
+    return [c for c in cmds if isinstance(c, C.Submit) and c.after is None]
+
+
+def _speculative(cmds: list[C.Command]) -> list[C.Submit]:
+    return [c for c in cmds if isinstance(c, C.Submit) and c.after is not None]
 
 
 def _ok(sub: C.Submit, time: float, result: Any) -> E.AttemptDone:
@@ -111,8 +116,9 @@ def test_rehearse_validates_after_every_event(monkeypatch: pytest.MonkeyPatch) -
     yaml_text = "name: w\ntasks:\n  a: {action: x, retry: 1, on_success: b}\n  b: {action: x}\n"
     r = rehearse(yaml_text, {"a": [Fail(), 1]})
     assert r.status == "succeeded"
-    # RunStarted, a fails, retry timer, a succeeds, b succeeds: each followed by validate().
-    assert len(handled) == 5
+    # RunStarted, a fails, b's speculative attempt (queued behind a) skips, retry timer,
+    # a succeeds, b succeeds: each followed by validate().
+    assert len(handled) == 6
     assert len(validated) == len(handled)
     validated.clear()
     handled.clear()
@@ -516,8 +522,11 @@ def test_recovered_resubmits_in_flight_attempts_only() -> None:
           c: {action: x}
         """
     )
-    a, c = _only_submits(d.start())
-    (b,) = _only_submits(d.send(_ok(a, 1.0, "A")))
+    cmds = d.start()
+    a, c = _only_submits(cmds)
+    (b,) = _speculative(cmds)  # b is queued behind a, gated on its success
+    assert b.after == a.key and b.task == "b"
+    assert _only_submits(d.send(_ok(a, 1.0, "A"))) == []  # a succeeded: b was already submitted
     # The orchestrator dies with b and c in flight; a new one replays the log and takes over.
     state = _replay(d)
     cmds = state.handle(E.Recovered(10.0))
