@@ -50,6 +50,8 @@ TaskStatus = Literal[
     "cancelled",
     "cached",
 ]
+#: How many chain steps may be queued speculatively behind a running one.
+SPECULATION_DEPTH = 4
 FINAL_RUN = frozenset({"succeeded", "failed", "cancelled"})
 DONE_TASK = frozenset({"succeeded", "failed", "skipped", "cancelled", "cached"})
 _OK_TASK = frozenset({"succeeded", "cached"})
@@ -661,9 +663,9 @@ class RunState:
             )
         )
         if index is None and cache is None:
-            self._speculate(ex, key)
+            self._speculate(task, key, SPECULATION_DEPTH)
 
-    def _speculate(self, ex: Execution, key: str) -> None:
+    def _speculate(self, task: CTask, key: str, depth: int) -> None:
         """Queue the task's only successor right behind this attempt, gated on its success.
 
         A workflow engine must see a result before it knows what runs next, which costs a
@@ -673,9 +675,8 @@ class RunState:
         it is submitted now with this attempt as a gate; it skips itself if the attempt fails.
         The successor becomes a task execution only when this attempt's success arrives.
         """
-        if self.status != "running" or self.failing:
+        if depth <= 0 or self.status != "running" or self.failing:
             return
-        task = self.wf.tasks[ex.task]
         success = [tr for tr in task.next if tr.when is not None and tr.when != FAILED]
         if len(success) != 1:
             return
@@ -699,7 +700,7 @@ class RunState:
             or nxt.name in self.inquiries
             or nxt.name in self.children
             or nxt.name == task.name
-            or (nxt.name in self.speculated and self.speculated[nxt.name][1] in self.inflight)
+            or (nxt.name in self.speculated and self._live_gate(self.speculated[nxt.name][1]))
             or self.runs_count.get(nxt.name, 0) + 1 > nxt.max_runs
         ):
             return
@@ -725,6 +726,12 @@ class RunState:
                 after=key,
             )
         )
+        # Keep a few steps queued: the pipeline then never waits on a round trip.
+        self._speculate(nxt, spec_key, depth - 1)
+
+    def _live_gate(self, key: str) -> bool:
+        """Whether an attempt key is still pending: in flight, or itself a speculation."""
+        return key in self.inflight or any(k == key for k, _ in self.speculated.values())
 
     def _adopt_speculation(self, ex: Execution, source: Execution | None) -> bool:
         """Start ``ex`` as the speculative attempt queued behind ``source``'s success."""
@@ -742,6 +749,7 @@ class RunState:
         self.inflight[spec_key] = (ex.id, None, 1)
         self.dirty.add(ex.id)
         self._view(ex)
+        self._speculate(self.wf.tasks[ex.task], spec_key, SPECULATION_DEPTH)
         if early is not None:
             self._on_attempt_done(early)
         return True
