@@ -659,19 +659,12 @@ class DaskExecutor(Executor):
         self._done_queue.put((outcome, callback))
 
     def _drain_loop(self) -> None:
-        linger = float(os.environ.get("JW_LINGER", "0"))
         while True:
             batch = [self._done_queue.get()]
             while len(batch) < _BATCH:
                 try:
                     batch.append(self._done_queue.get_nowait())
                 except queue.Empty:
-                    if linger and len(batch) < 16:
-                        try:
-                            batch.append(self._done_queue.get(timeout=linger))
-                            continue
-                        except queue.Empty:
-                            pass
                     break
             entries = [entry for entry in batch if entry is not None]
             try:
