@@ -366,11 +366,14 @@ def scenario(folder: Path, index: int, seed: int, scheduler: str | None = None) 
     return out
 
 
-def run_scenarios(root: Path, count: int, seed: int, parallel: int = 3) -> list[Outcome]:
+def run_scenarios(
+    root: Path, count: int, seed: int, parallel: int = 3, scheduler: str | None = None
+) -> list[Outcome]:
     """``count`` scenarios in folders under ``root``, ``parallel`` at a time."""
     with ThreadPoolExecutor(max_workers=parallel) as pool:
         futures = [
-            pool.submit(scenario, root / f"s{i:03d}", i, seed * 1000 + i) for i in range(count)
+            pool.submit(scenario, root / f"s{i:03d}", i, seed * 1000 + i, scheduler)
+            for i in range(count)
         ]
         return [f.result() for f in futures]
 
