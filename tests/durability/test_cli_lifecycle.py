@@ -323,8 +323,8 @@ def test_traces_show_workers_and_task_logs(tmp_path: Path, cli_env: dict[str, st
         for e in trace["traceEvents"]
         if e["ph"] == "M" and e["name"] == "thread_name"
     }
-    assert {e["tid"] for e in spans} <= set(named)
-    # One track per worker: the with_items task's attempts ran on both worker processes.
+    assert {e["tid"] for e in spans} <= set(named)  # every track is named after its worker
+
     done_json = jw("trace", run_id, "--format", "json", env=cli_env, cwd=tmp_path)
     assert done_json.returncode == 0, done_json.stderr
     data = json.loads(done_json.stdout)
@@ -333,10 +333,9 @@ def test_traces_show_workers_and_task_logs(tmp_path: Path, cli_env: dict[str, st
     for n in range(6):
         assert f"printed by item {n}" in talk["logs"]
         assert f"WARNING talkers: logged by item {n}" in talk["logs"]
-    assert any(e["type"] == "attempt_done" for e in data["events"])
+    # The items' attempts ran on both worker processes of the cluster.
     workers = {e["worker"] for e in data["events"] if e["type"] == "attempt_done"}
     assert len(workers) == 2, workers
-    assert len(named) >= 1
 
 
 def test_chrome_trace_has_one_track_per_worker(tmp_path: Path, cli_env: dict[str, str]) -> None:

@@ -202,7 +202,10 @@ def committed_successes(folder: Path, run_id: str) -> tuple[set[str], dict[str, 
     """Names whose success the store holds: from ``show --json`` and the event log.
 
     ``show`` gives task-level successes (a with_items task lists its items' names); the event
-    log also has the items of a fan-out that had not finished.
+    log also has the items of a fan-out that had not finished, which resume keeps too. (Only
+    items: the log may also hold the outcome of a chain step the engine ran speculatively behind
+    a predecessor whose success was not committed yet; that step had not succeeded as a task,
+    and runs again after the predecessor does.)
     """
     shown = cli(folder, "show", run_id, "--json")
     if shown.returncode != 0:
@@ -217,8 +220,9 @@ def committed_successes(folder: Path, run_id: str) -> tuple[set[str], dict[str, 
     store = SqliteStore(folder / "state.db")
     try:
         for e in store.load_events(run_id):
-            if e.get("type") == "attempt_done" and e.get("ok") and isinstance(e.get("result"), str):
-                names.add(e["result"])
+            result = e.get("result")
+            if e.get("type") == "attempt_done" and e.get("ok") and result in FAN:
+                names.add(result)
     finally:
         store.close()
     return names, data
