@@ -150,6 +150,20 @@ class Workflow:
         # which YAML keeps as they are.
         return self._yaml
 
+    def definition_json(self) -> str:
+        """The document as JSON (valid YAML too): what a run stores to be resumed from.
+
+        JSON because a stored definition is read back on every resume, and ``json.loads``
+        reads a 10,000-task workflow many times faster than any YAML parser.
+        """
+        return self._json
+
+    @functools.cached_property
+    def _json(self) -> str:
+        import json
+
+        return json.dumps(self._document("python"), default=str)
+
     @functools.cached_property
     def _yaml(self) -> str:
         # The spec is frozen, so the text is computed once (every run stores it); libyaml's

@@ -302,10 +302,16 @@ def _stored_definition(text: str) -> Workflow | None:
     from ..spec.models import WorkflowSpec
 
     loader = getattr(yaml, "CSafeLoader", None)
-    if loader is None:
-        return None
     try:
-        data = _normalise_tasks(yaml.load(text, Loader=loader), (), SourceMap())
+        if text.lstrip().startswith("{"):
+            import json
+
+            raw = json.loads(text)  # what runs store now (Workflow.definition_json)
+        elif loader is not None:
+            raw = yaml.load(text, Loader=loader)  # runs stored by earlier versions
+        else:
+            return None
+        data = _normalise_tasks(raw, (), SourceMap())
         return Workflow(WorkflowSpec.model_validate(data), source=text)
     except Exception:
         return None

@@ -410,7 +410,7 @@ class Orchestrator:
                 "created_at": now,
                 "started_at": None,
                 "ended_at": None,
-                "definition": workflow.to_yaml(),
+                "definition": workflow.definition_json(),
                 "base_dir": str(workflow.base_dir),
                 "code": _pickle_code(actions),
                 "parent_run_id": parent[0] if parent else None,
