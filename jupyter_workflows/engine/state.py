@@ -316,10 +316,7 @@ class RunState:
             self.status = "paused"
             self.status_dirty = True
             # Nothing new may start while paused: withdraw the speculative starts.
-            for key, _after in self.speculated.values():
-                self._out.append(C.CancelAttempt(key))
-            self.speculated.clear()
-            self.early.clear()
+            self._withdraw_speculation()
 
     def _on_resume_requested(self, event: E.ResumeRequested) -> None:
         if self.status != "paused":
@@ -485,7 +482,7 @@ class RunState:
             while self._stack:
                 step = self._stack.pop()
                 if step is None:
-                    self.failing = True
+                    self._start_failing()
                 else:
                     self._fire_one(*step)
         finally:
@@ -942,7 +939,19 @@ class RunState:
     def _fail_run(self, reason: str) -> None:
         """An unhandled failure: no new task starts (unless keep_going); the run will fail."""
         self._record_failure(reason)
+        self._start_failing()
+
+    def _start_failing(self) -> None:
+        """No new task starts from now (unless keep_going): withdraw the speculative ones too."""
         self.failing = True
+        if not self.wf.spec.keep_going:
+            self._withdraw_speculation()
+
+    def _withdraw_speculation(self) -> None:
+        for key, _after in self.speculated.values():
+            self._out.append(C.CancelAttempt(key))
+        self.speculated.clear()
+        self.early.clear()
 
     def _settle(self) -> None:
         """Decide the run's status once nothing more can happen on its own."""
