@@ -284,3 +284,31 @@ def _remove(folder: Path) -> None:
     import shutil
 
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def inline_env(folder) -> dict[str, str]:
+    """Environment for ``jupyter-workflows`` subprocesses: tasks in threads of the CLI process
+    (no Dask) and a store in ``folder``."""
+    import os
+    from pathlib import Path
+
+    env = dict(os.environ)
+    env.pop("JUPYTER_WORKFLOWS_SCHEDULER", None)
+    env["JUPYTER_WORKFLOWS_EXECUTOR"] = "inline"
+    env["JUPYTER_WORKFLOWS_STORE"] = str(Path(folder) / "state.db")
+    return env
+
+
+def run_cli(*args: str, env: dict[str, str], cwd, timeout: float = 120):
+    """Run ``python -m jupyter_workflows ARGS`` and return the completed process (text)."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "jupyter_workflows", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

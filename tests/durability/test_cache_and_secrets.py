@@ -16,7 +16,6 @@ checkpointed away) nor its artifact files, nor on stdout or stderr of ``run``, `
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -26,6 +25,9 @@ import time
 from pathlib import Path
 
 import pytest
+
+from jupyter_workflows.testing import inline_env
+from jupyter_workflows.testing import run_cli as jw
 
 SECRET = "tok-5ecr3t-Zq81"
 
@@ -70,25 +72,6 @@ CACHED = textwrap.dedent(
       w: "{{ task.w.result }}"
     """
 )
-
-
-def inline_env(tmp_path: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("JUPYTER_WORKFLOWS_SCHEDULER", None)
-    env["JUPYTER_WORKFLOWS_EXECUTOR"] = "inline"
-    env["JUPYTER_WORKFLOWS_STORE"] = str(tmp_path / "state.db")
-    return env
-
-
-def jw(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "jupyter_workflows", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def side(tmp_path: Path) -> list[str]:

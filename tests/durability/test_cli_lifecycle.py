@@ -19,6 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from jupyter_workflows.testing import inline_env
+from jupyter_workflows.testing import run_cli as jw
+
 SHAPE = textwrap.dedent(
     """\
     name: shape
@@ -101,25 +104,6 @@ TALKERS = textwrap.dedent(
 RUN_KEYS = {"run_id", "workflow", "status", "outputs", "error", "tasks"}
 TASK_KEYS = {"task", "status", "attempts", "result", "error", "started_at", "ended_at"}
 SUMMARY_KEYS = {"run_id", "workflow", "status", "started_at", "ended_at"}
-
-
-def inline_env(tmp_path: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("JUPYTER_WORKFLOWS_SCHEDULER", None)
-    env["JUPYTER_WORKFLOWS_EXECUTOR"] = "inline"
-    env["JUPYTER_WORKFLOWS_STORE"] = str(tmp_path / "state.db")
-    return env
-
-
-def jw(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "jupyter_workflows", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def start(*args: str, env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:

@@ -10,7 +10,6 @@ with the time left, which is none).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -21,6 +20,8 @@ from pathlib import Path
 import pytest
 
 import jupyter_workflows as jw
+from jupyter_workflows.testing import inline_env
+from jupyter_workflows.testing import run_cli as jwcli
 
 APPROVAL = textwrap.dedent(
     """\
@@ -81,25 +82,6 @@ TIMED_BARE = textwrap.dedent(
       after: {action: core.noop}
     """
 )
-
-
-def inline_env(tmp_path: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("JUPYTER_WORKFLOWS_SCHEDULER", None)
-    env["JUPYTER_WORKFLOWS_EXECUTOR"] = "inline"
-    env["JUPYTER_WORKFLOWS_STORE"] = str(tmp_path / "state.db")
-    return env
-
-
-def jwcli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "jupyter_workflows", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
