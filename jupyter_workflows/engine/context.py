@@ -217,10 +217,12 @@ def run_task(
     ended = time.time()
     logs = [line for chunk in "".join(lines).splitlines() if (line := chunk.rstrip())]
     # A secret the task looked up with ``context.secret()`` is registered in this process only:
-    # on a remote worker the orchestrator never learns it, so mask logs and error here. (Not
-    # imported when absent: then no secret was looked up in this process.)
+    # on a remote worker the orchestrator never learns it, so mask logs, error and the result
+    # here: a secret never leaves the task unmasked (CONTRACT §1.3). (Not imported when
+    # absent: then no secret was looked up in this process.)
     masker = getattr(sys.modules.get("jupyter_workflows.expressions"), "MASKER", None)
     if masker is not None and len(masker):
         logs = [masker.mask_text(line) for line in logs]
         error = masker.mask_text(error) if error else error
+        value = masker.mask(value)
     return Envelope(ok, value, error, error_type, logs, started, ended, _worker_name())

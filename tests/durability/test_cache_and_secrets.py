@@ -368,3 +368,19 @@ def test_a_secret_is_masked_in_a_failed_run_and_its_progress(tmp_path: Path) -> 
     data = json.loads(done.stdout)
     assert data["error"] == "RuntimeError: task 'explode' failed: refused ***"
     assert data["outputs"] == {"t": "***"}
+
+
+def test_a_secret_a_task_looks_up_itself_never_leaves_it_unmasked(engine, monkeypatch):
+    from jupyter_workflows.engine.context import run_task
+
+    monkeypatch.setenv("JW_TASK_ONLY_TOKEN", "tok-7f3a9c-unique")
+
+    def leaky(context):
+        value = context.secret("JW_TASK_ONLY_TOKEN")
+        print("using", value)
+        return {"token": value, "note": f"made with {value}"}
+
+    envelope = run_task(leaky, {}, {"run_id": "r", "task": "t"}, wants_context=True)
+    assert envelope.ok
+    assert envelope.value == {"token": "***", "note": "made with ***"}
+    assert envelope.logs == ["using ***"]
