@@ -24,7 +24,7 @@ Rules:
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from .models import RESERVED_TARGETS, RetryPolicy, TaskSpec, WorkflowSpec
@@ -252,16 +252,10 @@ def compile_workflow(spec: WorkflowSpec) -> CompiledWorkflow:
             for target in tr.targets:
                 if target in sources and name not in sources[target]:
                     sources[target].append(name)
-    final = {name: _replace(ct, sources=tuple(sources[name])) for name, ct in ctasks.items()}
+    final = {name: replace(ct, sources=tuple(sources[name])) for name, ct in ctasks.items()}
     start = tuple(name for name, ct in final.items() if not [s for s in ct.sources if s != name])
     return CompiledWorkflow(spec=spec, tasks=final, start=start, needs=tuple(needs))
 
 
 def _pairs(publish: list[dict[str, Any]] | None) -> tuple[tuple[str, Any], ...]:
     return tuple((k, v) for item in publish or () for k, v in item.items())
-
-
-def _replace(ct: CTask, **changes: Any) -> CTask:
-    from dataclasses import replace
-
-    return replace(ct, **changes)
