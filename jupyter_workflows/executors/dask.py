@@ -65,6 +65,7 @@ Scripts that start the embedded cluster must guard their entry point with
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import functools
 import logging
@@ -79,6 +80,7 @@ from typing import Any
 import cloudpickle
 from dask.system import cpu_count
 from distributed import Client, Future, LocalCluster
+from distributed import client as _distributed_client
 
 from ..engine.context import Envelope, error_line, run_task
 from .base import Executor, Outcome, ResultRef, Submission
@@ -104,6 +106,20 @@ _BATCH = 2000
 _RESOURCE_POLL_S = 0.2
 #: How long a positive answer about the workers' resources is trusted without asking again.
 _OFFERS_TTL_S = 1.0
+
+
+#: Whether futures expose the awaitable state :meth:`DaskExecutor._watch` waits on.
+#: With more free futures (waiting on no other future) pending than this many times the cluster's threads, finished futures are
+#: gathered at most every :data:`_GATHER_WINDOW_S`: the workers have queued work, so a few
+#: milliseconds of latency cost nothing, while a gather per future costs the scheduler (in this
+#: process, on the embedded cluster) a round trip each.
+_BUSY_FACTOR = 2
+_GATHER_WINDOW_S = 0.02
+#: A drain-queue entry whose envelope the drain thread still has to gather.
+_UNGATHERED: Any = object()
+_CAN_WATCH = callable(
+    getattr(_distributed_client, "FutureState", None) and _distributed_client.FutureState.wait
+)
 
 
 def queue_resource(name: str) -> str:
@@ -298,12 +314,23 @@ class DaskExecutor(Executor):
         #: Keys cancelled before they reached Dask.
         self._cancelled: set[str] = set()
         self._submit_queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        #: ``(future or outcome, envelope or _UNGATHERED, callback)``; ``None`` stops the drain.
         self._done_queue: queue.SimpleQueue[
-            tuple[Future | Outcome, Callable[[Outcome], None]] | None
+            tuple[Future | Outcome, Any, Callable[[Outcome], None]] | None
         ] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._offers: dict[str, dict[str, float]] = {}
         self._offers_at = float("-inf")
+        self._waiters: set[asyncio.Task[None]] = set()
+        #: Finished futures waiting for the next gather, and whether one is under way (both
+        #: touched only in the client's loop).
+        self._finished_batch: list[tuple[Future, Callable[[Outcome], None]]] = []
+        self._gathering = False
+        #: Pending futures that wait on no other future (loop only).
+        self._free_pending = 0
+        #: Threads in the cluster, refreshed by the submitter at most every _OFFERS_TTL_S.
+        self._nthreads = 0
+        self._nthreads_at = float("-inf")
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -597,6 +624,12 @@ class DaskExecutor(Executor):
 
     def _submit_wave(self, ready: list[_Pending]) -> None:
         client = self._client
+        if client is not None and time.monotonic() - self._nthreads_at > _OFFERS_TTL_S:
+            try:
+                self._nthreads = sum(client.nthreads().values())
+            except Exception:  # the gather window is an optimisation: go on without it
+                self._nthreads = 0
+            self._nthreads_at = time.monotonic()
         if client is None or not ready:
             for item in ready:
                 self._emit(
@@ -644,39 +677,135 @@ class DaskExecutor(Executor):
                 # Cancelled while on its way: it has a future now, so cancel that.
                 late = [f for f in futures if f.key in self._cancelled]
                 self._cancelled.difference_update(f.key for f in late)
-            for (item, _, _), future in zip(members, futures, strict=True):
-                future.add_done_callback(functools.partial(self._on_done, item.callback))
+            self._watch(
+                client,
+                [
+                    (f, item.callback, not refs)
+                    for (item, _, refs), f in zip(members, futures, strict=True)
+                ],
+            )
             for future in late:
                 future.cancel()
 
-    # -- drain thread ---------------------------------------------------------------------------
+    # -- completions: watched in the client's loop, handed to the drain thread -----------------
+
+    def _watch(
+        self, client: Client, pairs: list[tuple[Future, Callable[[Outcome], None], bool]]
+    ) -> None:
+        """Hand each future, with its envelope, to the drain thread once it is done.
+
+        ``Future.add_done_callback`` costs a thread-safe loop wake-up per future and a hop
+        through Dask's callback thread pool, and a ``client.gather`` from another thread costs
+        a sync round trip into the loop: on a small machine, where the embedded scheduler shares
+        this process's GIL, those were most of the engine's overhead. Here one loop callback per
+        wave starts one light waiter per future (what Dask's own ``done_callback`` does, minus
+        the thread pool), and finished futures are gathered from inside the loop, one gather at
+        a time: whatever finishes while a gather is under way goes in the next one, so batches
+        grow with the load and outcomes keep the order in which their futures finished.
+        Without the ``FutureState.wait`` this relies on (another Dask version), it falls back
+        to ``add_done_callback`` and gathers from the drain thread.
+
+        ``pairs`` holds ``(future, callback, free)``; ``free`` says the task waits on no other
+        future. Free pending futures are the queued work that decides whether the cluster is
+        busy (see :data:`_BUSY_FACTOR`); a chain of dependent futures is not.
+        """
+        if not pairs:
+            return
+        if not _CAN_WATCH:
+            for future, callback, _ in pairs:
+                future.add_done_callback(functools.partial(self._on_done, callback))
+            return
+        client.loop.add_callback(self._watch_in_loop, client, pairs)
 
     def _on_done(self, callback: Callable[[Outcome], None], future: Future) -> None:
         # Runs in Dask's callback thread: only enqueue, never raise.
-        self._done_queue.put((future, callback))
+        self._done_queue.put((future, _UNGATHERED, callback))
+
+    def _watch_in_loop(
+        self, client: Client, pairs: list[tuple[Future, Callable[[Outcome], None], bool]]
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        for future, callback, free in pairs:
+            if future.status != "pending":
+                self._finished(client, future, callback)
+            else:
+                self._free_pending += free
+                task = loop.create_task(self._wait_then_finish(client, future, callback, free))
+                self._waiters.add(task)  # the loop keeps only weak references to tasks
+                task.add_done_callback(self._waiters.discard)
+
+    async def _wait_then_finish(
+        self, client: Client, future: Future, callback: Callable[[Outcome], None], free: bool
+    ) -> None:
+        try:
+            while future.status == "pending":
+                await future._state.wait()
+        finally:  # never lose an outcome, whatever happened to the wait
+            self._free_pending -= free
+            self._finished(client, future, callback)
+
+    def _finished(
+        self, client: Client, future: Future, callback: Callable[[Outcome], None]
+    ) -> None:
+        """In the loop: queue ``future`` for the next gather, starting one if none is running."""
+        self._finished_batch.append((future, callback))
+        if not self._gathering:
+            self._gathering = True
+            task = asyncio.get_running_loop().create_task(self._gather_in_loop(client))
+            self._waiters.add(task)
+            task.add_done_callback(self._waiters.discard)
+
+    async def _gather_in_loop(self, client: Client) -> None:
+        try:
+            while self._finished_batch:
+                if self._free_pending > _BUSY_FACTOR * max(1, self._nthreads):
+                    await asyncio.sleep(_GATHER_WINDOW_S)
+                batch, self._finished_batch = self._finished_batch, []
+                wanted = {f.key: f for f, _ in batch if f.status not in ("error", "cancelled")}
+                envelopes: dict[str, Any] = {}
+                if wanted:
+                    try:
+                        envelopes = await client.gather(wanted, errors="skip", asynchronous=True)
+                    except Exception:  # the drain thread gathers these one by one
+                        logger.debug("batch gather failed", exc_info=True)
+                for future, callback in batch:
+                    # Errored and cancelled futures have no envelope: _outcome reads their status.
+                    envelope = (
+                        envelopes.get(future.key, _UNGATHERED) if future.key in wanted else None
+                    )
+                    self._done_queue.put((future, envelope, callback))
+        finally:
+            self._gathering = False
+            for future, callback in self._finished_batch:  # only after a failure above
+                self._done_queue.put((future, _UNGATHERED, callback))
+            self._finished_batch = []
 
     def _emit(self, callback: Callable[[Outcome], None], outcome: Outcome) -> None:
-        self._done_queue.put((outcome, callback))
+        self._done_queue.put((outcome, None, callback))
 
     def _drain_loop(self) -> None:
         while True:
             batch = [self._done_queue.get()]
-            while len(batch) < _BATCH:
+            while len(batch) < _BATCH and batch[-1] is not None:
                 try:
                     batch.append(self._done_queue.get_nowait())
                 except queue.Empty:
                     break
             entries = [entry for entry in batch if entry is not None]
             try:
-                envelopes = self._gather([f for f, _ in entries if isinstance(f, Future)])
+                late = self._gather(
+                    [f for f, env, _ in entries if env is _UNGATHERED and isinstance(f, Future)]
+                )
             except Exception:  # pragma: no cover - _gather handles its own failures
                 logger.exception("gathering results failed")
-                envelopes = {}
-            for item, callback in entries:
+                late = {}
+            for item, envelope, callback in entries:
                 if isinstance(item, Outcome):
                     outcome = item
                 else:
-                    outcome = self._outcome(item, envelopes.get(item.key))
+                    if envelope is _UNGATHERED:
+                        envelope = late.get(item.key)
+                    outcome = self._outcome(item, envelope)
                 try:
                     callback(outcome)
                 except Exception:
