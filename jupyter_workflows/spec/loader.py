@@ -370,6 +370,30 @@ def _describe(path: Path_) -> str:
     return ".".join(str(p) for p in parts)
 
 
+def _position(smap: SourceMap, path: Path_) -> tuple[int, int]:
+    line, col = smap.locate(path, key=True)
+    return line or 0, col or 0
+
+
+def _closest(name: Any, allowed: list[str]) -> str | None:
+    """The allowed field ``name`` most likely misspells (case first), or None."""
+    lowered = {f.lower(): f for f in allowed}
+    if str(name).lower() in lowered:
+        return lowered[str(name).lower()]
+    hint = difflib.get_close_matches(str(name), allowed, n=1, cutoff=0.6)
+    return hint[0] if hint else None
+
+
+def _unknown_field(smap: SourceMap, parent: Path_, name: Any, allowed: list[str]) -> SpecError:
+    """``unknown field 'x' in ...``, at the key, with the closest allowed field name."""
+    hint = _closest(name, allowed)
+    msg = f"unknown field {name!r} in {_describe(parent)}"
+    if hint:
+        msg += f" (did you mean {hint!r}?)"
+    line, col = smap.locate((*parent, name), key=True)
+    return SpecError(msg, file=smap.file, line=line, col=col)
+
+
 def spec_error_from_validation(exc: ValidationError, data: Any, smap: SourceMap) -> SpecError:
     """The first (by position) pydantic error as one positioned line.
 
@@ -385,13 +409,10 @@ def spec_error_from_validation(exc: ValidationError, data: Any, smap: SourceMap)
         if kind == "extra_forbidden":
             parent, name = path[:-1], path[-1]
             model = _model_at(parent)
-            allowed = _fields(model) if model is not None else []
-            hint = difflib.get_close_matches(str(name), allowed, n=1, cutoff=0.6)
-            msg = f"unknown field {name!r} in {_describe(parent)}"
-            if hint:
-                msg += f" (did you mean {hint[0]!r}?)"
-            line, col = smap.locate(path, key=True)
-        elif kind == "missing":
+            error = _unknown_field(smap, parent, name, _fields(model) if model else [])
+            found.append(((error.line or 0, error.col or 0), error))
+            continue
+        if kind == "missing":
             parent, name = path[:-1], path[-1]
             msg = f"missing required field {name!r} in {_describe(parent)}"
             line, col = smap.locate(parent)
@@ -444,6 +465,11 @@ def load_spec(
             raise smap.error("missing required field 'name' (or give the name on the magic line)")
         data = {"name": name, **data}
     if "tasks" not in data:
+        # A misspelled ``tasks`` (``task:``, ``Tasks:``) is an unknown field, not a missing one.
+        allowed = _fields(WorkflowSpec)
+        for key in sorted(data, key=lambda k: _position(smap, (k,))):
+            if key not in allowed and _closest(key, allowed) == "tasks":
+                raise _unknown_field(smap, (), key, allowed)
         raise smap.error("missing required field 'tasks': a workflow needs at least one task")
     try:
         spec = WorkflowSpec.model_validate(data)
