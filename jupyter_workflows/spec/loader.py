@@ -104,16 +104,98 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
 def parse_document(text: str, *, file: str | None = None) -> tuple[Any, SourceMap]:
     """Parse YAML or JSON text into plain data and its :class:`SourceMap`.
 
+    A ``.json`` file must be strict JSON (``json.loads`` decides: no trailing commas, single
+    quotes, bare words, ``NaN``); the YAML composer reads it too, for the positions.
+
     Raises
     ------
     SpecError
         On a syntax error, a duplicate key, or an empty document.
     """
+    if file is None or not file.endswith(".json"):
+        return _compose(text, file, "YAML")
+    try:
+        data, smap = _compose(text, file, "JSON")
+    except SpecError as composed:
+        # The composer's errors are the better placed (an unclosed bracket points where it
+        # opens), so they win; JSON it cannot compose at all (a key over 1024 characters) still
+        # loads, only without positions.
+        try:
+            return _strict_json(text, file), SourceMap(file=file, values={(): (1, 1)})
+        except SpecError:
+            raise composed from None
+    _strict_json(text, file)
+    return data, smap
+
+
+class _NotJSON(Exception):
+    """Raised from ``json.loads`` hooks: a non-JSON constant or a duplicate key."""
+
+
+def _strict_json(text: str, file: str | None) -> Any:
+    """``json.loads(text)``, refusing what RFC 8259 does not allow, as a positioned SpecError."""
+    import json
+
+    body = text[1:] if text.startswith("\ufeff") else text  # a BOM, which YAML skips too
+
+    def constant(name: str) -> Any:
+        raise _NotJSON(name)
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out = dict(pairs)
+        if len(out) != len(pairs):
+            raise _NotJSON(None)
+        return out
+
+    try:
+        return json.loads(body, parse_constant=constant, object_pairs_hook=no_duplicates)
+    except json.JSONDecodeError as exc:
+        message = exc.msg
+        if exc.pos == len(body) - len(body.lstrip()) and body.lstrip()[:1] not in ("{", "["):
+            message += " (a .json file holds JSON; write YAML in a .yaml file)"
+        raise SpecError(
+            f"JSON syntax error: {message}", file=file, line=exc.lineno, col=exc.colno
+        ) from None
+    except _NotJSON as exc:
+        if exc.args[0] is None:  # pragma: no cover - the composer reports duplicates first
+            raise SpecError("JSON: duplicate key", file=file) from None
+        line, col = _outside_strings(body, exc.args[0])
+        raise SpecError(
+            f"JSON syntax error: {exc.args[0]} is not a JSON value (JSON has no NaN or Infinity)",
+            file=file,
+            line=line,
+            col=col,
+        ) from None
+    except RecursionError:
+        raise SpecError("the document nests too deeply", file=file, line=1, col=1) from None
+
+
+def _outside_strings(text: str, word: str) -> tuple[int, int]:
+    """1-based line and column of the first ``word`` in ``text`` that is not inside a string."""
+    in_string = escaped = False
+    for i, ch in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif text.startswith(word, i):
+            line = text.count("\n", 0, i) + 1
+            return line, i - (text.rfind("\n", 0, i) + 1) + 1
+    return 1, 1  # pragma: no cover - json.loads saw it, so it is there
+
+
+def _compose(text: str, file: str | None, language: str) -> tuple[Any, SourceMap]:
     smap = SourceMap(file=file)
-    is_json = text.lstrip()[:1] in ("{", "[")
-    if is_json:
+    if text.lstrip("\ufeff \t\r\n")[:1] in ("{", "["):
+        is_json = True
         text = text.replace("\t", " ")  # JSON whitespace; same columns
-    language = "JSON" if file is not None and file.endswith(".json") else "YAML"
+    else:
+        is_json = False
     try:
         loader = (_JSONLoader if is_json else _Loader)(text)
     except yaml.reader.ReaderError as exc:  # a control character: PyYAML checks before parsing
