@@ -44,6 +44,10 @@ def resolve_parameters(spec: WorkflowSpec, given: Mapping[str, Any] | None) -> d
     """
     import difflib
 
+    if given is not None and not isinstance(given, Mapping):
+        raise ParameterError(
+            f"parameters must be a mapping of name -> value, got {type(given).__name__}"
+        )
     given = dict(given or {})
     out: dict[str, Any] = {}
     for name in given:
