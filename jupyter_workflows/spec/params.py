@@ -1,7 +1,9 @@
 """Run parameters: checked against the declared ones before any run exists.
 
 Also home of ``KEY=VALUE`` parsing shared by the CLI's ``-p`` and the magics' ``-p``: VALUE is
-read as YAML, so ``n=5`` is an integer and ``regions=[eu,us]`` a list.
+read as YAML, so ``n=5`` is an integer and ``regions=[eu,us]`` a list. The parsed values remember
+the text they came from (:class:`Assignments`), so a parameter declared ``type: string`` gets
+``-p name=5`` or ``-p answer=yes`` as the text typed rather than refusing YAML's int or bool.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import yaml
 from ..exceptions import ParameterError
 from .models import ParameterSpec, WorkflowSpec
 
-__all__ = ["check_value", "parse_assignments", "resolve_parameters"]
+__all__ = ["Assignments", "check_value", "parse_assignments", "resolve_parameters"]
 
 _CHECKS = {
     "string": lambda v: isinstance(v, str),
@@ -25,6 +27,15 @@ _CHECKS = {
     "object": lambda v: isinstance(v, dict),
     "any": lambda v: True,
 }
+
+
+class Assignments(dict[str, Any]):
+    """Parameter values read from ``KEY=VALUE`` text, each remembering its text (``texts``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: The VALUE text of each KEY, as typed (surrounding spaces removed).
+        self.texts: dict[str, str] = {}
 
 
 def check_value(param: ParameterSpec, value: Any) -> str | None:
@@ -48,6 +59,7 @@ def resolve_parameters(spec: WorkflowSpec, given: Mapping[str, Any] | None) -> d
         raise ParameterError(
             f"parameters must be a mapping of name -> value, got {type(given).__name__}"
         )
+    texts = given.texts if isinstance(given, Assignments) else {}
     given = dict(given or {})
     out: dict[str, Any] = {}
     for name in given:
@@ -59,6 +71,14 @@ def resolve_parameters(spec: WorkflowSpec, given: Mapping[str, Any] | None) -> d
     for name, param in spec.parameters.items():
         if name in given:
             value = given[name]
+            if (
+                param.type == "string"
+                and name in texts
+                and not isinstance(value, (str, list, dict))
+            ):
+                # ``-p name=5``/``name=yes``/``name=2024-01-01``: YAML typed the text; the
+                # declaration says it is text.
+                value = texts[name]
         elif param.required:
             raise ParameterError(f"workflow {spec.name!r}: parameter {name!r} is required")
         else:
@@ -71,9 +91,13 @@ def resolve_parameters(spec: WorkflowSpec, given: Mapping[str, Any] | None) -> d
     return out
 
 
-def parse_assignments(items: Iterable[str] | None) -> dict[str, Any]:
-    """``["n=5", "regions=[eu,us]"]`` -> ``{"n": 5, "regions": ["eu", "us"]}``."""
-    out: dict[str, Any] = {}
+def parse_assignments(items: Iterable[str] | None) -> Assignments:
+    """``["n=5", "regions=[eu,us]"]`` -> ``{"n": 5, "regions": ["eu", "us"]}``.
+
+    Each VALUE is read as YAML; :func:`resolve_parameters` gives a parameter declared
+    ``type: string`` the text as typed when YAML read a number, boolean, date or null.
+    """
+    out = Assignments()
     for item in items or ():
         key, sep, raw = item.partition("=")
         key = key.strip()
@@ -87,4 +111,5 @@ def parse_assignments(items: Iterable[str] | None) -> dict[str, Any]:
                 f"parameter {key!r}: cannot read {raw!r} as YAML: {problem}"
             ) from None
         out[key] = value
+        out.texts[key] = raw.strip()
     return out
