@@ -31,14 +31,27 @@ _install_lock = threading.Lock()
 _installed = False
 
 
+#: The message of an exception raised without one (``raise KeyError()``).
+NO_MESSAGE = "(no message)"
+
+
 def error_line(exc: BaseException) -> str:
-    """``Type: message`` on one line."""
-    text = str(exc).strip().splitlines()
-    message = text[0] if text else ""
+    """``Type: message`` on one line, always: the first line of the message that says
+    something (blank and rule-only lines such as ``-----`` are skipped), or :data:`NO_MESSAGE`
+    when the exception has none (CONTRACT §2)."""
+    try:
+        text = str(exc)
+    except Exception:  # a broken __str__ must not hide the error itself
+        text = ""
+    message = next((line.strip() for line in text.splitlines() if _says_something(line)), "")
     name = type(exc).__name__
     if isinstance(exc, TimeoutError):
         name = "TimeoutError"
-    return f"{name}: {message}" if message else name
+    return f"{name}: {message or NO_MESSAGE}"
+
+
+def _says_something(line: str) -> bool:
+    return any(c.isalnum() for c in line)
 
 
 class _ThreadRoutedStream(io.TextIOBase):

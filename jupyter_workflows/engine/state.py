@@ -25,6 +25,7 @@ from ..expressions import ExpressionError, evaluate, exact_expression, render
 from ..spec.compile import FAILED, SUCCEEDED, CompiledWorkflow, CTask
 from . import commands as C
 from . import events as E
+from .context import NO_MESSAGE
 
 __all__ = ["Execution", "RunState", "RunStatus", "TaskStatus"]
 
@@ -262,7 +263,8 @@ class RunState:
         if event.ok:
             self._attempt_ok(ex, index, event.key, event.result, event.cached)
         else:
-            self._attempt_failed(ex, index, attempt, event.error or "Error", event.error_type)
+            error = event.error or f"{event.error_type or 'TaskFailed'}: {NO_MESSAGE}"
+            self._attempt_failed(ex, index, attempt, error, event.error_type)
 
     def _on_timer_fired(self, event: E.TimerFired) -> None:
         what = self.timers.pop(event.timer, None)
@@ -863,7 +865,7 @@ class RunState:
             ex.error = None
         else:
             ex.status = "failed"
-            ex.error = error or "Error"
+            ex.error = error or f"{error_type or ex.error_type or 'TaskFailed'}: {NO_MESSAGE}"
             ex.error_type = error_type or ex.error_type
         self.dirty.add(ex.id)
         self._view(ex)
