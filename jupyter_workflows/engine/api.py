@@ -33,36 +33,52 @@ _config: dict[str, Any] = {}
 _orchestrator: Orchestrator | None = None
 
 
+class _Unset:
+    """The default of :func:`configure`'s arguments: "not given", unlike an explicit None."""
+
+    def __repr__(self) -> str:
+        return "<unset>"
+
+
+_UNSET: Any = _Unset()
+
+
 def configure(
-    store: str | os.PathLike[str] | RunStore | None = None,
-    scheduler: Any = None,
+    store: str | os.PathLike[str] | RunStore | None = _UNSET,
+    scheduler: Any = _UNSET,
     *,
-    executor: Executor | str | None = None,
+    executor: Executor | str | None = _UNSET,
 ) -> None:
     """Choose where runs are stored and where tasks run.
 
     Parameters
     ----------
     store:
-        A path to a SQLite store, ``":memory:"``, or a :class:`RunStore`.
+        A path to a SQLite store, ``":memory:"``, or a :class:`RunStore`; None goes back to the
+        default (``JUPYTER_WORKFLOWS_STORE``, else ``./.jupyter_workflows/state.db``).
     scheduler:
-        A Dask scheduler address, a ``distributed.Client``, or None for the embedded cluster.
+        A Dask scheduler address, a ``distributed.Client``, or None for the default
+        (``JUPYTER_WORKFLOWS_SCHEDULER``, else the embedded cluster).
     executor:
-        An :class:`Executor` instance, or ``"inline"`` to run tasks in threads of this process
-        (small runs and tests; no Dask).
+        An :class:`Executor` instance, ``"inline"`` to run tasks in threads of this process
+        (small runs and tests; no Dask), or None for the default (Dask).
 
-    Changing the configuration stops the current orchestrator; runs in flight in this process
-    should be finished first.
+    An argument not given keeps its current setting. Changing the configuration stops the
+    current orchestrator; runs in flight in this process should be finished first.
     """
     global _orchestrator
     with _lock:
-        if store is not None:
-            _config["store"] = store
-        if scheduler is not None:
-            _config["scheduler"] = scheduler
+        for name, value in (("store", store), ("scheduler", scheduler), ("executor", executor)):
+            if value is _UNSET:
+                continue
+            if value is None:
+                _config.pop(name, None)
+            else:
+                _config[name] = value
+        if scheduler is not _UNSET and executor is _UNSET:
+            # A scheduler (or the embedded cluster) means Dask: it replaces an executor chosen
+            # earlier, unless this call chooses one too.
             _config.pop("executor", None)
-        if executor is not None:
-            _config["executor"] = executor
         if _orchestrator is not None:
             old, _orchestrator = _orchestrator, None
             old.close()
