@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import RunNotFound, RunStateError, WorkflowError
-from .run import TERMINAL, Run, effective_status, owner_alive
+from .run import REQUEST_SECONDS, TERMINAL, Run, effective_status, owner_alive
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..definition import Workflow
@@ -243,8 +243,7 @@ def resume(
             orch.resume_paused(run_id)
         elif retry_failed and active.state.status == "failed":
             orch.retry_failed(run_id)
-        if wait:
-            run.wait(timeout)
+        _settle(orch, run, wait, timeout)
         return run
     rec = orch.store.get_run(run_id)
     assert rec is not None
@@ -257,15 +256,15 @@ def resume(
         if status == "paused":
             orch.store.add_request(run_id, "resume")
             # The owner takes the request at its next heartbeat; until then the run still shows
-            # ``paused``, which ``wait`` would take for the answer.
-            while (
-                wait
-                and run.status == "paused"
-                and owner_alive(dict(orch.store.get_run(run_id) or {}))
-            ):
-                if deadline is not None and time.monotonic() > deadline:
+            # ``paused``, which ``wait`` would take for the answer. Without ``wait``, return
+            # once it is applied too (or after a few heartbeats), so ``status`` reflects it.
+            stop = deadline if wait else time.monotonic() + REQUEST_SECONDS
+            while run.status == "paused" and owner_alive(dict(orch.store.get_run(run_id) or {})):
+                if stop is not None and time.monotonic() > stop:
+                    if not wait:
+                        break
                     raise TimeoutError(f"run {run_id} still paused after {timeout}s")
-                time.sleep(0.1)
+                time.sleep(0.05)
         if wait:
             run.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
         return run
@@ -276,9 +275,17 @@ def resume(
         orch.retry_failed(run_id)
     if rec.get("status") == "paused":
         orch.resume_paused(run_id)
+    _settle(orch, run, wait, timeout)
+    return run
+
+
+def _settle(orch: Orchestrator, run: Run, wait: bool, timeout: float | None) -> None:
+    """Wait for the run (``wait``), or at least until the requests fed so far are applied, so
+    ``run.status`` right after reflects them."""
     if wait:
         run.wait(timeout)
-    return run
+    else:
+        orch.barrier()
 
 
 def rebuild_workflow(rec: dict[str, Any]) -> Workflow:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import RunStateError
@@ -23,6 +24,8 @@ __all__ = ["TERMINAL", "Run"]
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 #: A run not updated by its owner for this long is ``interrupted`` (its process is gone).
 STALE_SECONDS = 10.0
+#: How long a control waits for another process to apply it (its heartbeat is every 2 s).
+REQUEST_SECONDS = 6.0
 
 
 class Run:
@@ -251,11 +254,13 @@ class Run:
         return build_trace(self, format)
 
     def _control(self, kind: str) -> None:
+        """Apply a pause or cancel; return once it is applied, so ``status`` reflects it."""
         status = self.status
         if status in TERMINAL:
             raise RunStateError(f"run {self.run_id} already ended ({status}); cannot {kind}")
         if self._active is not None:
             {"pause": self._orch.pause, "cancel": self._orch.cancel}[kind](self.run_id)
+            self._orch.barrier()  # the loop has handled the request: the status shows it
             return
         self._orch.store.add_request(self.run_id, kind)
         if kind == "cancel" and status == "interrupted":
@@ -267,6 +272,22 @@ class Run:
                 error="RunCancelled: the run was cancelled",
             )
             self._orch.store.commit()
+            return
+        # Another live process drives it and takes the request at its next heartbeat.
+        await_request(self, lambda s: s == "paused" if kind == "pause" else s in TERMINAL)
+
+
+def await_request(
+    run: Run, applied: Callable[[str], bool], timeout: float = REQUEST_SECONDS
+) -> None:
+    """Poll the store until ``applied(status)`` holds for a run another process drives, the run
+    ends, or its process is gone; at most ``timeout`` seconds (then the request stays queued)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = run.status
+        if applied(status) or status in TERMINAL or status == "interrupted":
+            return
+        time.sleep(0.05)
 
 
 def owner_alive(rec: dict[str, Any]) -> bool:
