@@ -18,6 +18,7 @@ import asyncio
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import socket
 import threading
@@ -45,6 +46,10 @@ __all__ = ["ActiveRun", "Orchestrator"]
 
 OWNER = f"{socket.gethostname()}:{os.getpid()}"
 HEARTBEAT_SECONDS = 2.0
+#: How deep nested runs may go: a workflow that (indirectly) nests itself stops here with a
+#: one-line error on the task, instead of creating runs without end.
+MAX_NESTING = 32
+logger = logging.getLogger(__name__)
 Listener = Callable[["ActiveRun"], None]
 
 
@@ -196,11 +201,14 @@ class Orchestrator:
             for cmd in cmds:
                 try:
                     self._carry_out(active, cmd)
-                except Exception as exc:  # a bug in carrying out must fail the task, not the loop
-                    if isinstance(cmd, C.Submit):
+                except Exception as exc:
+                    # Carrying out must never stop the loop: the rest of the batch, the
+                    # listeners and every other run depend on it. An attempt that cannot start
+                    # fails its task instead.
+                    if isinstance(cmd, (C.Submit, C.StartChild)):
                         self.feed(active.run_id, _failed(cmd.key, exc))
                     else:
-                        raise
+                        logger.debug("carrying out %r failed", cmd, exc_info=True)
         for active in touched.values():
             for listener in list(active.listeners):
                 try:
@@ -334,24 +342,65 @@ class Orchestrator:
         self.executor.submit(sub, done)
 
     def _start_child(self, active: ActiveRun, cmd: C.StartChild) -> None:
+        """Start a nested run; anything that keeps it from starting fails the parent's task
+        with one line (the child's definition no longer resolves, bad parameters, too deep)."""
         from ..spec.params import resolve_parameters
 
-        child_wf = active.workflow.resolve_workflow(cmd.workflow)
         try:
+            chain = self._nesting(active)
+            if len(chain) > MAX_NESTING:
+                shown = chain if len(chain) <= 6 else [*chain[:3], "...", *chain[-2:]]
+                self.feed(
+                    active.run_id,
+                    E.AttemptDone(
+                        time.time(),
+                        key=cmd.key,
+                        ok=False,
+                        error=(
+                            f"NestingError: nested workflow {cmd.workflow!r} would be level "
+                            f"{len(chain)} of nesting (at most {MAX_NESTING}; a workflow that "
+                            f"nests itself through others?): {' -> '.join([*shown, cmd.workflow])}"
+                        ),
+                        error_type="NestingError",
+                    ),
+                )
+                return
+            child_wf = active.workflow.resolve_workflow(cmd.workflow)
+            child_wf.validate()
             params = resolve_parameters(child_wf.spec, cmd.input)
+            child_id = self.start(
+                child_wf, params, no_cache=active.no_cache, parent=(active.run_id, cmd.key)
+            )
         except Exception as exc:
-            self.feed(active.run_id, _failed(cmd.key, exc))
+            self.feed(active.run_id, _failed(cmd.key, exc, f"nested workflow {cmd.workflow!r}"))
             return
-        child_id = self.start(
-            child_wf, params, no_cache=active.no_cache, parent=(active.run_id, cmd.key)
-        )
         active.children[cmd.key] = child_id
+
+    def _nesting(self, active: ActiveRun) -> list[str]:
+        """Workflow names from the outermost run down to ``active`` (at most one past the limit)."""
+        chain = [active.workflow.name]
+        parent = active.parent
+        while parent is not None and len(chain) <= MAX_NESTING:
+            up = self.runs.get(parent[0])
+            if up is not None:
+                chain.append(up.workflow.name)
+                parent = up.parent
+                continue
+            rec = self.store.get_run(parent[0])  # a parent this process no longer holds
+            if rec is None:
+                break
+            chain.append(rec.get("workflow") or "?")
+            grand = rec.get("parent_run_id")
+            parent = (grand, rec.get("parent_task") or "") if grand else None
+        return chain[::-1]
 
     def _finished(self, active: ActiveRun) -> None:
         if active.held:
             try:
                 if self._executor is not None:
                     self._executor.forget(sorted(active.held))
+            except Exception:  # the parent must hear of the end whatever happens here
+                logger.debug("forgetting the results of %s failed", active.run_id, exc_info=True)
             finally:
                 active.held.clear()
         if active.parent is not None:
@@ -369,7 +418,10 @@ class Orchestrator:
                     result=s.outputs,
                     error=None
                     if s.status == "succeeded"
-                    else f"ChildRunFailed: workflow {active.workflow.name!r} run {active.run_id} {s.status}: {s.error}",
+                    else _elide(
+                        f"ChildRunFailed: workflow {active.workflow.name!r} run {active.run_id} "
+                        f"{s.status}: {s.error}"
+                    ),
                     error_type=None if s.status == "succeeded" else "ChildRunFailed",
                 ),
             )
@@ -619,12 +671,23 @@ def _cache_key(action: ActionDef, cmd: C.Submit) -> str:
     return hashlib.sha256(f"{action.name}\0{action.code_hash}\0{basis}".encode()).hexdigest()
 
 
-def _failed(key: str, exc: BaseException) -> E.AttemptDone:
+def _failed(key: str, exc: BaseException, what: str | None = None) -> E.AttemptDone:
+    """A failed attempt for an exception raised while starting it; ``what`` prefixes the
+    message (``SpecError: nested workflow 'x': x.yaml:3:5: ...``)."""
     from .context import error_line
 
-    return E.AttemptDone(
-        time.time(), key=key, ok=False, error=error_line(exc), error_type=type(exc).__name__
-    )
+    error = error_line(exc)
+    if what:
+        kind, _, message = error.partition(": ")
+        error = f"{kind}: {what}: {message}"
+    return E.AttemptDone(time.time(), key=key, ok=False, error=error, error_type=type(exc).__name__)
+
+
+def _elide(line: str, limit: int = 600) -> str:
+    """Shorten a very long one-line error (deeply nested runs) to its start and its cause."""
+    if len(line) <= limit:
+        return line
+    return f"{line[: limit // 3]} ... {line[-(2 * limit) // 3 :]}"
 
 
 def _masked_event(event: E.Event) -> dict[str, Any]:
