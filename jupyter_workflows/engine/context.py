@@ -5,6 +5,12 @@ back as an :class:`Envelope` with ``ok=False``, so the lines the task printed or
 failed still reach the trace. ``print`` and ``logging`` are captured per thread (a Dask worker
 runs several tasks at once in threads), by a stdout proxy and a root-logger handler installed once
 per process that route each line to the buffer of the thread that wrote it.
+
+``logging`` drops a record below its logger's effective level before any handler sees it, and
+the root logger's default level is WARNING. So while any task runs in this process, the root
+level is lowered to INFO (:data:`CAPTURE_LEVEL`), and the root's other handlers get a filter
+that passes exactly what they passed before: tasks' INFO lines reach their trace without
+flooding the user's stderr. When no task runs, the root logger is as it was.
 """
 
 from __future__ import annotations
@@ -76,14 +82,113 @@ class _ThreadRoutedStream(io.TextIOBase):
 
 
 class _CaptureHandler(logging.Handler):
+    """On the root logger: a record logged by a task's thread goes to that task's buffer."""
+
     def emit(self, record: logging.LogRecord) -> None:
         buf = getattr(_local, "buffer", None)
         if buf is None:
+            # Not from a task. Python prints a warning nobody handles to stderr (its "last
+            # resort"), but only when no handler at all is found: this one must not change that.
+            if record.levelno >= logging.WARNING and not _handled_elsewhere(record, self):
+                logging.lastResort.handle(record)
             return
         try:
-            buf.append(f"{record.levelname} {record.name}: {record.getMessage()}\n")
+            line = f"{record.levelname} {record.name}: {record.getMessage()}\n"
+            if record.exc_info:
+                line += "".join(traceback.format_exception(*record.exc_info))
+            buf.append(line)
         except Exception:  # a bad log call must not fail the task
             pass
+
+
+def _handled_elsewhere(record: logging.LogRecord, mine: logging.Handler) -> bool:
+    """Whether a handler other than ``mine`` takes ``record`` (what ``Logger.callHandlers``
+    counts to decide on the last resort)."""
+    logger: logging.Logger | None = logging.getLogger(record.name)
+    if record.name == "root":
+        logger = logging.getLogger()
+    while logger is not None:
+        if any(h is not mine and record.levelno >= h.level for h in logger.handlers):
+            return True
+        if not logger.propagate:
+            return False
+        logger = logger.parent
+    return False
+
+
+#: The lowest level captured from loggers that do not set their own (``logging.info`` from a
+#: task, ``context.logger.info``); ``JUPYTER_WORKFLOWS_LOG_LEVEL=DEBUG`` captures DEBUG too.
+CAPTURE_LEVEL = "INFO"
+
+
+def _capture_level() -> int:
+    name = os.environ.get("JUPYTER_WORKFLOWS_LOG_LEVEL") or CAPTURE_LEVEL
+    level = logging.getLevelName(name.strip().upper())
+    return level if isinstance(level, int) else logging.INFO
+
+
+class _LevelGuard(logging.Filter):
+    """On the root logger's other handlers while tasks run: pass exactly the records they got
+    before the root level was lowered, so capturing INFO never floods the user's stderr."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= self.level:
+            return True
+        # Below the old root level: it was logged before only if its logger (or a parent below
+        # the root) sets its own level low enough.
+        logger: logging.Logger | None = logging.getLogger(record.name)
+        while logger is not None and logger.parent is not None:
+            if logger.level:
+                return record.levelno >= logger.level
+            logger = logger.parent
+        return False
+
+
+_level_lock = threading.Lock()
+_tasks_running = 0
+#: While tasks run with the root level lowered: (old level, lowered level, guard, guarded).
+_lowered: tuple[int, int, _LevelGuard, list[logging.Handler]] | None = None
+
+
+def _capture_begin() -> None:
+    """A task starts: while any runs in this process, the root logger lets ``INFO`` through
+    (``logging`` drops a record below its logger's level before any handler sees it), and the
+    root's other handlers are guarded to see no more than before."""
+    global _tasks_running, _lowered
+    with _level_lock:
+        _tasks_running += 1
+        if _tasks_running > 1 or _lowered is not None:
+            return
+        root = logging.getLogger()
+        floor = _capture_level()
+        old = root.level
+        if old and old > floor:
+            guard = _LevelGuard(old)
+            guarded = [h for h in root.handlers if not isinstance(h, _CaptureHandler)]
+            for handler in guarded:
+                handler.addFilter(guard)
+            root.setLevel(floor)
+            _lowered = (old, floor, guard, guarded)
+
+
+def _capture_end() -> None:
+    """A task ended: when none runs any more, the root logger is as it was."""
+    global _tasks_running, _lowered
+    with _level_lock:
+        _tasks_running = max(0, _tasks_running - 1)
+        if _tasks_running or _lowered is None:
+            return
+        old, floor, guard, guarded = _lowered
+        _lowered = None
+        for handler in guarded:
+            handler.removeFilter(guard)
+        root = logging.getLogger()
+        if root.level == floor:  # unless someone set it meanwhile
+            root.setLevel(old)
 
 
 def _install() -> None:
@@ -212,6 +317,7 @@ def run_task(
     lines: list[str] = []
     previous = getattr(_local, "buffer", None)
     _local.buffer = lines
+    _capture_begin()
     started = time.time()
     try:
         value = fn(**kwargs)
@@ -227,6 +333,7 @@ def run_task(
         lines.append("".join(tb[-6:]))
     finally:
         _local.buffer = previous
+        _capture_end()
     ended = time.time()
     logs = [line for chunk in "".join(lines).splitlines() if (line := chunk.rstrip())]
     # A secret the task looked up with ``context.secret()`` is registered in this process only:
