@@ -25,16 +25,24 @@ Threads, and why
       concurrently with each other.
 
 What travels
-    Each task runs :func:`run_shipped` on the worker. The function, its plain keyword arguments
-    and its context travel as one cloudpickle payload that the worker unpickles *inside* the task.
-    Two reasons: modules registered with ``cloudpickle.register_pickle_by_value`` (the workflow's
-    folder) are only pickled by value when cloudpickle pickles them itself (Dask's own pickling
-    looks at the registry only for the top-level object), and a payload that cannot be unpickled
-    on a worker (a module missing there) must fail that one task with ``ModuleNotFoundError``
-    rather than break the worker's connection to the scheduler. :class:`ResultRef` arguments are
-    passed as the held Dask futures, so upstream results go worker to worker and never through
-    the client. Workers need ``jupyter_workflows`` itself installed (it defines
-    :func:`run_shipped` and the envelope); users' task code does not.
+    Each task runs :func:`run_shipped` on the worker. The function (pickled once per wave of
+    submissions), its plain keyword arguments and its context travel as one cloudpickle payload
+    that the worker unpickles *inside* the task. Two reasons: modules registered with
+    ``cloudpickle.register_pickle_by_value`` (the workflow's folder) are only pickled by value
+    when cloudpickle pickles them itself (Dask's own pickling looks at the registry only for the
+    top-level object), and a payload that cannot be unpickled on a worker (a module missing
+    there) must fail that one task with ``ModuleNotFoundError`` rather than break the worker's
+    connection to the scheduler. :class:`ResultRef` arguments are passed as the held Dask
+    futures, so upstream results go worker to worker and never through the client. Workers
+    need ``jupyter_workflows`` itself installed (it defines :func:`run_shipped` and the
+    envelope); users' task code does not.
+
+How outcomes come back
+    The executor subscribes to a private Dask event topic; a worker publishes each small
+    envelope (up to 16 KiB pickled) there as the task ends, so the outcome reaches the engine in
+    the scheduler's existing stream, with no gather round trip. Larger envelopes, and futures
+    that end without running (cancelled, ``KilledWorker``), are gathered in the client's loop,
+    batched. Either way each submission's callback is called exactly once.
 
 Resources and queues
     ``Submission.resources`` become Dask worker resources (``resources={"GPU": 1}`` runs only on a
@@ -67,19 +75,21 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import collections
 import functools
 import logging
 import os
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import cloudpickle
 from dask.system import cpu_count
-from distributed import Client, Future, LocalCluster
+from distributed import Client, Future, LocalCluster, get_worker
 from distributed import client as _distributed_client
 
 from ..engine.context import Envelope, error_line, run_task
@@ -115,6 +125,10 @@ _OFFERS_TTL_S = 1.0
 #: process, on the embedded cluster) a round trip each.
 _BUSY_FACTOR = 2
 _GATHER_WINDOW_S = 0.02
+#: Largest pickled envelope a worker publishes on the engine's event topic; larger ones are
+#: gathered. The scheduler keeps the last ``distributed.admin.low-level-log-length`` (1000)
+#: events of a topic, so this also bounds what a topic holds there.
+_PUSH_MAX_BYTES = 16 * 1024
 #: A drain-queue entry whose envelope the drain thread still has to gather.
 _UNGATHERED: Any = object()
 _CAN_WATCH = callable(
@@ -203,18 +217,58 @@ def _reraise(exc: BaseException) -> None:
 
 
 def run_shipped(payload: bytes, refs: dict[str, Any]) -> Envelope:
-    """What a Dask worker runs: unpickle ``(fn, kwargs, context, wants_context)``, then run it.
+    """What a Dask worker runs: unpickle ``(fn, kwargs, context, wants_context, push)``, run it.
+
+    ``fn`` comes pickled on its own (the same bytes for every task of a wave), and is
+    unpickled once per worker for the same bytes.
 
     ``refs`` holds the upstream results (Dask resolved the futures to their envelopes, which
     :func:`~jupyter_workflows.engine.context.run_task` unwraps). Never raises: a payload that
     cannot be loaded here fails the task like an exception of the task would.
+
+    ``push`` is ``(topic, key)`` or ``None``: the envelope, when small, is also published on
+    that Dask event topic, so the engine that subscribed to it learns the outcome without a
+    gather round trip (see :meth:`DaskExecutor._watch`).
     """
     try:
-        fn, kwargs, context, wants_context = cloudpickle.loads(payload)
+        fn_bytes, kwargs, context, wants_context, push = cloudpickle.loads(payload)
+        fn = _load_function(fn_bytes)
     except Exception as exc:
         return run_task(functools.partial(_reraise, exc), {})
     kwargs.update(refs)
-    return run_task(fn, kwargs, context, wants_context)
+    envelope = run_task(fn, kwargs, context, wants_context)
+    if push is not None:
+        _push(push, envelope)
+    return envelope
+
+
+@functools.lru_cache(maxsize=128)
+def _load_function(data: bytes) -> Callable[..., Any]:
+    """Unpickle a task function, once per worker for the same bytes (as Dask caches its own)."""
+    return cloudpickle.loads(data)
+
+
+def _push(push: tuple[str, str], envelope: Envelope) -> None:
+    topic, key = push
+    try:
+        data = cloudpickle.dumps(envelope, protocol=5)
+        if len(data) <= _PUSH_MAX_BYTES:
+            get_worker().log_event(topic, [key, data])
+    except Exception:  # the engine gathers the envelope instead
+        logger.debug("publishing the outcome of %s failed", key, exc_info=True)
+
+
+@dataclass(slots=True, frozen=True)
+class _Pushed:
+    """A pickled envelope a worker published; unpickled in the drain thread, off the loop."""
+
+    data: bytes
+
+    def load(self) -> Any:
+        try:
+            return cloudpickle.loads(self.data)
+        except Exception as exc:  # becomes the outcome
+            return exc
 
 
 @dataclass(slots=True)
@@ -322,6 +376,13 @@ class DaskExecutor(Executor):
         self._offers: dict[str, dict[str, float]] = {}
         self._offers_at = float("-inf")
         self._waiters: set[asyncio.Task[None]] = set()
+        #: The Dask event topic workers publish outcomes on, and whether we subscribed to it.
+        self._topic = f"jupyter-workflows-{uuid.uuid4().hex}"
+        self._pushing = False
+        #: Watched futures by key, until their outcome went to the drain queue (loop only).
+        self._expected: dict[str, tuple[Future, Callable[[Outcome], None]]] = {}
+        #: Outcomes published before their future was watched (loop only).
+        self._early: collections.OrderedDict[str, bytes] = collections.OrderedDict()
         #: Finished futures waiting for the next gather, and whether one is under way (both
         #: touched only in the client's loop).
         self._finished_batch: list[tuple[Future, Callable[[Outcome], None]]] = []
@@ -364,6 +425,11 @@ class DaskExecutor(Executor):
             else:
                 self._client = self.scheduler
                 self._owns_client = False
+            try:
+                self._client.subscribe_topic(self._topic, self._on_pushed)
+                self._pushing = True
+            except Exception:  # outcomes are gathered then
+                logger.debug("subscribing to %s failed", self._topic, exc_info=True)
             for target, name in ((self._submit_loop, "submit"), (self._drain_loop, "drain")):
                 thread = threading.Thread(
                     target=target, name=f"jupyter-workflows-dask-{name}", daemon=True
@@ -399,6 +465,11 @@ class DaskExecutor(Executor):
                 thread.join(timeout=5)
         if client is not None and not owns:
             # A borrowed client lives on: let go of what we asked it to keep.
+            if self._pushing:
+                try:
+                    client.unsubscribe_topic(self._topic)
+                except Exception:  # best effort
+                    logger.debug("unsubscribing from %s failed", self._topic, exc_info=True)
             for future in held.values():
                 future.release()
         held.clear()
@@ -563,8 +634,15 @@ class DaskExecutor(Executor):
         )
         return True
 
-    def _prepare(self, item: _Pending, client: Client) -> tuple[bytes, dict[str, Future]] | None:
-        """The payload and upstream futures for one submission, or ``None`` after failing it."""
+    def _prepare(
+        self, item: _Pending, client: Client, pickled: dict[int, tuple[Callable[..., Any], bytes]]
+    ) -> tuple[bytes, dict[str, Future]] | None:
+        """The payload and upstream futures for one submission, or ``None`` after failing it.
+
+        ``pickled`` caches each function's pickle for one wave: a notebook function travels by
+        value, and pickling it once for 2000 items instead of 2000 times matters. (Not longer
+        than a wave: the pickle holds the values of the globals it uses, which may change.)
+        """
         sub = item.submission
         refs: dict[str, Future] = {}
         plain: dict[str, Any] = {}
@@ -596,7 +674,13 @@ class DaskExecutor(Executor):
                 else:
                     plain[name] = value
         try:
-            payload = cloudpickle.dumps((sub.fn, plain, sub.context, sub.wants_context), protocol=5)
+            push = (self._topic, sub.key) if self._pushing else None
+            cached = pickled.get(id(sub.fn))
+            if cached is None:
+                cached = pickled[id(sub.fn)] = (sub.fn, cloudpickle.dumps(sub.fn, protocol=5))
+            payload = cloudpickle.dumps(
+                (cached[1], plain, sub.context, sub.wants_context, push), protocol=5
+            )
         except Exception as exc:
             self._emit(item.callback, _failed_by(sub.key, exc))
             return None
@@ -642,6 +726,7 @@ class DaskExecutor(Executor):
             list[tuple[_Pending, bytes, dict[str, Future]]],
         ] = {}
         seen: set[str] = set()
+        pickled: dict[int, tuple[Callable[..., Any], bytes]] = {}
         for item in ready:
             key = item.submission.key
             if key in seen:
@@ -649,7 +734,7 @@ class DaskExecutor(Executor):
                     item.callback, _failed(key, "ValueError", f"key {key!r} was submitted twice")
                 )
                 continue
-            prepared = self._prepare(item, client)
+            prepared = self._prepare(item, client, pickled)
             if prepared is None:
                 continue
             seen.add(key)
@@ -726,6 +811,11 @@ class DaskExecutor(Executor):
     ) -> None:
         loop = asyncio.get_running_loop()
         for future, callback, free in pairs:
+            data = self._early.pop(future.key, None)
+            if data is not None:  # its outcome was published before we got here
+                self._done_queue.put((future, _Pushed(data), callback))
+                continue
+            self._expected[future.key] = (future, callback)
             if future.status != "pending":
                 self._finished(client, future, callback)
             else:
@@ -744,10 +834,32 @@ class DaskExecutor(Executor):
             self._free_pending -= free
             self._finished(client, future, callback)
 
+    def _on_pushed(self, event: tuple[float, list[Any]]) -> None:
+        """In the loop: a worker published an outcome (see :func:`run_shipped`)."""
+        try:
+            key, data = event[1]
+        except (TypeError, ValueError):  # not ours: the topic is private, but be safe
+            return
+        entry = self._expected.pop(key, None)
+        if entry is None:
+            # Not watched yet (or a re-run of a task whose outcome we already have).
+            self._early[key] = data
+            while len(self._early) > _BATCH:
+                self._early.popitem(last=False)
+            return
+        future, callback = entry
+        self._done_queue.put((future, _Pushed(data), callback))
+
     def _finished(
         self, client: Client, future: Future, callback: Callable[[Outcome], None]
     ) -> None:
-        """In the loop: queue ``future`` for the next gather, starting one if none is running."""
+        """In the loop: queue ``future`` for the next gather, starting one if none is running.
+
+        Nothing to do when its outcome was published (and so already handed on).
+        """
+        if self._expected.pop(future.key, None) is None:
+            return
+        self._early.pop(future.key, None)
         self._finished_batch.append((future, callback))
         if not self._gathering:
             self._gathering = True
@@ -805,6 +917,8 @@ class DaskExecutor(Executor):
                 else:
                     if envelope is _UNGATHERED:
                         envelope = late.get(item.key)
+                    elif isinstance(envelope, _Pushed):
+                        envelope = envelope.load()
                     outcome = self._outcome(item, envelope)
                 try:
                     callback(outcome)
