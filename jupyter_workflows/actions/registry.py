@@ -14,6 +14,7 @@ import functools
 import hashlib
 import importlib
 import inspect
+import re
 import sys
 import threading
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, overload
 
-from ..exceptions import ActionNotFound
+from ..exceptions import ActionNotFound, SpecError
 
 __all__ = ["ActionDef", "TaskFunction", "get_registry", "resolve_action", "task"]
 
@@ -143,20 +144,28 @@ def task(
     ...     return a + b
     """
 
-    def register(f: Callable[..., Any]) -> TaskFunction:
-        from ..spec.models import CachePolicy, RetryPolicy
+    if name is not None:
+        _check_name(name)
+    # Checked now, not when the first task runs: the same rules as a task's own fields.
+    options = _check_options(
+        name, resources=resources, retry=retry, timeout=timeout, cache=cache, queue=queue
+    )
 
+    def register(f: Callable[..., Any]) -> TaskFunction:
         if isinstance(f, TaskFunction):
             f = f.definition.fn
-        action_name = name or f.__name__
+        if not callable(f):
+            hint = " (to name the action, write @task(name=...))" if isinstance(f, str) else ""
+            raise SpecError(f"@task registers a function, got {type(f).__name__} {f!r}{hint}")
+        action_name = name or getattr(f, "__name__", None)
+        if not isinstance(action_name, str) or action_name == "<lambda>":
+            raise SpecError(f"@task: {f!r} has no name to register it by; give @task(name=...)")
+        if name is None:
+            _check_name(action_name)
         definition = ActionDef(
             name=action_name,
             fn=f,
-            resources=dict(resources) if resources else None,
-            retry=RetryPolicy.model_validate(retry) if retry is not None else None,
-            timeout=timeout,
-            cache=CachePolicy.model_validate({} if cache is True else cache) if cache else None,
-            queue=queue,
+            **options,
             wants_context=_wants_context(f),
             signature=_signature(f),
         )
@@ -167,6 +176,71 @@ def task(
     if fn is not None:
         return register(fn)
     return register
+
+
+#: Namespaces of the builtin actions: a registered name there would never be called, since
+#: builtins resolve first.
+RESERVED_PREFIXES = ("core.", "llm.")
+
+
+_IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+def _check_name(name: Any) -> None:
+    from ..spec.models import NAME_PATTERN
+
+    if not isinstance(name, str):
+        raise SpecError(f"@task(name=...) must be a string, got {type(name).__name__} {name!r}")
+    if _IMPORT_PATH.match(name):
+        return  # ``module:function``: stands in for that import (resume registers those so)
+    if not re.match(NAME_PATTERN, name):
+        raise SpecError(
+            f"@task: invalid action name {name!r}: letters, digits, '_', '.' and '-', "
+            "starting with a letter or '_'"
+        )
+    if name.startswith(RESERVED_PREFIXES):
+        raise SpecError(
+            f"@task: the action name {name!r} is reserved: 'core.*' and 'llm.*' are the "
+            "builtin actions; choose another name"
+        )
+
+
+def _check_options(name: str | None, **given: Any) -> dict[str, Any]:
+    """The decorator's options as a task's fields would read them; one-line SpecError if bad."""
+    from pydantic import ValidationError
+
+    from ..spec.models import TaskDefaults
+
+    data = {k: v for k, v in given.items() if v is not None}
+    try:
+        parsed = TaskDefaults.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        option = str(err["loc"][0]) if err["loc"] else "options"
+        who = f"@task(name={name!r})" if name else "@task"
+        if err["type"] == "extra_forbidden" and len(err["loc"]) == 2:
+            import difflib
+
+            from ..spec.models import CachePolicy, RetryPolicy
+
+            field = str(err["loc"][1])
+            model = {"retry": RetryPolicy, "cache": CachePolicy}.get(option)
+            known = list(model.model_fields) if model is not None else []
+            hint = difflib.get_close_matches(field, known, n=1)
+            message = f"unknown field {field!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            raise SpecError(f"{who}: option {option!r}: {message}") from None
+        message = str(err["msg"]).removeprefix("Value error, ")
+        message = re.sub(r"a valid dictionary( or instance of \w+)?", "a mapping", message)
+        raise SpecError(
+            f"{who}: option {option!r}: {message} (got {given.get(option)!r})"
+        ) from None
+    return {
+        "resources": dict(parsed.resources) if parsed.resources else None,
+        "retry": parsed.retry,
+        "timeout": parsed.timeout,
+        "cache": parsed.cache,
+        "queue": parsed.queue,
+    }
 
 
 def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
