@@ -350,3 +350,36 @@ def test_embedded_cluster_starts_lazily_on_loopback_and_closes() -> None:
     finally:
         ex.close()
     assert cluster is not None and cluster.status.name == "closed"
+
+
+def blob(n: int) -> bytes:
+    return b"x" * n
+
+
+def test_published_and_gathered_outcomes_each_arrive_once(executor: DaskExecutor) -> None:
+    """Small envelopes come back on the event topic, large ones by gather: all exactly once."""
+    assert executor.start()._pushing  # subscribed to its topic on this cluster
+    got = Collector()
+    sizes = {f"mixed.blob-abcdef12-{i}": (10 if i % 3 else 100_000) for i in range(90)}
+    for key, size in sizes.items():
+        executor.submit(Submission(key, blob, {"n": size}), got)
+    outcomes = got.wait(*sizes, timeout=50)
+    assert [len(o.result) for o in outcomes] == list(sizes.values())
+    assert got.duplicates == []
+
+
+def test_outcomes_without_the_event_topic(client: object) -> None:
+    """If subscribing failed (or workers cannot publish), every outcome is gathered."""
+    ex = DaskExecutor(client).start()
+    try:
+        ex._pushing = False
+        got = Collector()
+        keys = [f"nopush.noop-abcdef12-{i}" for i in range(50)]
+        for key in keys:
+            ex.submit(Submission(key, chatty, {"n": 3}), got)
+        outcomes = got.wait(*keys, timeout=50)
+        assert all(o.ok and o.result == 3 for o in outcomes)
+        assert any("printed 3" in line for line in outcomes[0].logs)
+        assert got.duplicates == []
+    finally:
+        ex.close()
