@@ -85,9 +85,32 @@ class Workflow:
         return compile_workflow(self.spec)
 
     def resolve_action(self, name: str):
+        """The action ``name`` as this workflow's tasks see it.
+
+        A bare name may be registered by a module that another task's ``module:function``
+        imports, wherever that task stands in the document: when the name is not known yet,
+        those modules are imported and it is looked up again.
+        """
         from .actions.registry import resolve_action
 
+        try:
+            return resolve_action(name, self.base_dir)
+        except ActionNotFound:
+            if ":" in name or not self._import_action_modules():
+                raise
         return resolve_action(name, self.base_dir)
+
+    def _import_action_modules(self) -> bool:
+        """Import the modules of every ``module:function`` action; True if there are any."""
+        from .actions.registry import resolve_action
+
+        paths = {ct.action for ct in self.compiled.tasks.values() if ct.action and ":" in ct.action}
+        for path in sorted(paths):
+            try:
+                resolve_action(path, self.base_dir)
+            except ActionNotFound:
+                pass  # reported at its own task
+        return bool(paths)
 
     def resolve_workflow(self, name: str) -> Workflow:
         return resolve_workflow(name, self.base_dir)

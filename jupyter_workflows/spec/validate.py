@@ -174,8 +174,9 @@ def validate_compiled(
             key=True,
         )
 
-    # Actions and nested workflows resolve.
-    for name, ct in cw.tasks.items():
+    # Actions and nested workflows resolve. Import paths first: importing a module may register
+    # the bare names other tasks use, and its import error is the one worth reporting.
+    for name, ct in sorted(cw.tasks.items(), key=lambda item: ":" not in (item[1].action or "")):
         if ct.action is not None and resolve_action is not None:
             try:
                 resolve_action(ct.action)
