@@ -275,10 +275,20 @@ def _tidy_task(task: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_ACCEPTS = "jw.load() takes a .yaml, .yml or .json workflow file, or the YAML/JSON text itself"
+
+
 def _looks_like_path(value: str) -> bool:
-    if "\n" in value or "{" in value:
+    """A path rather than a document: a workflow file's name, an existing file, or one line
+    with no ``:`` (as YAML that would be a bare string, never a workflow)."""
+    stripped = value.strip()
+    if not stripped or "\n" in stripped or "{" in value:
         return False
-    return value.endswith((".yaml", ".yml", ".json")) or os.path.exists(value)
+    return (
+        value.endswith((".yaml", ".yml", ".json", ".ipynb"))
+        or os.path.exists(value)
+        or ":" not in value
+    )
 
 
 def load(source: str | os.PathLike[str], *, name: str | None = None) -> Workflow:
@@ -298,11 +308,19 @@ def load(source: str | os.PathLike[str], *, name: str | None = None) -> Workflow
     """
     if isinstance(source, os.PathLike) or (isinstance(source, str) and _looks_like_path(source)):
         path = Path(source)
+        if not path.exists():
+            raise SpecError(f"no such file ({_ACCEPTS})", file=str(path))
+        if path.suffix == ".ipynb":
+            raise SpecError(
+                f"{_ACCEPTS}; a notebook runs with `jupyter-workflows run {path}` "
+                "or its %%workflow cells",
+                file=str(path),
+            )
         text = read_text(path)
         spec, smap = load_spec(text, file=str(path), name=name or _stem_name(path))
         return Workflow(spec, source_map=smap, path=path, source=text)
     if not isinstance(source, str):
-        raise SpecError(f"load() takes a path or YAML text, got {type(source).__name__}")
+        raise SpecError(f"{_ACCEPTS}, not {type(source).__name__}")
     spec, smap = load_spec(source, file=None, name=name)
     return Workflow(spec, source_map=smap, source=source)
 
