@@ -6,7 +6,10 @@ the :class:`~jupyter_workflows.executors.base.Executor` interface.
 Where it runs
     ``DaskExecutor()`` starts an embedded :class:`~distributed.LocalCluster` on first use: worker
     *processes* on ``127.0.0.1`` (scheduler, workers and dashboard bind to loopback only), one per
-    core, never fewer than two threads in all (on one core: one worker with two threads).
+    core, never fewer than two threads in all (on one core: one worker with two threads), plus
+    one single-threaded worker per GPU :func:`detect_gpus` finds, declaring ``GPU=1`` and seeing
+    only its device. The embedded cluster serves every ``queue`` (queues route work between the
+    machines of a real cluster; on one machine there is nowhere else to go).
     ``DaskExecutor("tcp://host:8786")`` connects to a running scheduler, ``DaskExecutor(client)``
     borrows a :class:`~distributed.Client` and never closes it.
 
@@ -80,6 +83,8 @@ import functools
 import logging
 import os
 import queue
+import shutil
+import subprocess
 import threading
 import time
 import uuid
@@ -97,6 +102,7 @@ from .base import Executor, Outcome, ResultRef, Submission
 
 __all__ = [
     "DaskExecutor",
+    "detect_gpus",
     "embedded_cluster_size",
     "get_default_executor",
     "queue_resource",
@@ -152,12 +158,38 @@ def embedded_cluster_size(cores: int | None = None) -> tuple[int, int]:
     return cores, 1
 
 
+def detect_gpus() -> list[str]:
+    """The GPUs this machine offers the embedded cluster, as ``CUDA_VISIBLE_DEVICES`` entries.
+
+    ``nvidia-smi -L`` lists them; ``CUDA_VISIBLE_DEVICES``, when set, narrows the list (an empty
+    value hides every GPU). No ``nvidia-smi``: no GPUs.
+    """
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and not visible.strip():
+        return []
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return []
+    try:
+        listed = subprocess.run(
+            [exe, "-L"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    found = [str(i) for i, line in enumerate(listed.splitlines()) if line.startswith("GPU ")]
+    if visible is not None:
+        wanted = [v.strip() for v in visible.split(",") if v.strip()]
+        return [v for v in wanted if v in found or not v.isdigit()]
+    return found
+
+
 def start_local_cluster(
     n_workers: int | None = None,
     threads_per_worker: int | None = None,
     *,
     processes: bool = True,
     resources: dict[str, float] | None = None,
+    gpus: list[str] | None = None,
     **kwargs: Any,
 ) -> tuple[LocalCluster, Client]:
     """Start a LocalCluster bound to loopback, and a client of it (not the default client).
@@ -170,6 +202,9 @@ def start_local_cluster(
         Worker processes (the default) or threads of this process.
     resources
         Resources every worker declares (``{"GPU": 1}``).
+    gpus
+        Devices (``CUDA_VISIBLE_DEVICES`` entries) that each get one more worker process of one
+        thread, which declares ``GPU=1`` and sees only that device (as ``dask-cuda`` does).
     **kwargs
         Passed on to :class:`~distributed.LocalCluster`.
     """
@@ -197,11 +232,26 @@ def start_local_cluster(
         **options,
     )
     try:
+        if gpus and processes:
+            _add_gpu_workers(cluster, gpus)
         client = Client(cluster, set_as_default=False)
+        if gpus and processes:
+            client.wait_for_workers(n_workers + len(gpus), timeout=60)
     except BaseException:
         cluster.close()
         raise
     return cluster, client
+
+
+def _add_gpu_workers(cluster: LocalCluster, gpus: list[str]) -> None:
+    for device in gpus:
+        spec = next(iter(cluster.new_worker_spec().values()))
+        options = dict(spec["options"])
+        options["nthreads"] = 1
+        options["resources"] = {**(options.get("resources") or {}), "GPU": 1}
+        options["env"] = {**(options.get("env") or {}), "CUDA_VISIBLE_DEVICES": device}
+        cluster.worker_spec[f"gpu-{device}"] = {**spec, "options": options}
+    cluster.sync(cluster._correct_state)
 
 
 def wait_for_workers(address: str, n_workers: int, timeout: float = 30.0) -> list[dict[str, Any]]:
@@ -416,7 +466,7 @@ class DaskExecutor(Executor):
                 return self
             if self.scheduler is None:
                 self._cluster, self._client = start_local_cluster(
-                    self.n_workers, self.threads_per_worker
+                    self.n_workers, self.threads_per_worker, gpus=detect_gpus()
                 )
                 self._owns_client = True
             elif isinstance(self.scheduler, str):
@@ -498,7 +548,7 @@ class DaskExecutor(Executor):
         """Queue ``submission``; ``callback`` gets its outcome from the drain thread."""
         self.start()
         needs = {name: float(amount) for name, amount in (submission.resources or {}).items()}
-        if submission.queue:
+        if submission.queue and self.scheduler is not None:  # the embedded cluster serves all
             needs[queue_resource(submission.queue)] = 1.0
         self._submit_queue.put(_Pending(submission, callback, needs))
 
