@@ -524,6 +524,9 @@ class Orchestrator:
                 if left is not None and left <= 0:
                     return False
                 active.settled.wait(timeout=0.5 if left is None else min(left, 0.5))
+        # The state turns quiescent inside the loop's turn, before that turn wrote the store:
+        # let the turn finish, so what the store says agrees with the state.
+        self.barrier()
         return True
 
     def barrier(self, timeout: float = 30.0) -> None:
