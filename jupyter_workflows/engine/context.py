@@ -37,6 +37,8 @@ _install_lock = threading.Lock()
 _installed = False
 
 
+#: Progress reports leave a task at most this often (seconds); see :meth:`TaskContext.progress`.
+PROGRESS_INTERVAL = 0.5
 #: The message of an exception raised without one (``raise KeyError()``).
 NO_MESSAGE = "(no message)"
 
@@ -225,14 +227,48 @@ class TaskContext:
         default_factory=lambda: logging.getLogger("jupyter_workflows.task")
     )
     progress_hook: Callable[[int, int], None] | None = None
+    #: The last ``(done, total)`` reported; it leaves with the outcome (``Envelope.progress``).
     last_progress: tuple[int, int] | None = None
+    _reported_at: float | None = field(default=None, repr=False)
+    _reported: tuple[int, int] | None = field(default=None, repr=False)
 
     def progress(self, done: int, total: int) -> None:
-        """Report progress; shown in the trace (and live where the executor supports it)."""
-        self.last_progress = (int(done), int(total))
-        self.logger.info("progress %s/%s", done, total)
+        """Report progress: ``done`` of ``total`` units of work.
+
+        The run shows it live (``Run.live()``, the widget) and the trace logs it. Call it as
+        often as you like: reports go out at most every :data:`PROGRESS_INTERVAL` seconds, and
+        always the first one and the one that reaches ``total``.
+        """
+        try:
+            report = (int(done), int(total))
+        except (TypeError, ValueError):
+            self.logger.warning("progress(%r, %r): done and total must be numbers", done, total)
+            return
+        self.last_progress = report
+        now = time.monotonic()
+        if (
+            self._reported_at is not None
+            and now - self._reported_at < PROGRESS_INTERVAL
+            and report[0] < report[1]
+        ):
+            return
+        self._report(report, now)
+
+    def _report(self, report: tuple[int, int], now: float) -> None:
+        self._reported_at, self._reported = now, report
+        self.logger.info("progress %s/%s", *report)
         if self.progress_hook is not None:
-            self.progress_hook(int(done), int(total))
+            try:
+                self.progress_hook(*report)
+            except Exception:  # reporting must never fail the task
+                pass
+
+    def _flush(self) -> None:
+        """The task ended: log the last report if the interval held it back (the outcome
+        carries it to the run)."""
+        if self.last_progress is not None and self.last_progress != self._reported:
+            self._reported = self.last_progress
+            self.logger.info("progress %s/%s", *self.last_progress)
 
     def secret(self, name: str) -> str:
         """A secret from the environment; registered for masking in every output."""
@@ -253,6 +289,8 @@ class Envelope:
     started_at: float = 0.0
     ended_at: float = 0.0
     worker: str = ""
+    #: The last ``(done, total)`` the task reported with ``context.progress``.
+    progress: tuple[int, int] | None = None
 
 
 def _worker_name() -> str:
@@ -304,8 +342,9 @@ def run_task(
             )
     kwargs = {k: (v.value if isinstance(v, Envelope) else v) for k, v in kwargs.items()}
     ctx = dict(context or {})
+    task_context: TaskContext | None = None
     if wants_context:
-        kwargs["context"] = TaskContext(
+        kwargs["context"] = task_context = TaskContext(
             run_id=ctx.get("run_id", ""),
             task=ctx.get("task", ""),
             attempt=ctx.get("attempt", 1),
@@ -332,6 +371,8 @@ def run_task(
         tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
         lines.append("".join(tb[-6:]))
     finally:
+        if task_context is not None:
+            task_context._flush()
         _local.buffer = previous
         _capture_end()
     ended = time.time()
@@ -345,4 +386,7 @@ def run_task(
         logs = [masker.mask_text(line) for line in logs]
         error = masker.mask_text(error) if error else error
         value = masker.mask(value)
-    return Envelope(ok, value, error, error_type, logs, started, ended, _worker_name())
+    progress = task_context.last_progress if task_context is not None else None
+    return Envelope(
+        ok, value, error, error_type, logs, started, ended, _worker_name(), progress=progress
+    )

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "AttemptDone",
+    "AttemptProgress",
     "CancelRequested",
     "Event",
     "InquiryResponded",
@@ -60,6 +61,23 @@ class AttemptDone(Event):
     ended_at: float | None = None
     worker: str | None = None
     cached: bool = False
+    #: The last ``(done, total)`` the task reported with ``context.progress``, if any.
+    progress: tuple[int, int] | list[int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptProgress(Event):
+    """A running attempt reported progress (``context.progress(done, total)``).
+
+    Advisory: it changes what the run shows, never what the run does, so the orchestrator
+    does not write it to the event log (a long task may report thousands of times). The last
+    report comes back with the attempt's :class:`AttemptDone`, which is logged.
+    """
+
+    type: ClassVar[str] = "attempt_progress"
+    key: str = ""
+    done: int = 0
+    total: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +131,7 @@ _TYPES: dict[str, type[Event]] = {
     for cls in (
         RunStarted,
         AttemptDone,
+        AttemptProgress,
         TimerFired,
         InquiryResponded,
         PauseRequested,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -172,6 +173,13 @@ class Orchestrator:
             active = self.runs.get(run_id)
             if active is None:
                 continue
+            if isinstance(event, E.AttemptProgress):
+                # Advisory, not logged (see the event): it only changes what the run shows.
+                cmds = active.state.handle(event)
+                if cmds:
+                    work.append((active, cmds))
+                touched[run_id] = active
+                continue
             try:
                 self.store.append_events(run_id, [_masked_event(event)])
             except WorkflowError as exc:
@@ -186,6 +194,7 @@ class Orchestrator:
                     error_type="StoreError",
                     logs=event.logs,
                     worker=event.worker,
+                    progress=event.progress,
                 )
                 self.store.append_events(run_id, [_masked_event(event)])
             if isinstance(event, E.AttemptDone):
@@ -318,6 +327,7 @@ class Orchestrator:
             resources=resources,
             queue=queue,
             priority=task.priority,
+            on_progress=functools.partial(self._progress, active.run_id, cmd.key),
         )
         run_id = active.run_id
 
@@ -335,11 +345,16 @@ class Orchestrator:
                     started_at=outcome.started_at,
                     ended_at=outcome.ended_at,
                     worker=outcome.worker,
+                    progress=outcome.progress,
                 ),
             )
 
         active.held.add(cmd.key)
         self.executor.submit(sub, done)
+
+    def _progress(self, run_id: str, key: str, done: int, total: int) -> None:
+        """A running attempt reported progress (any thread; see ``Submission.on_progress``)."""
+        self.feed(run_id, E.AttemptProgress(time.time(), key=key, done=done, total=total))
 
     def _start_child(self, active: ActiveRun, cmd: C.StartChild) -> None:
         """Start a nested run; anything that keeps it from starting fails the parent's task

@@ -96,15 +96,20 @@ class Execution:
     cursor: int = 0
     items_done: int = 0
     first_failed: int | None = None
+    #: The last ``(done, total)`` its running attempt reported (``context.progress``).
+    reported: tuple[int, int] | None = None
 
     @property
     def timed_out(self) -> bool:
         return self.error_type == "TimeoutError"
 
     def progress(self) -> tuple[int | None, int | None]:
-        if self.items is None:
-            return None, None
-        return self.items_done, len(self.items)
+        """``(done, total)``: items for a ``with_items`` task, else what the task reported."""
+        if self.items is not None:
+            return self.items_done, len(self.items)
+        if self.reported is not None:
+            return self.reported
+        return None, None
 
 
 class RunState:
@@ -259,12 +264,23 @@ class RunState:
         ex.logs.extend(event.logs)
         if event.worker:
             ex.worker = event.worker
+        if event.progress is not None and index is None:
+            ex.reported = _progress_pair(event.progress)
         self.dirty.add(ex.id)
         if event.ok:
             self._attempt_ok(ex, index, event.key, event.result, event.cached)
         else:
             error = event.error or f"{event.error_type or 'TaskFailed'}: {NO_MESSAGE}"
             self._attempt_failed(ex, index, attempt, error, event.error_type)
+
+    def _on_attempt_progress(self, event: E.AttemptProgress) -> None:
+        entry = self.inflight.get(event.key)
+        if entry is None or entry[1] is not None:
+            return  # late, or an item (a with_items task counts its items)
+        ex = self.executions[entry[0]]
+        ex.reported = _progress_pair((event.done, event.total))
+        self.dirty.add(ex.id)
+        self._view(ex)
 
     def _on_timer_fired(self, event: E.TimerFired) -> None:
         what = self.timers.pop(event.timer, None)
@@ -593,6 +609,7 @@ class RunState:
             ex.attempts += 1
             attempt = ex.attempts
             ex.status = "running"
+            ex.reported = None  # a new attempt starts from nothing
             kwargs = ex.input
             item_value = None
         else:
@@ -1034,6 +1051,14 @@ def _split_error(error: str | None, error_type: str | None = None) -> tuple[str,
     if sep and _ERROR_TYPE.fullmatch(head):
         return head, rest
     return error_type or "TaskFailed", text
+
+
+def _progress_pair(value: Any) -> tuple[int, int] | None:
+    try:
+        done, total = value
+        return int(done), int(total)
+    except (TypeError, ValueError):
+        return None
 
 
 def _task_failed(ex: Execution) -> str:

@@ -38,6 +38,12 @@ class Submission:
     resources: dict[str, float] = field(default_factory=dict)
     queue: str | None = None
     priority: int = 0
+    #: Called with ``(done, total)`` while the attempt runs, each time the task reports progress
+    #: (``context.progress``; at most every :data:`~jupyter_workflows.engine.context.PROGRESS_INTERVAL`
+    #: seconds, and always for ``done >= total``). From any thread; never raises. An executor
+    #: that cannot report live progress may ignore it: the last report still arrives as
+    #: :attr:`Outcome.progress`. Not for shipping: call it where the outcome callback runs.
+    on_progress: Callable[[int, int], None] | None = None
 
 
 @dataclass(slots=True)
@@ -56,6 +62,8 @@ class Outcome:
     worker: str | None = None
     #: Exception type name when not ``ok`` (``TimeoutError`` makes ``timed_out()`` true).
     error_type: str | None = None
+    #: The last ``(done, total)`` the task reported (``Envelope.progress``), if any.
+    progress: tuple[int, int] | None = None
 
 
 class Executor(ABC):

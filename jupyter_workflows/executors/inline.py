@@ -155,7 +155,13 @@ def _run(submission: Submission, kwargs: dict[str, Any]) -> Envelope:
                     {},
                 )
         resolved[name] = value
-    return run_task(submission.fn, resolved, submission.context, submission.wants_context)
+    return run_task(
+        submission.fn,
+        resolved,
+        submission.context,
+        submission.wants_context,
+        progress_hook=submission.on_progress,
+    )
 
 
 def _raiser(exc: BaseException) -> Callable[[], None]:
@@ -186,4 +192,5 @@ def _outcome(key: str, future: Future[Envelope]) -> Outcome:
         ended_at=envelope.ended_at,
         worker=envelope.worker,
         error_type=envelope.error_type,
+        progress=envelope.progress,
     )
