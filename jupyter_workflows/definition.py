@@ -281,9 +281,8 @@ _ACCEPTS = "jw.load() takes a .yaml, .yml or .json workflow file, or the YAML/JS
 def _looks_like_path(value: str) -> bool:
     """A path rather than a document: a workflow file's name, an existing file, or one line
     with no ``:`` (as YAML that would be a bare string, never a workflow)."""
-    stripped = value.strip()
-    if not stripped or "\n" in stripped or "{" in value:
-        return False
+    if not value.strip() or "{" in value or any(c < " " for c in value):
+        return False  # empty, flow YAML/JSON, several lines, control characters: text
     return (
         value.endswith((".yaml", ".yml", ".json", ".ipynb"))
         or os.path.exists(value)
