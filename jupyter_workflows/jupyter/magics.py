@@ -119,6 +119,12 @@ def _build_parser() -> _CommandParser:
     p = add("export", "write a self-contained job folder (workflow.yaml, tasks.py, run.ipynb)")
     p.add_argument("name", metavar="NAME")
     p.add_argument("dir", metavar="DIR")
+    p = add(
+        "edit",
+        "show a workflow's graph to edit: a file's edits are written back to it, "
+        "the others shown as YAML to copy",
+    )
+    p.add_argument("name", metavar="NAME", help="a workflow defined in this kernel, or a YAML file")
     p = add("cluster", "connect to a Dask scheduler, or show the Dask dashboard link")
     p.add_argument(
         "address", nargs="?", metavar="ADDRESS", help="a scheduler address (tcp://host:8786)"
@@ -272,6 +278,8 @@ class WorkflowMagics(Magics):
         from .live import bind_run, widget_for_workflow
 
         widget = widget_for_workflow(workflow)
+        # Edits made in this widget are written back into this very cell (by the browser).
+        widget.enable_editing(workflow, target="cell", name=args.name)
         handle = _display(widget, update=args.run and not args.background)
         if not args.run:
             return None
@@ -352,6 +360,15 @@ class WorkflowMagics(Magics):
             self._wait(run, handle, widget)
         return run
 
+    def _cmd_edit(self, args: argparse.Namespace) -> Any:
+        from .live import widget_for_workflow
+
+        workflow = self._workflow(args.name)
+        widget = widget_for_workflow(workflow)
+        widget.enable_editing(workflow)
+        _display(widget)
+        return None
+
     def _cmd_list(self, args: argparse.Namespace) -> None:
         from ..definition import registered_workflows
         from .display import workflows_bundle
@@ -408,8 +425,10 @@ class WorkflowMagics(Magics):
         print(f"exported {workflow.name!r} to {out} (workflow.yaml, tasks.py, run.ipynb)")
 
     def _cmd_cluster(self, args: argparse.Namespace) -> None:
+        from ..engine import api
         from ..engine.api import configure, get_orchestrator
 
+        previous: dict[str, Any] | None = None
         if args.address:
             busy = [r for r, a in get_orchestrator().runs.items() if not a.quiescent]
             if busy:
@@ -417,6 +436,7 @@ class WorkflowMagics(Magics):
                     f"%workflow cluster: {len(busy)} run(s) still running in this kernel "
                     f"({', '.join(busy[:3])}); wait for them or cancel them first"
                 )
+            previous = dict(api._config)  # to put back if the new address cannot be reached
             configure(scheduler=args.address)
         try:
             executor = get_orchestrator().executor
@@ -425,7 +445,17 @@ class WorkflowMagics(Magics):
             if callable(start):
                 start()
         except Exception as exc:  # cannot reach the scheduler: one line, not a traceback
-            raise UsageError(f"%workflow cluster: {type(exc).__name__}: {_one_line(exc)}") from None
+            if previous is not None:
+                # A failed connect changes nothing: the next run goes where it went before.
+                configure(
+                    store=previous.get("store"),
+                    scheduler=previous.get("scheduler"),
+                    executor=previous.get("executor"),
+                )
+            where = " (kept the previous configuration)" if previous is not None else ""
+            raise UsageError(
+                f"%workflow cluster: {type(exc).__name__}: {_one_line(exc)}{where}"
+            ) from None
         link = executor.dashboard_link
         name = type(executor).__name__
         if not link:
@@ -477,6 +507,9 @@ class WorkflowMagics(Magics):
         from .live import bind_run, widget_for_workflow
 
         widget = widget_for_workflow(workflow) if workflow is not None else None
+        if widget is not None and workflow is not None:
+            # Editable once the run has ended; a file's edits go back to the file.
+            widget.enable_editing(workflow)
         binding = bind_run(run, widget)
         return binding.widget, _display(binding.widget, update=update)
 

@@ -21,32 +21,50 @@ Design
   graph (:func:`graph_svg`, laid out here with networkx so it needs no
   JavaScript) and a one-line ``text/plain`` summary. Front ends with a widget
   manager prefer the widget view; the others fall back to the picture.
+* Editing (:meth:`GraphWidget.enable_editing`, :meth:`GraphWidget.edit`) goes
+  through the kernel: the browser sends an ``edit`` message, Python applies it
+  to the document, loads and validates the result with the project's own
+  loader and validator, and only then updates the traits, re-registers the
+  workflow and writes the file. The browser redraws from the new traits, or
+  shows the one-line positioned error; it never edits YAML itself. Only the
+  ``%%workflow`` cell is written by the browser (the kernel cannot reach a
+  cell's source), from the YAML the kernel accepted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import html
 import itertools
 import json
 import logging
+import os
 import pathlib
 import reprlib
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anywidget
 import networkx as nx
 import traitlets
+import yaml
 
+from jupyter_workflows.exceptions import SpecError, WorkflowError
 from jupyter_workflows.jupyter.wire import (
+    CONNECT_KINDS,
     EDGE_STYLES,
+    EDIT_OPS,
     RUN_STATES,
     STATUS_COLORS,
     TASK_STATES,
     TASK_STATUS_FIELDS,
+    EditErrorMessage,
+    EditOk,
+    EditTarget,
     Inquiry,
     RespondErrorMessage,
     RespondOkMessage,
@@ -54,7 +72,10 @@ from jupyter_workflows.jupyter.wire import (
     TaskStatus,
 )
 
-__all__ = ["GraphWidget", "RespondCallback", "graph_svg"]
+if TYPE_CHECKING:  # pragma: no cover
+    from jupyter_workflows.definition import Workflow
+
+__all__ = ["GraphWidget", "RespondCallback", "apply_edit", "dump_document", "graph_svg"]
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +162,14 @@ class GraphWidget(anywidget.AnyWidget):
     """The Dask dashboard's URL, or ``""``."""
     selected = traitlets.Unicode("").tag(sync=True)
     """The task whose details are open (set by a click in the browser), or ``""``."""
+    editable = traitlets.Bool(False).tag(sync=True)
+    """Whether the browser offers the Edit toggle (see :meth:`enable_editing`)."""
+    edit_target = traitlets.Unicode("").tag(sync=True)
+    """Where accepted edits go: ``"cell"``, ``"file"``, ``"none"`` (:data:`~.wire.EditTarget`)."""
+    edit_path = traitlets.Unicode("").tag(sync=True)
+    """The file accepted edits are written to (target ``"file"``), else ``""``."""
+    yaml = traitlets.Unicode("").tag(sync=True)
+    """The workflow's current YAML (for a cell, the text under the ``%%workflow`` line)."""
 
     @traitlets.default("run")
     def _default_run(self) -> RunInfo:
@@ -154,6 +183,7 @@ class GraphWidget(anywidget.AnyWidget):
         # thread handles a click: merge-and-reassign must not lose either.
         self._lock = threading.RLock()
         self._respond_callbacks: list[RespondCallback] = []
+        self._edit_source: _EditSource | None = None
         self.on_msg(self._handle_message)
 
     # -- updates from Python ---------------------------------------------------
@@ -281,6 +311,9 @@ class GraphWidget(anywidget.AnyWidget):
         return callback
 
     def _handle_message(self, _widget: object, content: object, _buffers: object) -> None:
+        if isinstance(content, dict) and content.get("type") == "edit":
+            self._handle_edit(content)
+            return
         if not isinstance(content, dict) or content.get("type") != "respond":
             return  # not ours (anywidget's own commands use the same channel)
         task = content.get("task")
@@ -308,6 +341,173 @@ class GraphWidget(anywidget.AnyWidget):
     def _send_respond_error(self, task: str, error: str) -> None:
         message: RespondErrorMessage = {"type": "respond_error", "task": task, "error": error}
         self.send(message)
+
+    # -- editing ----------------------------------------------------------------
+
+    def enable_editing(
+        self,
+        workflow: Workflow,
+        *,
+        target: EditTarget | None = None,
+        name: str | None = None,
+    ) -> None:
+        """Let the user edit the graph of ``workflow`` in the browser (and with :meth:`edit`).
+
+        Parameters
+        ----------
+        workflow : Workflow
+            The workflow drawn. Its source text (or, for one built in Python, its
+            :meth:`~jupyter_workflows.definition.Workflow.to_dict`) is the document edits
+            change.
+        target : {"cell", "file", "none"}, optional
+            Where accepted edits go. ``"file"`` (the default when the workflow was loaded
+            from a file) rewrites that file; ``"cell"`` asks the browser to rewrite the
+            ``%%workflow`` cell the widget is shown under; ``"none"`` (the default otherwise)
+            only shows the YAML with a Copy button. In every case the edited workflow is
+            registered under its name and :attr:`yaml` holds its text.
+        name : str, optional
+            The name given on the ``%%workflow`` line: the document may leave ``name:`` out,
+            and may not say another.
+        """
+        from ..spec.loader import parse_document
+
+        path = workflow.path if target in (None, "file") else None
+        if target is None:
+            target = "file" if path is not None else "none"
+        if target == "file" and path is None:
+            raise ValueError("target='file' needs a workflow loaded from a file (jw.load(PATH))")
+        label = str(path) if path is not None else ("<cell>" if target == "cell" else "<workflow>")
+        document: dict[str, Any] | None = None
+        text = workflow.source
+        if text is not None:
+            try:
+                data, _ = parse_document(text, file=label)
+                document = data if isinstance(data, dict) else None
+            except SpecError:
+                document = None
+        if document is None:  # built in Python, or a source that no longer parses
+            document = workflow.to_dict()
+            text = dump_document(document, json_file=_is_json(path))
+        with self._lock:
+            self._edit_source = _EditSource(
+                document=document,
+                workflow=workflow,
+                target=target,
+                path=path,
+                label=label,
+                default_name=name or workflow.name,
+                fixed_name=name,
+                file_text=workflow.source if path is not None else None,
+            )
+            with self.hold_sync():
+                self.edit_target = target
+                self.edit_path = str(path) if path is not None else ""
+                self.yaml = text
+                self.editable = True
+
+    @property
+    def workflow(self) -> Workflow | None:
+        """The workflow as last accepted (after edits), or None if editing is not enabled."""
+        source = self._edit_source
+        return source.workflow if source is not None else None
+
+    def edit(self, op: str, **fields: Any) -> Workflow:
+        """Apply one edit, as the browser does; return the new, validated workflow.
+
+        Parameters
+        ----------
+        op : str
+            One of :data:`~jupyter_workflows.jupyter.wire.EDIT_OPS`.
+        **fields
+            The edit's fields (:class:`~jupyter_workflows.jupyter.wire.EditMessage`), e.g.
+            ``edit("add_task", name="report", action="core.echo")``,
+            ``edit("connect", source="a", target="b", kind="failure")``,
+            ``edit("set_task", name="b", yaml="action: core.sleep\ninput: {seconds: 1}")``.
+
+        Raises
+        ------
+        SpecError
+            The edit is refused: one line, positioned in the YAML it would have written
+            (``<cell>:LINE:COL: ...``, ``FILE:LINE:COL: ...``). Nothing was changed or written.
+        """
+        if op not in EDIT_OPS:
+            raise SpecError(f"unknown edit {op!r}; expected one of {', '.join(EDIT_OPS)}")
+        with self._lock:
+            source = self._edit_source
+            if source is None:
+                raise SpecError(
+                    "this graph is not editable: it is drawn from a run "
+                    "(show it with %%workflow, %workflow edit NAME or GraphWidget.enable_editing)"
+                )
+            state = (self.run or {}).get("status")
+            if state in _LIVE_RUN_STATES:
+                raise SpecError(
+                    f"the graph is following run {self.run.get('run_id') or ''} ({state}): "
+                    "edit it once the run has ended"
+                )
+            json_file = _is_json(source.path)
+            if op == "replace":
+                text = fields.get("yaml")
+                if not isinstance(text, str):
+                    raise SpecError("the replace edit needs the document's 'yaml'")
+                document = None
+            else:
+                document = apply_edit(source.document, {"op": op, **fields})
+                text = dump_document(document, json_file=json_file)
+            workflow = _load_edited(source, text)
+            if document is None:
+                from ..spec.loader import parse_document
+
+                document = parse_document(text, file=source.label)[0]
+            if source.target == "file" and source.path is not None:
+                _write_file(source, text)
+            from ..definition import register_workflow
+            from ..spec.graph import graph_dict
+
+            source.document = document
+            source.workflow = workflow
+            register_workflow(workflow)
+            graph = graph_dict(workflow.compiled)
+            ids = {n["id"] for n in graph["nodes"]}
+            selected = self.selected
+            if op == "set_task" and selected == fields.get("name") and fields.get("rename"):
+                selected = str(fields["rename"])
+            with self.hold_sync():
+                # A new definition: the statuses of the run drawn before are not its own.
+                if self.status:
+                    self.status = {}
+                if (self.run or {}).get("run_id") or (self.run or {}).get("status"):
+                    self.run = {"run_id": None, "status": None, "error": None}
+                self.graph = graph
+                self.spec = workflow.to_dict()
+                self.yaml = text
+                self.selected = selected if selected in ids else ""
+        return workflow
+
+    def _handle_edit(self, content: Mapping[str, Any]) -> None:
+        request = content.get("id")
+        request_id = request if isinstance(request, int) else 0
+        fields = {k: v for k, v in content.items() if k not in ("type", "id", "op")}
+        try:
+            self.edit(str(content.get("op")), **fields)
+        except (SpecError, WorkflowError) as exc:
+            error: EditErrorMessage = {
+                "type": "edit_error",
+                "id": request_id,
+                "error": _one_line(exc),
+            }
+            self.send(error)
+            return
+        source = self._edit_source
+        assert source is not None  # edit() refuses without one
+        ok: EditOk = {
+            "type": "edit_ok",
+            "id": request_id,
+            "yaml": self.yaml,
+            "target": source.target,  # type: ignore[typeddict-item]
+            "path": str(source.path) if source.path is not None else None,
+        }
+        self.send(ok)
 
     # -- static fallback ---------------------------------------------------------
 
@@ -344,6 +544,89 @@ class GraphWidget(anywidget.AnyWidget):
         if counts and any(key != "not started" for key in counts):
             parts.append(", ".join(f"{n} {state}" for state, n in counts.items()))
         return "; ".join(parts)
+
+
+@dataclasses.dataclass
+class _EditSource:
+    """What an editable widget edits, and where accepted edits go."""
+
+    document: dict[str, Any]
+    """The document as plain data, in the user's own shapes."""
+    workflow: Workflow
+    target: str
+    path: pathlib.Path | None
+    label: str
+    """Names the YAML in error positions: ``<cell>``, the file, or ``<workflow>``."""
+    default_name: str | None
+    fixed_name: str | None
+    file_text: str | None
+    """The file's text when it was loaded or last written: a file changed since is not overwritten."""
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _is_json(path: pathlib.Path | None) -> bool:
+    return path is not None and path.suffix.lower() == ".json"
+
+
+def _load_edited(source: _EditSource, text: str) -> Workflow:
+    """``text`` read exactly as ``%%workflow``/``jw.load`` would read it, and validated."""
+    from ..definition import Workflow
+    from ..spec.loader import load_spec
+
+    spec, smap = load_spec(text, file=source.label, name=source.default_name)
+    if source.fixed_name and spec.name != source.fixed_name:
+        raise SpecError(
+            f"the magic line names the workflow {source.fixed_name!r} but the YAML says "
+            f"name: {spec.name}",
+            file=source.label,
+        )
+    workflow = Workflow(
+        spec,
+        source_map=smap,
+        path=source.path,
+        base_dir=source.workflow.base_dir,
+        source=text,
+    )
+    try:
+        workflow.validate()
+    except SpecError:
+        raise
+    except WorkflowError as exc:  # an action that does not resolve, say
+        raise SpecError(_one_line(exc), file=source.label) from None
+    return workflow
+
+
+def _write_file(source: _EditSource, text: str) -> None:
+    """Replace the file with ``text`` in one step (a reader sees the old or the new file)."""
+    from ..spec.loader import read_text
+
+    path = source.path
+    assert path is not None
+    try:
+        current = read_text(path) if path.exists() else None
+    except (OSError, SpecError) as exc:
+        raise SpecError(f"cannot read it back before writing: {exc}", file=str(path)) from None
+    if source.file_text is not None and current is not None and current != source.file_text:
+        raise SpecError(
+            "changed on disk since it was loaded; load it again to edit it (nothing was written)",
+            file=str(path),
+        )
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+            out.write(text)
+        if path.exists():
+            os.chmod(tmp, path.stat().st_mode & 0o7777)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise SpecError(f"cannot write: {exc.strerror or exc}", file=str(path)) from None
+    source.file_text = text
 
 
 # -- the SVG picture ---------------------------------------------------------------
@@ -740,3 +1023,375 @@ def graph_svg(
         lx += _legend_item_width(key)
     out.append("</svg>")
     return "".join(out)
+
+
+# -- editing ------------------------------------------------------------------------------------
+#
+# An edit changes the *document* (the plain data the YAML reads to, in the user's own shapes:
+# `on_success: b`, `needs: [...]`, a task list stays what the loader made of it), never the
+# frozen spec. The changed document is dumped to YAML and loaded back with the project's own
+# loader and validator, exactly as `%%workflow` or `jw.load()` would read it: what is accepted
+# is what the next definition of the cell or file will be, and a refused edit leaves the
+# document, the traits, the registry and the file as they were.
+
+_TRANSITION_FIELDS = ("on_success", "on_failure", "on_complete")
+_LIVE_RUN_STATES = frozenset({"pending", "running", "waiting", "paused"})
+_NAME_RE = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
+
+
+class _Dumper(yaml.SafeDumper):
+    """Readable YAML: block style for structure, flow style for small leaf mappings and lists
+    (``input: {seconds: 1}``, ``on_success: [a, b]``), ``|`` blocks for multi-line strings, no
+    anchors."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _is_small_leaf(data: dict[Any, Any] | list[Any]) -> bool:
+    values = list(data.values()) if isinstance(data, dict) else list(data)
+    if not values or len(values) > 6:
+        return bool(not values)
+    for value in values:
+        if isinstance(value, dict | list) or (isinstance(value, str) and "\n" in value):
+            return False
+    return len(json.dumps(data, default=str)) <= 70
+
+
+def _represent_dict(dumper: _Dumper, data: dict[Any, Any]) -> yaml.Node:
+    node = dumper.represent_mapping("tag:yaml.org,2002:map", data.items())
+    node.flow_style = _is_small_leaf(data)
+    return node
+
+
+def _represent_list(dumper: _Dumper, data: list[Any]) -> yaml.Node:
+    node = dumper.represent_sequence("tag:yaml.org,2002:seq", data)
+    node.flow_style = _is_small_leaf(data)
+    return node
+
+
+def _represent_str(dumper: _Dumper, data: str) -> yaml.Node:
+    if "\n" in data:  # the emitter falls back to quotes where a block cannot hold the text
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
+    return dumper.represent_str(data)
+
+
+_Dumper.add_representer(dict, _represent_dict)
+_Dumper.add_representer(list, _represent_list)
+_Dumper.add_representer(str, _represent_str)
+
+
+def dump_document(document: Mapping[str, Any], *, json_file: bool = False) -> str:
+    """The document as readable YAML (or JSON, for a ``.json`` file), keys in their order."""
+    if json_file:
+        return json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n"
+    return yaml.dump(dict(document), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+def _names(value: Any) -> list[str]:
+    """A ``name or list of names`` field as a list."""
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return list(value)
+    return [value]
+
+
+def _one_or_list(names: list[str]) -> str | list[str]:
+    return names[0] if len(names) == 1 else names
+
+
+def _task_tables(document: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    """Every ``tasks`` mapping of the document: the top one, then parallel tasks' own."""
+    stack = [document.get("tasks")]
+    while stack:
+        tasks = stack.pop()
+        if not isinstance(tasks, dict):
+            continue
+        yield tasks
+        stack.extend(body.get("tasks") for body in tasks.values() if isinstance(body, dict))
+
+
+def _as_mapping(tasks: Any) -> Any:
+    """A task list (``[{name: a, ...}]`` or ``[{a: {...}}]``) as the mapping it means."""
+    if not isinstance(tasks, list):
+        return tasks
+    mapping: dict[str, Any] = {}
+    for item in tasks:
+        if isinstance(item, dict) and isinstance(item.get("name"), str):
+            body = {k: v for k, v in item.items() if k != "name"}
+            mapping[item["name"]] = body
+        elif isinstance(item, dict) and len(item) == 1:
+            mapping.update(item)
+        else:  # not a task list the loader accepts: leave it, the loader will say why
+            return tasks
+    return mapping
+
+
+def _normalise(document: dict[str, Any]) -> dict[str, Any]:
+    """Task lists become mappings (at every level), so that tasks can be found by name."""
+    if "tasks" in document:
+        document["tasks"] = _as_mapping(document["tasks"])
+    for tasks in list(_task_tables(document)):
+        for body in tasks.values():
+            if isinstance(body, dict) and "tasks" in body:
+                body["tasks"] = _as_mapping(body["tasks"])
+    return document
+
+
+def _find(document: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """The ``tasks`` mapping that holds task ``name``."""
+    for tasks in _task_tables(document):
+        if name in tasks:
+            return tasks
+    return None
+
+
+def _rewrite_references(document: dict[str, Any], old: str, new: str | None) -> None:
+    """Point every transition to ``old`` at ``new``, or drop it (``new`` None)."""
+
+    def swap(names: list[str]) -> list[str]:
+        out = []
+        for n in names:
+            if n != old:
+                out.append(n)
+            elif new is not None:
+                out.append(new)
+        return out
+
+    for tasks in list(_task_tables(document)):
+        for body in tasks.values():
+            if not isinstance(body, dict):
+                continue
+            for field in (*_TRANSITION_FIELDS, "needs"):
+                if field in body:
+                    kept = swap(_names(body[field]))
+                    if kept:
+                        body[field] = _one_or_list(kept)
+                    else:
+                        del body[field]
+            if isinstance(body.get("next"), list | str):
+                entries = body["next"] if isinstance(body["next"], list) else [body["next"]]
+                kept_entries: list[Any] = []
+                for entry in entries:
+                    if isinstance(entry, str):
+                        kept_entries.extend(swap([entry]))
+                    elif isinstance(entry, dict) and "do" in entry:
+                        do = swap(_names(entry["do"]))
+                        if do:
+                            kept_entries.append({**entry, "do": _one_or_list(do)})
+                    else:
+                        kept_entries.append(entry)
+                if kept_entries:
+                    body["next"] = kept_entries
+                else:
+                    del body["next"]
+            if isinstance(body.get("decision"), list):
+                kept_decisions: list[Any] = []
+                for entry in body["decision"]:
+                    if not isinstance(entry, dict):
+                        kept_decisions.append(entry)
+                    elif "default" in entry:
+                        target = swap(_names(entry["default"]))
+                        if target:
+                            kept_decisions.append({**entry, "default": _one_or_list(target)})
+                    elif "next" in entry:
+                        target = swap(_names(entry["next"]))
+                        if target:
+                            kept_decisions.append({**entry, "next": _one_or_list(target)})
+                    else:
+                        kept_decisions.append(entry)
+                if kept_decisions:
+                    body["decision"] = kept_decisions
+                else:
+                    del body["decision"]
+
+
+def _drop_edge(document: dict[str, Any], source: str, target: str, kind: str) -> None:
+    """Remove the transitions ``source -> target`` of ``kind`` that the editor can name."""
+    tasks = _find(document, source)
+    body = tasks.get(source) if tasks is not None else None
+    if kind == "needs":
+        owner = _find(document, target)
+        target_body = owner.get(target) if owner is not None else None
+        if isinstance(target_body, dict) and "needs" in target_body:
+            kept = [n for n in _names(target_body["needs"]) if n != source]
+            if kept:
+                target_body["needs"] = _one_or_list(kept)
+            else:
+                del target_body["needs"]
+        return
+    if not isinstance(body, dict):
+        return
+    field = {"success": "on_success", "failure": "on_failure", "complete": "on_complete"}.get(kind)
+    if field and field in body:
+        kept = [n for n in _names(body[field]) if n != target]
+        if kept:
+            body[field] = _one_or_list(kept)
+        else:
+            del body[field]
+    if kind in ("success", "failure", "complete", "when") and isinstance(body.get("next"), list):
+        wanted = {
+            "success": ("succeeded()",),
+            "failure": ("failed()",),
+            "complete": (None,),
+        }.get(kind)
+        kept_entries = []
+        for entry in body["next"]:
+            if isinstance(entry, dict) and target in _names(entry.get("do")):
+                when = entry.get("when")
+                bare = (
+                    when.strip().removeprefix("{{").removesuffix("}}").strip()
+                    if isinstance(when, str)
+                    else None
+                )
+                if wanted is None or bare in wanted:
+                    do = [n for n in _names(entry["do"]) if n != target]
+                    if do:
+                        kept_entries.append({**entry, "do": _one_or_list(do)})
+                    continue
+            kept_entries.append(entry)
+        if kept_entries:
+            body["next"] = kept_entries
+        else:
+            del body["next"]
+    if kind == "decision" and isinstance(body.get("decision"), list):
+        kept_decisions = []
+        for entry in body["decision"]:
+            if isinstance(entry, dict):
+                key = "default" if "default" in entry else "next"
+                if target in _names(entry.get(key)):
+                    left = [n for n in _names(entry[key]) if n != target]
+                    if left:
+                        kept_decisions.append({**entry, key: _one_or_list(left)})
+                    continue
+            kept_decisions.append(entry)
+        if kept_decisions:
+            body["decision"] = kept_decisions
+        else:
+            del body["decision"]
+
+
+def _parse_snippet(text: str, label: str) -> Any:
+    """YAML typed into the widget, or a one-line positioned error."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        if mark is None:
+            raise SpecError(str(exc.problem or "invalid YAML"), file=label) from None
+        raise SpecError(
+            str(exc.problem or exc.context or "invalid YAML"),
+            file=label,
+            line=mark.line + 1,
+            col=mark.column + 1,
+        ) from None
+    except yaml.YAMLError as exc:
+        raise SpecError(str(exc), file=label) from None
+
+
+def _require(message: Mapping[str, Any], key: str) -> str:
+    value = message.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise SpecError(f"the {message.get('op')} edit needs a {key!r}")
+    return value.strip()
+
+
+def apply_edit(document: dict[str, Any], message: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``document`` with the edit ``message`` (:class:`~.wire.EditMessage`) applied.
+
+    Only shapes the document: whether the result is a valid workflow is for the loader and the
+    validator to say.
+
+    Raises
+    ------
+    SpecError
+        When the edit names what is not there (or already is), with one line saying so.
+        ``replace`` is not handled here: its text is loaded as it is, positions and all.
+    """
+    import copy
+    import re
+
+    op = message.get("op")
+    doc = _normalise(copy.deepcopy(document))
+    tasks_field = doc.get("tasks")
+    if tasks_field is None:
+        tasks_field = doc["tasks"] = {}
+    if not isinstance(tasks_field, dict):
+        raise SpecError("the document's 'tasks' is not a mapping of tasks; edit it as YAML")
+    if op == "add_task":
+        name = _require(message, "name")
+        if not re.match(_NAME_RE, name):
+            raise SpecError(
+                f"{name!r} is not a task name: letters, digits, '_', '.', '-', not starting with a digit"
+            )
+        if _find(doc, name) is not None:
+            raise SpecError(f"there is a task named {name!r} already")
+        action = _require(message, "action")
+        tasks_field[name] = {"action": action}
+        after = message.get("after")
+        if after:
+            return apply_edit(
+                doc, {"op": "connect", "source": after, "target": name, "kind": "success"}
+            )
+        return doc
+    if op == "remove_task":
+        name = _require(message, "name")
+        owner = _find(doc, name)
+        if owner is None:
+            raise SpecError(f"there is no task {name!r}")
+        del owner[name]
+        _rewrite_references(doc, name, None)
+        return doc
+    if op == "connect":
+        source, target = _require(message, "source"), _require(message, "target")
+        kind = message.get("kind") or "success"
+        if kind not in CONNECT_KINDS:
+            raise SpecError(f"a new transition is one of {', '.join(CONNECT_KINDS)}, not {kind!r}")
+        for task in (source, target):
+            if _find(doc, task) is None:
+                raise SpecError(f"there is no task {task!r}")
+        body = _find(doc, source)[source]  # type: ignore[index]
+        if body is None:
+            body = _find(doc, source)[source] = {}  # type: ignore[index]
+        if not isinstance(body, dict):
+            raise SpecError(f"task {source!r} is not a mapping of fields; edit it as YAML")
+        field = f"on_{kind}"
+        names = _names(body.get(field))
+        if target in names:
+            raise SpecError(f"{source} already goes on to {target} on {kind}")
+        body[field] = _one_or_list([*names, target])
+        return doc
+    if op == "disconnect":
+        source, target = _require(message, "source"), _require(message, "target")
+        _drop_edge(doc, source, target, str(message.get("kind") or "success"))
+        return doc
+    if op == "set_task":
+        name = _require(message, "name")
+        owner = _find(doc, name)
+        if owner is None:
+            raise SpecError(f"there is no task {name!r}")
+        text = message.get("yaml")
+        if not isinstance(text, str):
+            raise SpecError("the set_task edit needs the task's fields as 'yaml'")
+        body = _parse_snippet(text, f"<task {name}>")
+        if body is None:
+            body = {}
+        if not isinstance(body, dict):
+            raise SpecError(
+                f"<task {name}>:1:1: a task is a mapping of fields (action: ..., input: ...)"
+            )
+        rename = (message.get("rename") or "").strip() or name
+        if rename != name:
+            if not re.match(_NAME_RE, rename):
+                raise SpecError(f"{rename!r} is not a task name")
+            if _find(doc, rename) is not None:
+                raise SpecError(f"there is a task named {rename!r} already")
+        # Rebuild the mapping so that a renamed task keeps its place in the document.
+        items = [(rename if k == name else k, body if k == name else v) for k, v in owner.items()]
+        owner.clear()
+        owner.update(items)
+        if rename != name:
+            _rewrite_references(doc, name, rename)
+        return doc
+    raise SpecError(f"unknown edit {op!r}; expected one of {', '.join(EDIT_OPS)}")

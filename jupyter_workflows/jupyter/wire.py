@@ -14,14 +14,22 @@ from __future__ import annotations
 from typing import Any, Literal, TypedDict, get_args
 
 __all__ = [
+    "CONNECT_KINDS",
     "EDGE_KINDS",
     "EDGE_STYLES",
+    "EDIT_OPS",
     "NODE_KINDS",
     "RUN_STATES",
     "STATUS_COLORS",
     "TASK_STATES",
     "TASK_STATUS_FIELDS",
+    "ConnectKind",
     "EdgeKind",
+    "EditErrorMessage",
+    "EditMessage",
+    "EditOk",
+    "EditOp",
+    "EditTarget",
     "Graph",
     "GraphEdge",
     "GraphNode",
@@ -53,11 +61,27 @@ RunState = Literal[
 ]
 NodeKind = Literal["action", "workflow", "routing", "join", "parallel"]
 EdgeKind = Literal["success", "failure", "complete", "needs", "when", "decision"]
+EditOp = Literal[
+    "add_task",  # name, action; optional after (a task that goes on to it on success)
+    "remove_task",  # name; references to it in other tasks' transitions go too
+    "connect",  # source, target, kind: one of CONNECT_KINDS (on_success/on_failure/on_complete)
+    "disconnect",  # source, target, kind: any EdgeKind the graph drew
+    "set_task",  # name, yaml: the task's fields as YAML; optional rename
+    "replace",  # yaml: the whole document
+]
+ConnectKind = Literal["success", "failure", "complete"]
+EditTarget = Literal[
+    "cell",  # the %%workflow cell the widget is shown under: the front end rewrites it
+    "file",  # the YAML/JSON file the workflow was loaded from: the kernel rewrites it
+    "none",  # nowhere to write: the YAML is shown with a Copy button (and is widget.yaml)
+]
 
 TASK_STATES: tuple[str, ...] = get_args(TaskState)
 RUN_STATES: tuple[str, ...] = get_args(RunState)
 NODE_KINDS: tuple[str, ...] = get_args(NodeKind)
 EDGE_KINDS: tuple[str, ...] = get_args(EdgeKind)
+EDIT_OPS: tuple[str, ...] = get_args(EditOp)
+CONNECT_KINDS: tuple[str, ...] = get_args(ConnectKind)
 
 
 class GraphNode(TypedDict):
@@ -146,6 +170,43 @@ class RespondOkMessage(TypedDict):
 
     type: Literal["respond_ok"]
     task: str
+
+
+class EditMessage(TypedDict, total=False):
+    """Front end -> Python: change the workflow (see :data:`EditOp` for the fields each takes).
+
+    Only ``type``, ``id`` and ``op`` are always there.
+    """
+
+    type: Literal["edit"]
+    id: int  # echoed in the answer, so the view that asked is the one that writes the cell
+    op: EditOp
+    name: str
+    action: str
+    after: str | None
+    source: str
+    target: str
+    kind: EdgeKind
+    yaml: str
+    rename: str | None
+
+
+class EditOk(TypedDict):
+    """Python -> front end: the edit was valid and applied (traits already updated)."""
+
+    type: Literal["edit_ok"]
+    id: int
+    yaml: str  # the new document; for a cell, what goes under the %%workflow line
+    target: EditTarget
+    path: str | None  # the file written, for target "file"
+
+
+class EditErrorMessage(TypedDict):
+    """Python -> front end: the edit was refused; nothing was written anywhere."""
+
+    type: Literal["edit_error"]
+    id: int
+    error: str  # one line, positioned: ``<cell>:LINE:COL: message`` or ``FILE:LINE:COL: ...``
 
 
 STATUS_COLORS: dict[str, str] = {
