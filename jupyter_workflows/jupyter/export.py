@@ -21,6 +21,11 @@ Design
   that run things (``wf.run()``, ``%workflow run``, ``!pip install``, ``jw.configure(...)``) are
   expressions, not definitions, and stay out, so importing ``tasks.py`` has no side effects
   beyond its imports. ``@jw.workflow`` functions stay out too: ``workflow.yaml`` replaces them.
+* **The kernel fills the gaps.** Cells run without history (``run_cell`` from a tool, ``%run``,
+  ``exec``) are not in ``In``: what the kept code uses and no cell defines is written from the
+  task functions' globals (``import X as Y``, ``from M import NAME``, a kernel-defined helper's
+  source, a literal). A global that cannot be written as code (a lock, a data frame) is an
+  error naming it, rather than a job that fails with ``NameError`` later.
 * The folder is self-describing: ``run.ipynb`` finds ``workflow.yaml`` beside it when papermill
   runs it from the folder, else where the export wrote it.
 """
@@ -33,6 +38,7 @@ import inspect
 import os
 import shutil
 import sys
+import textwrap
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,7 +50,7 @@ from ..exceptions import SpecError, WorkflowError
 if TYPE_CHECKING:  # pragma: no cover
     from ..definition import Workflow
 
-__all__ = ["export_job", "extract_task_code"]
+__all__ = ["export_job", "extract_task_code", "task_module_code"]
 
 TASKS_MODULE = "tasks"
 _BUILTIN_PREFIXES = ("core.", "llm.")
@@ -218,6 +224,253 @@ def extract_task_code(cells: Iterable[str], functions: Sequence[str]) -> str:
     body = [statements[i].text for i in sorted(keep)]
     parts = [*dict.fromkeys(futures), *imports]
     return "".join(parts) + ("\n\n" if parts else "") + "\n\n".join(body)
+
+
+# -- what the cells do not say: the functions' own globals --------------------------------------
+
+#: Literal values longer than this are not written into ``tasks.py``.
+_MAX_LITERAL_CHARS = 10_000
+_LITERAL_TYPES = (
+    int,
+    float,
+    complex,
+    str,
+    bytes,
+    bool,
+    type(None),
+    tuple,
+    list,
+    dict,
+    set,
+    frozenset,
+)
+
+
+def task_module_code(cells: Sequence[str], functions: dict[str, Any]) -> str:
+    """``tasks.py`` for ``functions``: :func:`extract_task_code`, completed from their globals.
+
+    The cells are the first source: they say how the user wrote an import or a constant. What
+    the kept code uses and no cell defines (cells run without history, ``%run``, ``exec``) is
+    then taken from the functions' module globals (the kernel's namespace) and written as code:
+    a module as ``import X as Y``, a function or class that an importable module exposes as
+    ``from M import NAME``, one defined in the kernel by its source, a literal value as an
+    assignment. These go before the cells' code, so a cell's own definition still wins.
+
+    Parameters
+    ----------
+    cells:
+        Code cells (IPython syntax allowed), in execution order.
+    functions:
+        Python name -> the task function that ``tasks.py`` must define.
+
+    Raises
+    ------
+    WorkflowError
+        A function has no source, or the code uses a global that cannot be written as code
+        (an object built at run time, such as a logger or a data frame); names it.
+    """
+    names = list(functions)
+    namespaces = [ns for fn in functions.values() if (ns := _globals_of(fn)) is not None]
+    precise = set().union(*(_code_names(fn) for fn in functions.values()))
+    written: dict[str, tuple[str, str]] = {}  # global name -> (kind, code)
+    code = extract_task_code(cells, names)
+    for _ in range(1000):  # each round writes at least one more name; bounded for safety
+        new = False
+        for name in sorted(_free_names(code) - set(written)):
+            found = _lookup(name, namespaces)
+            if found is _MISSING:
+                continue  # not defined in the kernel either: the function fails there too
+            entry = _as_code(name, found)
+            if entry is None:
+                if name in precise:
+                    raise WorkflowError(
+                        f"cannot export: the task code uses the global {name!r} "
+                        f"(a {_type_name(found)}), which no code cell defines and which cannot "
+                        "be written as code; define it in a cell or a module the tasks import"
+                    )
+                continue
+            written[name] = entry
+            if entry[0] == "definition":
+                precise |= _code_names(found)
+            new = True
+        if not new:
+            break
+        code = extract_task_code([_preamble(written), *cells], names)
+    return code
+
+
+_MISSING = object()
+
+
+def _preamble(written: dict[str, tuple[str, str]]) -> str:
+    """One synthetic cell: imports, then constants, then definitions (dependencies first)."""
+    order = {"import": 0, "constant": 1}
+    items = list(written.values())
+    imports = sorted(
+        (text for kind, text in items if kind == "import"), key=lambda t: (t[0] == "f", t)
+    )
+    constants = [text for kind, text in items if kind == "constant"]
+    # A definition found later is one an earlier one needs (a base class): it goes first.
+    definitions = [text for kind, text in reversed(items) if kind not in order]
+    return "\n".join(imports + constants) + "\n\n" + "\n\n".join(definitions) + "\n"
+
+
+def _unwrap(obj: Any) -> Any:
+    """The plain function behind a ``@jw.task`` (a TaskFunction), else ``obj``."""
+    from ..actions.registry import TaskFunction
+
+    return obj.definition.fn if isinstance(obj, TaskFunction) else obj
+
+
+def _globals_of(fn: Any) -> dict[str, Any] | None:
+    namespace = getattr(_unwrap(fn), "__globals__", None)
+    return namespace if isinstance(namespace, dict) else None
+
+
+def _code_names(obj: Any) -> set[str]:
+    """The global (and attribute) names a function's or class's code objects refer to."""
+    obj = _unwrap(obj)
+    codes = []
+    if inspect.isclass(obj):
+        for member in vars(obj).values():
+            member = getattr(member, "__func__", member)
+            if hasattr(member, "__code__"):
+                codes.append(member.__code__)
+    elif hasattr(obj, "__code__"):
+        codes.append(obj.__code__)
+    names: set[str] = set()
+    while codes:
+        code = codes.pop()
+        names.update(code.co_names)
+        codes.extend(c for c in code.co_consts if inspect.iscode(c))
+    return names
+
+
+def _free_names(code: str) -> set[str]:
+    """Names the module's top-level statements read and do not define (builtins left out)."""
+    import builtins
+
+    defined: set[str] = set()
+    used: set[str] = set()
+    for stmt in ast.parse(code).body:
+        defined |= _defined_names(stmt)
+        used |= _used_names(stmt)
+    return {n for n in used - defined if not hasattr(builtins, n) and not n.startswith("__")}
+
+
+def _lookup(name: str, namespaces: list[dict[str, Any]]) -> Any:
+    for namespace in namespaces:
+        if name in namespace:
+            return namespace[name]
+    return _MISSING
+
+
+def _type_name(value: Any) -> str:
+    kind = type(value)
+    return (
+        kind.__qualname__
+        if kind.__module__ == "builtins"
+        else f"{kind.__module__}.{kind.__qualname__}"
+    )
+
+
+def _as_code(name: str, value: Any) -> tuple[str, str] | None:
+    """``(kind, code)`` that binds ``name`` to ``value`` in a fresh module, or None."""
+    if inspect.ismodule(value):
+        module = value.__name__
+        if module == name:
+            return "import", f"import {module}"
+        return "import", f"import {module} as {name}"
+    if isinstance(value, _LITERAL_TYPES):
+        text = repr(value)
+        if len(text) <= _MAX_LITERAL_CHARS and _round_trips(text, value):
+            return "constant", f"{name} = {text}"
+        return None
+    line = _import_from(name, value)
+    if line is not None:
+        return "import", line
+    plain = _unwrap(value)
+    if getattr(plain, "__module__", None) in ("__main__", None) or str(
+        getattr(plain, "__module__", "")
+    ).startswith("__"):
+        if getattr(value, "__name__", None) != name or not (
+            inspect.isfunction(plain) or inspect.isclass(plain)
+        ):
+            return None
+        source = _source_of(plain)
+        return None if source is None else ("definition", source)
+    return None
+
+
+def _source_of(obj: Any) -> str | None:
+    """The source of a function or class defined in the kernel, or None.
+
+    ``inspect`` finds a class's source through its module's file, which ``__main__`` of a
+    kernel does not have; the class is then looked up in the cells IPython compiled (newest
+    first; the cell a method of it comes from, when it has one).
+    """
+    try:
+        return textwrap.dedent(inspect.getsource(obj))
+    except (OSError, TypeError):
+        if not inspect.isclass(obj):
+            return None
+    import linecache
+
+    files = [
+        member.__code__.co_filename
+        for member in (getattr(m, "__func__", m) for m in vars(obj).values())
+        if hasattr(member, "__code__")
+    ]
+    with contextlib.suppress(ImportError):
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        compiler = getattr(shell, "compile", None)
+        files += reversed(list(getattr(compiler, "_filename_map", {})))
+    files += [name for name in reversed(list(linecache.cache)) if name.startswith("<")]
+    for file in dict.fromkeys(files):
+        lines = linecache.getlines(file)
+        try:
+            tree = ast.parse("".join(lines))
+        except (SyntaxError, ValueError):
+            continue
+        found = [
+            node
+            for node in tree.body
+            if isinstance(node, ast.ClassDef) and node.name == obj.__name__
+        ]
+        if found:
+            return _Statement(found[-1], lines).text
+    return None
+
+
+def _round_trips(text: str, value: Any) -> bool:
+    try:
+        return bool(ast.literal_eval(text) == value)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return False
+
+
+def _import_from(name: str, value: Any) -> str | None:
+    """``from M import ATTR [as NAME]`` when an importable module exposes ``value`` as ATTR.
+
+    The shortest module path is preferred (``from jupyter_workflows import task``, not
+    ``from jupyter_workflows.actions.registry import task``).
+    """
+    module = getattr(value, "__module__", None)
+    attr = getattr(value, "__qualname__", None) or getattr(value, "__name__", None)
+    if not isinstance(module, str) or not isinstance(attr, str) or not attr.isidentifier():
+        return None  # a nested qualname (Class.method, f.<locals>.g) is not importable
+    if module == "__main__" or module.startswith("__"):
+        return None
+    parts = module.split(".")
+    for end in range(1, len(parts) + 1):
+        candidate = ".".join(parts[:end])
+        loaded = sys.modules.get(candidate)
+        if loaded is not None and getattr(loaded, attr, None) is value:
+            alias = "" if attr == name else f" as {name}"
+            return f"from {candidate} import {attr}{alias}"
+    return None
 
 
 # -- the workflow family and its actions --------------------------------------------------------
@@ -465,14 +718,15 @@ def export_job(
         if code_cells_ is None:
             code_cells_ = _current_cells()
         code_cells_ = list(code_cells_ or [])
-        # Functions defined some other way (exec, an editor) still have a source to show.
+        # Functions defined some other way (exec, an editor, cells run without history) still
+        # have a source to show.
         for name, fn in plan.functions.items():
             if _defines(code_cells_, name):
                 continue
             # When there is no source either, extract_task_code names the function it misses.
             with contextlib.suppress(OSError, TypeError):
-                code_cells_.append(inspect.getsource(fn))
-        tasks_code = extract_task_code(code_cells_, list(plan.functions))
+                code_cells_.append(textwrap.dedent(inspect.getsource(fn)))
+        tasks_code = task_module_code(code_cells_, plan.functions)
     out = Path(dir)
     out.mkdir(parents=True, exist_ok=True)
     header = f"# Exported by jupyter-workflows from {_describe_source(source)}.\n"
