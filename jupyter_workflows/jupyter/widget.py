@@ -170,6 +170,8 @@ class GraphWidget(anywidget.AnyWidget):
     """The file accepted edits are written to (target ``"file"``), else ``""``."""
     yaml = traitlets.Unicode("").tag(sync=True)
     """The workflow's current YAML (for a cell, the text under the ``%%workflow`` line)."""
+    task_yaml = traitlets.Dict().tag(sync=True)
+    """Task name -> its fields as YAML, as written: what the browser's task editor starts from."""
 
     @traitlets.default("run")
     def _default_run(self) -> RunInfo:
@@ -403,6 +405,7 @@ class GraphWidget(anywidget.AnyWidget):
                 self.edit_target = target
                 self.edit_path = str(path) if path is not None else ""
                 self.yaml = text
+                self.task_yaml = _task_yaml(document)
                 self.editable = True
 
     @property
@@ -481,6 +484,7 @@ class GraphWidget(anywidget.AnyWidget):
                 self.graph = graph
                 self.spec = workflow.to_dict()
                 self.yaml = text
+                self.task_yaml = _task_yaml(document)
                 self.selected = selected if selected in ids else ""
         return workflow
 
@@ -566,6 +570,15 @@ class _EditSource:
 def _one_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
+
+
+def _task_yaml(document: dict[str, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for tasks in _task_tables(document):
+        for name, body in tasks.items():
+            if isinstance(name, str) and name not in out:
+                out[name] = dump_document(body) if isinstance(body, dict) and body else ""
+    return out
 
 
 def _is_json(path: pathlib.Path | None) -> bool:
@@ -1076,6 +1089,17 @@ def _represent_str(dumper: _Dumper, data: str) -> yaml.Node:
     return dumper.represent_str(data)
 
 
+class _Block(dict):  # type: ignore[type-arg]
+    """A mapping always written in block style: the top of a document."""
+
+
+def _represent_block(dumper: _Dumper, data: _Block) -> yaml.Node:
+    node = dumper.represent_mapping("tag:yaml.org,2002:map", data.items())
+    node.flow_style = False
+    return node
+
+
+_Dumper.add_representer(_Block, _represent_block)
 _Dumper.add_representer(dict, _represent_dict)
 _Dumper.add_representer(list, _represent_list)
 _Dumper.add_representer(str, _represent_str)
@@ -1085,7 +1109,9 @@ def dump_document(document: Mapping[str, Any], *, json_file: bool = False) -> st
     """The document as readable YAML (or JSON, for a ``.json`` file), keys in their order."""
     if json_file:
         return json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n"
-    return yaml.dump(dict(document), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+    return yaml.dump(
+        _Block(document), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100
+    )
 
 
 def _names(value: Any) -> list[str]:

@@ -1,14 +1,20 @@
 /** The whole widget: header, graph canvas, and a side column (inquiries, task details). */
-import { useCallback, useEffect, useMemo, useState } from "react";
+import { useCallback, useContext, useEffect, useMemo, useRef, useState } from "react";
 import type { ColorMode } from "@xyflow/react";
 import { ReactFlowProvider } from "@xyflow/react";
 import { GraphView } from "./GraphView";
 import { InquiryForm } from "./InquiryForm";
 import type { InquiryState } from "./InquiryForm";
-import { useModel, useModelState, useServerMessages } from "./model";
+import { writeCell } from "./cell";
+import { EditBar, TaskEditor, YamlPanel } from "./Editing";
+import type { EditNotice, SelectedEdge } from "./Editing";
+import { HostContext, useModel, useModelState, useServerMessages } from "./model";
 import { SidePanel } from "./SidePanel";
 import { RUN_COLORS } from "./types";
-import type { RespondMessage, ServerMessage } from "./types";
+import type { ConnectKind, EditMessage, EditOp, RespondMessage, ServerMessage } from "./types";
+
+/** Run states during which the graph follows a run and cannot be edited. */
+const LIVE_RUN_STATES = new Set(["pending", "running", "waiting", "paused"]);
 
 /** Follow JupyterLab's light/dark theme (`data-jp-theme-light` on <body>). */
 function useColorMode(): ColorMode {
@@ -34,16 +40,75 @@ export function App() {
   const [inquiries] = useModelState("inquiries");
   const [dashboardLink] = useModelState("dashboard_link");
   const [selected, setSelected] = useModelState("selected");
+  const [editable] = useModelState("editable");
+  const [yamlText] = useModelState("yaml");
+  const [taskYaml] = useModelState("task_yaml");
   const [answers, setAnswers] = useState<Record<string, InquiryState>>({});
   const colorMode = useColorMode();
+  const host = useContext(HostContext);
+
+  // -- editing: every change is an `edit` message; Python validates it and redraws.
+  const [editing, setEditing] = useState(false);
+  const [connectKind, setConnectKind] = useState<ConnectKind>("success");
+  const [selectedEdge, setSelectedEdge] = useState<SelectedEdge | null>(null);
+  const [notice, setNotice] = useState<EditNotice>({ phase: "idle" });
+  const [showYaml, setShowYaml] = useState(false);
+  const [copyReason, setCopyReason] = useState<string | null>(null);
+  // Ids of the edits this view sent: only the view that asked writes the cell.
+  const nextId = useRef(Math.floor(Math.random() * 1e6) * 1000);
+  const pending = useRef(new Set<number>());
+  const runLive = run?.status != null && LIVE_RUN_STATES.has(run.status);
+  const canEdit = Boolean(editable) && !runLive;
+  useEffect(() => {
+    if (!canEdit) setEditing(false);
+  }, [canEdit]);
+
+  const sendEdit = useCallback(
+    (op: EditOp, fields: Omit<EditMessage, "type" | "id" | "op">) => {
+      const id = ++nextId.current;
+      pending.current.add(id);
+      setNotice({ phase: "sending" });
+      const msg: EditMessage = { type: "edit", id, op, ...fields };
+      model.send(msg);
+    },
+    [model],
+  );
 
   const onServerMessage = useCallback((msg: ServerMessage) => {
+    if (msg.type === "edit_ok" || msg.type === "edit_error") {
+      if (!pending.current.delete(msg.id)) return; // another view's edit
+      if (msg.type === "edit_error") {
+        setNotice({ phase: "error", error: msg.error });
+        return;
+      }
+      setSelectedEdge(null);
+      if (msg.target === "cell") {
+        const why = writeCell(host, msg.yaml);
+        if (why === null) {
+          setNotice({ phase: "saved", target: "cell", where: "the %%workflow cell" });
+          setCopyReason(null);
+        } else {
+          setNotice({ phase: "copy", reason: why });
+          setCopyReason(why);
+          setShowYaml(true);
+        }
+      } else if (msg.target === "file") {
+        setNotice({ phase: "saved", target: "file", where: msg.path ?? "the file" });
+        setCopyReason(null);
+      } else {
+        const why = "this workflow has no cell or file to write to";
+        setNotice({ phase: "copy", reason: why });
+        setCopyReason(why);
+        setShowYaml(true);
+      }
+      return;
+    }
     if (msg.type === "respond_error") {
       setAnswers((a) => ({ ...a, [msg.task]: { phase: "error", error: msg.error } }));
     } else if (msg.type === "respond_ok") {
       setAnswers((a) => ({ ...a, [msg.task]: { phase: "sent" } }));
     }
-  }, []);
+  }, [host]);
   useServerMessages(onServerMessage);
 
   // An inquiry that closed and opens again (a loop) starts with a fresh form state.
@@ -75,11 +140,17 @@ export function App() {
   const nodes = safeGraph.nodes;
   const openInquiries = Array.isArray(inquiries) ? inquiries : [];
   const statuses = status ?? {};
-  const showAside = selected !== "" || openInquiries.length > 0;
+  const yamlOpen = editing && showYaml;
+  const showAside = selected !== "" || openInquiries.length > 0 || yamlOpen;
+  const taskYamlOf = (task: string): string => (taskYaml && typeof taskYaml[task] === "string" ? taskYaml[task] : "");
   const runStatus = run?.status ?? null;
 
   return (
-    <div className={`jw-root jw-${colorMode}`} data-testid="jw-root">
+    <div
+      className={`jw-root jw-${colorMode}${editing ? " jw-editing" : ""}`}
+      data-testid="jw-root"
+      data-editing={editing ? "true" : "false"}
+    >
       <header className="jw-header">
         <span className="jw-title" title={safeGraph.name}>
           {safeGraph.name || "workflow"}
@@ -100,12 +171,41 @@ export function App() {
           </span>
         ) : null}
         <span className="jw-spacer" />
+        {canEdit ? (
+          <button
+            type="button"
+            className={`jw-button jw-button-quiet${editing ? " jw-active" : ""}`}
+            data-testid="jw-edit-toggle"
+            aria-pressed={editing}
+            onClick={() => {
+              setEditing(!editing);
+              setSelectedEdge(null);
+              setNotice({ phase: "idle" });
+            }}
+          >
+            {editing ? "Done" : "Edit"}
+          </button>
+        ) : null}
         {dashboardLink ? (
           <a className="jw-dashboard" href={dashboardLink} target="_blank" rel="noopener noreferrer">
             Dask dashboard
           </a>
         ) : null}
       </header>
+      {editing ? (
+        <EditBar
+          nodes={nodes}
+          selectedTask={selected}
+          selectedEdge={selectedEdge}
+          connectKind={connectKind}
+          onConnectKind={setConnectKind}
+          onAdd={(name, action, after) => sendEdit("add_task", { name, action, after })}
+          onDeleteEdge={(edge) => sendEdit("disconnect", { ...edge })}
+          notice={notice}
+          showYaml={showYaml}
+          onToggleYaml={() => setShowYaml(!showYaml)}
+        />
+      ) : null}
       <div className="jw-body">
         <div className="jw-canvas">
           <ReactFlowProvider>
@@ -114,8 +214,18 @@ export function App() {
               status={statuses}
               inquiries={openInquiries}
               selected={selected}
-              onSelect={setSelected}
+              onSelect={(task) => {
+                setSelected(task);
+                setSelectedEdge(null);
+              }}
               colorMode={colorMode}
+              editing={editing}
+              selectedEdge={selectedEdge}
+              onSelectEdge={(edge) => {
+                setSelectedEdge(edge);
+                if (edge) setSelected("");
+              }}
+              onConnect={(source, target) => sendEdit("connect", { source, target, kind: connectKind })}
             />
           </ReactFlowProvider>
         </div>
@@ -130,7 +240,20 @@ export function App() {
                 onSelect={() => setSelected(inquiry.task)}
               />
             ))}
-            {selected !== "" ? (
+            {yamlOpen ? (
+              <YamlPanel yaml={yamlText ?? ""} reason={copyReason} onClose={() => setShowYaml(false)} />
+            ) : null}
+            {selected !== "" && editing ? (
+              <TaskEditor
+                task={selected}
+                yaml={taskYamlOf(selected)}
+                busy={notice.phase === "sending"}
+                onApply={(text, rename) => sendEdit("set_task", { name: selected, yaml: text, rename })}
+                onRemove={() => sendEdit("remove_task", { name: selected })}
+                onClose={() => setSelected("")}
+              />
+            ) : null}
+            {selected !== "" && !editing ? (
               <SidePanel
                 task={selected}
                 node={nodes.find((n) => n.id === selected)}

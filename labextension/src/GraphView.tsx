@@ -13,6 +13,7 @@ import { TaskNode } from "./TaskNode";
 import type { TaskFlowNode } from "./TaskNode";
 import { EDGE_STYLES } from "./types";
 import type { Graph, Inquiry, TaskStatus } from "./types";
+import type { SelectedEdge } from "./Editing";
 
 const nodeTypes: NodeTypes = { task: TaskNode };
 const edgeTypes: EdgeTypes = { task: TaskEdge };
@@ -24,10 +25,17 @@ export interface GraphViewProps {
   selected: string;
   onSelect: (task: string) => void;
   colorMode: ColorMode;
+  /** Edit mode: handles connect, edges can be selected for deletion. */
+  editing?: boolean;
+  selectedEdge?: SelectedEdge | null;
+  onSelectEdge?: (edge: SelectedEdge | null) => void;
+  onConnect?: (source: string, target: string) => void;
 }
 
 export function GraphView(props: GraphViewProps) {
   const { graph, status, inquiries, selected, onSelect, colorMode } = props;
+  const editing = props.editing ?? false;
+  const selectedEdge = props.selectedEdge ?? null;
   const [layout, setLayout] = useState<{ graph: Graph; layout: Layout; version: number } | null>(
     null,
   );
@@ -64,7 +72,7 @@ export function GraphView(props: GraphViewProps) {
       width: placed.width,
       height: placed.height,
       draggable: false,
-      connectable: false,
+      connectable: editing,
       selectable: true,
       zIndex: placed.container ? 0 : 1,
       data: {
@@ -73,9 +81,10 @@ export function GraphView(props: GraphViewProps) {
         selected: placed.node.id === selected,
         container: placed.container,
         hasInquiry: waiting.has(placed.node.id),
+        editing,
       },
     }));
-  }, [layout, status, selected, waiting]);
+  }, [layout, status, selected, waiting, editing]);
 
   const edges: TaskFlowEdge[] = useMemo(() => {
     if (!layout) return [];
@@ -85,16 +94,21 @@ export function GraphView(props: GraphViewProps) {
       if (!ids.has(e.source) || !ids.has(e.target)) return;
       const look = EDGE_STYLES[e.kind] ?? EDGE_STYLES.complete;
       const labelled = e.label != null && e.label !== "";
+      const chosen =
+        selectedEdge !== null &&
+        selectedEdge.source === e.source &&
+        selectedEdge.target === e.target &&
+        selectedEdge.kind === e.kind;
       out.push({
         id: `e${i}`,
         source: e.source,
         target: e.target,
         type: "task",
         data: { kind: e.kind, route: layout.layout.routes.get(i) ?? null },
-        className: `jw-edge jw-edge-${e.kind}`,
+        className: `jw-edge jw-edge-${e.kind}${chosen ? " jw-edge-chosen" : ""}`,
         style: {
           stroke: look.color,
-          strokeWidth: 1.6,
+          strokeWidth: chosen ? 3.2 : 1.6,
           ...(look.dash ? { strokeDasharray: look.dash } : {}),
         },
         markerEnd: { type: MarkerType.ArrowClosed, color: look.color, width: 16, height: 16 },
@@ -113,7 +127,7 @@ export function GraphView(props: GraphViewProps) {
       });
     });
     return out;
-  }, [layout]);
+  }, [layout, selectedEdge]);
 
   
   if (!layout) return <div className="jw-empty">Laying out {graph.nodes.length} tasks…</div>;
@@ -131,7 +145,15 @@ export function GraphView(props: GraphViewProps) {
       minZoom={0.1}
       maxZoom={2}
       nodesDraggable={false}
-      nodesConnectable={false}
+      nodesConnectable={editing}
+      onConnect={(connection) => {
+        if (connection.source && connection.target) props.onConnect?.(connection.source, connection.target);
+      }}
+      onEdgeClick={(_, edge) => {
+        if (!editing) return;
+        const kind = (edge.data?.kind ?? "success") as SelectedEdge["kind"];
+        props.onSelectEdge?.({ source: edge.source, target: edge.target, kind });
+      }}
       edgesFocusable={false}
       elementsSelectable
       // Let the notebook scroll: the wheel must not zoom a widget in the middle of a page.
@@ -143,7 +165,10 @@ export function GraphView(props: GraphViewProps) {
         if (event) markMoved();
       }}
       onNodeClick={(_, node) => onSelect(node.id)}
-      onPaneClick={() => onSelect("")}
+      onPaneClick={() => {
+        onSelect("");
+        props.onSelectEdge?.(null);
+      }}
     >
       <Controls
         showInteractive={false}

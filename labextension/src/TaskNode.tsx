@@ -16,6 +16,8 @@ export type TaskNodeData = {
   selected: boolean;
   container: boolean;
   hasInquiry: boolean;
+  /** Edit mode: the handles start and end new connections. */
+  editing?: boolean;
 };
 
 export type TaskFlowNode = Node<TaskNodeData, "task">;
@@ -38,6 +40,7 @@ function subtitle(node: GraphNode): string {
 
 function TaskNodeView({ data }: NodeProps<TaskFlowNode>) {
   const { node, status, selected, container, hasInquiry } = data;
+  const editing = data.editing ?? false;
   const state = status?.status;
   const color = statusColor(state);
   const progress = progressOf(status);
@@ -56,7 +59,13 @@ function TaskNodeView({ data }: NodeProps<TaskFlowNode>) {
       style={{ borderColor: color }}
       title={`${node.label} — ${statusText(state)}`}
     >
-      <Handle type="target" position={Position.Top} isConnectable={false} />
+      <Handle
+        type="target"
+        position={Position.Top}
+        isConnectable={editing}
+        className={editing ? "jw-handle jw-handle-on" : "jw-handle"}
+        data-testid={editing ? `jw-handle-in-${node.id}` : undefined}
+      />
       <div className="jw-node-head">
         <span className="jw-node-label">{node.label}</span>
         <span className="jw-badge" style={{ background: color }}>
@@ -80,7 +89,13 @@ function TaskNodeView({ data }: NodeProps<TaskFlowNode>) {
           />
         </div>
       ) : null}
-      <Handle type="source" position={Position.Bottom} isConnectable={false} />
+      <Handle
+        type="source"
+        position={Position.Bottom}
+        isConnectable={editing}
+        className={editing ? "jw-handle jw-handle-on" : "jw-handle"}
+        data-testid={editing ? `jw-handle-out-${node.id}` : undefined}
+      />
     </div>
   );
 }

@@ -11,7 +11,7 @@ import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 import type { Render } from "@anywidget/types";
 import { App } from "./App";
-import { ModelContext } from "./model";
+import { HostContext, ModelContext } from "./model";
 import type { WidgetModel } from "./types";
 
 const render: Render<WidgetModel> = ({ model, el }) => {
@@ -20,7 +20,9 @@ const render: Render<WidgetModel> = ({ model, el }) => {
   root.render(
     <StrictMode>
       <ModelContext.Provider value={model}>
-        <App />
+        <HostContext.Provider value={el}>
+          <App />
+        </HostContext.Provider>
       </ModelContext.Provider>
     </StrictMode>,
   );

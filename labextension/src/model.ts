@@ -49,3 +49,6 @@ export function useServerMessages(handler: (msg: ServerMessage) => void): void {
     return () => model.off("msg:custom", onMsg);
   }, [model, handler]);
 }
+
+/** The element the widget renders into: where the cell write-back starts looking. */
+export const HostContext = createContext<HTMLElement | null>(null);

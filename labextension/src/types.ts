@@ -102,6 +102,34 @@ export interface WidgetModel {
   inquiries: Inquiry[];
   dashboard_link: string;
   selected: string;
+  /** Whether the Edit toggle is offered (Python: `GraphWidget.enable_editing`). */
+  editable: boolean;
+  edit_target: EditTarget | "";
+  edit_path: string;
+  /** The workflow's current YAML (for a cell: the text under the `%%workflow` line). */
+  yaml: string;
+  /** Task name -> its fields as YAML, as written. */
+  task_yaml: Record<string, string>;
+}
+
+export type EditOp = "add_task" | "remove_task" | "connect" | "disconnect" | "set_task" | "replace";
+export type ConnectKind = "success" | "failure" | "complete";
+/** Where accepted edits go: the `%%workflow` cell (written here), the file (by Python), nowhere. */
+export type EditTarget = "cell" | "file" | "none";
+
+/** Front end -> Python: one edit; Python validates it and answers `edit_ok` or `edit_error`. */
+export interface EditMessage {
+  type: "edit";
+  id: number;
+  op: EditOp;
+  name?: string;
+  action?: string;
+  after?: string | null;
+  source?: string;
+  target?: string;
+  kind?: EdgeKind;
+  yaml?: string;
+  rename?: string | null;
 }
 
 /** Front end -> Python. */
@@ -114,7 +142,9 @@ export interface RespondMessage {
 /** Python -> front end. */
 export type ServerMessage =
   | { type: "respond_error"; task: string; error: string }
-  | { type: "respond_ok"; task: string };
+  | { type: "respond_ok"; task: string }
+  | { type: "edit_ok"; id: number; yaml: string; target: EditTarget; path: string | null }
+  | { type: "edit_error"; id: number; error: string };
 
 /**
  * One colour per task state; `none` is a task absent from `status` (not started).
