@@ -706,8 +706,10 @@ def export_job(
     SpecError, ActionNotFound
         The workflow is invalid or an action does not resolve (nothing is written).
     WorkflowError
-        A task function's code cannot be found.
+        A task function's code cannot be found, or ``dir`` (or a folder above it) is a file or
+        cannot be created.
     """
+    _check_output_folder(dir)  # before anything runs or is written
     wf, notebook_cells, base_dir = _resolve_source(source, workflow)
     wf.validate()
     plan = _Plan(base_dir)
@@ -727,8 +729,7 @@ def export_job(
             with contextlib.suppress(OSError, TypeError):
                 code_cells_.append(textwrap.dedent(inspect.getsource(fn)))
         tasks_code = task_module_code(code_cells_, plan.functions)
-    out = Path(dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _output_folder(dir)
     header = f"# Exported by jupyter-workflows from {_describe_source(source)}.\n"
     for file_name, data in plan.documents.items():
         text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
@@ -754,6 +755,28 @@ def export_job(
 
     nbformat.write(_job_notebook(wf, out.resolve()), str(out / "run.ipynb"))
     return out.resolve()
+
+
+def _check_output_folder(dir: str | os.PathLike[str]) -> None:
+    """A one-line error when ``dir`` (or a parent of it) is an existing file."""
+    out = Path(dir)
+    for path in (out, *out.parents):
+        if path.exists():
+            if not path.is_dir():
+                what = "it is" if path == out else f"{str(path)!r} is"
+                raise WorkflowError(f"cannot export to {str(out)!r}: {what} a file, not a folder")
+            return
+
+
+def _output_folder(dir: str | os.PathLike[str]) -> Path:
+    out = Path(dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WorkflowError(
+            f"cannot export to {str(out)!r}: {exc.strerror or type(exc).__name__}"
+        ) from None
+    return out
 
 
 def _defines(cells: Sequence[str], name: str) -> bool:

@@ -1,0 +1,36 @@
+"""``export`` to a path that is a file: one line on stderr and exit 2, nothing written."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _cli(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, JUPYTER_WORKFLOWS_EXECUTOR="inline")
+    env["JUPYTER_WORKFLOWS_STORE"] = str(cwd / "state.db")
+    return subprocess.run(
+        [sys.executable, "-m", "jupyter_workflows", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=120,
+    )
+
+
+def test_export_to_an_existing_file_is_a_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "hello.yaml").write_text("name: hello\ntasks:\n  a: {action: core.noop}\n")
+    (tmp_path / "notadir").write_text("x")
+    done = _cli("export", "hello.yaml", "notadir", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "cannot export to 'notadir': it is a file, not a folder"
+    assert (tmp_path / "notadir").read_text() == "x"
+
+    done = _cli("export", "hello.yaml", "notadir/job", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "cannot export to 'notadir/job': 'notadir' is a file, not a folder"
+    )
