@@ -119,26 +119,51 @@ class Workflow:
         """Check the whole workflow; raise :class:`SpecError` or return warnings.
 
         Checks transitions and needs to unknown tasks, dependency cycles, joins, template
-        syntax, that every action and nested workflow resolves, and parameter defaults.
+        syntax, that every action and nested workflow resolves, and parameter defaults. Each
+        nested workflow that resolves is validated the same way (its errors keep their own
+        ``FILE:LINE:COL``), and nesting that comes back to a workflow (``a -> b -> a``) is
+        refused.
         """
+        return self._validate(())
+
+    def _validate(self, outer: tuple[str, ...]) -> list[Warning_]:
+        """:meth:`validate`, as a nested workflow of the workflows named in ``outer``."""
         if self._validated is not None:
             return list(self._validated)
-        from .spec.validate import validate_compiled
+        from .spec.validate import NestedWorkflowCycle, validate_compiled
+
+        nesting = (*outer, self.name)
+        checked: dict[str, Workflow] = {}
 
         def workflow_resolver(name: str) -> object:
             if name == self.name:
                 raise ActionNotFound(f"workflow {name!r} cannot nest itself")
-            return self.resolve_workflow(name)
+            if name in nesting:
+                # Raised up to the workflow the cycle starts at, which reports it.
+                raise NestedWorkflowCycle((*nesting[nesting.index(name) :], name))
+            if name in checked:
+                return checked[name]
+            child = self.resolve_workflow(name)
+            try:
+                child._validate(nesting)
+            except NestedWorkflowCycle as cycle:
+                if cycle.names[0] != self.name:
+                    raise
+                raise ActionNotFound("nested workflow cycle: " + " -> ".join(cycle.names)) from None
+            checked[name] = child
+            return child
 
         def action_resolver(name: str) -> object:
             try:
                 return self.resolve_action(name)
             except ActionNotFound:
-                # `action: NAME` may name a registered workflow (a nested run).
+                # `action: NAME` may name a workflow (a nested run): then it is checked as one.
                 try:
-                    return workflow_resolver(name)
+                    self.resolve_workflow(name)
                 except ActionNotFound:
                     pass
+                else:
+                    return workflow_resolver(name)
                 raise
 
         warnings = validate_compiled(

@@ -17,7 +17,7 @@ from .compile import CompiledWorkflow
 from .loader import SourceMap
 from .models import WorkflowSpec
 
-__all__ = ["Warning_", "iter_templates", "validate_compiled"]
+__all__ = ["NestedWorkflowCycle", "Warning_", "iter_templates", "validate_compiled"]
 
 
 @dataclass(frozen=True)
@@ -177,20 +177,24 @@ def validate_compiled(
     # Actions and nested workflows resolve. Import paths first: importing a module may register
     # the bare names other tasks use, and its import error is the one worth reporting.
     for name, ct in sorted(cw.tasks.items(), key=lambda item: ":" not in (item[1].action or "")):
-        if ct.action is not None and resolve_action is not None:
+        for key, target, resolve in (
+            ("action", ct.action, resolve_action),
+            ("workflow", ct.workflow, resolve_workflow),
+        ):
+            if target is None or resolve is None:
+                continue
             try:
-                resolve_action(ct.action)
+                resolve(target)
+            except NestedWorkflowCycle:
+                raise  # reported by the workflow the cycle starts at
+            except SpecError as exc:
+                if exc.line is None:
+                    raise smap.error(
+                        f"task {name!r}: {_one_line(exc)}", (*paths[name], key)
+                    ) from None
+                raise _nested_error(exc, smap, (*paths[name], key), name, target) from None
             except Exception as exc:
-                raise smap.error(
-                    f"task {name!r}: {_one_line(exc)}", (*paths[name], "action")
-                ) from None
-        if ct.workflow is not None and resolve_workflow is not None:
-            try:
-                resolve_workflow(ct.workflow)
-            except Exception as exc:
-                raise smap.error(
-                    f"task {name!r}: {_one_line(exc)}", (*paths[name], "workflow")
-                ) from None
+                raise smap.error(f"task {name!r}: {_one_line(exc)}", (*paths[name], key)) from None
 
     # Parameter defaults fit their declared type.
     from .params import check_value
@@ -242,6 +246,64 @@ def validate_compiled(
         if problem is not None:
             raise smap.error(problem, ("schedule",))
     return warnings
+
+
+class NestedWorkflowCycle(Exception):
+    """Nested workflows that come back to one of their parents (``names[0]`` is repeated last).
+
+    Raised by a nested workflow's validation and passed up to the workflow the cycle starts at,
+    which reports it at its own task as ``nested workflow cycle: a -> b -> a``.
+    """
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+        super().__init__(" -> ".join(names))
+
+
+def _nested_error(
+    exc: SpecError, smap: SourceMap, path: tuple[Any, ...], task: str, workflow: str
+) -> SpecError:
+    """A nested workflow's positioned error, kept at its own ``FILE:LINE:COL``, saying which
+    task (and which task of which parent, for deeper nesting) runs that workflow."""
+    line, col = smap.locate(path)
+    # (file, line, col, task) from the outermost workflow in; files shown beside this one's.
+    inner = getattr(exc, "nested_chain", ())
+    chain = [(smap.file, line, col, task)]
+    chain += [(_beside(f, smap.file), ln, cl, t) for f, ln, cl, t in inner]
+    base = getattr(exc, "nested_base", exc.message)
+    child = getattr(exc, "nested_child", workflow)
+    if exc.file is None:  # a workflow given as text: its lines only mean something in words
+        base = f"line {exc.line}, column {exc.col}: {exc.message}" if not inner else base
+        file, line_at, col_at = smap.file, line, col
+    else:
+        file, line_at, col_at = _beside(exc.file, smap.file), exc.line, exc.col
+    hops = " -> ".join(
+        ":".join(str(p) for p in (f or "<string>", ln, cl) if p is not None) + f" task {t!r}"
+        for f, ln, cl, t in chain
+    )
+    error = SpecError(
+        f"{base} (in nested workflow {child!r}, run by {hops})",
+        file=file,
+        line=line_at,
+        col=col_at,
+    )
+    error.nested_base = base  # type: ignore[attr-defined]
+    error.nested_chain = chain  # type: ignore[attr-defined]
+    error.nested_child = child  # type: ignore[attr-defined]
+    return error
+
+
+def _beside(file: str | None, parent: str | None) -> str | None:
+    """``file`` shown from ``parent``'s folder as the user wrote it, when it lies there."""
+    from pathlib import Path
+
+    if file is None or parent is None:
+        return file
+    try:
+        rel = Path(file).resolve().relative_to(Path(parent).resolve().parent)
+    except (ValueError, OSError):
+        return file
+    return str(Path(parent).parent / rel)
 
 
 def _task_paths(spec: WorkflowSpec):
