@@ -172,6 +172,15 @@ class RunState:
         #: Outcomes of speculative attempts that arrived before their task started.
         self.early: dict[str, E.AttemptDone] = {}
         self.dropped: list[tuple[str, str | None]] = []
+        #: ``type: parallel`` groups: member -> its group.
+        self.group_of: dict[str, str] = {
+            m: name for name, t in workflow.tasks.items() for m in t.members
+        }
+        #: Groups that took a member's failure and end ``failed`` once their members settle:
+        #: group -> ids of the failed member executions, in order.
+        self.group_failures: dict[str, list[str]] = {}
+        #: Failed group executions -> the members whose failures they took (for retry_failed).
+        self.group_failed_members: dict[str, list[str]] = {}
         #: Transitions still to fire while a cascade of instant tasks runs (see ``_cascade``).
         self._stack: list[tuple[str, str | None] | None] | None = None
         self.outputs: dict[str, Any] | None = None
@@ -390,13 +399,25 @@ class RunState:
         self.outputs = None
         work: list[tuple[str, str | None] | None] = []
         for exec_id in unhandled:
-            task = self.wf.tasks[self.executions[exec_id].task]
-            if task.join is not None:
-                self.join_done.discard(task.name)
-                self.join_fired[task.name] = set(task.sources)
-            work.append((task.name, None))
+            work.extend(self._reopen(exec_id))
         work.extend(dropped)
         self._cascade(work)
+
+    def _reopen(self, exec_id: str) -> list[tuple[str, str | None] | None]:
+        """What to start again for a failed execution: the task, or for a parallel group the
+        members whose failures it took (the members that succeeded keep their results)."""
+        ex = self.executions[exec_id]
+        task = self.wf.tasks[ex.task]
+        if task.kind == "parallel":
+            self.join_done.discard(task.name)
+            work: list[tuple[str, str | None] | None] = []
+            for member_exec in self.group_failed_members.pop(exec_id, []):
+                work.extend(self._reopen(member_exec))
+            return work
+        if task.join is not None:
+            self.join_done.discard(task.name)
+            self.join_fired[task.name] = set(task.sources)
+        return [(task.name, None)]
 
     def _on_recovered(self, event: E.Recovered) -> None:
         """Take over after a crash: what was in flight runs again."""
@@ -533,7 +554,7 @@ class RunState:
         self.runs_count[target] = count + 1
         self._start(task, count + 1, source)
 
-    def _start(self, task: CTask, n: int, source: str | None = None) -> None:
+    def _new_execution(self, task: CTask, n: int) -> Execution:
         exec_id = task.name if n == 1 else f"{task.name}#{n}"
         ex = Execution(id=exec_id, task=task.name, seq=len(self.order) + 1, started_at=self.now)
         self.executions[exec_id] = ex
@@ -541,12 +562,15 @@ class RunState:
         self.latest[task.name] = exec_id
         self.dirty.add(exec_id)
         self._view(ex)
+        return ex
+
+    def _group_result(self, task: CTask) -> dict[str, Any]:
+        return {m: self.task_view.get(m, {}).get("result") for m in task.members}
+
+    def _start(self, task: CTask, n: int, source: str | None = None) -> None:
+        ex = self._new_execution(task, n)
         if task.kind in ("routing", "parallel"):
-            result = (
-                {m: self.task_view.get(m, {}).get("result") for m in task.members}
-                if task.members
-                else None
-            )
+            result = self._group_result(task) if task.members else None
             ex.attempts = 1
             self._finish_execution(ex, ok=True, result=result)
             return
@@ -935,9 +959,17 @@ class RunState:
         except ExpressionError as exc:
             self._fail_run(f"ExpressionError: task {ex.task!r}: {exc}")
             return
+        group = self.group_of.get(ex.task)
+        if group is not None and group in self.join_done:
+            group = None  # the group already ended (a loop through it): nothing to report to
+        work: list[tuple[str, str | None] | None] = [(target, ex.task) for target in starts]
         if ex.status == "failed" and not fired:
-            self.unhandled.append(ex.id)
-            self._fail_run(_task_failed(ex))
+            if group is not None:
+                # Its group takes the failure: the group ends failed once its members settle.
+                self.group_failures.setdefault(group, []).append(ex.id)
+            else:
+                self.unhandled.append(ex.id)
+                self._fail_run(_task_failed(ex))
         elif fail_command:
             reason = (
                 _task_failed(ex)
@@ -945,10 +977,53 @@ class RunState:
                 else f"RunFailed: task {ex.task!r} transitioned to fail"
             )
             self._record_failure(reason)
-        work: list[tuple[str, str | None] | None] = [(target, ex.task) for target in starts]
+        elif ex.status == "failed" and group is not None and ex.task not in starts:
+            # Remediated by its own transitions: it counts as done for its group (a member
+            # that runs itself again, ``do: retry``, counts when that execution ends).
+            work.append((group, ex.task))
         if fail_command:
             work.append(None)  # the run fails once the tasks beside ``fail`` have started
         self._cascade(work)
+        if group is not None and group in self.group_failures:
+            self._end_failed_group(group, all_started=True)
+
+    def _end_failed_group(self, group: str, *, all_started: bool) -> None:
+        """End a group that took a member's failure, once none of its members is active.
+
+        ``all_started``: also wait for members not started yet (they start in the cascade
+        that is running); when the run settles, a member that never started never will.
+        """
+        if self.done or group not in self.group_failures:
+            return
+        task = self.wf.tasks[group]
+        for member in task.members:
+            exec_id = self.latest.get(member)
+            if exec_id is None:
+                if all_started:
+                    return
+            elif self.executions[exec_id].status not in DONE_TASK:
+                return
+        failed = self.group_failures.pop(group)
+        self.join_done.add(group)
+        count = self.runs_count.get(group, 0)
+        if count >= task.max_runs:
+            self._fail_run(f"MaxRunsExceeded: task {group!r} reached max_runs ({task.max_runs})")
+            return
+        self.runs_count[group] = count + 1
+        ex = self._new_execution(task, count + 1)
+        ex.attempts = 1
+        first = self.executions[failed[0]]
+        kind, message = _split_error(first.error, first.error_type)
+        names = list(dict.fromkeys(self.executions[e].task for e in failed))
+        more = f" (and {', '.join(repr(n) for n in names[1:])})" if len(names) > 1 else ""
+        self.group_failed_members[ex.id] = failed
+        self._finish_execution(
+            ex,
+            ok=False,
+            result=None,
+            error=f"{kind}: member {first.task!r} failed{more}: {message}",
+            error_type=first.error_type,
+        )
 
     # -- run end ----------------------------------------------------------------------------
     def _record_failure(self, reason: str) -> None:
@@ -1001,6 +1076,15 @@ class RunState:
                 self.dirty.add(ex.id)
                 self._view(ex)
             self.timers.clear()
+        if self.group_failures:
+            # Nothing else will happen: members of a failed group that never started never
+            # will, so the group ends now (and its transitions may start more work).
+            before = len(self.order)
+            for group in list(self.group_failures):
+                self._end_failed_group(group, all_started=False)
+            if len(self.order) != before:
+                self._settle()  # look again: each pass ends at least one group
+                return
         if self.failure is None:
             for name in self.wf.tasks:
                 fired = self.join_fired.get(name)
@@ -1024,6 +1108,7 @@ class RunState:
         self.ended_at = self.now
         self.error = error
         self.timers.clear()
+        self.group_failures.clear()  # a group still waiting on members never ends now
         # Speculative attempts still out there will be ignored; a retry submits afresh.
         self.speculated.clear()
         self.early.clear()

@@ -1053,10 +1053,10 @@ SCENARIOS: list[Scenario] = [
         """,
         outcomes={"x": Fail("RuntimeError: x down")},
         durations={"y": 2},
-        sequence=["x", "y"],
+        sequence=["x", "y", "checks"],  # the group ends failed once y settles
         status="failed",
-        error=("'x'", "x down"),
-        statuses={"y": "succeeded"},
+        error=("'checks'", "member 'x'", "x down"),
+        statuses={"y": "succeeded", "checks": "failed"},
     ),
     Scenario(
         "execution_groups",
