@@ -46,6 +46,10 @@ export function EditBar(props: EditBarProps) {
   const actions = Array.from(new Set(nodes.map((n) => n.action).filter((a): a is string => !!a)));
   const busy = notice.phase === "sending";
   const canAfter = selectedTask !== "" && nodes.some((n) => n.id === selectedTask);
+  // The name is kept while an edit is checked or refused, so that a refused one can be fixed.
+  useEffect(() => {
+    if (notice.phase === "saved" || notice.phase === "copy") setName("");
+  }, [notice]);
 
   return (
     <div className="jw-editbar" data-testid="jw-editbar">
@@ -55,7 +59,6 @@ export function EditBar(props: EditBarProps) {
           event.preventDefault();
           if (!name.trim() || !action.trim()) return;
           props.onAdd(name.trim(), action.trim(), after && canAfter ? selectedTask : null);
-          setName("");
         }}
       >
         <input

@@ -471,3 +471,108 @@ def test_inquiry_answered_in_the_widget(lab: Lab, tmp_path: Path) -> None:
         )
         assert result.inner_text().strip() == "go"  # the answer reached the task
         assert_no_errors(page)
+
+
+EDIT_WORKFLOW = """\
+%%workflow edited
+tasks:
+  start:
+    action: core.echo
+    input: {message: hello}
+"""
+
+
+def _cell_sources(lab: Lab, name: str) -> list[str]:
+    """The notebook's cell sources as the server has them on disk."""
+    model = lab.api(f"/api/contents/{name}?content=1")
+    return [
+        "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+        for c in model["content"]["cells"]
+    ]
+
+
+def _drag(page: Any, source: Any, target: Any) -> None:
+    """Press on ``source``, move to ``target`` in small steps, release: a user's drag."""
+    start, end = source.bounding_box(), target.bounding_box()
+    assert start and end, "a handle is not on the page"
+    page.mouse.move(start["x"] + start["width"] / 2, start["y"] + start["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(end["x"] + end["width"] / 2, end["y"] + end["height"] / 2, steps=15)
+    page.mouse.up()
+
+
+def test_edit_a_workflow_cell_in_the_widget(lab: Lab, tmp_path: Path) -> None:
+    """Add a task and connect it in the widget: the %%workflow cell gets the new, valid YAML."""
+    from jupyter_workflows.spec.loader import load_spec
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+    }
+    nb.cells = [
+        nbformat.v4.new_code_cell("%load_ext jupyter_workflows"),
+        nbformat.v4.new_code_cell(EDIT_WORKFLOW.rstrip("\n")),
+    ]
+    nbformat.write(nb, str(lab.root / "edit.ipynb"))
+    expect = _playwright_sync_api().expect
+
+    with chromium_page(lab, tmp_path) as page:
+        open_notebook(page, lab, "edit.ipynb")
+        run_all_cells(page)
+        cell = code_cell(page, "%%workflow edited")
+        widget = cell.locator('[data-testid="jw-root"]')
+        node(widget, "start").wait_for(timeout=RUN_DONE_MS)
+
+        # Edit mode, then add a task through the toolbar.
+        widget.locator('[data-testid="jw-edit-toggle"]').click()
+        expect(widget).to_have_attribute("data-editing", "true")
+        widget.locator('[data-testid="jw-add-name"]').fill("finish")
+        widget.locator('[data-testid="jw-add-action"]').fill("core.noop")
+        widget.locator('[data-testid="jw-add-submit"]').click()
+        node(widget, "finish").wait_for(timeout=RUN_DONE_MS)
+        notice = widget.locator('[data-testid="jw-edit-notice"][data-phase="saved"]')
+        notice.wait_for(timeout=RUN_DONE_MS)
+        editor = cell.locator(".jp-InputArea-editor")
+        expect(editor).to_contain_text("finish:", timeout=UI_MS)
+
+        # A refused edit: an action that does not exist. The error is shown, one line, and
+        # the cell keeps the last valid YAML.
+        widget.locator('[data-testid="jw-add-name"]').fill("broken")
+        widget.locator('[data-testid="jw-add-action"]').fill("no_such_action_here")
+        widget.locator('[data-testid="jw-add-submit"]').click()
+        error = widget.locator('[data-testid="jw-edit-error"]')
+        expect(error).to_contain_text("no_such_action_here", timeout=RUN_DONE_MS)
+        expect(error).to_contain_text(re.compile(r"<cell>:\d+:\d+: "))
+        assert node(widget, "broken").count() == 0
+        expect(editor).not_to_contain_text("broken")
+
+        # Connect start -> finish by dragging from start's bottom handle to finish's top one.
+        _drag(
+            page,
+            widget.locator('[data-testid="jw-handle-out-start"]'),
+            widget.locator('[data-testid="jw-handle-in-finish"]'),
+        )
+        expect(editor).to_contain_text("on_success: finish", timeout=RUN_DONE_MS)
+        widget.locator('[aria-label="Edge from start to finish"]').wait_for(
+            state="attached", timeout=UI_MS
+        )
+
+        # Saved through JupyterLab: the cell's source on disk is the magic line and valid YAML.
+        page.keyboard.press("Control+s")
+        deadline = time.monotonic() + UI_MS / 1000
+        while True:
+            sources = _cell_sources(lab, "edit.ipynb")
+            if "on_success: finish" in sources[1] or time.monotonic() > deadline:
+                break
+            time.sleep(0.25)  # polling the server for the saved file
+        source = sources[1]
+        first, _, body = source.partition("\n")
+        assert first == "%%workflow edited", source
+        spec, _ = load_spec(body, file="<cell>", name="edited")
+        assert list(spec.tasks) == ["start", "finish"]
+        assert spec.tasks["start"].on_success == ["finish"]
+        assert spec.tasks["finish"].action == "core.noop"
+        assert spec.tasks["start"].input == {"message": "hello"}
+        assert_no_errors(page)
