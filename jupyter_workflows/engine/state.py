@@ -98,6 +98,9 @@ class Execution:
     first_failed: int | None = None
     #: The last ``(done, total)`` its running attempt reported (``context.progress``).
     reported: tuple[int, int] | None = None
+    #: Attempts made by the executions before it, when ``do: retry`` started it: attempt
+    #: numbers go on from there, while the ``retry`` policy counts this execution's own.
+    retry_base: int = 0
 
     @property
     def timed_out(self) -> bool:
@@ -172,6 +175,8 @@ class RunState:
         #: Outcomes of speculative attempts that arrived before their task started.
         self.early: dict[str, E.AttemptDone] = {}
         self.dropped: list[tuple[str, str | None]] = []
+        #: Tasks a ``do: retry`` is about to start again -> the execution that asked.
+        self.retrying: dict[str, str] = {}
         #: ``type: parallel`` groups: member -> its group.
         self.group_of: dict[str, str] = {
             m: name for name, t in workflow.tasks.items() for m in t.members
@@ -569,9 +574,13 @@ class RunState:
 
     def _start(self, task: CTask, n: int, source: str | None = None) -> None:
         ex = self._new_execution(task, n)
+        before = self.retrying.pop(task.name, None)
+        if before is not None and task.with_items is None:
+            # ``do: retry``: the same task tried again, so its attempts go on counting.
+            ex.attempts = ex.retry_base = self.executions[before].attempts
         if task.kind in ("routing", "parallel"):
             result = self._group_result(task) if task.members else None
-            ex.attempts = 1
+            ex.attempts = ex.retry_base + 1
             self._finish_execution(ex, ok=True, result=result)
             return
         scope = self._scope(ex=None)
@@ -583,7 +592,7 @@ class RunState:
                 items = render(task.with_items, scope)
                 ex.input = {"with_items": items}
         except ExpressionError as exc:
-            ex.attempts = 1
+            ex.attempts = ex.retry_base + 1
             self._finish_execution(
                 ex, ok=False, error=f"ExpressionError: {exc}", error_type="ExpressionError"
             )
@@ -592,7 +601,7 @@ class RunState:
             if isinstance(items, (tuple, range)):
                 items = list(items)
             if not isinstance(items, list):
-                ex.attempts = 1
+                ex.attempts = ex.retry_base + 1
                 self._finish_execution(
                     ex,
                     ok=False,
@@ -602,7 +611,7 @@ class RunState:
                 return
             ex.items = [Item(value=v) for v in items]
             if not ex.items:
-                ex.attempts = 1
+                ex.attempts = ex.retry_base + 1
                 self._finish_execution(ex, ok=True, result=[])
                 return
             self._items_settle(ex)  # starts the first batch
@@ -611,7 +620,7 @@ class RunState:
             ex.status = "waiting"
             data = ex.input if isinstance(ex.input, dict) else {}
             ex.inquiry = {"prompt": str(data.get("prompt", "")), "schema": data.get("schema")}
-            ex.attempts = 1
+            ex.attempts = ex.retry_base + 1
             self._out.append(
                 C.OpenInquiry(ex.id, ex.task, ex.inquiry["prompt"], ex.inquiry["schema"])
             )
@@ -813,8 +822,9 @@ class RunState:
         self, ex: Execution, index: int | None, attempt: int, error: str, error_type: str | None
     ) -> None:
         task = self.wf.tasks[ex.task]
-        if attempt <= task.retry.count and not (self.failing and not self.wf.spec.keep_going):
-            delay = task.retry.delay_for(attempt)
+        tries = attempt if index is not None else attempt - ex.retry_base
+        if tries <= task.retry.count and not (self.failing and not self.wf.spec.keep_going):
+            delay = task.retry.delay_for(tries)
             ex.logs.append(f"attempt {attempt} failed: {error}; retrying in {delay:g}s")
             if index is None:
                 ex.status = "retrying"
@@ -954,6 +964,7 @@ class RunState:
                         pass
                     elif target == "retry":
                         starts.append(ex.task)
+                        self.retrying[ex.task] = ex.id
                     else:
                         starts.append(target)
         except ExpressionError as exc:
