@@ -559,12 +559,20 @@ def test_edit_a_workflow_cell_in_the_widget(lab: Lab, tmp_path: Path) -> None:
             state="attached", timeout=UI_MS
         )
 
+        # A task's fields, edited as YAML in the side column.
+        node(widget, "finish").click()
+        task_editor = widget.locator('[data-testid="jw-task-editor"][data-task="finish"]')
+        task_editor.wait_for()
+        task_editor.locator('[data-testid="jw-task-yaml"]').fill("action: core.noop\ntimeout: 30\n")
+        task_editor.locator('[data-testid="jw-task-apply"]').click()
+        expect(editor).to_contain_text("timeout: 30", timeout=RUN_DONE_MS)
+
         # Saved through JupyterLab: the cell's source on disk is the magic line and valid YAML.
         page.keyboard.press("Control+s")
         deadline = time.monotonic() + UI_MS / 1000
         while True:
             sources = _cell_sources(lab, "edit.ipynb")
-            if "on_success: finish" in sources[1] or time.monotonic() > deadline:
+            if "timeout: 30" in sources[1] or time.monotonic() > deadline:
                 break
             time.sleep(0.25)  # polling the server for the saved file
         source = sources[1]
@@ -574,5 +582,6 @@ def test_edit_a_workflow_cell_in_the_widget(lab: Lab, tmp_path: Path) -> None:
         assert list(spec.tasks) == ["start", "finish"]
         assert spec.tasks["start"].on_success == ["finish"]
         assert spec.tasks["finish"].action == "core.noop"
+        assert spec.tasks["finish"].timeout == 30
         assert spec.tasks["start"].input == {"message": "hello"}
         assert_no_errors(page)
