@@ -458,6 +458,20 @@ class GraphWidget(anywidget.AnyWidget):
                 document = apply_edit(source.document, {"op": op, **fields})
                 text = dump_document(document, json_file=json_file)
             workflow = _load_edited(source, text)
+            from ..spec.graph import graph_dict
+
+            graph = graph_dict(workflow.compiled)
+            if op == "disconnect":
+                still = (
+                    fields.get("source"),
+                    fields.get("target"),
+                    fields.get("kind") or "success",
+                )
+                if any((e["source"], e["target"], e["kind"]) == still for e in graph["edges"]):
+                    raise SpecError(
+                        f"the edge {still[0]} → {still[1]} ({still[2]}) comes from fields the "
+                        f"editor does not change (group, publish, a join): edit the tasks' YAML"
+                    )
             if document is None:
                 from ..spec.loader import parse_document
 
@@ -465,12 +479,10 @@ class GraphWidget(anywidget.AnyWidget):
             if source.target == "file" and source.path is not None:
                 _write_file(source, text)
             from ..definition import register_workflow
-            from ..spec.graph import graph_dict
 
             source.document = document
             source.workflow = workflow
             register_workflow(workflow)
-            graph = graph_dict(workflow.compiled)
             ids = {n["id"] for n in graph["nodes"]}
             selected = self.selected
             if op == "set_task" and selected == fields.get("name") and fields.get("rename"):
@@ -495,12 +507,11 @@ class GraphWidget(anywidget.AnyWidget):
         try:
             self.edit(str(content.get("op")), **fields)
         except (SpecError, WorkflowError) as exc:
-            error: EditErrorMessage = {
-                "type": "edit_error",
-                "id": request_id,
-                "error": _one_line(exc),
-            }
-            self.send(error)
+            self._send_edit_error(request_id, _one_line(exc))
+            return
+        except Exception as exc:  # a bug: logged, and the browser must not wait for ever
+            logger.exception("applying the edit %r failed", content)
+            self._send_edit_error(request_id, f"{type(exc).__name__}: {_one_line(exc)}")
             return
         source = self._edit_source
         assert source is not None  # edit() refuses without one
@@ -512,6 +523,10 @@ class GraphWidget(anywidget.AnyWidget):
             "path": str(source.path) if source.path is not None else None,
         }
         self.send(ok)
+
+    def _send_edit_error(self, request_id: int, error: str) -> None:
+        message: EditErrorMessage = {"type": "edit_error", "id": request_id, "error": error}
+        self.send(message)
 
     # -- static fallback ---------------------------------------------------------
 

@@ -381,3 +381,19 @@ def test_failed_cluster_keeps_the_previous_configuration(ip: InteractiveShell) -
     # And runs still go where they went.
     run = jw.load("name: after_cluster\ntasks:\n  a: {action: core.noop}\n").run()
     assert run.status == "succeeded"
+
+
+def test_an_edge_the_editor_cannot_remove_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "grouped.yaml"
+    path.write_text(
+        "name: grouped\ntasks:\n  a: {action: core.noop, group: 1}\n  b: {action: core.noop, group: 2}\n"
+    )
+    workflow = jw.load(path)
+    widget = widget_for_workflow(workflow)
+    widget.enable_editing(workflow)
+    [edge] = widget.graph["edges"]
+    answer = send(
+        widget, "disconnect", source=edge["source"], target=edge["target"], kind=edge["kind"]
+    )
+    assert answer["type"] == "edit_error" and "does not change" in answer["error"]
+    assert "group: 2" in path.read_text()
