@@ -18,10 +18,12 @@ Design
   ``sys.path``; ``jw.configure(...)`` calls in the notebook take effect, and the CLI configures
   after loading, so its options win. What cells print is captured (the CLI's ``--json`` owns
   stdout).
-* **Errors are one line**, a :class:`~jupyter_workflows.exceptions.SpecError` naming the
-  notebook and the cell: a cell that raises (``quick.ipynb: cell 3, line 2: NameError: ...``),
-  a ``%%workflow`` cell with bad YAML (``quick.ipynb (cell 4):3:7: ...``), no workflow, or
-  several without ``--workflow``.
+* **Errors are one line**, a :class:`~jupyter_workflows.exceptions.SpecError` in the
+  ``FILE:LINE:COL: message`` form of every other file, LINE and COL counted in the cell, and the
+  cell's number (counting every cell from 1) after the message: a cell that raises
+  (``quick.ipynb:2:5: NameError: name 'x' is not defined (cell 3)``), a ``%%workflow`` cell with
+  bad YAML (``quick.ipynb:3:7: YAML syntax error: ... (cell 4)``). Not positioned: no workflow,
+  or several without ``--workflow``.
 """
 
 from __future__ import annotations
@@ -100,25 +102,43 @@ def _load_extension(shell: InteractiveShell) -> Any:
     return magics
 
 
-def _describe(shell: InteractiveShell, exc: BaseException) -> tuple[int | None, str]:
-    """The line in the cell where ``exc`` was raised (when known) and its one-line message."""
+def _describe(shell: InteractiveShell, exc: BaseException) -> tuple[int | None, int | None, str]:
+    """Where in the cell ``exc`` was raised (line, column, when known) and its one-line message."""
     from ..exceptions import WorkflowError
 
-    first = (str(exc).strip().splitlines() or [""])[0]
+    if isinstance(exc, SyntaxError) and exc.msg:
+        first = exc.msg.strip().splitlines()[0]  # str() adds "(<ipython-input-...>, line 1)"
+    else:
+        first = (str(exc).strip().splitlines() or [""])[0]
     if isinstance(exc, WorkflowError) and first:
         message = first
     else:
         message = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-    line = None
+    line = col = None
     names = getattr(shell.compile, "_filename_map", {})
+    cell_file = None  # the file IPython compiled this cell as: its outermost frame's
     tb = exc.__traceback__
-    while tb is not None:  # the innermost frame that is the cell's own code
-        if tb.tb_frame.f_code.co_filename in names:
-            line = tb.tb_lineno
+    while tb is not None:  # the innermost frame of this cell's code (not an earlier cell's)
+        file = tb.tb_frame.f_code.co_filename
+        if cell_file is None and file in names:
+            cell_file = file
+        if file == cell_file:
+            line, col = tb.tb_lineno, _column(tb.tb_frame.f_code, tb.tb_lasti, tb.tb_lineno)
         tb = tb.tb_next
     if line is None and isinstance(exc, SyntaxError) and exc.lineno:
-        line = exc.lineno
-    return line, message
+        line, col = exc.lineno, exc.offset
+    return line, col, message
+
+
+def _column(code: types.CodeType, lasti: int, line: int) -> int | None:
+    """The 1-based column of the instruction at ``lasti`` (Python 3.11+ keeps positions)."""
+    positions = getattr(code, "co_positions", None)
+    if positions is None or lasti < 0:  # pragma: no cover - Python < 3.11
+        return None
+    for index, (start, _end, col, _end_col) in enumerate(positions()):
+        if index == lasti // 2:
+            return col + 1 if start == line and col is not None else None
+    return None
 
 
 def _magic_line(source: str) -> int:
@@ -130,17 +150,39 @@ def _magic_line(source: str) -> int:
 
 
 def _cell_error(
-    shell: InteractiveShell, exc: BaseException, label: str, number: int, cell_label: str
+    shell: InteractiveShell, exc: BaseException, label: str, number: int, source: str
 ) -> str:
+    """``NOTEBOOK:LINE:COL: message (cell N)``, LINE and COL counted in cell N.
+
+    The ``FILE:LINE:COL: message`` of every other error (CONTRACT §5), with the cell named after
+    the message. An error without a position points at the cell's first line.
+    """
+    import re
+
     from IPython.core.error import UsageError
 
     if isinstance(exc, UsageError):
         text = (str(exc).strip().splitlines() or ["UsageError"])[0]
-        # A %%workflow cell's error is positioned already: "nb.ipynb (cell 4):3:7: ...".
-        return text if text.startswith(cell_label) else f"{label}: cell {number}: {text}"
-    line, message = _describe(shell, exc)
-    where = f"cell {number}, line {line}" if line else f"cell {number}"
-    return f"{label}: {where}: {message}"
+        # The %%workflow magic positions its errors in the cell: "nb.ipynb:3:7: ...".
+        positioned = re.match(rf"{re.escape(label)}:(\d+)(?::(\d+))?: (.*)", text)
+        if positioned:
+            line, col, message = positioned.groups()
+            return f"{label}:{line}:{col or 1}: {message} (cell {number})"
+        if text.startswith(f"{label}: "):
+            text = text[len(label) + 2 :]
+        elif re.match(r"[^:\s]+:\d+:\d+: ", text):
+            # Positioned in another file (a nested workflow beside the notebook); the task that
+            # runs it is positioned in the cell's YAML, which starts after the magic line.
+            offset = _magic_line(source)
+            text = re.sub(
+                r"<cell>:(\d+):(\d+)",
+                lambda m: f"{label}:{int(m.group(1)) + offset}:{m.group(2)}",
+                text,
+            )
+            return f"{text} (cell {number})"
+        return f"{label}:{_magic_line(source)}:1: {text} (cell {number})"
+    line, col, message = _describe(shell, exc)
+    return f"{label}:{line or _magic_line(source)}:{col or 1}: {message} (cell {number})"
 
 
 def _restore_prompts(saved: dict[str, Any]) -> None:
@@ -180,12 +222,12 @@ def workflows_from_notebook(path: str | os.PathLike[str]) -> dict[str, Workflow]
             for number, source in cells:
                 if not source.strip():
                     continue
-                magics.cell_label = f"{label} (cell {number})"
+                magics.cell_label = label  # positions are completed by _cell_error
                 magics.line_offset = _magic_line(source)  # lines before the YAML
                 result = shell.run_cell(source, store_history=False, silent=True)
                 error = result.error_before_exec or result.error_in_exec
                 if error is not None:
-                    raise SpecError(_cell_error(shell, error, label, number, magics.cell_label))
+                    raise SpecError(_cell_error(shell, error, label, number, source))
     finally:
         os.chdir(cwd)
         with contextlib.suppress(Exception):
