@@ -43,7 +43,10 @@ What travels
 How outcomes come back
     The executor subscribes to a private Dask event topic; a worker publishes each small
     envelope (up to 16 KiB pickled) there as the task ends, so the outcome reaches the engine in
-    the scheduler's existing stream, with no gather round trip. Larger envelopes, and futures
+    the scheduler's existing stream, with no gather round trip. That is worth it for latency (a
+    chain of steps), not for throughput: when many independent tasks are queued (a fan-out),
+    an event each costs the scheduler more than one gather per batch, so waves that would make
+    the cluster busy are not published but gathered, batched. Larger envelopes, and futures
     that end without running (cancelled, ``KilledWorker``), are gathered in the client's loop,
     batched. Either way each submission's callback is called exactly once.
 
@@ -685,7 +688,11 @@ class DaskExecutor(Executor):
         return True
 
     def _prepare(
-        self, item: _Pending, client: Client, pickled: dict[int, tuple[Callable[..., Any], bytes]]
+        self,
+        item: _Pending,
+        client: Client,
+        pickled: dict[int, tuple[Callable[..., Any], bytes]],
+        push: bool,
     ) -> tuple[bytes, dict[str, Future]] | None:
         """The payload and upstream futures for one submission, or ``None`` after failing it.
 
@@ -724,12 +731,12 @@ class DaskExecutor(Executor):
                 else:
                     plain[name] = value
         try:
-            push = (self._topic, sub.key) if self._pushing else None
+            to = (self._topic, sub.key) if push else None
             cached = pickled.get(id(sub.fn))
             if cached is None:
                 cached = pickled[id(sub.fn)] = (sub.fn, cloudpickle.dumps(sub.fn, protocol=5))
             payload = cloudpickle.dumps(
-                (cached[1], plain, sub.context, sub.wants_context, push), protocol=5
+                (cached[1], plain, sub.context, sub.wants_context, to), protocol=5
             )
         except Exception as exc:
             self._emit(item.callback, _failed_by(sub.key, exc))
@@ -777,6 +784,16 @@ class DaskExecutor(Executor):
         ] = {}
         seen: set[str] = set()
         pickled: dict[int, tuple[Callable[..., Any], bytes]] = {}
+        # Publishing outcomes saves latency (a chain), but an event per task costs the scheduler
+        # more than one gather per batch does when many independent tasks are queued (a
+        # fan-out): those are gathered, batched, instead.
+        free = sum(
+            not any(isinstance(v, ResultRef) for v in item.submission.kwargs.values())
+            for item in ready
+        )
+        push = self._pushing and (
+            free + self._free_pending <= _BUSY_FACTOR * max(1, self._nthreads)
+        )
         for item in ready:
             key = item.submission.key
             if key in seen:
@@ -784,7 +801,7 @@ class DaskExecutor(Executor):
                     item.callback, _failed(key, "ValueError", f"key {key!r} was submitted twice")
                 )
                 continue
-            prepared = self._prepare(item, client, pickled)
+            prepared = self._prepare(item, client, pickled, push)
             if prepared is None:
                 continue
             seen.add(key)
