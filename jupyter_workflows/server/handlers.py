@@ -277,7 +277,8 @@ def discover_workflows(root_dir: Path) -> list[dict[str, Any]]:
 
     Files are ``*.yaml``, ``*.yml`` and ``*.json`` directly in ``root_dir`` (not in sub-folders,
     not hidden) whose top level has ``tasks``. A file that does not load is listed with its
-    one-line ``error`` and no other details.
+    one-line ``error`` and no other details; one that loads but does not validate (an unknown
+    task in ``on_success``, an action that does not resolve) keeps its details, with ``error``.
     """
     from ..definition import load, registered_workflows
 
@@ -295,7 +296,7 @@ def discover_workflows(root_dir: Path) -> list[dict[str, Any]]:
         try:
             wf = load(path)
         except WorkflowError as exc:
-            error = _one_line(str(exc)).replace(f"{root_dir.resolve()}{os.sep}", "")
+            error = _relative_message(exc, root_dir)
             out.append(
                 {
                     "name": path.stem,
@@ -309,8 +310,18 @@ def discover_workflows(root_dir: Path) -> list[dict[str, Any]]:
                 }
             )
             continue
-        out.append(_describe(wf, "file", rel))
+        entry = _describe(wf, "file", rel)
+        try:
+            # What `validate` (and a run) refuses: unknown targets, unresolved actions, ...
+            wf.validate()
+        except WorkflowError as exc:
+            entry["error"] = _relative_message(exc, root_dir)
+        out.append(entry)
     return out
+
+
+def _relative_message(exc: BaseException, root_dir: Path) -> str:
+    return _one_line(str(exc)).replace(f"{root_dir.resolve()}{os.sep}", "")
 
 
 def _relative(path: Path | None, root_dir: Path) -> str | None:

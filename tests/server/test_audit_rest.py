@@ -1,0 +1,155 @@
+"""REST API details found by an audit, on a real Jupyter server (a subprocess on 127.0.0.1).
+
+The server loads the extension from an explicit config file and runs tasks in threads of its own
+process (``JUPYTER_WORKFLOWS_EXECUTOR=inline``), with a store in the test's temporary folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+TOKEN = "audit-rest-token"
+POSITIONED = re.compile(r"^[^:]+:\d+:\d+: ")
+
+WORKFLOWS = {
+    "hello.yaml": "name: hello\ntasks:\n  greet: {action: core.echo, input: {x: 1}}\n",
+    # Loads (it is YAML with known fields) but is not valid: a transition to an unknown task.
+    "unknown_target.yaml": "name: s\ntasks:\n  a: {action: core.noop, on_success: zz}\n",
+    # Loads, but its action does not resolve.
+    "no_action.yaml": "name: noact\ntasks:\n  a: {action: no_such_module_xyz:nothing}\n",
+    # Does not load: an unknown field.
+    "broken.yaml": "name: broken\ntasks:\n  a: {action: core.noop, retrys: 2}\n",
+}
+
+
+@dataclass
+class Server:
+    client: httpx.Client
+    """Sends the token."""
+    anonymous: httpx.Client
+    """Sends no token."""
+    root: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("root")
+    for name, text in WORKFLOWS.items():
+        (root / name).write_text(text)
+    config_dir = tmp_path_factory.mktemp("config")
+    config = config_dir / "jupyter_server_config.json"
+    config.write_text(
+        json.dumps({"ServerApp": {"jpserver_extensions": {"jupyter_workflows.server": True}}})
+    )
+    port = _free_port()
+    env = dict(os.environ)
+    env.update(
+        JUPYTER_WORKFLOWS_EXECUTOR="inline",
+        JUPYTER_WORKFLOWS_STORE=str(tmp_path_factory.mktemp("store") / "state.db"),
+        JUPYTER_CONFIG_DIR=str(config_dir),
+        JUPYTER_RUNTIME_DIR=str(tmp_path_factory.mktemp("runtime")),
+    )
+    env.pop("JUPYTER_TOKEN", None)
+    env.pop("JUPYTER_WORKFLOWS_SCHEDULER", None)
+    log = root.parent / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "jupyter_server",
+                f"--config={config}",
+                "--ServerApp.ip=127.0.0.1",
+                f"--ServerApp.port={port}",
+                "--ServerApp.port_retries=0",
+                f"--ServerApp.root_dir={root}",
+                f"--IdentityProvider.token={TOKEN}",
+                "--ServerApp.open_browser=False",
+                "--ServerApp.allow_root=True",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=root,
+            env=env,
+        )
+    url = f"http://127.0.0.1:{port}/workflows/api"
+    client = httpx.Client(base_url=url, headers={"Authorization": f"token {TOKEN}"}, timeout=60)
+    anonymous = httpx.Client(base_url=url, timeout=60)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"jupyter server exited with {proc.returncode}:\n{log.read_text()}")
+            try:
+                if client.get("/").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"jupyter server did not answer in 60s:\n{log.read_text()}")
+            time.sleep(0.2)
+        yield Server(client, anonymous, root)
+    finally:
+        client.close()
+        anonymous.close()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=15)
+
+
+def _error(response: httpx.Response) -> str:
+    assert response.headers["content-type"].startswith("application/json"), response.text
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert isinstance(body["error"], str) and body["error"] and "\n" not in body["error"]
+    return body["error"]
+
+
+# -- GET workflows: an invalid file is not shown as valid ----------------------------------------
+def test_list_reports_a_workflow_that_loads_but_is_invalid(server: Server) -> None:
+    listed = server.client.get("/workflows")
+    assert listed.status_code == 200
+    by_path = {w["path"]: w for w in listed.json()}
+
+    unknown = by_path["unknown_target.yaml"]
+    assert (
+        unknown["error"] == "unknown_target.yaml:3:38: task 'a': on_success names unknown task 'zz'"
+    )
+    assert unknown["name"] == "s" and unknown["tasks"] == ["a"]  # it loads: details are kept
+
+    no_action = by_path["no_action.yaml"]
+    assert no_action["error"] and POSITIONED.match(no_action["error"]), no_action
+    assert "no_such_module_xyz" in no_action["error"]
+
+    broken = by_path["broken.yaml"]  # does not load: no details
+    assert broken["error"].startswith("broken.yaml:3:") and broken["tasks"] is None
+
+    assert by_path["hello.yaml"]["error"] is None
+
+    # The error is the one a run gets.
+    started = server.client.post("/workflows/s/runs", json={})
+    assert started.status_code == 400
+    assert _error(started) == unknown["error"]
