@@ -12,10 +12,14 @@ settle), so they run in a thread pool, never on the server's event loop. Errors 
 =================================  ======
 error                              status
 =================================  ======
-unknown workflow, run, endpoint    404
+unknown workflow, run, task,       404
+endpoint
 bad parameters, bad JSON body,     400
-invalid workflow, bad answer
-run cannot do that now             409
+invalid workflow, an answer that
+does not fit the inquiry's schema
+run cannot do that now (pause an   409
+ended run, answer a task that is
+not waiting)
 anything else                      500
 =================================  ======
 """
@@ -37,7 +41,14 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 from tornado.ioloop import IOLoop
 
-from ..exceptions import RunNotFound, RunStateError, SpecError, StoreError, WorkflowError
+from ..exceptions import (
+    InquiryError,
+    RunNotFound,
+    RunStateError,
+    SpecError,
+    StoreError,
+    WorkflowError,
+)
 
 __all__ = ["default_handlers", "discover_workflows", "find_workflow"]
 
@@ -236,8 +247,58 @@ def _respond(
     from ..engine.api import get_run, respond
 
     run = get_run(run_id)
-    respond(run.run_id, task, data)
+    try:
+        respond(run.run_id, task, data)
+    except InquiryError as exc:
+        _refine_respond_error(run, task, exc)
+        raise
     return _wait(run, wait, timeout)
+
+
+def _refine_respond_error(run: Any, task: str, exc: InquiryError) -> None:
+    """404 for a task the run does not have, 409 for one not waiting for an answer now.
+
+    The engine raises :class:`InquiryError` for every refused answer; only one that does not
+    fit the inquiry's schema stays a 400 (the client's body is wrong, not the moment).
+    """
+    records = run.tasks
+    if task not in _task_names(run) and not any(t["task"] == task for t in records):
+        raise web.HTTPError(404, f"run {run.run_id} has no task {task!r}") from None
+    waiting = [t for t in records if t["task"] == task and t["status"] == "waiting"]
+    if not waiting:
+        statuses = sorted({t["status"] for t in records if t["task"] == task}) or ["not started"]
+        raise web.HTTPError(
+            409,
+            f"run {run.run_id}: task {task!r} is not waiting for a response "
+            f"({', '.join(statuses)})",
+        ) from None
+    if "already has a response" in str(exc):  # recorded offline, not yet applied by a resume
+        raise web.HTTPError(409, _one_line(str(exc))) from None
+
+
+def _task_names(run: Any) -> set[str]:
+    """Every task name of the run's workflow (group members included), from its definition."""
+    from ..engine.api import get_orchestrator
+
+    record = get_orchestrator().store.get_run(run.run_id) or {}
+    text = record.get("definition") or ""
+    try:  # JSON (Workflow.definition_json) now, YAML in runs stored by earlier versions
+        document = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError):
+        return set()
+    names: set[str] = set()
+    todo = [document.get("tasks") if isinstance(document, dict) else None]
+    while todo:
+        tasks = todo.pop()
+        entries = tasks.items() if isinstance(tasks, dict) else []
+        if isinstance(tasks, list):  # the list form: [{name: ..., ...}]
+            entries = [(t.get("name"), t) for t in tasks if isinstance(t, dict)]
+        for name, spec in entries:
+            if isinstance(name, str):
+                names.add(name)
+            if isinstance(spec, dict):
+                todo.append(spec.get("tasks"))
+    return names
 
 
 # -- workflow discovery -------------------------------------------------------------------------

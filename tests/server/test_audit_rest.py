@@ -30,6 +30,21 @@ WORKFLOWS = {
     "unknown_target.yaml": "name: s\ntasks:\n  a: {action: core.noop, on_success: zz}\n",
     # Loads, but its action does not resolve.
     "no_action.yaml": "name: noact\ntasks:\n  a: {action: no_such_module_xyz:nothing}\n",
+    "approve.yaml": """\
+name: approve
+tasks:
+  ask:
+    action: core.inquiry
+    input:
+      prompt: Ship it?
+      schema: {type: object, properties: {approved: {type: boolean}}, required: [approved]}
+    on_success: ship
+  ship: {action: core.echo, input: {shipped: true}, on_success: checks}
+  checks:
+    type: parallel
+    tasks:
+      inner: {action: core.noop}
+""",
     # Does not load: an unknown field.
     "broken.yaml": "name: broken\ntasks:\n  a: {action: core.noop, retrys: 2}\n",
 }
@@ -153,3 +168,44 @@ def test_list_reports_a_workflow_that_loads_but_is_invalid(server: Server) -> No
     started = server.client.post("/workflows/s/runs", json={})
     assert started.status_code == 400
     assert _error(started) == unknown["error"]
+
+
+# -- respond: 404 for an unknown task, 409 for one not waiting, 400 for a bad answer -------------
+def test_respond_status_codes(server: Server) -> None:
+    run = server.client.post("/workflows/approve/runs?wait=true", json={}).json()
+    assert run["status"] == "waiting", run
+    run_id = run["run_id"]
+
+    unknown = server.client.post(f"/runs/{run_id}/tasks/nosuch/respond", json={"approved": True})
+    assert unknown.status_code == 404
+    assert "no task 'nosuch'" in _error(unknown)
+
+    not_started = server.client.post(f"/runs/{run_id}/tasks/ship/respond", json={"approved": True})
+    assert not_started.status_code == 409
+    assert "'ship' is not waiting for a response (not started)" in _error(not_started)
+    # A member of a parallel group is a task of the run too, though nothing ran it yet.
+    member = server.client.post(f"/runs/{run_id}/tasks/inner/respond", json={"approved": True})
+    assert member.status_code == 409, member.text
+    assert "'inner' is not waiting for a response (not started)" in _error(member)
+
+    bad_answer = server.client.post(f"/runs/{run_id}/tasks/ask/respond", json={"approved": "y"})
+    assert bad_answer.status_code == 400
+    assert "schema" in _error(bad_answer)
+    not_json = server.client.post(f"/runs/{run_id}/tasks/ask/respond", content=b"{nope")
+    assert not_json.status_code == 400
+    _error(not_json)
+    assert server.client.get(f"/runs/{run_id}").json()["status"] == "waiting"
+
+    answered = server.client.post(
+        f"/runs/{run_id}/tasks/ask/respond?wait=true", json={"approved": True}
+    )
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["status"] == "succeeded"
+
+    again = server.client.post(f"/runs/{run_id}/tasks/ask/respond", json={"approved": True})
+    assert again.status_code == 409
+    assert "'ask' is not waiting for a response (succeeded)" in _error(again)
+
+    no_run = server.client.post("/runs/0123456789abcdef/tasks/ask/respond", json={})
+    assert no_run.status_code == 404
+    _error(no_run)
