@@ -49,6 +49,9 @@ class CTransition:
     kind: TransitionKind
     #: Path of the source text, for positioned validation errors.
     origin: tuple[Any, ...] = ()
+    #: The parallel groups among the targets as written (``do`` holds their members instead),
+    #: so ``Workflow.graph`` can keep the edge the user drew into the group.
+    groups: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def targets(self) -> tuple[str, ...]:
@@ -130,6 +133,9 @@ def compile_workflow(spec: WorkflowSpec) -> CompiledWorkflow:
         name: tuple(task.tasks) for name, task, _ in flat if task.type == "parallel" and task.tasks
     }
 
+    def entered(targets: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(t for t in targets if t in groups)
+
     def redirect(targets: list[str]) -> tuple[str, ...]:
         out: list[str] = []
         for t in targets:
@@ -173,7 +179,14 @@ def compile_workflow(spec: WorkflowSpec) -> CompiledWorkflow:
             )
         for i, t in enumerate(task.next):
             trans.append(
-                CTransition(t.when, _pairs(t.publish), redirect(t.do), "when", (*path, "next", i))
+                CTransition(
+                    t.when,
+                    _pairs(t.publish),
+                    redirect(t.do),
+                    "when",
+                    (*path, "next", i),
+                    entered(t.do),
+                )
             )
         if task.decision:
             earlier: list[str] = []
@@ -194,6 +207,7 @@ def compile_workflow(spec: WorkflowSpec) -> CompiledWorkflow:
                         redirect(list(targets)),
                         "decision",
                         (*path, "decision", i),
+                        entered(targets),
                     )
                 )
         for key, when, kind in (
@@ -203,7 +217,9 @@ def compile_workflow(spec: WorkflowSpec) -> CompiledWorkflow:
         ):
             targets = getattr(task, key)
             if targets:
-                trans.append(CTransition(when, (), redirect(targets), kind, (*path, key)))
+                trans.append(
+                    CTransition(when, (), redirect(targets), kind, (*path, key), entered(targets))
+                )
         trans.extend(extra.get(name, ()))
 
         def pick(field_name: str, fallback: Any, task: TaskSpec = task) -> Any:

@@ -2,7 +2,10 @@
 
 One function (:func:`graph_dict`) derives nodes and edges from the compiled workflow; every other
 shape, the widget's included, is drawn from it, so the CLI, the widget and ``Workflow.graph``
-always agree.
+always agree. They draw the compiled form: a transition into a ``type: parallel`` group goes to
+the group's members, and each member ``needs``-edges into the group. The networkx graph also
+keeps the edge as written (``deploy -> checks``, marked ``enters_group=True``), so code asking
+"does deploy lead to checks?" gets the answer the document gives.
 """
 
 from __future__ import annotations
@@ -68,6 +71,17 @@ def to_networkx(cw: CompiledWorkflow) -> nx.DiGraph:
         g.add_node(node["id"], **{k: v for k, v in node.items() if k != "id"})
     for edge in data["edges"]:
         g.add_edge(edge["source"], edge["target"], kind=edge["kind"], label=edge["label"])
+    for name, ct in cw.tasks.items():
+        for tr in ct.next:
+            for group in tr.groups:
+                if not g.has_edge(name, group):
+                    kind = tr.kind if tr.kind != "publish" else "success"
+                    label = (
+                        _short(tr.when)
+                        if kind in ("when", "decision") and isinstance(tr.when, str)
+                        else None
+                    )
+                    g.add_edge(name, group, kind=kind, label=label, enters_group=True)
     return g
 
 
