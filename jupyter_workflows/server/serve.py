@@ -16,15 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import logging
+import socket
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+from ..exceptions import WorkflowError
 from .schedules import Scheduler
 
-__all__ = ["build_app", "serve"]
+__all__ = ["build_app", "check_address", "serve"]
 
 EXTENSION = "jupyter_workflows.server"
 
@@ -105,11 +108,47 @@ def build_app(
     return app
 
 
+def check_address(ip: str, port: int) -> None:
+    """Raise a one-line :class:`WorkflowError` unless ``ip:port`` can be listened on now.
+
+    Binds and releases a socket the way tornado does (``SO_REUSEADDR``, every address ``ip``
+    resolves to), so a busy port is one clear line and exit 2 (CONTRACT §5) rather than the
+    server's start-up log followed by its exit.
+    """
+    where = f"{ip}:{port}"
+    try:
+        infos = socket.getaddrinfo(
+            ip or None, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
+        )
+    except (socket.gaierror, OverflowError) as exc:
+        raise WorkflowError(f"cannot listen on {where}: {getattr(exc, 'strerror', exc)}") from None
+    for family, kind, proto, _name, address in infos:
+        try:
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRNOTAVAIL and ip == "localhost" and address[0] == "::1":
+                continue  # no IPv6 here; tornado skips ::1 for "localhost" too
+            if exc.errno == errno.EADDRINUSE:
+                reason = "the port is already in use (choose another with --port)"
+            elif exc.errno == errno.EADDRNOTAVAIL:
+                reason = "no network interface of this machine has that address (see --ip)"
+            elif exc.errno == errno.EACCES:
+                reason = "permission denied (ports below 1024 need privileges)"
+            else:
+                reason = exc.strerror or type(exc).__name__
+            raise WorkflowError(f"cannot listen on {where}: {reason}") from None
+
+
 def serve(paths: Sequence[str], ip: str = "127.0.0.1", port: int = 8899) -> int:
     """Serve the REST API and run the schedules of ``paths`` until interrupted; the exit code.
 
     Every file is loaded and validated first: an invalid one raises :class:`SpecError` (the CLI
-    prints it and exits 2) before anything listens.
+    prints it and exits 2) before anything listens. An address that cannot be listened on
+    raises :class:`WorkflowError` (one line, exit 2) before the server starts.
     """
     from ..definition import register_workflow
 
@@ -117,12 +156,15 @@ def serve(paths: Sequence[str], ip: str = "127.0.0.1", port: int = 8899) -> int:
     for entry in scheduler.load():
         # Registered, so the REST API lists them and can start them by name.
         register_workflow(entry.workflow)
+    check_address(ip, port)
     try:
         app = build_app(ip, port, scheduler=scheduler)
-    except SystemExit as exc:  # ServerApp exits when the port is taken
-        code = exc.code if isinstance(exc.code, int) else 1
-        print(f"jupyter-workflows serve: cannot listen on {ip}:{port}", file=sys.stderr)
-        return code or 1
+    except SystemExit:  # ServerApp exits when it cannot listen (taken since the check above)
+        print(
+            f"jupyter-workflows serve: cannot start the server on {ip}:{port} (see its log above)",
+            file=sys.stderr,
+        )
+        return 2
     scheduler.log = app.log
 
     url = f"{app.connection_url.rstrip('/')}/workflows/api/"
