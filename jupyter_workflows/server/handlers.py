@@ -1,7 +1,8 @@
 """REST handlers: thin tornado adapters over :mod:`jupyter_workflows.engine.api`.
 
 Every route needs Jupyter's own authentication (a token, a cookie, a JupyterHub identity); a
-request without one gets ``403`` and ``{"error": "Forbidden"}``. Jupyter's authorizer is
+request without one gets ``403`` and a one-line JSON error, whatever its method (checked in
+``prepare``, before tornado would answer 405 for a method the route does not have). Jupyter's authorizer is
 consulted too (resource ``workflows``; GET is ``read``, POST is ``write``), so a JupyterHub
 read-only role can list runs but not start them.
 
@@ -92,6 +93,14 @@ class _WorkflowsHandler(APIHandler):
     """Common parts: JSON in and out, one-line JSON errors, engine calls off the event loop."""
 
     auth_resource = "workflows"
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        await super().prepare()
+        # Every method of every route: a GET on a POST-only route would otherwise be a 405
+        # before any method's @web.authenticated runs. OPTIONS (a CORS preflight, which
+        # carries no credentials) is left to Jupyter.
+        if self.current_user is None and self.request.method != "OPTIONS":
+            raise web.HTTPError(403)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = (kwargs.get("exc_info") or (None, None, None))[1]

@@ -209,3 +209,40 @@ def test_respond_status_codes(server: Server) -> None:
     no_run = server.client.post("/runs/0123456789abcdef/tasks/ask/respond", json={})
     assert no_run.status_code == 404
     _error(no_run)
+
+
+# -- auth: every route, every method, without a valid token: 403 --------------------------------
+ROUTES = [
+    "/",
+    "/workflows",
+    "/workflows/hello/runs",
+    "/runs",
+    "/runs/0123456789abcdef",
+    "/runs/0123456789abcdef/trace",
+    "/runs/0123456789abcdef/pause",
+    "/runs/0123456789abcdef/resume",
+    "/runs/0123456789abcdef/cancel",
+    "/runs/0123456789abcdef/tasks/ask/respond",
+    "/schedules",
+    "/no/such/endpoint",
+]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "DELETE", "PATCH"])
+@pytest.mark.parametrize("path", ROUTES)
+def test_every_route_and_method_needs_a_valid_token(server: Server, path: str, method: str) -> None:
+    # GET on a POST-only route (and POST on a GET-only one) is 403 too, not 405: nothing about
+    # the API is told to a client without a token.
+    for headers, params in (
+        ({}, {}),
+        ({"Authorization": "token wrong"}, {}),
+        ({}, {"token": "wrong"}),
+    ):
+        response = server.anonymous.request(method, path, json={}, headers=headers, params=params)
+        assert response.status_code == 403, (headers, params, response.text)
+        assert "token" in _error(response)
+
+
+def test_with_the_token_a_missing_method_is_405(server: Server) -> None:
+    assert server.client.get("/workflows/hello/runs").status_code == 405
+    assert server.client.post("/runs").status_code == 405
