@@ -1,7 +1,8 @@
 """``jupyter-workflows serve``: the REST API and the schedules, without JupyterLab.
 
 A standalone :class:`jupyter_server.serverapp.ServerApp` with only this package's extension
-(no JupyterLab UI, no terminals), token authentication on, bound to ``ip`` (127.0.0.1 unless told
+(no JupyterLab UI, no terminals, and none of Jupyter's contents, files, kernels or sessions
+APIs: they answer 404), token authentication on, bound to ``ip`` (127.0.0.1 unless told
 otherwise), plus a :class:`~jupyter_workflows.server.schedules.Scheduler` on the server's event
 loop that starts runs of the given workflow files at their ``schedule:`` times.
 
@@ -45,6 +46,10 @@ def _app_class() -> type[Any]:
         """A ServerApp with this package's extension alone, and a scheduler on its event loop."""
 
         name = "jupyter-workflows-serve"
+        #: Jupyter's own services this server exposes: the ``/api`` status, login, CSP reports.
+        #: Not contents, files, kernels, sessions, terminals, config, nbconvert or view: a
+        #: token for the workflows API is not a way to run code or read files through them.
+        default_services = ("api", "auth", "security")
         #: Started once the event loop runs, stopped with the server.
         scheduler: Scheduler | None = None
         _scheduler_task: asyncio.Task[None] | None = None
@@ -53,6 +58,11 @@ def _app_class() -> type[Any]:
             # Whatever the config files enable (JupyterLab, ...), serve only the workflows API.
             self.jpserver_extensions = {EXTENSION: True}
             super().init_server_extensions()
+
+        def init_webapp(self) -> None:
+            # The contents manager adds /files/ apart from the services above.
+            self.contents_manager.files_handler_class = None
+            super().init_webapp()
 
         def _handle_sigint(self, sig: Any, frame: Any) -> None:
             # One Ctrl-C stops a service; no "Shutdown this Jupyter server (y/[n])?" prompt.
