@@ -163,7 +163,7 @@ def test_a_failing_cell_is_named(engine: Any, tmp_path: Path, capsys: Any) -> No
     code, _, err = run_cli(capsys, "run", str(nb))
     assert code == 2
     assert err.strip() == (
-        "broken.ipynb: cell 2, line 2: NameError: name 'undefined_name' is not defined"
+        "broken.ipynb:2:1: NameError: name 'undefined_name' is not defined (cell 2)"
     )
 
 
@@ -177,7 +177,8 @@ def test_bad_yaml_in_a_notebook_cell_is_positioned(engine: Any, tmp_path: Path) 
     with pytest.raises(SpecError) as info:
         workflow_from_notebook(nb)
     # Cell 3 of the notebook (the markdown cell counts); line 4 of that cell.
-    assert str(info.value).startswith("yaml.ipynb (cell 3):4:6: YAML syntax error")
+    assert str(info.value).startswith("yaml.ipynb:4:6: YAML syntax error")
+    assert str(info.value).endswith("(cell 3)")
 
 
 def test_a_notebook_without_workflows(engine: Any, tmp_path: Path) -> None:

@@ -418,7 +418,7 @@ def test_answer_an_inquiry(server: Server) -> None:
     assert no_body.status_code == 400
     _error(no_body)
     other_task = server.client.post(f"/runs/{run_id}/tasks/ship/respond", json={"approved": True})
-    assert other_task.status_code == 400
+    assert other_task.status_code == 409
     assert "not waiting" in _error(other_task)
     assert server.client.get(f"/runs/{run_id}").json()["status"] == "waiting"
 
