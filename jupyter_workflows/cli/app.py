@@ -29,17 +29,33 @@ class _Parser(argparse.ArgumentParser):
         raise UsageFailure(f"{self.prog}: {message}")
 
 
-def _common() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--store", metavar="PATH", help="SQLite store (default ./.jupyter_workflows/state.db)"
+def _add_common(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument(
+        "--store",
+        metavar="PATH",
+        default=default,
+        help="SQLite store (default ./.jupyter_workflows/state.db)",
     )
-    common.add_argument(
+    parser.add_argument(
         "--scheduler",
         metavar="ADDR",
+        default=default,
         help="Dask scheduler address (default: an embedded LocalCluster)",
     )
-    common.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=False if default is None else default,
+        help="show tracebacks",
+    )
+
+
+def _common() -> argparse.ArgumentParser:
+    # The subcommands' copies default to SUPPRESS, so a value given before the subcommand
+    # (``jupyter-workflows --store X runs``) survives unless the subcommand repeats the option,
+    # in which case the later one (after the subcommand) wins.
+    common = argparse.ArgumentParser(add_help=False)
+    _add_common(common, argparse.SUPPRESS)
     return common
 
 
@@ -47,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = _common()
     parser = _Parser(prog=PROG, description="Run and inspect jupyter_workflows workflows headless.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    _add_common(parser, None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -124,12 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns (and, as a script, exits with) the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
     try:
         args = build_parser().parse_args(argv)
     except UsageFailure as exc:
         print(str(exc), file=sys.stderr)
         return 2
+    debug = bool(args.debug)
     from . import logic
 
     try:
