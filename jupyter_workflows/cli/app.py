@@ -157,6 +157,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(_one_line(exc), file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader of stdout went away (``| head``): stop quietly
+        logic._drop_stdout()
+        return 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -7,6 +7,7 @@ engine API (:mod:`jupyter_workflows.engine.api`) the magics and the REST API use
 from __future__ import annotations
 
 import json
+import os
 import sys
 from argparse import Namespace
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 from ..definition import Workflow, load
 from ..exceptions import SpecError
 
-__all__ = ["exit_code", "load_target"]
+__all__ = ["exit_code", "load_target", "out"]
 
 EXIT_CODES = {
     "succeeded": 0,
@@ -53,6 +54,35 @@ def load_target(file: str, workflow: str | None = None) -> Workflow:
     return load(path)
 
 
+def out(text: str, end: str = "\n") -> None:
+    """Print ``text`` on stdout; a reader that went away (``| head``) is not an error.
+
+    The rest of the output is dropped (stdout is pointed at the null device, so the flush at exit
+    cannot fail either) and the command still ends with its own exit code.
+    """
+    if _stdout_closed:
+        return
+    try:
+        sys.stdout.write(text + end)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _drop_stdout()
+
+
+_stdout_closed = False
+
+
+def _drop_stdout() -> None:
+    global _stdout_closed
+    _stdout_closed = True
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real file descriptor (tests capturing stdout)
+        pass
+
+
 def _configure(args: Namespace) -> None:
     from ..engine.api import configure
 
@@ -74,7 +104,7 @@ def cmd_validate(args: Namespace) -> int:
     wf = load_target(args.file, args.workflow)
     warnings = wf.validate()
     _print_warnings(warnings)
-    print(f"{args.file}: ok ({len(wf.compiled.tasks)} tasks)")
+    out(f"{args.file}: ok ({len(wf.compiled.tasks)} tasks)")
     return 0
 
 
@@ -84,16 +114,16 @@ def cmd_graph(args: Namespace) -> int:
     wf = load_target(args.file, args.workflow)
     wf.validate()
     render = {"mermaid": graph.to_mermaid, "dot": graph.to_dot, "json": graph.to_json}[args.format]
-    sys.stdout.write(render(wf.compiled))
+    out(render(wf.compiled), end="")
     return 0
 
 
 def _report(run: Any, as_json: bool) -> int:
     data = run.to_dict()
     if as_json:
-        print(json.dumps(data, default=str))
+        out(json.dumps(data, default=str))
     else:
-        print(run.summary())
+        out(run.summary())
     return exit_code(data["status"])
 
 
@@ -124,15 +154,15 @@ def cmd_runs(args: Namespace) -> int:
     _configure(args)
     items = runs()
     if args.json:
-        print(json.dumps([r.summary_dict() for r in items], default=str))
+        out(json.dumps([r.summary_dict() for r in items], default=str))
         return 0
     if not items:
-        print("no runs")
+        out("no runs")
         return 0
-    print(f"{'RUN ID':<34} {'WORKFLOW':<20} {'STATUS':<12} STARTED")
+    out(f"{'RUN ID':<34} {'WORKFLOW':<20} {'STATUS':<12} STARTED")
     for r in items:
         d = r.summary_dict()
-        print(f"{d['run_id']:<34} {d['workflow']:<20} {d['status']:<12} {d['started_at'] or ''}")
+        out(f"{d['run_id']:<34} {d['workflow']:<20} {d['status']:<12} {d['started_at'] or ''}")
     return 0
 
 
@@ -143,9 +173,9 @@ def cmd_show(args: Namespace) -> int:
     run = get_run(args.run_id)
     data = run.to_dict()
     if args.json:
-        print(json.dumps(data, default=str))
+        out(json.dumps(data, default=str))
     else:
-        print(run.summary(details=True))
+        out(run.summary(details=True))
     return 0
 
 
@@ -155,7 +185,7 @@ def cmd_pause(args: Namespace) -> int:
     _configure(args)
     run = get_run(args.run_id)
     run.pause()
-    print(f"{args.run_id}: pause requested")
+    out(f"{args.run_id}: pause requested")
     return 0
 
 
@@ -165,7 +195,7 @@ def cmd_cancel(args: Namespace) -> int:
     _configure(args)
     run = get_run(args.run_id)
     run.cancel()
-    print(f"{args.run_id}: cancel requested")
+    out(f"{args.run_id}: cancel requested")
     return 0
 
 
@@ -180,7 +210,7 @@ def cmd_respond(args: Namespace) -> int:
         raise InquiryError(f"--data is not JSON: {exc.msg} at column {exc.colno}") from None
     run = get_run(args.run_id)
     run.respond(args.task, data)
-    print(f"{args.run_id}: response to {args.task!r} recorded")
+    out(f"{args.run_id}: response to {args.task!r} recorded")
     return 0
 
 
@@ -190,15 +220,15 @@ def cmd_trace(args: Namespace) -> int:
     _configure(args)
     run = get_run(args.run_id)
     trace = run.trace(format=args.format)
-    print(json.dumps(trace, default=str))
+    out(json.dumps(trace, default=str))
     return 0
 
 
 def cmd_export(args: Namespace) -> int:
     from ..jupyter.export import export_job
 
-    out = export_job(args.source, args.dir, workflow=args.workflow)
-    print(f"exported to {out}")
+    folder = export_job(args.source, args.dir, workflow=args.workflow)
+    out(f"exported to {folder}")
     return 0
 
 

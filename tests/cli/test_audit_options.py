@@ -7,6 +7,8 @@ The common options before or after the subcommand, a reader of stdout that goes 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -66,3 +68,61 @@ def test_debug_and_scheduler_before_the_subcommand(tmp_path: Path, env: dict[str
         "--scheduler", "tcp://127.0.0.1:8786", "validate", "hello.yaml", env=env, cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
+
+
+# -- #9: | head ------------------------------------------------------------------------------------
+
+
+def _with_closed_stdout(tmp_path: Path, env: dict[str, str], *args: str) -> tuple[int, str]:
+    """Run the CLI with a stdout pipe whose reader has already gone (as ``| head`` leaves it)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyter_workflows", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    stderr = proc.stderr.read()
+    return proc.wait(timeout=120), stderr
+
+
+def test_a_closed_stdout_is_not_an_error(tmp_path: Path, env: dict[str, str]) -> None:
+    for _ in range(3):
+        assert jw("run", "hello.yaml", "--store", "s.db", env=env, cwd=tmp_path).returncode == 0
+    run_id = _run_ids(tmp_path, env, "s.db")[0]
+    for args in (
+        ("runs", "--store", "s.db"),
+        ("runs", "--json", "--store", "s.db"),
+        ("show", run_id, "--store", "s.db"),
+        ("trace", run_id, "--store", "s.db"),
+        ("graph", "hello.yaml"),
+    ):
+        rc, stderr = _with_closed_stdout(tmp_path, env, *args)
+        assert (rc, stderr) == (0, ""), args
+    # run and resume still exit with the run's code; progress lines on stderr are fine
+    rc, stderr = _with_closed_stdout(tmp_path, env, "resume", run_id, "--json", "--store", "s.db")
+    assert rc == 0
+    assert "BrokenPipe" not in stderr and "Traceback" not in stderr
+    (tmp_path / "fails.yaml").write_text("name: fails\ntasks:\n  a: {action: core.fail}\n")
+    rc, stderr = _with_closed_stdout(tmp_path, env, "run", "fails.yaml", "--store", "s.db")
+    assert rc == 1
+    assert "BrokenPipe" not in stderr and "Traceback" not in stderr
+
+
+def test_head_in_a_shell_pipeline(tmp_path: Path, env: dict[str, str]) -> None:
+    for _ in range(3):
+        assert jw("run", "hello.yaml", "--store", "s.db", env=env, cwd=tmp_path).returncode == 0
+    cmd = f"{sys.executable} -m jupyter_workflows runs --store s.db | head -c 10"
+    result = subprocess.run(
+        ["bash", "-c", cmd + "; echo rc=${PIPESTATUS[0]} >&2"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.stdout == "RUN ID    "
+    assert result.stderr == "rc=0\n"
