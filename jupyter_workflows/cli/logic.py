@@ -36,20 +36,24 @@ def exit_code(status: str) -> int:
 
 
 def load_target(file: str, workflow: str | None = None) -> Workflow:
-    """A workflow from a YAML/JSON file, an exported job folder, or a notebook."""
+    """A workflow from a YAML/JSON file, an exported job folder, or a notebook.
+
+    Extensions are matched without regard to case (``HELLO.YAML``).
+    """
     path = Path(file)
     if path.is_dir():
         for candidate in ("workflow.yaml", "workflow.yml", "workflow.json"):
             if (path / candidate).is_file():
                 return load(path / candidate)
         raise SpecError("not a job folder: no workflow.yaml inside", file=file)
-    if path.suffix == ".ipynb":
+    suffix = path.suffix.lower()
+    if suffix == ".ipynb":
         from ..jupyter.notebook_loader import workflow_from_notebook
 
         return workflow_from_notebook(path, workflow)
     if not path.exists():
         raise SpecError("no such file", file=file)
-    if path.suffix not in (".yaml", ".yml", ".json"):
+    if suffix not in (".yaml", ".yml", ".json"):
         raise SpecError("expected a .yaml, .yml, .json, .ipynb file or a job folder", file=file)
     return load(path)
 

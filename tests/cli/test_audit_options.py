@@ -126,3 +126,38 @@ def test_head_in_a_shell_pipeline(tmp_path: Path, env: dict[str, str]) -> None:
     )
     assert result.stdout == "RUN ID    "
     assert result.stderr == "rc=0\n"
+
+
+# -- #20: upper-case extensions ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["HELLO.YAML", "hello.YML", "Hello.Yaml", "HELLO.JSON"])
+def test_upper_case_extensions(tmp_path: Path, env: dict[str, str], name: str) -> None:
+    if name.lower().endswith(".json"):
+        doc = {
+            "name": "hello",
+            "tasks": {"greet": {"action": "core.echo", "input": {"text": "hi"}}},
+        }
+        (tmp_path / name).write_text(json.dumps(doc))
+    else:
+        (tmp_path / name).write_text(HELLO)
+    result = jw("validate", name, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    result = jw("run", name, "--json", "--store", "s.db", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["workflow"] == "hello"
+
+
+def test_upper_case_notebook_extension(tmp_path: Path, env: dict[str, str]) -> None:
+    import nbformat
+    from nbformat import v4
+
+    nb = v4.new_notebook()
+    nb.cells = [
+        v4.new_code_cell("%load_ext jupyter_workflows"),
+        v4.new_code_cell("%%workflow nbwf\ntasks:\n  a: {action: core.echo, input: {text: hi}}\n"),
+    ]
+    nbformat.write(nb, str(tmp_path / "NB.IPYNB"))
+    result = jw("run", "NB.IPYNB", "--json", "--store", "s.db", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["workflow"] == "nbwf"
