@@ -128,6 +128,33 @@ def test_head_in_a_shell_pipeline(tmp_path: Path, env: dict[str, str]) -> None:
     assert result.stderr == "rc=0\n"
 
 
+# -- #19: --workflow on a file that holds another workflow ----------------------------------------
+
+
+def test_workflow_flag_must_name_the_files_workflow(tmp_path: Path, env: dict[str, str]) -> None:
+    for command in ("run", "validate", "graph"):
+        result = jw(
+            command, "hello.yaml", "--workflow", "zzz", "--store", "s.db", env=env, cwd=tmp_path
+        )
+        assert result.returncode == 2, (command, result.stderr)
+        assert result.stdout == ""
+        assert result.stderr == (
+            "hello.yaml: the file defines workflow 'hello', not 'zzz'"
+            " (--workflow chooses among a notebook's workflows)\n"
+        )
+    assert not (tmp_path / "s.db").exists()  # no run was created
+    result = jw(
+        "run", "hello.yaml", "--workflow", "hello", "--store", "s.db", env=env, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "workflow.yaml").write_text(HELLO)
+    result = jw("run", "job", "--workflow", "other", "--store", "s.db", env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "not 'other'" in result.stderr
+
+
 # -- #20: upper-case extensions ---------------------------------------------------------------------
 
 
