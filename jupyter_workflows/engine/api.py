@@ -125,6 +125,11 @@ def _executor_factory():
 
         return DaskExecutor(scheduler)
 
+    # Known before the executor is built (the Dask one says so once it exists).
+    if choice == "inline":
+        build.reports_starts = True  # type: ignore[attr-defined]
+    elif choice is not None and not isinstance(choice, str):
+        build.reports_starts = bool(getattr(choice, "reports_starts", False))  # type: ignore[attr-defined]
     return build
 
 

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 __all__ = [
     "AttemptDone",
     "AttemptProgress",
+    "AttemptStarted",
     "CancelRequested",
     "Event",
     "InquiryResponded",
@@ -63,6 +64,18 @@ class AttemptDone(Event):
     cached: bool = False
     #: The last ``(done, total)`` the task reported with ``context.progress``, if any.
     progress: tuple[int, int] | list[int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptStarted(Event):
+    """A submitted attempt began executing on a worker (it was ``scheduled`` until then).
+
+    Advisory like :class:`AttemptProgress`: not written to the event log.
+    """
+
+    type: ClassVar[str] = "attempt_started"
+    key: str = ""
+    worker: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +145,7 @@ _TYPES: dict[str, type[Event]] = {
         RunStarted,
         AttemptDone,
         AttemptProgress,
+        AttemptStarted,
         TimerFired,
         InquiryResponded,
         PauseRequested,

@@ -173,7 +173,7 @@ class Orchestrator:
             active = self.runs.get(run_id)
             if active is None:
                 continue
-            if isinstance(event, E.AttemptProgress):
+            if isinstance(event, (E.AttemptProgress, E.AttemptStarted)):
                 # Advisory, not logged (see the event): it only changes what the run shows.
                 cmds = active.state.handle(event)
                 if cmds:
@@ -328,6 +328,7 @@ class Orchestrator:
             queue=queue,
             priority=task.priority,
             on_progress=functools.partial(self._progress, active.run_id, cmd.key),
+            on_start=functools.partial(self._started, active.run_id, cmd.key),
         )
         run_id = active.run_id
 
@@ -350,7 +351,21 @@ class Orchestrator:
             )
 
         active.held.add(cmd.key)
-        self.executor.submit(sub, done)
+        executor = self.executor
+        # Known for sure once the executor exists (it is built on the first submit).
+        active.state.track_starts = executor.reports_starts
+        executor.submit(sub, done)
+
+    def _reports_starts(self) -> bool:
+        """Whether the executor reports attempt starts (``scheduled`` before ``running``),
+        without building it: the factory may say so beforehand."""
+        if self._executor is not None:
+            return bool(getattr(self._executor, "reports_starts", False))
+        return bool(getattr(self._executor_factory, "reports_starts", False))
+
+    def _started(self, run_id: str, key: str, worker: str) -> None:
+        """A submitted attempt began on a worker (any thread; see ``Submission.on_start``)."""
+        self.feed(run_id, E.AttemptStarted(time.time(), key=key, worker=worker))
 
     def _progress(self, run_id: str, key: str, done: int, total: int) -> None:
         """A running attempt reported progress (any thread; see ``Submission.on_progress``)."""
@@ -464,6 +479,7 @@ class Orchestrator:
             kv_get=self.store.kv_get,
             secret=secret_function(self.store.secret_get),
         )
+        state.track_starts = self._reports_starts()
         active = ActiveRun(run_id, workflow, state, actions, no_cache=no_cache, parent=parent)
         now = time.time()
         self.store.create_run(
@@ -513,6 +529,7 @@ class Orchestrator:
             kv_get=self.store.kv_get,
             secret=secret_function(self.store.secret_get),
         )
+        state.track_starts = self._reports_starts()
         for data in events:
             state.handle(E.event_from_dict(data))
         state.dirty = set(state.executions)

@@ -40,16 +40,16 @@ RunStatus = Literal[
     "interrupted",  # its orchestrator process is gone (a store-level status; see resume)
 ]
 TaskStatus = Literal[
-    "pending",
-    "scheduled",
-    "running",
-    "retrying",
-    "waiting",
+    "pending",  # an item of a with_items task not started yet
+    "scheduled",  # submitted, waiting for a worker (executors that report starts)
+    "running",  # an attempt is executing (or submitted, where starts are not reported)
+    "retrying",  # an attempt failed; the next one is due after its delay
+    "waiting",  # an inquiry waits for a response
     "succeeded",
     "failed",
-    "skipped",
-    "cancelled",
-    "cached",
+    "skipped",  # an item never started because another item failed
+    "cancelled",  # the run was cancelled (or failed) while it ran or waited
+    "cached",  # its result came from the cache
 ]
 #: How many chain steps may be queued speculatively behind a running one.
 SPECULATION_DEPTH = 4
@@ -201,6 +201,9 @@ class RunState:
         self._secret = secret
         self._system = {"run_id": run_id, "workflow": workflow.name, **(system or {})}
         self._out: list[C.Command] = []
+        #: The executor reports when attempts start (``AttemptStarted``): a submitted task is
+        #: ``scheduled`` until then. Set by the orchestrator; it changes only what is shown.
+        self.track_starts = False
 
     # -- public -----------------------------------------------------------------------------
     @property
@@ -230,7 +233,7 @@ class RunState:
         """Assert the invariants (tests call this after every step)."""
         for key, (exec_id, item, _attempt) in self.inflight.items():
             ex = self.executions[exec_id]
-            assert ex.status in ("running", "retrying", "waiting"), (key, ex.status)
+            assert ex.status in ("scheduled", "running", "retrying", "waiting"), (key, ex.status)
             if item is not None:
                 assert ex.items is not None and ex.items[item].status == "running", (key, item)
         for ex in self.executions.values():
@@ -286,6 +289,18 @@ class RunState:
         else:
             error = event.error or f"{event.error_type or 'TaskFailed'}: {NO_MESSAGE}"
             self._attempt_failed(ex, index, attempt, error, event.error_type)
+
+    def _on_attempt_started(self, event: E.AttemptStarted) -> None:
+        entry = self.inflight.get(event.key)
+        if entry is None or entry[1] is not None:
+            return  # late, or an item (a with_items task is running while any item is)
+        ex = self.executions[entry[0]]
+        if ex.status == "scheduled":
+            ex.status = "running"
+            if event.worker:
+                ex.worker = event.worker
+            self.dirty.add(ex.id)
+            self._view(ex)
 
     def _on_attempt_progress(self, event: E.AttemptProgress) -> None:
         entry = self.inflight.get(event.key)
@@ -641,7 +656,10 @@ class RunState:
         if index is None:
             ex.attempts += 1
             attempt = ex.attempts
-            ex.status = "running"
+            # A nested run starts at once; an action waits for a worker where that is reported.
+            ex.status = (
+                "scheduled" if self.track_starts and task.name not in self.children else "running"
+            )
             ex.reported = None  # a new attempt starts from nothing
             kwargs = ex.input
             item_value = None

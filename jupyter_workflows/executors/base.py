@@ -44,6 +44,10 @@ class Submission:
     #: that cannot report live progress may ignore it: the last report still arrives as
     #: :attr:`Outcome.progress`. Not for shipping: call it where the outcome callback runs.
     on_progress: Callable[[int, int], None] | None = None
+    #: Called once with the worker's name when the attempt starts executing (it is
+    #: ``scheduled`` until then), from any thread; never raises. Only an executor whose
+    #: :attr:`Executor.reports_starts` is true calls it.
+    on_start: Callable[[str], None] | None = None
 
 
 @dataclass(slots=True)
@@ -68,6 +72,10 @@ class Outcome:
 
 class Executor(ABC):
     """Runs submissions somewhere and reports outcomes through a callback."""
+
+    #: Whether this executor calls :attr:`Submission.on_start` when an attempt begins. When it
+    #: does, a submitted task shows ``scheduled`` until then; otherwise ``running`` at once.
+    reports_starts: bool = False
 
     @abstractmethod
     def submit(self, submission: Submission, callback: Callable[[Outcome], None]) -> None:

@@ -18,7 +18,9 @@ semantics so the engine cannot tell them apart:
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import socket
 import threading
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
@@ -30,6 +32,10 @@ from .base import Executor, Outcome, ResultRef, Submission
 __all__ = ["InlineExecutor"]
 
 logger = logging.getLogger(__name__)
+
+
+#: What the inline executor reports as the worker of every attempt (this process).
+_WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 
 class _MissingResult(LookupError):
@@ -44,6 +50,10 @@ class InlineExecutor(Executor):
     max_workers
         Threads in the pool: how many attempts run at once.
     """
+
+    #: An attempt waiting for a free thread is ``scheduled``; it calls ``on_start`` when it
+    #: gets one.
+    reports_starts = True
 
     def __init__(self, max_workers: int = 8) -> None:
         self._pool = ThreadPoolExecutor(
@@ -155,6 +165,11 @@ def _run(submission: Submission, kwargs: dict[str, Any]) -> Envelope:
                     {},
                 )
         resolved[name] = value
+    if submission.on_start is not None:
+        try:
+            submission.on_start(_WORKER)
+        except Exception:  # reporting must never fail the task
+            logger.debug("on_start of %s failed", submission.key, exc_info=True)
     return run_task(
         submission.fn,
         resolved,

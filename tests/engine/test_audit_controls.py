@@ -61,7 +61,7 @@ def test_retry_failed_without_wait_applies_the_retry(engine):
     run = jw.load("name: f\ntasks:\n  a: {action: core.fail}\n").run()
     assert run.status == "failed"
     again = run.resume(retry_failed=True)  # wait=False
-    assert [t["status"] for t in again.tasks][-1] in ("running", "failed")
+    assert again.tasks[-1]["status"] in ("scheduled", "running", "failed")
     assert again.wait(10).status == "failed"
     assert len(again.tasks) == 2
 
