@@ -14,9 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from ..definition import Workflow, load
-from ..exceptions import SpecError
+from ..exceptions import SpecError, WorkflowError
 
 __all__ = ["exit_code", "load_target", "out"]
+
+
+class UsageError(WorkflowError):
+    """Bad command-line usage found while running a command (exit 2, one line)."""
+
 
 EXIT_CODES = {
     "succeeded": 0,
@@ -28,6 +33,9 @@ EXIT_CODES = {
     "running": 3,
     "pending": 3,
 }
+
+
+ENDED = ("succeeded", "failed", "cancelled")
 
 
 def exit_code(status: str) -> int:
@@ -110,6 +118,74 @@ def _configure(args: Namespace) -> None:
         configure(**options)
 
 
+CONNECT_TIMEOUT = 10.0
+"""Seconds ``run``/``resume`` wait for a ``--scheduler`` address to answer before giving up."""
+
+_PROBED_SCHEMES = ("tcp", "tls", "ws", "wss")
+_DASK_SCHEMES = (*_PROBED_SCHEMES, "inproc", "ucx")
+
+
+def _connect(args: Namespace) -> None:
+    """Connect to the configured Dask scheduler before a run is created (exit 2 when it fails).
+
+    Only an external scheduler address is checked here: its syntax, then a plain TCP connection
+    bounded by :data:`CONNECT_TIMEOUT` (Dask's own connect timeout is 30 s), then the executor's
+    own start. The embedded cluster and the inline executor start when the first task runs.
+    """
+    from ..engine.api import get_orchestrator
+
+    executor = get_orchestrator().executor
+    address = getattr(executor, "scheduler", None)
+    if not isinstance(address, str):
+        return
+    _probe_scheduler(address)
+    start = getattr(executor, "start", None)
+    if start is None:
+        return
+    try:
+        start()
+    except Exception as exc:
+        raise UsageError(
+            f"--scheduler {address}: cannot connect to the Dask scheduler: "
+            f"{type(exc).__name__}: {_first_line(exc)}"
+        ) from exc
+
+
+def _probe_scheduler(address: str) -> None:
+    from urllib.parse import urlsplit
+
+    text = address.strip()
+    url = text if "://" in text else f"tcp://{text}"
+    expected = "expected tcp://HOST:PORT"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        port = None
+        parts = None
+    if parts is None or parts.scheme not in _DASK_SCHEMES:
+        raise UsageError(f"--scheduler {address!r}: not a Dask scheduler address ({expected})")
+    if parts.scheme not in _PROBED_SCHEMES:
+        return
+    if not parts.hostname or port is None or parts.path not in ("", "/"):
+        raise UsageError(f"--scheduler {address!r}: not a Dask scheduler address ({expected})")
+    import socket
+
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=CONNECT_TIMEOUT):
+            pass
+    except TimeoutError:
+        raise UsageError(f"--scheduler {address}: no answer within {CONNECT_TIMEOUT:g}s") from None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UsageError(f"--scheduler {address}: cannot connect ({reason})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def _print_warnings(warnings) -> None:
     for w in warnings:
         print(str(w), file=sys.stderr)
@@ -149,6 +225,7 @@ def cmd_run(args: Namespace) -> int:
     params = parse_assignments(args.params)
     wf = load_target(args.file, args.workflow)
     _configure(args)
+    _connect(args)
     run = start_run(
         wf, params, wait=True, no_cache=args.no_cache, progress=not args.json or sys.stderr.isatty()
     )
@@ -156,9 +233,12 @@ def cmd_run(args: Namespace) -> int:
 
 
 def cmd_resume(args: Namespace) -> int:
-    from ..engine.api import resume
+    from ..engine.api import get_run, resume
 
     _configure(args)
+    status = get_run(args.run_id).status
+    if status not in ENDED or (status == "failed" and args.retry_failed):
+        _connect(args)  # an ended run is only printed: it needs no scheduler
     run = resume(args.run_id, wait=True, no_cache=args.no_cache, retry_failed=args.retry_failed)
     return _report(run, args.json)
 
