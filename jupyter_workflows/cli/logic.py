@@ -16,7 +16,7 @@ from typing import Any
 from ..definition import Workflow, load
 from ..exceptions import SpecError, WorkflowError
 
-__all__ = ["exit_code", "load_target", "out"]
+__all__ = ["exit_code", "load_target", "out", "render_trace"]
 
 
 class UsageError(WorkflowError):
@@ -266,12 +266,116 @@ def cmd_show(args: Namespace) -> int:
 
     _configure(args)
     run = get_run(args.run_id)
-    data = run.to_dict()
     if args.json:
-        out(json.dumps(data, default=str))
+        out(json.dumps(run.to_dict(), default=str))
     else:
         out(run.summary(details=True))
+        out(render_trace(run.trace("json")))
     return 0
+
+
+LOG_LINES_SHOWN = 40
+"""``show`` prints at most this many log lines per attempt (the last ones); ``trace`` has all."""
+
+
+def render_trace(trace: dict[str, Any]) -> str:
+    """The text form of a run's JSON trace, as ``show`` prints it.
+
+    Each task execution with its attempts (one per call for a ``with_items`` task): status, time,
+    worker, error and that attempt's log lines; then the run's own events (start, pause, resume,
+    cancel, recovery after a crash, inquiry responses).
+    """
+    events = trace.get("events") or []
+    calls = _calls_by_execution(trace, events)
+    lines = ["", "trace:"]
+    for record in trace.get("tasks") or []:
+        name = record.get("exec_id") or record.get("task")
+        head = f"  {name}: {record.get('status')}"
+        if record.get("worker"):
+            head += f" on {record['worker']}"
+        lines.append(head)
+        mine = calls.get(id(record), [])
+        label = "call" if len(mine) > max(1, record.get("attempts") or 0) else "attempt"
+        for number, event in enumerate(mine, 1):
+            lines.append(f"    {label} {number}: {_describe_call(event)}")
+            lines.extend(_log_block(event.get("logs") or [], "      | "))
+        if not mine:  # running, waiting, or never reached an executor
+            if record.get("error"):
+                lines.append(f"    error: {record['error']}")
+            lines.extend(_log_block(record.get("logs") or [], "      | "))
+    others = [e for e in events if e.get("type") != "attempt_done"]
+    if others:
+        lines.append("  run events:")
+        for event in others:
+            what = str(event.get("type", "event")).replace("_", " ")
+            if event.get("type") == "inquiry_responded":
+                what += f" ({event.get('exec_id')}: {json.dumps(event.get('data'), default=str)})"
+            elif event.get("type") == "timer_fired":
+                what += f" ({event.get('timer')})"
+            lines.append(f"    {_clock(event.get('time'))}  {what}")
+    return "\n".join(lines)
+
+
+def _calls_by_execution(
+    trace: dict[str, Any], events: list[dict[str, Any]]
+) -> dict[int, list[dict[str, Any]]]:
+    """Each ``attempt_done`` event under the execution it belongs to.
+
+    An attempt's Dask key is ``WORKFLOW.TASK-RUNID8-N``; of that task's executions, the attempt
+    belongs to the last one that started before it.
+    """
+    prefix = f"{trace.get('workflow')}."
+    suffix = f"-{str(trace.get('run_id', ''))[:8]}-"
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for record in trace.get("tasks") or []:
+        by_task.setdefault(str(record.get("task")), []).append(record)
+    calls: dict[int, list[dict[str, Any]]] = {}
+    for event in events:
+        key = str(event.get("key") or "")
+        if event.get("type") != "attempt_done" or not key.startswith(prefix) or suffix not in key:
+            continue
+        records = by_task.get(key[len(prefix) : key.rindex(suffix)])
+        if not records:
+            continue
+        began = event.get("started_at") or event.get("time") or 0.0
+        owner = records[0]
+        for record in records:
+            if (record.get("started_at") or 0.0) <= began:
+                owner = record
+        calls.setdefault(id(owner), []).append(event)
+    return calls
+
+
+def _describe_call(event: dict[str, Any]) -> str:
+    status = "cached" if event.get("cached") else "succeeded" if event.get("ok") else "failed"
+    text = f"{status} at {_clock(event.get('started_at') or event.get('time'))}"
+    start, end = event.get("started_at"), event.get("ended_at")
+    if start is not None and end is not None:
+        text += f" in {max(0.0, float(end) - float(start)):.2f}s"
+    if event.get("worker"):
+        text += f" on {event['worker']}"
+    if not event.get("ok") and event.get("error"):
+        text += f": {event['error']}"
+    return text
+
+
+def _log_block(logs: list[Any], indent: str) -> list[str]:
+    lines = [str(line) for line in logs]
+    if len(lines) > LOG_LINES_SHOWN:
+        hidden = len(lines) - LOG_LINES_SHOWN
+        lines = [f"... {hidden} earlier lines (see `trace`)", *lines[-LOG_LINES_SHOWN:]]
+    return [indent + line for line in lines]
+
+
+def _clock(when: Any) -> str:
+    """Epoch seconds as ``2024-01-31T12:00:00.123Z``, the form ``run --json`` uses."""
+    from datetime import datetime, timezone
+
+    try:
+        moment = datetime.fromtimestamp(float(when), tz=timezone.utc)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return str(when)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def cmd_pause(args: Namespace) -> int:
