@@ -9,6 +9,7 @@ or cancelled, 2 bad usage or invalid workflow, 3 paused or waiting.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -18,6 +19,13 @@ from ..exceptions import WorkflowError
 __all__ = ["main"]
 
 PROG = "jupyter-workflows"
+INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
+CTRL_C = (
+    "Exit codes: 0 succeeded, 1 failed or cancelled, 2 bad usage or invalid workflow (no run is "
+    "created), 3 paused or waiting, 130 Ctrl-C. Ctrl-C stops the command at once and leaves the "
+    "run interrupted, as a crash would: finished tasks are kept, tasks in flight are abandoned, "
+    "and `resume RUN_ID` continues it (running those again)."
+)
 
 
 class UsageFailure(Exception):
@@ -67,10 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    def add(name: str, help: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, parents=[common], help=help, description=help)
+    def add(name: str, help: str, epilog: str | None = None) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], help=help, description=help, epilog=epilog)
 
-    p = add("run", "run a workflow file, job folder or notebook")
+    p = add("run", "run a workflow file, job folder or notebook", epilog=CTRL_C)
     p.add_argument("file", metavar="FILE")
     p.add_argument(
         "-p",
@@ -103,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_id", metavar="RUN_ID")
     p.add_argument("--json", action="store_true")
 
-    p = add("resume", "continue an interrupted or paused run")
+    p = add("resume", "continue an interrupted or paused run", epilog=CTRL_C)
     p.add_argument("run_id", metavar="RUN_ID")
     p.add_argument("--json", action="store_true")
     p.add_argument(
@@ -160,9 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader of stdout went away (``| head``): stop quietly
         logic._drop_stdout()
         return 0
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C: see _entry
+        print(str(exc) or "interrupted", file=sys.stderr)
+        return INTERRUPTED
     except Exception as exc:  # a bug: one line unless --debug
         if debug:
             raise
@@ -179,7 +187,23 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _entry() -> None:  # pragma: no cover
-    sys.exit(main())
+    try:
+        code = main()
+    except KeyboardInterrupt:  # Ctrl-C outside a command (while starting up)
+        print("interrupted", file=sys.stderr)
+        code = INTERRUPTED
+    if code == INTERRUPTED:
+        # Ctrl-C: leave now. A normal exit would first wait for the executor's task threads and
+        # let the orchestrator start the next tasks meanwhile. Exiting here is what a crash does,
+        # which the store is built to survive: the run shows ``interrupted`` and ``resume``
+        # continues it (tasks that were in flight run again).
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # a closed pipe: nothing more to say
+                pass
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -23,6 +23,20 @@ class UsageError(WorkflowError):
     """Bad command-line usage found while running a command (exit 2, one line)."""
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C while ``run`` or ``resume`` drove a run (exit 130).
+
+    The command stops at once, the way a crash would stop it: the run is left ``interrupted``
+    (its tasks in flight are abandoned, what finished is kept) and ``resume`` continues it.
+    """
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(
+            f"interrupted: run {run_id} stopped; `jupyter-workflows resume {run_id}` continues it"
+        )
+        self.run_id = run_id
+
+
 EXIT_CODES = {
     "succeeded": 0,
     "failed": 1,
@@ -227,8 +241,16 @@ def cmd_run(args: Namespace) -> int:
     _configure(args)
     _connect(args)
     run = start_run(
-        wf, params, wait=True, no_cache=args.no_cache, progress=not args.json or sys.stderr.isatty()
+        wf,
+        params,
+        wait=False,
+        no_cache=args.no_cache,
+        progress=not args.json or sys.stderr.isatty(),
     )
+    try:
+        run.wait()
+    except KeyboardInterrupt:
+        raise RunInterrupted(run.run_id) from None
     return _report(run, args.json)
 
 
@@ -236,10 +258,14 @@ def cmd_resume(args: Namespace) -> int:
     from ..engine.api import get_run, resume
 
     _configure(args)
-    status = get_run(args.run_id).status
+    existing = get_run(args.run_id)
+    run_id, status = existing.run_id, existing.status
     if status not in ENDED or (status == "failed" and args.retry_failed):
         _connect(args)  # an ended run is only printed: it needs no scheduler
-    run = resume(args.run_id, wait=True, no_cache=args.no_cache, retry_failed=args.retry_failed)
+    try:
+        run = resume(run_id, wait=True, no_cache=args.no_cache, retry_failed=args.retry_failed)
+    except KeyboardInterrupt:
+        raise RunInterrupted(run_id) from None
     return _report(run, args.json)
 
 
