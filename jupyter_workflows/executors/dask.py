@@ -270,7 +270,8 @@ def _reraise(exc: BaseException) -> None:
 
 
 def run_shipped(payload: bytes, refs: dict[str, Any]) -> Envelope:
-    """What a Dask worker runs: unpickle ``(fn, kwargs, context, wants_context, push)``, run it.
+    """What a Dask worker runs: unpickle ``(fn, kwargs, context, wants_context, push, progress)``
+    and run it.
 
     ``fn`` comes pickled on its own (the same bytes for every task of a wave), and is
     unpickled once per worker for the same bytes.
@@ -279,17 +280,19 @@ def run_shipped(payload: bytes, refs: dict[str, Any]) -> Envelope:
     :func:`~jupyter_workflows.engine.context.run_task` unwraps). Never raises: a payload that
     cannot be loaded here fails the task like an exception of the task would.
 
+    ``progress`` is ``(topic, key)`` or ``None``: where ``context.progress`` reports go.
     ``push`` is ``(topic, key)`` or ``None``: the envelope, when small, is also published on
     that Dask event topic, so the engine that subscribed to it learns the outcome without a
     gather round trip (see :meth:`DaskExecutor._watch`).
     """
     try:
-        fn_bytes, kwargs, context, wants_context, push = cloudpickle.loads(payload)
+        fn_bytes, kwargs, context, wants_context, push, progress = cloudpickle.loads(payload)
         fn = _load_function(fn_bytes)
     except Exception as exc:
         return run_task(functools.partial(_reraise, exc), {})
     kwargs.update(refs)
-    envelope = run_task(fn, kwargs, context, wants_context)
+    hook = functools.partial(_publish_progress, progress) if progress is not None else None
+    envelope = run_task(fn, kwargs, context, wants_context, progress_hook=hook)
     if push is not None:
         _push(push, envelope)
     return envelope
@@ -301,6 +304,15 @@ def _load_function(data: bytes) -> Callable[..., Any]:
     return cloudpickle.loads(data)
 
 
+def _publish_progress(to: tuple[str, str], done: int, total: int) -> None:
+    """A task's ``context.progress(done, total)`` on a worker: published on the engine's topic."""
+    topic, key = to
+    try:
+        get_worker().log_event(topic, [key, int(done), int(total)])
+    except Exception:  # progress is best effort; the last report also comes with the outcome
+        logger.debug("publishing progress of %s failed", key, exc_info=True)
+
+
 def _push(push: tuple[str, str], envelope: Envelope) -> None:
     topic, key = push
     try:
@@ -309,6 +321,10 @@ def _push(push: tuple[str, str], envelope: Envelope) -> None:
             get_worker().log_event(topic, [key, data])
     except Exception:  # the engine gathers the envelope instead
         logger.debug("publishing the outcome of %s failed", key, exc_info=True)
+
+
+#: What the loop watches per future: ``(future, callback, free, on_progress)``.
+_Watched = tuple[Future, Callable[[Outcome], None], bool, Callable[[int, int], None] | None]
 
 
 @dataclass(slots=True, frozen=True)
@@ -436,6 +452,8 @@ class DaskExecutor(Executor):
         self._expected: dict[str, tuple[Future, Callable[[Outcome], None]]] = {}
         #: Outcomes published before their future was watched (loop only).
         self._early: collections.OrderedDict[str, bytes] = collections.OrderedDict()
+        #: ``Submission.on_progress`` of watched futures that have one (loop only).
+        self._on_progress: dict[str, Callable[[int, int], None]] = {}
         #: Finished futures waiting for the next gather, and whether one is under way (both
         #: touched only in the client's loop).
         self._finished_batch: list[tuple[Future, Callable[[Outcome], None]]] = []
@@ -732,11 +750,14 @@ class DaskExecutor(Executor):
                     plain[name] = value
         try:
             to = (self._topic, sub.key) if push else None
+            progress = (
+                (self._topic, sub.key) if self._pushing and sub.on_progress is not None else None
+            )
             cached = pickled.get(id(sub.fn))
             if cached is None:
                 cached = pickled[id(sub.fn)] = (sub.fn, cloudpickle.dumps(sub.fn, protocol=5))
             payload = cloudpickle.dumps(
-                (cached[1], plain, sub.context, sub.wants_context, to), protocol=5
+                (cached[1], plain, sub.context, sub.wants_context, to, progress), protocol=5
             )
         except Exception as exc:
             self._emit(item.callback, _failed_by(sub.key, exc))
@@ -832,7 +853,7 @@ class DaskExecutor(Executor):
             self._watch(
                 client,
                 [
-                    (f, item.callback, not refs)
+                    (f, item.callback, not refs, item.submission.on_progress)
                     for (item, _, refs), f in zip(members, futures, strict=True)
                 ],
             )
@@ -841,9 +862,7 @@ class DaskExecutor(Executor):
 
     # -- completions: watched in the client's loop, handed to the drain thread -----------------
 
-    def _watch(
-        self, client: Client, pairs: list[tuple[Future, Callable[[Outcome], None], bool]]
-    ) -> None:
+    def _watch(self, client: Client, pairs: list[_Watched]) -> None:
         """Hand each future, with its envelope, to the drain thread once it is done.
 
         ``Future.add_done_callback`` costs a thread-safe loop wake-up per future and a hop
@@ -864,7 +883,7 @@ class DaskExecutor(Executor):
         if not pairs:
             return
         if not _CAN_WATCH:
-            for future, callback, _ in pairs:
+            for future, callback, _, _ in pairs:
                 future.add_done_callback(functools.partial(self._on_done, callback))
             return
         client.loop.add_callback(self._watch_in_loop, client, pairs)
@@ -873,16 +892,16 @@ class DaskExecutor(Executor):
         # Runs in Dask's callback thread: only enqueue, never raise.
         self._done_queue.put((future, _UNGATHERED, callback))
 
-    def _watch_in_loop(
-        self, client: Client, pairs: list[tuple[Future, Callable[[Outcome], None], bool]]
-    ) -> None:
+    def _watch_in_loop(self, client: Client, pairs: list[_Watched]) -> None:
         loop = asyncio.get_running_loop()
-        for future, callback, free in pairs:
+        for future, callback, free, on_progress in pairs:
             data = self._early.pop(future.key, None)
             if data is not None:  # its outcome was published before we got here
                 self._done_queue.put((future, _Pushed(data), callback))
                 continue
             self._expected[future.key] = (future, callback)
+            if on_progress is not None:
+                self._on_progress[future.key] = on_progress
             if future.status != "pending":
                 self._finished(client, future, callback)
             else:
@@ -903,10 +922,15 @@ class DaskExecutor(Executor):
 
     def _on_pushed(self, event: tuple[float, list[Any]]) -> None:
         """In the loop: a worker published an outcome (see :func:`run_shipped`)."""
+        message = event[1]
+        if isinstance(message, (list, tuple)) and len(message) == 3:
+            self._progressed(*message)
+            return
         try:
-            key, data = event[1]
+            key, data = message
         except (TypeError, ValueError):  # not ours: the topic is private, but be safe
             return
+        self._on_progress.pop(key, None)
         entry = self._expected.pop(key, None)
         if entry is None:
             # Not watched yet (or a re-run of a task whose outcome we already have).
@@ -917,6 +941,15 @@ class DaskExecutor(Executor):
         future, callback = entry
         self._done_queue.put((future, _Pushed(data), callback))
 
+    def _progressed(self, key: str, done: int, total: int) -> None:
+        on_progress = self._on_progress.get(key)
+        if on_progress is None:  # finished already, or not watched yet: nothing to update
+            return
+        try:
+            on_progress(done, total)  # only queues an event for the orchestrator
+        except Exception:
+            logger.exception("progress callback for %s failed", key)
+
     def _finished(
         self, client: Client, future: Future, callback: Callable[[Outcome], None]
     ) -> None:
@@ -924,6 +957,7 @@ class DaskExecutor(Executor):
 
         Nothing to do when its outcome was published (and so already handed on).
         """
+        self._on_progress.pop(future.key, None)
         if self._expected.pop(future.key, None) is None:
             return
         self._early.pop(future.key, None)
@@ -1025,6 +1059,7 @@ class DaskExecutor(Executor):
                 ended_at=envelope.ended_at,
                 worker=envelope.worker,
                 error_type=envelope.error_type,
+                progress=envelope.progress,
             )
         if isinstance(envelope, BaseException):
             return _failed_by(key, envelope)
