@@ -206,8 +206,16 @@ def _print_warnings(warnings) -> None:
 
 
 def cmd_validate(args: Namespace) -> int:
-    wf = load_target(args.file, args.workflow)
-    warnings = wf.validate()
+    try:
+        wf = load_target(args.file, args.workflow)
+        warnings = wf.validate()
+    except SpecError as exc:
+        errors = getattr(exc, "errors", None)
+        if not errors or getattr(args, "debug", False):
+            raise  # one line (or the traceback with --debug), as for every command
+        for error in errors:  # every error found, one FILE:LINE:COL: message line each
+            print(str(error), file=sys.stderr)
+        return 2
     _print_warnings(warnings)
     out(f"{args.file}: ok ({len(wf.compiled.tasks)} tasks)")
     return 0

@@ -24,7 +24,14 @@ from pydantic import BaseModel, ValidationError
 from ..exceptions import SpecError
 from .models import TaskSpec, WorkflowSpec
 
-__all__ = ["SourceMap", "load_spec", "parse_document", "spec_error_from_validation"]
+__all__ = [
+    "SourceMap",
+    "SpecErrors",
+    "gather_errors",
+    "load_spec",
+    "parse_document",
+    "spec_error_from_validation",
+]
 
 Path_ = tuple[Any, ...]
 
@@ -72,6 +79,32 @@ class SourceMap:
     def error(self, message: str, path: Iterable[Any] = (), *, key: bool = False) -> SpecError:
         line, col = self.locate(path, key=key)
         return SpecError(message, file=self.file, line=line, col=col)
+
+
+class SpecErrors(SpecError):
+    """Several errors found in one document.
+
+    It reads as its first error (message, position, ``str()``), so everything that shows one
+    line keeps doing so; ``errors`` holds them all for ``jupyter-workflows validate``, which
+    prints one ``FILE:LINE:COL: message`` line each.
+    """
+
+    def __init__(self, errors: list[SpecError]) -> None:
+        first = errors[0]
+        super().__init__(first.message, file=first.file, line=first.line, col=first.col)
+        self.errors = list(errors)
+
+
+def gather_errors(errors: list[SpecError]) -> SpecError:
+    """One error as itself; several as a :class:`SpecErrors` that reads as the first."""
+    unique: list[SpecError] = []
+    seen: set[str] = set()
+    for error in errors:
+        for one in getattr(error, "errors", None) or [error]:
+            if str(one) not in seen:
+                seen.add(str(one))
+                unique.append(one)
+    return unique[0] if len(unique) == 1 else SpecErrors(unique)
 
 
 class _Loader(yaml.SafeLoader):
@@ -477,7 +510,7 @@ def _unknown_field(smap: SourceMap, parent: Path_, name: Any, allowed: list[str]
 
 
 def spec_error_from_validation(exc: ValidationError, data: Any, smap: SourceMap) -> SpecError:
-    """The first (by position) pydantic error as one positioned line.
+    """Every pydantic error as a positioned line, in document order (see :class:`SpecErrors`).
 
     Errors of one value (the members of a union such as ``join: 'all' | int``) are merged into
     one message: ``Input should be 'all' or greater than or equal to 1 (got 0)``.
@@ -520,7 +553,7 @@ def spec_error_from_validation(exc: ValidationError, data: Any, smap: SourceMap)
         line, col = smap.locate(path, key=on_key)
         found.append(((line or 0, col or 0), SpecError(msg, file=smap.file, line=line, col=col)))
     found.sort(key=lambda pair: pair[0])
-    return found[0][1]
+    return gather_errors([error for _, error in found])
 
 
 def load_spec(

@@ -14,7 +14,7 @@ import networkx as nx
 
 from ..exceptions import SpecError
 from .compile import CompiledWorkflow
-from .loader import SourceMap
+from .loader import SourceMap, gather_errors
 from .models import WorkflowSpec
 
 __all__ = ["NestedWorkflowCycle", "Warning_", "iter_templates", "validate_compiled"]
@@ -92,7 +92,8 @@ def validate_compiled(
     resolve_action: Callable[[str], object] | None = None,
     resolve_workflow: Callable[[str], object] | None = None,
 ) -> list[Warning_]:
-    """Raise the first :class:`SpecError` found, or return the warnings.
+    """Raise the errors found (a :class:`SpecErrors` when several; it reads as the first one in
+    the order of the checks), or return the warnings.
 
     ``resolve_action``/``resolve_workflow`` raise when a name does not resolve; their error's
     message is reported at the task's ``action``/``workflow`` field.
@@ -110,6 +111,8 @@ def validate_compiled(
     for name, _task, path in _task_paths(spec):
         paths[name] = path
 
+    errors: list[SpecError] = []  # all of them, reported together at the end
+
     # Template syntax, positioned inside multi-line strings.
     for path, text in iter_templates(spec):
         if path[-1] == "when" and "{{" not in text and "{%" not in text and text.strip():
@@ -120,7 +123,9 @@ def validate_compiled(
         if problem is not None:
             offset, _col, message = problem
             line, col = smap.locate_line(_source_path(smap, path), offset)
-            raise SpecError(f"template error: {message}", file=smap.file, line=line, col=col)
+            errors.append(
+                SpecError(f"template error: {message}", file=smap.file, line=line, col=col)
+            )
 
     # Transitions and needs to unknown tasks.
     for name, task, path in _task_paths(spec):
@@ -129,17 +134,21 @@ def validate_compiled(
                 if target not in cw.tasks and not (
                     key != "needs" and target in ("fail", "noop", "retry")
                 ):
-                    raise _unknown(smap, (*path, key, i), name, target, cw, key)
+                    errors.append(_unknown(smap, (*path, key, i), name, target, cw, key))
         for i, tr in enumerate(task.next):
             for j, target in enumerate(tr.do):
                 if target not in cw.tasks and target not in ("fail", "noop", "retry"):
-                    raise _unknown(smap, (*path, "next", i, "do", j), name, target, cw, "next")
+                    errors.append(
+                        _unknown(smap, (*path, "next", i, "do", j), name, target, cw, "next")
+                    )
         for i, entry in enumerate(task.decision or ()):
             for key in ("next", "default"):
                 for j, target in enumerate(getattr(entry, key) or ()):
                     if target not in cw.tasks and target not in ("fail", "noop", "retry"):
-                        raise _unknown(
-                            smap, (*path, "decision", i, key, j), name, target, cw, "decision"
+                        errors.append(
+                            _unknown(
+                                smap, (*path, "decision", i, key, j), name, target, cw, "decision"
+                            )
                         )
 
     # Cycles through needs/group.
@@ -154,24 +163,31 @@ def validate_compiled(
     if cycle:
         names = [a for a, _ in cycle] + [cycle[0][0]]
         first = names[0]
-        raise smap.error(
-            "dependency cycle through needs/group: " + " -> ".join(names), (*paths[first], "needs")
+        errors.append(
+            smap.error(
+                "dependency cycle through needs/group: " + " -> ".join(names),
+                (*paths[first], "needs"),
+            )
         )
 
     # Joins that can never be satisfied.
     for name, ct in cw.tasks.items():
         if isinstance(ct.join, int) and ct.join > len(ct.sources):
-            raise smap.error(
-                f"task {name!r} joins on {ct.join} inbound transitions but only "
-                f"{len(ct.sources)} task(s) lead to it",
-                (*paths[name], "join"),
+            errors.append(
+                smap.error(
+                    f"task {name!r} joins on {ct.join} inbound transitions but only "
+                    f"{len(ct.sources)} task(s) lead to it",
+                    (*paths[name], "join"),
+                )
             )
 
     if not cw.start:
-        raise smap.error(
-            "the workflow has no start task: every task is the target of a transition",
-            ("tasks",),
-            key=True,
+        errors.append(
+            smap.error(
+                "the workflow has no start task: every task is the target of a transition",
+                ("tasks",),
+                key=True,
+            )
         )
 
     # Actions and nested workflows resolve. Import paths first: importing a module may register
@@ -189,12 +205,13 @@ def validate_compiled(
                 raise  # reported by the workflow the cycle starts at
             except SpecError as exc:
                 if exc.line is None:
-                    raise smap.error(
-                        f"task {name!r}: {_one_line(exc)}", (*paths[name], key)
-                    ) from None
-                raise _nested_error(exc, smap, (*paths[name], key), name, target) from None
+                    errors.append(
+                        smap.error(f"task {name!r}: {_one_line(exc)}", (*paths[name], key))
+                    )
+                else:
+                    errors.append(_nested_error(exc, smap, (*paths[name], key), name, target))
             except Exception as exc:
-                raise smap.error(f"task {name!r}: {_one_line(exc)}", (*paths[name], key)) from None
+                errors.append(smap.error(f"task {name!r}: {_one_line(exc)}", (*paths[name], key)))
 
     # Parameter defaults fit their declared type.
     from .params import check_value
@@ -203,8 +220,10 @@ def validate_compiled(
         if p.default is not None:
             problem = check_value(p, p.default)
             if problem:
-                raise smap.error(
-                    f"parameter {pname!r}: default {problem}", ("parameters", pname, "default")
+                errors.append(
+                    smap.error(
+                        f"parameter {pname!r}: default {problem}", ("parameters", pname, "default")
+                    )
                 )
 
     # Warnings: unreachable tasks, loops without a bound.
@@ -244,7 +263,9 @@ def validate_compiled(
 
         problem = schedule_problem(spec.schedule)
         if problem is not None:
-            raise smap.error(problem, ("schedule",))
+            errors.append(smap.error(problem, ("schedule",)))
+    if errors:
+        raise gather_errors(errors)
     return warnings
 
 
