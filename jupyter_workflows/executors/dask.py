@@ -82,6 +82,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import collections
+import concurrent.futures
 import functools
 import logging
 import os
@@ -138,6 +139,8 @@ _GATHER_WINDOW_S = 0.02
 #: gathered. The scheduler keeps the last ``distributed.admin.low-level-log-length`` (1000)
 #: events of a topic, so this also bounds what a topic holds there.
 _PUSH_MAX_BYTES = 16 * 1024
+#: Seconds to wait for a scheduler given by address to answer.
+_CONNECT_TIMEOUT_S = 10.0
 #: A drain-queue entry whose envelope the drain thread still has to gather.
 _UNGATHERED: Any = object()
 _CAN_WATCH = callable(
@@ -244,6 +247,33 @@ def start_local_cluster(
         cluster.close()
         raise
     return cluster, client
+
+
+def _probe_scheduler(address: str, timeout: float) -> None:
+    """Raise ``ConnectionError`` (one line) unless a Dask scheduler answers at ``address``.
+
+    A failed ``Client(address)`` leaves a half-made client whose ``__del__`` later waits and
+    prints a traceback; a Dask handshake first (bounded by ``timeout``, also for a port that
+    answers but is not Dask) means a bad address never gets that far.
+    """
+    from distributed.comm import connect
+
+    async def probe() -> None:
+        async def handshake() -> None:
+            comm = await connect(address, timeout=timeout)
+            await comm.close()
+
+        try:  # connect's timeout does not cover a peer that accepts and never answers
+            await asyncio.wait_for(handshake(), timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"no Dask handshake within {timeout:g} s") from None
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # the caller may be in a loop
+        try:
+            pool.submit(asyncio.run, probe()).result()
+        except Exception as exc:
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ConnectionError(f"cannot reach a Dask scheduler at {address}: {detail}") from None
 
 
 def _add_gpu_workers(cluster: LocalCluster, gpus: list[str]) -> None:
@@ -491,7 +521,10 @@ class DaskExecutor(Executor):
                 )
                 self._owns_client = True
             elif isinstance(self.scheduler, str):
-                self._client = Client(self.scheduler, set_as_default=False)
+                _probe_scheduler(self.scheduler, _CONNECT_TIMEOUT_S)
+                self._client = Client(
+                    self.scheduler, set_as_default=False, timeout=_CONNECT_TIMEOUT_S
+                )
                 self._owns_client = True
             else:
                 self._client = self.scheduler

@@ -659,7 +659,7 @@ def _resolve_source(
     if isinstance(source, Workflow):
         return source, None, source.base_dir
     path = Path(source)
-    if path.suffix == ".ipynb":
+    if path.suffix.lower() == ".ipynb":
         from .notebook_loader import code_cells, workflow_from_notebook
 
         wf = workflow_from_notebook(path, workflow)

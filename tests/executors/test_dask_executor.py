@@ -383,3 +383,27 @@ def test_outcomes_without_the_event_topic(client: object) -> None:
         assert got.duplicates == []
     finally:
         ex.close()
+
+
+def test_an_address_that_is_not_a_dask_scheduler_fails_in_bounded_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A port that accepts and never answers, a refused port, a malformed address: one line."""
+    import socket
+
+    import jupyter_workflows.executors.dask as dask_executor
+
+    monkeypatch.setattr(dask_executor, "_CONNECT_TIMEOUT_S", 2.0)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(5)
+    try:
+        for address in (f"tcp://127.0.0.1:{silent.getsockname()[1]}", "notanaddress"):
+            started = time.monotonic()
+            with pytest.raises(ConnectionError) as info:
+                DaskExecutor(address).start()
+            assert time.monotonic() - started < 10
+            assert str(info.value).startswith(f"cannot reach a Dask scheduler at {address}: ")
+            assert "\n" not in str(info.value)
+    finally:
+        silent.close()
