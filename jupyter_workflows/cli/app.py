@@ -139,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_id", metavar="RUN_ID")
     p.add_argument("--format", choices=["json", "chrome"], default="json")
 
+    from .lifecycle import add_commands as add_lifecycle_commands
+
+    add_lifecycle_commands(add)
+
     p = add("serve", "run schedules and the REST API without JupyterLab")
     p.add_argument("--port", type=int, default=8899)
     p.add_argument("--ip", default="127.0.0.1")
@@ -158,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from . import logic
 
     try:
-        handler = getattr(logic, "cmd_" + args.command)
+        handler = getattr(args, "handler", None) or getattr(logic, "cmd_" + args.command)
         return int(handler(args))
     except (WorkflowError, UsageFailure) as exc:
         if debug:
