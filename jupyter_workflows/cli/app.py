@@ -159,6 +159,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(str(exc), file=sys.stderr)
         return 2
     debug = bool(args.debug)
+    if debug:
+        # The engine logs what it caught at DEBUG (an internal error's traceback, say).
+        import logging
+
+        logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+        logging.getLogger("jupyter_workflows").setLevel(logging.DEBUG)
     from . import logic
 
     try:

@@ -35,6 +35,7 @@ Rules every implementation keeps (``tests/store/test_store_contract.py`` pins th
 
 from __future__ import annotations
 
+import math
 import numbers
 import time
 from abc import ABC, abstractmethod
@@ -241,8 +242,11 @@ def _coerce_fields(
                 f"{what} field {name!r} must be {_EXPECTED[kind]} or None, "
                 f"not {type(value).__name__}"
             ) from None
-        if coerced[name] != coerced[name]:  # SQLite would store NaN as NULL
-            raise ValueError(f"{what} field {name!r} must not be NaN")
+        # Only numbers the store keeps as numbers are checked: a ``value`` field holds user
+        # values (a DataFrame, an array), which are never compared (``==`` on them is not a
+        # bool); NaN inside one is the value's business and round-trips through its encoding.
+        if type(coerced[name]) is float and math.isnan(coerced[name]):
+            raise ValueError(f"{what} field {name!r} must not be NaN")  # SQLite: NaN -> NULL
     return coerced
 
 
