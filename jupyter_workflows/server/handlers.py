@@ -477,6 +477,8 @@ class IndexHandler(_WorkflowsHandler):
                     "GET objects",
                     "GET objects/{id}/state",
                     "POST objects/{id}/state",
+                    "GET hooks",
+                    "POST hooks/{name}",
                 ],
             }
         )
@@ -594,9 +596,10 @@ class NotFoundHandler(_WorkflowsHandler):
 
 def _extra_handlers(base: str, seg: str) -> list[tuple[str, type[web.RequestHandler]]]:
     """Routes of lifecycle objects and webhooks (their own modules)."""
+    from .hooks import hook_handlers
     from .lifecycle_handlers import lifecycle_handlers
 
-    return lifecycle_handlers(base, seg)
+    return [*lifecycle_handlers(base, seg), *hook_handlers(base, seg)]
 
 
 def default_handlers(base: str) -> list[tuple[str, type[web.RequestHandler]]]:
