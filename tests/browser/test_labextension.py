@@ -317,3 +317,95 @@ def test_five_widgets_cost_well_under_a_megabyte(lab: Lab, tmp_path: Path) -> No
         assert page.evaluate("() => Boolean(globalThis.__jupyter_workflows__?.widget)")
         assert page.evaluate("() => !globalThis.__jupyter_workflows_fallback__")
     _shutdown_kernels(lab)
+
+
+def _big_workflow(branches: int = 20, steps: int = 9) -> str:
+    """``%%workflow big --run``: a start task, ``branches`` chains of ``steps`` tasks, 200 in all."""
+    lines = [
+        "%%workflow big --run",
+        "tasks:",
+        "  start_everything:",
+        "    action: core.noop",
+        f"    on_success: [{', '.join(f'region_{b:02d}_extract' for b in range(branches))}]",
+    ]
+    names = ["extract"] + [f"transform_stage_{k}" for k in range(1, steps - 1)] + ["load"]
+    for b in range(branches):
+        for k, step in enumerate(names):
+            lines.append(f"  region_{b:02d}_{step}:")
+            if k == 3:
+                lines.append("    action: core.echo")
+                lines.append("    with_items: [1, 2, 3]")
+                lines.append("    input: {message: '{{ item }}'}")
+            else:
+                lines.append("    action: core.noop")
+            if k + 1 < len(names):
+                lines.append(f"    on_success: [region_{b:02d}_{names[k + 1]}]")
+    for j in range(200 - 1 - branches * steps):
+        lines.append(f"  report_{j:02d}:")
+        lines.append("    action: core.noop")
+        lines.append(f"    needs: [region_{j:02d}_load]")
+    return "\n".join(lines)
+
+
+def test_a_200_task_graph_is_readable(lab: Lab, tmp_path: Path) -> None:
+    """200 tasks: every box drawn with its full name at a readable size, an overview map,
+    Ctrl+wheel zooms (the plain wheel scrolls the notebook), `with_items` shows done/total."""
+    source = _big_workflow()
+    name = "big.ipynb"
+    _notebook(name, ["%load_ext jupyter_workflows", source], lab)
+    with chromium_page(lab, tmp_path) as page:
+        _open_lab(page, lab, name)
+        run_all_cells(page)
+        cell = code_cell(page, "%%workflow big")
+        live = cell.locator('.jw-output[data-live="true"] .jw-output-live [data-testid="jw-root"]')
+        live.locator('[data-testid="jw-run-status"]', has_text="succeeded").wait_for(
+            timeout=RUN_DONE_MS * 2
+        )
+        assert live.locator('[data-testid^="jw-node-"]').count() == 200
+        assert live.locator('[data-testid^="jw-node-"][data-status="succeeded"]').count() == 200
+        layout_ms = page.evaluate("() => globalThis.__jw_last_layout_ms__")
+        print(f"200-task layout in the browser: {layout_ms:.0f} ms")
+
+        # Full names: the longest one is not cut.
+        label = live.locator('[data-testid="jw-node-region_00_transform_stage_7"] .jw-node-label')
+        assert label.evaluate("el => el.scrollWidth <= el.clientWidth")
+        # Readable: text drawn at 9 px or more on screen.
+        box = label.bounding_box()
+        assert box is not None and box["height"] >= 9, box
+        # The canvas grew with the graph, up to its limit.
+        canvas = live.locator('[data-testid="jw-canvas"]').bounding_box()
+        assert canvas is not None and 600 <= canvas["height"] <= 740, canvas
+        # An overview map for a graph bigger than the canvas.
+        assert live.locator(".react-flow__minimap").count() == 1
+        # with_items: done/total on the box.
+        assert (
+            live.locator('[data-testid="jw-progress-region_03_transform_stage_3"]').inner_text()
+            == "3/3 items"
+        )
+
+        shot = tmp_path / "big-graph.png"
+        live.screenshot(path=str(shot))
+        print(f"screenshot: {shot}")
+
+        # The plain wheel scrolls the page; Ctrl + wheel zooms the graph.
+        viewport = live.locator(".react-flow__viewport")
+        before = viewport.evaluate("el => el.style.transform")
+        canvas_box = live.locator('[data-testid="jw-canvas"]').bounding_box()
+        assert canvas_box is not None
+        page.mouse.move(canvas_box["x"] + 200, canvas_box["y"] + 200)
+        page.mouse.wheel(0, 200)
+        page.wait_for_timeout(300)  # no event to wait on: a wheel that did nothing
+        assert viewport.evaluate("el => el.style.transform") == before
+        pane = live.locator(".react-flow__pane")
+        pane.scroll_into_view_if_needed()  # the page scrolled
+        canvas_box = pane.bounding_box()
+        assert canvas_box is not None
+        page.mouse.move(canvas_box["x"] + 300, canvas_box["y"] + canvas_box["height"] / 2)
+        page.keyboard.down("Control")
+        page.mouse.wheel(0, -300)
+        page.keyboard.up("Control")
+        page.wait_for_function(
+            "([el, before]) => el.style.transform !== before",
+            arg=[viewport.element_handle(), before],
+        )
+    _shutdown_kernels(lab)
