@@ -470,4 +470,4 @@ def cmd_serve(args: Namespace) -> int:
     from ..server.serve import serve
 
     _configure(args)
-    return serve(args.paths, ip=args.ip, port=args.port)
+    return serve(args.paths, ip=args.ip, port=args.port, watch=args.watch or ())

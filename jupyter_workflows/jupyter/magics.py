@@ -542,8 +542,12 @@ def _split(line: str) -> list[str]:
 
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:
-    """``%load_ext jupyter_workflows``: register ``%%workflow`` and ``%workflow``."""
+    """``%load_ext jupyter_workflows``: register ``%%workflow`` and ``%workflow``, and
+    ``%%lifecycle`` / ``%lifecycle`` (:mod:`.lifecycle_magics`)."""
+    from .lifecycle_magics import LifecycleMagics
+
     ipython.register_magics(WorkflowMagics(ipython))
+    ipython.register_magics(LifecycleMagics(ipython))
 
 
 def unload_ipython_extension(ipython: InteractiveShell) -> None:
@@ -551,4 +555,6 @@ def unload_ipython_extension(ipython: InteractiveShell) -> None:
     manager = ipython.magics_manager
     for kind in ("line", "cell"):
         manager.magics[kind].pop("workflow", None)
+        manager.magics[kind].pop("lifecycle", None)
     manager.registry.pop(WorkflowMagics.__name__, None)
+    manager.registry.pop("LifecycleMagics", None)

@@ -476,6 +476,11 @@ class IndexHandler(_WorkflowsHandler):
                     "POST runs/{id}/cancel",
                     "POST runs/{id}/tasks/{task}/respond",
                     "GET schedules",
+                    "GET objects",
+                    "GET objects/{id}/state",
+                    "POST objects/{id}/state",
+                    "GET hooks",
+                    "POST hooks/{name}",
                 ],
             }
         )
@@ -591,6 +596,14 @@ class NotFoundHandler(_WorkflowsHandler):
     post = put = patch = delete = get
 
 
+def _extra_handlers(base: str, seg: str) -> list[tuple[str, type[web.RequestHandler]]]:
+    """Routes of lifecycle objects and webhooks (their own modules)."""
+    from .hooks import hook_handlers
+    from .lifecycle_handlers import lifecycle_handlers
+
+    return [*lifecycle_handlers(base, seg), *hook_handlers(base, seg)]
+
+
 def default_handlers(base: str) -> list[tuple[str, type[web.RequestHandler]]]:
     """The routes, under ``base`` (``{base_url}/workflows/api``)."""
     base = base.rstrip("/")
@@ -605,5 +618,6 @@ def default_handlers(base: str) -> list[tuple[str, type[web.RequestHandler]]]:
         (rf"{base}/runs/{seg}/(pause|resume|cancel)/?", RunControlHandler),
         (rf"{base}/runs/{seg}/tasks/{seg}/respond/?", RespondHandler),
         (rf"{base}/schedules/?", SchedulesHandler),
+        *_extra_handlers(base, seg),
         (rf"{base}/.*", NotFoundHandler),
     ]
