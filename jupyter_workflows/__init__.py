@@ -80,6 +80,11 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
     return [{"module": "jupyter_workflows.server"}]
 
 
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """The prebuilt JupyterLab extension (``jupyter labextension develop --overwrite .``)."""
+    return [{"src": "labextension", "dest": "jupyter-workflows"}]
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext jupyter_workflows``: register the magics (imports stay lazy)."""
     from .jupyter.magics import load_ipython_extension as _load

@@ -198,3 +198,15 @@ export const EDGE_STYLES: Record<EdgeKind, { color: string; dash?: string }> = {
   when: { color: "#d97706" },
   decision: { color: "#d97706" },
 };
+
+/** The MIME type of a graph output (wire.py `GRAPH_MIME`). */
+export const GRAPH_MIME = "application/vnd.jupyter-workflows.graph+json";
+
+/** The data under `GRAPH_MIME` (wire.py `GraphMimeData`): a graph and its last known state. */
+export interface GraphMimeData {
+  version: number;
+  graph: Graph;
+  status: Record<string, Partial<TaskStatus>>;
+  run: RunInfo | null;
+  model_id: string | null;
+}
