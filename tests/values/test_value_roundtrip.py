@@ -189,7 +189,9 @@ _arrays = hnp.arrays(
         hnp.floating_dtypes(),
         hnp.boolean_dtypes(),
         hnp.complex_number_dtypes(),
-        hnp.datetime64_dtypes(),
+        # numpy's own pickle makes a byte-swapped datetime64 dtype native (values kept):
+        # not a difference the store makes, so only native byte order here.
+        hnp.datetime64_dtypes(endianness="="),
         hnp.unicode_string_dtypes(max_len=5),
     ),
     shape=hnp.array_shapes(min_dims=0, max_dims=3, max_side=4),
@@ -248,7 +250,7 @@ def identity(value: object) -> object:
 
 
 @settings(
-    max_examples=40,
+    max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
