@@ -50,6 +50,7 @@ from ..exceptions import (
     StoreError,
     WorkflowError,
 )
+from ..values import to_json_form
 
 __all__ = ["default_handlers", "discover_workflows", "find_workflow"]
 
@@ -119,7 +120,8 @@ class _WorkflowsHandler(APIHandler):
     def send(self, data: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(data, default=str))
+        # Task results and outputs are user values: JSON forms, never reprs (values.py).
+        self.finish(json.dumps(to_json_form(data)))
 
     def json_body(self, *, required: bool = False) -> Any:
         """The request body as JSON; an empty body is None (or a 400 when ``required``)."""
