@@ -45,6 +45,7 @@ __all__ = [
     "resume",
     "runs",
     "task",
+    "triggers",
     "workflow",
 ]
 
@@ -56,6 +57,7 @@ _LAZY = {
     "lifecycle": ("jupyter_workflows.lifecycles.core", "lifecycle"),
     "resume": ("jupyter_workflows.engine.api", "resume"),
     "runs": ("jupyter_workflows.engine.api", "runs"),
+    "triggers": ("jupyter_workflows.lifecycles.traits", "load_triggers"),
     "workflow": ("jupyter_workflows.spec.python", "workflow"),
 }
 

@@ -75,6 +75,7 @@ from jupyter_workflows.jupyter.wire import (
     RunInfo,
     TaskStatus,
 )
+from jupyter_workflows.values import preview
 
 if TYPE_CHECKING:  # pragma: no cover
     from jupyter_workflows.definition import Workflow
@@ -175,6 +176,7 @@ def _empty_task_status() -> TaskStatus:
         "attempts": 0,
         "inputs": None,
         "result": None,
+        "result_view": None,
         "error": None,
         "logs": [],
         "started_at": None,
@@ -299,6 +301,10 @@ class GraphWidget(anywidget.AnyWidget):
             raise ValueError(msg)
         if fields.get("inputs") is not None:
             fields["inputs"] = _jsonable(fields["inputs"])
+        if "result" in fields and "result_view" not in fields:
+            # The value itself stays in the kernel: the browser gets a bounded view of it.
+            result = fields["result"]
+            fields["result_view"] = None if result is None else preview(result)
         result = fields.get("result")
         if result is not None:
             text = result if isinstance(result, str) else _short_repr(result)

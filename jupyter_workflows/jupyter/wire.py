@@ -126,6 +126,10 @@ class TaskStatus(TypedDict):
     attempts: int
     inputs: dict[str, Any] | None
     result: str | None  # a short repr made in Python: results need not be JSON
+    #: What the task panel shows of the result (``values.preview``): ``{"type", "text"}``
+    #: plus ``html`` (a DataFrame's first rows), ``png`` (a figure, base64) or ``shape`` and
+    #: ``dtype`` (an array); small by construction.
+    result_view: dict[str, Any] | None
     error: str | None  # one line, ``Type: message``
     logs: list[str]
     started_at: float | None  # seconds since the epoch

@@ -50,6 +50,7 @@ from ..exceptions import (
     StoreError,
     WorkflowError,
 )
+from ..values import to_json_form
 
 __all__ = ["default_handlers", "discover_workflows", "find_workflow"]
 
@@ -119,7 +120,8 @@ class _WorkflowsHandler(APIHandler):
     def send(self, data: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(data, default=str))
+        # Task results and outputs are user values: JSON forms, never reprs (values.py).
+        self.finish(json.dumps(to_json_form(data)))
 
     def json_body(self, *, required: bool = False) -> Any:
         """The request body as JSON; an empty body is None (or a 400 when ``required``)."""
@@ -235,6 +237,19 @@ def _trace(run_id: str, fmt: str) -> Any:
     from ..engine.api import get_run
 
     return get_run(run_id).trace(format=fmt)
+
+
+def _graph(run_id: str) -> dict[str, Any]:
+    """The run's graph with its task states and open inquiries (the JupyterLab runs panel)."""
+    from ..engine.api import get_run
+    from ..jupyter.display import run_graph_data
+
+    run = get_run(run_id)
+    data = run_graph_data(run)
+    if data is None:
+        raise web.HTTPError(404, f"run {run.run_id}: its workflow's graph cannot be rebuilt")
+    snapshot = run.live()
+    return {**data, "inquiries": snapshot.get("inquiries") or []}
 
 
 def _control(run_id: str, action: str, *, wait: bool, timeout: float | None) -> dict[str, Any]:
@@ -469,6 +484,7 @@ class IndexHandler(_WorkflowsHandler):
                     "GET runs",
                     "GET runs/{id}",
                     "GET runs/{id}/trace",
+                    "GET runs/{id}/graph",
                     "POST runs/{id}/pause",
                     "POST runs/{id}/resume",
                     "POST runs/{id}/cancel",
@@ -553,6 +569,15 @@ class TraceHandler(_WorkflowsHandler):
         self.send(await self.call(_trace, run_id, fmt))
 
 
+class GraphHandler(_WorkflowsHandler):
+    """``GET runs/{id}/graph``: graph, task states, run, open inquiries (GRAPH_MIME + inquiries)."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, run_id: str) -> None:
+        self.send(await self.call(_graph, run_id))
+
+
 class RunControlHandler(_WorkflowsHandler):
     """``POST runs/{id}/pause|resume|cancel``: returns the run (``?wait=true``: once it settles)."""
 
@@ -613,6 +638,7 @@ def default_handlers(base: str) -> list[tuple[str, type[web.RequestHandler]]]:
         (rf"{base}/runs/?", RunsHandler),
         (rf"{base}/runs/{seg}/?", RunHandler),
         (rf"{base}/runs/{seg}/trace/?", TraceHandler),
+        (rf"{base}/runs/{seg}/graph/?", GraphHandler),
         (rf"{base}/runs/{seg}/(pause|resume|cancel)/?", RunControlHandler),
         (rf"{base}/runs/{seg}/tasks/{seg}/respond/?", RespondHandler),
         (rf"{base}/schedules/?", SchedulesHandler),

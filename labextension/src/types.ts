@@ -62,11 +62,25 @@ export interface TaskStatus {
   inputs: Record<string, unknown> | null;
   /** A short repr of the result, made by Python. */
   result: string | null;
+  /** A bounded view of the result, made by Python (values.preview). */
+  result_view?: ResultView | null;
   error: string | null;
   logs: string[];
   /** Seconds since the epoch. */
   started_at: number | null;
   ended_at: number | null;
+}
+
+/** What the task panel shows of a result: a table, an image or a shape line. */
+export interface ResultView {
+  type: string;
+  text: string;
+  /** A DataFrame's first rows, HTML made (escaped) by pandas in the kernel. */
+  html?: string;
+  /** A figure, base64 PNG. */
+  png?: string;
+  shape?: number[];
+  dtype?: string;
 }
 
 export interface RunInfo {

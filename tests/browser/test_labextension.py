@@ -53,6 +53,7 @@ from test_jupyterlab_quickstart import (
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
 
+UI_WAIT_MS = 30_000
 EXTENSION = REPO / "jupyter_workflows" / "labextension"
 GRAPH_MIME = "application/vnd.jupyter-workflows.graph+json"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -409,3 +410,107 @@ def test_a_200_task_graph_is_readable(lab: Lab, tmp_path: Path) -> None:
             arg=[viewport.element_handle(), before],
         )
     _shutdown_kernels(lab)
+
+
+APPROVE_YAML = """\
+# Waits for a human, then says so.
+name: approve_me
+tasks:
+  ask:
+    action: core.inquiry
+    input:
+      prompt: Ship it?
+      schema:
+        type: object
+        properties: {approved: {type: boolean}}
+        required: [approved]
+    on_success: [announce]
+  announce:
+    action: core.echo
+    input: {message: "approved={{ task.ask.result.approved }}"}
+"""
+
+
+def test_runs_panel_shows_a_cli_run_and_answers_its_inquiry(lab: Lab, tmp_path: Path) -> None:
+    """A run started by ``jupyter-workflows run`` shows in the sidebar; its inquiry is answered
+    from the panel's form, Resume finishes it, its graph opens in a tab, a task's logs show."""
+    (lab.root / "approve.yaml").write_text(APPROVE_YAML)
+    env = dict(os.environ)
+    env.update(
+        {
+            "JUPYTER_WORKFLOWS_EXECUTOR": "inline",
+            "JUPYTER_WORKFLOWS_STORE": str(lab.root.parent / "state.db"),
+        }
+    )
+    env.pop("JUPYTER_WORKFLOWS_SCHEDULER", None)
+    cli = subprocess.run(
+        [sys.executable, "-m", "jupyter_workflows", "run", "approve.yaml"],
+        cwd=lab.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert cli.returncode == 3, cli.stdout + cli.stderr  # waiting for the answer
+    run_id = cli.stdout.split()[1]
+
+    with chromium_page(lab, tmp_path) as page:
+        page.goto(lab.url("/lab?reset"))
+        page.locator(".jw-runs-icon").first.click()
+        panel = page.locator('[data-testid="jw-runs-panel"]')
+        row = panel.locator(f'[data-testid="jw-run-{run_id}"]')
+        row.wait_for(timeout=RUN_DONE_MS)
+        assert row.get_attribute("data-status") == "waiting"
+        assert "approve_me" in row.inner_text()
+
+        # Filters: another status hides it, the workflow's name keeps it.
+        panel.locator('[data-testid="jw-runs-filter-status"]').select_option("succeeded")
+        row.wait_for(state="detached")
+        panel.locator('[data-testid="jw-runs-filter-status"]').select_option("")
+        panel.locator('[data-testid="jw-runs-filter-workflow"]').fill("approve_me")
+        row.wait_for()
+
+        row.click()
+        details = panel.locator(f'[data-testid="jw-run-details-{run_id}"]')
+        form = details.locator('[data-testid="jw-inquiry-ask"]')
+        form.wait_for(timeout=RUN_DONE_MS)
+        assert "Ship it?" in form.inner_text()
+        form.locator('input[type="checkbox"]').check()
+        form.locator('[data-testid="jw-inquiry-submit-ask"]').click()
+        details.locator('[data-testid="jw-run-notice"]').wait_for()
+        assert details.locator('[data-testid="jw-inquiry-error-ask"]').count() == 0
+
+        # The CLI process is gone: Resume lets the server finish the run with the answer.
+        if row.get_attribute("data-status") != "succeeded":
+            details.locator('[data-testid="jw-run-resume"]').click()
+        panel.locator(f'[data-testid="jw-run-{run_id}"][data-status="succeeded"]').wait_for(
+            timeout=RUN_DONE_MS
+        )
+        details.locator('[data-testid="jw-run-task-announce"][data-status="succeeded"]').wait_for(
+            timeout=RUN_DONE_MS
+        )
+
+        # The run's graph in a main-area tab, with its statuses.
+        details.locator('[data-testid="jw-run-open"]').click()
+        graph = page.locator('[data-testid="jw-run-graph"]')
+        graph.locator('[data-testid="jw-node-announce"][data-status="succeeded"]').wait_for(
+            timeout=RUN_DONE_MS
+        )
+        assert (
+            graph.locator('[data-testid="jw-node-ask"]').get_attribute("data-status") == "succeeded"
+        )
+
+        # A task's logs.
+        details.locator('[data-testid="jw-run-logs-announce"]').click()
+        logs = details.locator('[data-testid="jw-run-logs"]')
+        logs.wait_for()
+        page.wait_for_function(
+            "el => el.textContent !== '…'", arg=logs.element_handle(), timeout=UI_WAIT_MS
+        )
+        page.screenshot(path=str(tmp_path / "runs-panel.png"))
+
+    # The store agrees: the answer reached the run.
+    summary = lab.api(f"/workflows/api/runs/{run_id}")
+    assert summary["status"] == "succeeded"
+    ask = [t for t in summary["tasks"] if t["task"] == "ask"][-1]
+    assert ask["result"] == {"approved": True}
