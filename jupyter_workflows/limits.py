@@ -21,7 +21,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["LIMITS", "Limits", "LimitError", "configure", "environment_name"]
+__all__ = ["LIMITS", "LimitError", "Limits", "configure", "environment_name"]
 
 _PREFIX = "JUPYTER_WORKFLOWS_LIMIT_"
 

@@ -744,9 +744,7 @@ def check_regular_file(path: str | Path) -> os.stat_result:
     except FileNotFoundError:
         raise SpecError("no such file", file=shorten(str(path))) from None
     except OSError as exc:  # a name too long, a permission, a loop of links
-        raise SpecError(
-            f"cannot read: {exc.strerror or exc}", file=shorten(str(path))
-        ) from None
+        raise SpecError(f"cannot read: {exc.strerror or exc}", file=shorten(str(path))) from None
     except ValueError:  # a NUL byte in the name
         raise SpecError("not a file name", file=shorten(str(path))) from None
     if stat.S_ISDIR(info.st_mode):
