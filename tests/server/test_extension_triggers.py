@@ -13,7 +13,6 @@ import time
 import httpx
 import pytest
 
-
 TOKEN = "extension-triggers-token"
 
 
