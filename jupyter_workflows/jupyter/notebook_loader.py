@@ -95,8 +95,11 @@ def _new_shell() -> InteractiveShell:
 def _load_extension(shell: InteractiveShell) -> Any:
     from .magics import WorkflowMagics
 
+    from .lifecycle_magics import LifecycleMagics
+
     magics = WorkflowMagics(shell, headless=True)
     shell.register_magics(magics)
+    shell.register_magics(LifecycleMagics(shell, headless=True))
     # `%load_ext jupyter_workflows` in the notebook must not register the interactive magics.
     shell.extension_manager.loaded.add("jupyter_workflows")
     return magics
