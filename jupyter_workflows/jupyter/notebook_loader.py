@@ -93,9 +93,8 @@ def _new_shell() -> InteractiveShell:
 
 
 def _load_extension(shell: InteractiveShell) -> Any:
-    from .magics import WorkflowMagics
-
     from .lifecycle_magics import LifecycleMagics
+    from .magics import WorkflowMagics
 
     magics = WorkflowMagics(shell, headless=True)
     shell.register_magics(magics)
