@@ -755,6 +755,12 @@ def prepare(
             raise
         if action.engine_side and action.name == "core.inquiry":
             inquiries.add(name)
+        if action.name == "llm.prompt" and isinstance(ct.input, dict) and "prompt_file" in ct.input:
+            from ..actions.llm import inline_prompt_file  # the file beside the workflow
+
+            tasks[name] = ct = dataclasses.replace(
+                ct, input=inline_prompt_file(ct.input, workflow.base_dir)
+            )
         actions[name] = action
         spec_task = spec_tasks.get(name)
         defaults = workflow.spec.defaults
@@ -768,7 +774,7 @@ def prepare(
             if not set_here and not set_default:
                 changes[fld] = decorated
         if changes:
-            tasks[name] = dataclasses.replace(ct, **changes)
+            tasks[name] = dataclasses.replace(tasks[name], **changes)
     if tasks != compiled.tasks:
         compiled = dataclasses.replace(compiled, tasks=tasks)
     return actions, compiled, frozenset(inquiries), children
