@@ -351,15 +351,19 @@ class Orchestrator:
             on_progress=functools.partial(self._progress, active.run_id, cmd.key),
             on_start=functools.partial(self._started, active.run_id, cmd.key),
         )
-        if cmd.index is not None and task.chunk_size != 1 and task.timeout is None:
-            # An item of with_items: the executor may run it in a chunk with its siblings (a
-            # timeout needs an attempt of its own to cancel, and so does a ResultRef input).
-            if not any(isinstance(v, ResultRef) for v in kwargs.values()):
-                ex = active.state.executions.get(cmd.exec_id)
-                count = len(ex.items) if ex is not None and ex.items is not None else 1
-                sub.chunk_group = f"{active.run_id}:{cmd.exec_id}"
-                sub.chunk_size = task.chunk_size or 0
-                sub.chunk_span = min(task.batch_size or count, count)
+        # An item of with_items: the executor may run it in a chunk with its siblings (a
+        # timeout needs an attempt of its own to cancel, and so does a ResultRef input).
+        if (
+            cmd.index is not None
+            and task.chunk_size != 1
+            and task.timeout is None
+            and not any(isinstance(v, ResultRef) for v in kwargs.values())
+        ):
+            ex = active.state.executions.get(cmd.exec_id)
+            count = len(ex.items) if ex is not None and ex.items is not None else 1
+            sub.chunk_group = f"{active.run_id}:{cmd.exec_id}"
+            sub.chunk_size = task.chunk_size or 0
+            sub.chunk_span = min(task.batch_size or count, count)
         run_id = active.run_id
 
         def done(outcome: Outcome) -> None:

@@ -985,7 +985,11 @@ class DaskExecutor(Executor):
                     ),
                 )
                 continue
-            group = (str(sub.chunk_group), tuple(sorted(item.needs.items())), int(sub.priority or 0))
+            group = (
+                str(sub.chunk_group),
+                tuple(sorted(item.needs.items())),
+                int(sub.priority or 0),
+            )
             groups.setdefault(group, []).append(item)
         for (_, needs, priority), members in groups.items():
             first = members[0].submission
@@ -1042,7 +1046,10 @@ class DaskExecutor(Executor):
                             late.append(future)
             self._watch(
                 client,
-                [(future, chunk, True, None) for chunk, future in zip(chunks, futures, strict=True)],
+                [
+                    (future, chunk, True, None)
+                    for chunk, future in zip(chunks, futures, strict=True)
+                ],
             )
             for future in late:
                 future.cancel()
