@@ -175,45 +175,67 @@ class Orchestrator:
             self._scheduled = False
         if not batch:
             return
+        try:
+            self._drain_batch(batch)
+        except Exception:  # a bug in the guards below: never let the loop lose a batch silently
+            logger.error("the orchestrator failed on a batch of events", exc_info=True)
+            for run_id in {run_id for run_id, _event in batch}:
+                active = self.runs.get(run_id)
+                if active is not None and not active.state.done:
+                    self._abort_now(active, "InternalError: the orchestrator failed")
+
+    def _drain_batch(self, batch: list[tuple[str, E.Event]]) -> None:
+        """One turn: log the batch's events, handle them, project, commit once, then act.
+
+        Whatever raises while doing so (a bug, a value the store cannot take, a store that
+        cannot commit) ends the affected run ``failed`` with one ``InternalError: ...`` line
+        naming what failed (the traceback goes to this module's logger at DEBUG), so nobody
+        waits on it forever; other runs of the batch go on.
+        """
         work: list[tuple[ActiveRun, list[C.Command]]] = []
         touched: dict[str, ActiveRun] = {}
+        #: Runs that were not over when the batch began (a run over before cannot be broken
+        #: by late events: its end is already durable).
+        live: set[str] = set()
+        broken: dict[str, str] = {}  # run id -> the InternalError line
         for run_id, event in batch:
             active = self.runs.get(run_id)
-            if active is None:
+            if active is None or run_id in broken:
                 continue
-            if isinstance(event, (E.AttemptProgress, E.AttemptStarted)):
-                # Advisory, not logged (see the event): it only changes what the run shows.
-                cmds = active.state.handle(event)
-                if cmds:
-                    work.append((active, cmds))
-                touched[run_id] = active
-                continue
+            if run_id not in touched and not active.state.done:
+                live.add(run_id)
+            touched[run_id] = active
             try:
-                self.store.append_events(run_id, [_masked_event(event)])
-            except WorkflowError as exc:
-                if not isinstance(event, E.AttemptDone) or not event.ok:
-                    raise
-                # A result the store cannot keep (unpicklable) fails the attempt instead.
-                event = E.AttemptDone(
-                    event.time,
-                    key=event.key,
-                    ok=False,
-                    error=f"StoreError: {exc}",
-                    error_type="StoreError",
-                    logs=event.logs,
-                    worker=event.worker,
-                    progress=event.progress,
-                )
-                self.store.append_events(run_id, [_masked_event(event)])
-            if isinstance(event, E.AttemptDone):
-                self._cache_result(active, event)
-            cmds = active.state.handle(event)
+                cmds = self._handle(active, event)
+            except Exception as exc:
+                broken[run_id] = _internal(f"handling event {event.type!r}", exc)
+                continue
             if cmds:
                 work.append((active, cmds))
-            touched[run_id] = active
-        for active in touched.values():
-            self._project(active)
-        self.store.commit()  # write-ahead: durable before acting
+        for run_id, active in touched.items():
+            if run_id in broken:
+                continue
+            try:
+                self._project(active)
+            except Exception as exc:
+                broken[run_id] = _internal("writing the run's records to the store", exc)
+        try:
+            self.store.commit()  # write-ahead: durable before acting
+        except Exception as exc:
+            message = _internal("committing to the store", exc)
+            for run_id in touched:
+                broken.setdefault(run_id, message)
+        for run_id, message in broken.items():
+            active = touched[run_id]
+            decided = [cmd for a, cmds in work if a is active for cmd in cmds]
+            work = [(a, cmds) for a, cmds in work if a is not active]
+            if run_id not in live:
+                continue  # over before this batch: its end is durable, nothing to undo
+            cmds = self._abort(active, message)
+            if not any(isinstance(cmd, C.RunFinished) for cmd in cmds):
+                # Already over (failed or cancelled) in memory: finish as decided.
+                cmds += [cmd for cmd in decided if isinstance(cmd, C.RunFinished)]
+            work.append((active, cmds))
         for active, cmds in work:
             for cmd in cmds:
                 try:
@@ -227,14 +249,101 @@ class Orchestrator:
                     else:
                         logger.debug("carrying out %r failed", cmd, exc_info=True)
         for active in touched.values():
-            for listener in list(active.listeners):
+            self._notify(active)
+
+    def _handle(self, active: ActiveRun, event: E.Event) -> list[C.Command]:
+        """Log ``event`` (unless advisory) and let the run's state machine handle it."""
+        run_id = active.run_id
+        if isinstance(event, (E.AttemptProgress, E.AttemptStarted)):
+            # Advisory, not logged (see the event): it only changes what the run shows.
+            return active.state.handle(event)
+        try:
+            self.store.append_events(run_id, [_masked_event(event)])
+        except WorkflowError as exc:
+            if not isinstance(event, E.AttemptDone) or not event.ok:
+                raise
+            # A result the store cannot keep (unpicklable) fails the attempt instead.
+            event = E.AttemptDone(
+                event.time,
+                key=event.key,
+                ok=False,
+                error=f"StoreError: {exc}",
+                error_type="StoreError",
+                logs=event.logs,
+                worker=event.worker,
+                progress=event.progress,
+            )
+            self.store.append_events(run_id, [_masked_event(event)])
+        if isinstance(event, E.AttemptDone):
+            self._cache_result(active, event)
+        return active.state.handle(event)
+
+    def _abort(self, active: ActiveRun, message: str) -> list[C.Command]:
+        """End ``active`` ``failed`` with ``message`` after an internal error; the commands
+        that follow (cancel what is in flight, finish the run)."""
+        event = E.InternalFailure(time.time(), error=message)
+        try:
+            self.store.append_events(active.run_id, [event.to_dict()])
+        except Exception:
+            logger.debug("logging the internal failure of %s failed", active.run_id, exc_info=True)
+        try:
+            cmds = active.state.handle(event)
+        except Exception:  # pragma: no cover - the handler is plain bookkeeping
+            logger.debug("failing %s failed", active.run_id, exc_info=True)
+            self._abort_now(active, message)
+            return []
+        try:
+            self._project(active)
+            self.store.commit()
+        except Exception:
+            # The records themselves may be what the store refuses (a value it cannot keep):
+            # write each record alone, without its values where it must, and the run's end.
+            logger.debug("writing the failure of %s failed", active.run_id, exc_info=True)
+            self._write_end_plainly(active, message)
+        return cmds
+
+    def _write_end_plainly(self, active: ActiveRun, message: str) -> None:
+        state, run_id = active.state, active.run_id
+        for ex in state.execution_list():
+            record = _task_record(run_id, ex)
+            bare: TaskRecord = {**record, "input": None, "result": None}
+            for attempt in (record, bare):
                 try:
-                    listener(active)
+                    self.store.upsert_tasks(run_id, [attempt])
+                    break
                 except Exception:
-                    pass
-            if active.quiescent:
-                with active.settled:
-                    active.settled.notify_all()
+                    continue
+        try:
+            self.store.update_run(run_id, status="failed", error=message, ended_at=state.ended_at)
+            self.store.commit()
+        except Exception:
+            logger.debug("the store refuses %s's end", run_id, exc_info=True)
+
+    def _abort_now(self, active: ActiveRun, message: str) -> None:
+        """Last resort (the batch machinery itself failed): end the run and tell everyone."""
+        try:
+            cmds = self._abort(active, message)
+            for cmd in cmds:
+                try:
+                    self._carry_out(active, cmd)
+                except Exception:
+                    logger.debug("carrying out %r failed", cmd, exc_info=True)
+        except Exception:
+            logger.debug("aborting %s failed", active.run_id, exc_info=True)
+        state = active.state
+        if not state.done:  # pragma: no cover - even the state machine failed
+            state.status, state.error, state.ended_at = "failed", message, time.time()
+        self._notify(active)
+
+    def _notify(self, active: ActiveRun) -> None:
+        for listener in list(active.listeners):
+            try:
+                listener(active)
+            except Exception:
+                pass
+        if active.quiescent:
+            with active.settled:
+                active.settled.notify_all()
 
     def _cache_result(self, active: ActiveRun, event: E.AttemptDone) -> None:
         """Keep the result of a cached task's attempt (committed with the batch)."""
@@ -263,9 +372,9 @@ class Orchestrator:
                     else:
                         active.projected_at.pop(exec_id, None)
                 records.append(_task_record(active.run_id, ex))
-            state.dirty = later
             if records:
                 self.store.upsert_tasks(active.run_id, records)
+            state.dirty = later  # after: records the store refused are written again
         if state.status_dirty:
             state.status_dirty = False
             fields: dict[str, Any] = {"status": state.status}
@@ -680,6 +789,12 @@ def prepare(
             raise
         if action.engine_side and action.name == "core.inquiry":
             inquiries.add(name)
+        if action.name == "llm.prompt" and isinstance(ct.input, dict) and "prompt_file" in ct.input:
+            from ..actions.llm import inline_prompt_file  # the file beside the workflow
+
+            tasks[name] = ct = dataclasses.replace(
+                ct, input=inline_prompt_file(ct.input, workflow.base_dir)
+            )
         actions[name] = action
         spec_task = spec_tasks.get(name)
         defaults = workflow.spec.defaults
@@ -693,7 +808,7 @@ def prepare(
             if not set_here and not set_default:
                 changes[fld] = decorated
         if changes:
-            tasks[name] = dataclasses.replace(ct, **changes)
+            tasks[name] = dataclasses.replace(tasks[name], **changes)
     if tasks != compiled.tasks:
         compiled = dataclasses.replace(compiled, tasks=tasks)
     return actions, compiled, frozenset(inquiries), children
@@ -736,8 +851,21 @@ def check_response(schema: Any, data: Any, task: str) -> None:
 def _cache_key(action: ActionDef, cmd: C.Submit) -> str:
     assert cmd.cache is not None
     custom = cmd.cache[0]
-    basis = custom if custom is not None else json.dumps(cmd.input, sort_keys=True, default=repr)
+    basis = custom if custom is not None else json.dumps(cmd.input, sort_keys=True, default=_digest)
     return hashlib.sha256(f"{action.name}\0{action.code_hash}\0{basis}".encode()).hexdigest()
+
+
+def _digest(value: Any) -> str:
+    """A non-JSON input in a cache key: the hash of its pickle, never its repr (a DataFrame's
+    repr elides its middle rows, so two different frames could share a key). A pickle that
+    differs for equal values costs a cache miss, never a wrong hit."""
+    import cloudpickle
+
+    try:
+        payload = cloudpickle.dumps(value, protocol=5)
+    except Exception:  # cannot be pickled: no key can be trusted to match it again
+        return f"unhashable:{uuid.uuid4().hex}"
+    return f"{type(value).__qualname__}:{hashlib.sha256(payload).hexdigest()}"
 
 
 def _failed(key: str, exc: BaseException, what: str | None = None) -> E.AttemptDone:
@@ -750,6 +878,14 @@ def _failed(key: str, exc: BaseException, what: str | None = None) -> E.AttemptD
         kind, _, message = error.partition(": ")
         error = f"{kind}: {what}: {message}"
     return E.AttemptDone(time.time(), key=key, ok=False, error=error, error_type=type(exc).__name__)
+
+
+def _internal(what: str, exc: BaseException) -> str:
+    """The one-line error of a run the engine failed to drive; the traceback goes to the log."""
+    from .context import error_line
+
+    logger.debug("internal error while %s", what, exc_info=exc)
+    return _elide(f"InternalError: {what} failed: {error_line(exc)}")
 
 
 def _elide(line: str, limit: int = 600) -> str:

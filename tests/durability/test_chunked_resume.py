@@ -31,7 +31,7 @@ ITEMS = textwrap.dedent(
     import os
     import time
 
-    HERE = os.path.dirname(os.path.abspath(__file__))
+    HERE = {here!r}  # not __file__: the workers import a shipped copy of this module
     LOG = os.path.join(HERE, "log.txt")
     GO = os.path.join(HERE, "go")
 
@@ -128,7 +128,7 @@ def test_kill_9_mid_chunked_fan_out_then_resume_reruns_only_unfinished_items(
     tmp_path: Path, dask_cluster
 ) -> None:
     scheduler = dask_cluster.scheduler_address
-    (tmp_path / "items.py").write_text(ITEMS)
+    (tmp_path / "items.py").write_text(ITEMS.replace("{here!r}", repr(str(tmp_path))))
     (tmp_path / "wf.yaml").write_text(WORKFLOW)
     db = tmp_path / "state.db"
     proc = subprocess.Popen(
@@ -159,7 +159,7 @@ def test_kill_9_mid_chunked_fan_out_then_resume_reruns_only_unfinished_items(
     assert run_id is not None
     assert 12 <= len(before) < N, before  # the kill landed mid-fan-out
     started_before = Counter(int(line.split()[0]) for line in _log(tmp_path) if " start " in line)
-    assert all(started_before[x] == 1 for x in before)
+    assert all(started_before[x] == 1 for x in before), started_before
 
     (tmp_path / "go").write_text("go")
     offset = len(_log(tmp_path))
