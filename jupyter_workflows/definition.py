@@ -260,6 +260,7 @@ _TASK_ORDER = [
     "input",
     "with_items",
     "batch_size",
+    "chunk_size",
     "tasks",
     "needs",
     "group",

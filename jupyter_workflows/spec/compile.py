@@ -86,6 +86,8 @@ class CTask:
     #: The names of tasks whose transitions can start this one (distinct, in order).
     sources: tuple[str, ...] = ()
     description: str | None = None
+    #: Items per executor task for ``with_items`` (``None``: chosen by the executor; 1: none).
+    chunk_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -250,6 +252,7 @@ def compile_workflow(spec: WorkflowSpec) -> CompiledWorkflow:
             join=join,
             with_items=task.with_items,
             batch_size=task.batch_size,
+            chunk_size=task.chunk_size,
             retry=pick("retry", RetryPolicy()),
             timeout=pick("timeout", None),
             resources=dict(pick("resources", {})),
