@@ -208,6 +208,12 @@ def _print_warnings(warnings) -> None:
 
 def cmd_validate(args: Namespace) -> int:
     try:
+        from .lifecycle import validate_document  # lifecycle and trigger files
+
+        done = validate_document(args.file)
+        if done is not None:
+            out(done)
+            return 0
         wf = load_target(args.file, args.workflow)
         warnings = wf.validate()
     except SpecError as exc:

@@ -114,6 +114,7 @@ class Triggers:
         self.spec = spec
         self.base_dir = Path(base_dir or Path.cwd()).resolve()
         self.source = source
+        self.source_map = SourceMap(file=source)
 
     def __repr__(self) -> str:
         return f"<Triggers traits={list(self.spec.traits)} hooks={list(self.spec.hooks)}>"
@@ -157,21 +158,21 @@ class Triggers:
     def validate(self) -> Triggers:
         """Every workflow a trait or hook names resolves and is valid."""
         errors = []
+        smap = self.source_map
         for name, trait in self.spec.traits.items():
-            for ref in trait.workflows:
+            for i, ref in enumerate(trait.workflows):
                 try:
                     self.resolve(ref.workflow, name).validate()
                 except WorkflowError as exc:
-                    errors.append(
-                        SpecError(f"trait {name!r}: workflow {ref.workflow!r}: {_first_line(exc)}")
-                    )
+                    where = ("traits", name, "workflows", i)
+                    message = f"trait {name!r}: workflow {ref.workflow!r}: {_first_line(exc)}"
+                    errors.append(smap.error(message, where))
         for name, hook in self.spec.hooks.items():
             try:
                 self.resolve(hook.workflow, name).validate()
             except WorkflowError as exc:
-                errors.append(
-                    SpecError(f"hook {name!r}: workflow {hook.workflow!r}: {_first_line(exc)}")
-                )
+                message = f"hook {name!r}: workflow {hook.workflow!r}: {_first_line(exc)}"
+                errors.append(smap.error(message, ("hooks", name, "workflow")))
         if errors:
             raise gather_errors(errors)
         return self
@@ -325,9 +326,11 @@ def load_triggers(source: str | os.PathLike[str]) -> Triggers:
     except ValidationError as exc:
         raise spec_error_from_validation(exc, data, smap) from None
     _check(spec, smap)
-    return Triggers(
+    triggers = Triggers(
         spec, base_dir=path.parent if path else None, source=str(path) if path else None
     )
+    triggers.source_map = smap
+    return triggers
 
 
 def _check(spec: TriggersSpec, smap: SourceMap) -> None:
