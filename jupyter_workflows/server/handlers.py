@@ -621,10 +621,11 @@ class NotFoundHandler(_WorkflowsHandler):
 
 def _extra_handlers(base: str, seg: str) -> list[tuple[str, type[web.RequestHandler]]]:
     """Routes of lifecycle objects and webhooks (their own modules)."""
+    from .editor import editor_handlers
     from .hooks import hook_handlers
     from .lifecycle_handlers import lifecycle_handlers
 
-    return [*lifecycle_handlers(base, seg), *hook_handlers(base, seg)]
+    return [*lifecycle_handlers(base, seg), *hook_handlers(base, seg), *editor_handlers(base)]
 
 
 def default_handlers(base: str) -> list[tuple[str, type[web.RequestHandler]]]:

@@ -40,9 +40,11 @@ function useColorMode(): ColorMode {
 export interface AppProps {
   /** A saved graph drawn from an output's data: no kernel behind it, nothing to edit or answer. */
   readOnly?: boolean;
+  /** The read-only badge's text (default "saved view"). */
+  note?: string;
 }
 
-export function App({ readOnly = false }: AppProps = {}) {
+export function App({ readOnly = false, note = "saved view" }: AppProps = {}) {
   const model = useModel();
   const [graph] = useModelState("graph");
   const [status] = useModelState("status");
@@ -192,7 +194,7 @@ export function App({ readOnly = false }: AppProps = {}) {
         <span className="jw-spacer" />
         {readOnly ? (
           <span className="jw-saved" title="The graph as it was saved with the notebook; run the cell for the live view">
-            saved view
+            {note}
           </span>
         ) : null}
         {canEdit ? (

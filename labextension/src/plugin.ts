@@ -8,10 +8,12 @@
  *   whole bundle with every widget.
  */
 import type { JupyterFrontEnd, JupyterFrontEndPlugin } from "@jupyterlab/application";
+import { IEditorServices } from "@jupyterlab/codeeditor";
 import { INotebookTracker } from "@jupyterlab/notebook";
 import { IRenderMimeRegistry } from "@jupyterlab/rendermime";
 import { BUILD_ID } from "./build_id";
 import widget from "./index";
+import { EDITOR_FACTORY, WorkflowEditorFactory } from "./editor";
 import { GRAPH_RANK, graphRendererFactory } from "./output";
 import { RunGraphWidget, RunsSidebar } from "./runs";
 import type { RunSummary } from "./runs";
@@ -21,11 +23,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description: "Graphs of jupyter_workflows: saved-output renderer and the live widget's front end.",
   autoStart: true,
   requires: [IRenderMimeRegistry],
-  optional: [INotebookTracker],
+  optional: [INotebookTracker, IEditorServices],
   activate: (
     app: JupyterFrontEnd,
     rendermime: IRenderMimeRegistry,
     notebooks: INotebookTracker | null,
+    editorServices: IEditorServices | null,
   ) => {
     (globalThis as Record<string, unknown>).__jupyter_workflows__ = { buildId: BUILD_ID, widget };
     // Everywhere (consoles, output views, other documents): the saved picture.
@@ -49,6 +52,29 @@ const plugin: JupyterFrontEndPlugin<void> = {
       app.shell.add(widget, "main");
       app.shell.activateById(widget.id);
     };
+    // Workflow files as text + graph: "Open With > Workflow Editor" on any YAML file, the
+    // default for *.workflow.yaml.
+    if (editorServices) {
+      app.docRegistry.addFileType({
+        name: "jupyter-workflow",
+        displayName: "Workflow",
+        extensions: [".workflow.yaml", ".workflow.yml"],
+        mimeTypes: ["text/x-yaml"],
+        contentType: "file",
+        fileFormat: "text",
+        iconClass: "jw-runs-icon",
+      });
+      const factory = new WorkflowEditorFactory(
+        {
+          name: EDITOR_FACTORY,
+          label: EDITOR_FACTORY,
+          fileTypes: ["yaml", "jupyter-workflow"],
+          defaultFor: ["jupyter-workflow"],
+        },
+        editorServices,
+      );
+      app.docRegistry.addWidgetFactory(factory);
+    }
     try {
       app.shell.add(new RunsSidebar(openGraph), "left", { rank: 650 });
     } catch (err) {

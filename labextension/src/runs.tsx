@@ -397,7 +397,7 @@ export class RunGraphWidget extends Widget {
           <StrictMode>
             <ModelContext.Provider value={this.model.asModel()}>
               <HostContext.Provider value={this.host}>
-                <App readOnly />
+                <App readOnly note="from the store" />
               </HostContext.Provider>
             </ModelContext.Provider>
           </StrictMode>,

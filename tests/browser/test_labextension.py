@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -514,3 +515,59 @@ def test_runs_panel_shows_a_cli_run_and_answers_its_inquiry(lab: Lab, tmp_path: 
     assert summary["status"] == "succeeded"
     ask = [t for t in summary["tasks"] if t["task"] == "ask"][-1]
     assert ask["result"] == {"approved": True}
+
+
+def test_workflow_editor_adds_a_task_and_saves_the_file(lab: Lab, tmp_path: Path) -> None:
+    """notebooks/hello.yaml via Open With > Workflow Editor: add a task in the graph's bar,
+    save; the file on disk is a valid workflow and its comments and quoting survived."""
+    import jupyter_workflows as jw
+
+    original = (REPO / "notebooks" / "hello.yaml").read_text()
+    (lab.root / "hello.yaml").write_text(original)
+    shutil.copy(REPO / "notebooks" / "hello_tasks.py", lab.root / "hello_tasks.py")
+    with chromium_page(lab, tmp_path) as page:
+        page.goto(lab.url("/lab?reset"))
+        item = page.locator(".jp-DirListing-item", has_text="hello.yaml")
+        item.click(button="right")
+        page.locator(".lm-Menu-itemLabel", has_text="Open With").click()
+        page.locator(".lm-Menu-itemLabel", has_text="Workflow Editor").click()
+        editor = page.locator('[data-testid="jw-workflow-editor"]')
+        editor.wait_for(timeout=UI_WAIT_MS)
+        for task in ("greet", "visit", "gather"):
+            editor.locator(f'[data-testid="jw-node-{task}"]').wait_for(timeout=UI_WAIT_MS)
+        editor.locator('[data-testid="jw-editor-valid"]').wait_for()
+        assert "# A small workflow" in editor.locator(".cm-content").inner_text()
+
+        # A refused edit (an action that does not exist) changes nothing and says why.
+        editor.locator('[data-testid="jw-editor-add-name"]').fill("broken")
+        editor.locator('[data-testid="jw-editor-add-action"]').fill("no_such_module:nothing")
+        editor.locator('[data-testid="jw-editor-add-submit"]').click()
+        error = editor.locator('[data-testid="jw-editor-error"]')
+        error.wait_for()
+        assert "no_such_module" in error.inner_text()
+        assert "broken:" not in editor.locator(".cm-content").inner_text()
+
+        editor.locator('[data-testid="jw-editor-add-name"]').fill("report")
+        editor.locator('[data-testid="jw-editor-add-action"]').fill("core.echo")
+        editor.locator('[data-testid="jw-editor-add-after"]').select_option("gather")
+        editor.locator('[data-testid="jw-editor-add-submit"]').click()
+        editor.locator('[data-testid="jw-node-report"]').wait_for(timeout=UI_WAIT_MS)
+        assert "report:" in editor.locator(".cm-content").inner_text()
+        # The document is modified (not saved yet): the tab says so.
+        page.locator(".jp-mod-current.jp-mod-dirty, .lm-TabBar-tab.jp-mod-dirty").first.wait_for()
+        assert (lab.root / "hello.yaml").read_text() == original
+
+        editor.locator(".cm-content").click()
+        page.keyboard.press("Control+s")
+        page.wait_for_function(
+            "() => !document.querySelector('.lm-TabBar-tab.jp-mod-dirty')", timeout=UI_WAIT_MS
+        )
+        page.screenshot(path=str(tmp_path / "workflow-editor.png"))
+
+    saved = (lab.root / "hello.yaml").read_text()
+    workflow = jw.load(lab.root / "hello.yaml")
+    workflow.validate()
+    assert "report" in workflow.compiled.tasks
+    for line in original.splitlines():
+        if line.strip():
+            assert line in saved, f"lost: {line!r}"

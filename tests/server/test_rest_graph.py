@@ -63,3 +63,64 @@ def test_graph_of_an_unknown_run_is_404_and_needs_a_token(server: Any) -> None:
     assert missing.status_code == 404
     assert set(missing.json()) == {"error"}
     assert server.anonymous.get("/runs/0123456789abcdef/graph").status_code == 403
+
+
+HELLO = """\
+# keep me: a comment
+name: hi
+tasks:
+  greet:
+    action: core.echo
+    input: {text: 'hello'}   # single quotes stay
+"""
+
+
+def test_validate_answers_graph_or_positioned_error(server: Any) -> None:
+    good = server.client.post("/validate", json={"text": HELLO, "path": "hi.yaml"})
+    assert good.status_code == 200
+    body = good.json()
+    assert body["ok"] is True and body["error"] is None
+    assert [n["id"] for n in body["graph"]["graph"]["nodes"]] == ["greet"]
+
+    bad = server.client.post(
+        "/validate", json={"text": HELLO.replace("action:", "actoin:"), "path": "hi.yaml"}
+    )
+    assert bad.status_code == 200
+    body = bad.json()
+    assert body["ok"] is False and body["graph"] is None
+    assert body["error"].startswith("hi.yaml:5:5: ") and "actoin" in body["error"]
+    assert (body["line"], body["col"]) == (5, 5)
+
+    outside = server.client.post("/validate", json={"text": HELLO, "path": "../x.yaml"})
+    assert outside.status_code == 400
+    assert server.client.post("/validate", content=b"not json").status_code == 400
+
+
+def test_edit_returns_the_new_text_in_the_authors_style(server: Any) -> None:
+    answer = server.client.post(
+        "/edit",
+        json={
+            "text": HELLO,
+            "path": "hi.yaml",
+            "op": "add_task",
+            "name": "bye",
+            "action": "core.noop",
+            "after": "greet",
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["ok"] is True
+    text = body["text"]
+    assert text.startswith("# keep me: a comment\n")
+    assert "    input: {text: 'hello'}   # single quotes stay\n" in text
+    assert "    on_success: bye\n" in text
+    assert "  bye:\n    action: core.noop\n" in text
+    assert {n["id"] for n in body["graph"]["graph"]["nodes"]} == {"greet", "bye"}
+
+    refused = server.client.post(
+        "/edit",
+        json={"text": HELLO, "path": "hi.yaml", "op": "add_task", "name": "x", "action": "no.such"},
+    )
+    assert refused.status_code == 400
+    assert "no.such" in refused.json()["error"]

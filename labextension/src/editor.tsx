@@ -1,0 +1,302 @@
+/**
+ * "Open With > Workflow Editor": a workflow file as text and graph, side by side.
+ *
+ * The text is JupyterLab's own document model (a CodeMirror editor bound to it), so saving
+ * goes through the contents API, the tab shows the dirty marker and undo works as in any
+ * file. The graph is the server's reading of the text: every change is validated by
+ * `POST workflows/api/validate` (the same checks as `jupyter-workflows validate`), and the
+ * positioned error, if any, is shown above the graph (the last good graph stays). Adding a
+ * task in the graph's toolbar asks `POST workflows/api/edit` for the new text, written in the
+ * author's style (comments, quoting, order kept), and puts it in the editor as one change.
+ */
+import { ABCWidgetFactory, DocumentWidget } from "@jupyterlab/docregistry";
+import type { DocumentRegistry, IDocumentWidget } from "@jupyterlab/docregistry";
+import { CodeEditorWrapper } from "@jupyterlab/codeeditor";
+import type { IEditorServices } from "@jupyterlab/codeeditor";
+import { SplitPanel, Widget } from "@lumino/widgets";
+import { StrictMode, useEffect, useState } from "react";
+import { createRoot } from "react-dom/client";
+import type { Root } from "react-dom/client";
+import { App } from "./App";
+import { HostContext, ModelContext } from "./model";
+import { api } from "./runs";
+import { StaticModel } from "./staticModel";
+import type { GraphMimeData } from "./types";
+
+export const EDITOR_FACTORY = "Workflow Editor";
+const VALIDATE_DELAY_MS = 400;
+
+interface Validation {
+  ok: boolean;
+  error: string | null;
+  line: number | null;
+  col: number | null;
+  graph: GraphMimeData | null;
+}
+
+type EditAnswer = Validation & { text: string };
+
+/** The graph side: toolbar (add a task), the server's verdict, the graph. */
+class GraphSide extends Widget {
+  private root: Root;
+  private model: StaticModel | null = null;
+  private readonly host: HTMLDivElement;
+  private listeners = new Set<() => void>();
+  validation: Validation | null = null;
+  busy = false;
+  notice: string | null = null;
+
+  constructor(private readonly onAdd: (name: string, action: string, after: string) => void) {
+    super();
+    this.addClass("jw-editor-graph");
+    const bar = document.createElement("div");
+    this.node.appendChild(bar);
+    this.host = document.createElement("div");
+    this.host.className = "jw-host";
+    this.node.appendChild(this.host);
+    this.root = createRoot(bar);
+    this.root.render(
+      <StrictMode>
+        <EditorBar side={this} onAdd={(n, a, after) => this.onAdd(n, a, after)} />
+      </StrictMode>,
+    );
+  }
+
+  subscribe(fn: () => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  private changed(): void {
+    for (const fn of this.listeners) fn();
+  }
+
+  setBusy(busy: boolean, notice: string | null = null): void {
+    this.busy = busy;
+    this.notice = notice;
+    this.changed();
+  }
+
+  show_(validation: Validation): void {
+    this.validation = validation;
+    if (validation.graph) {
+      if (this.model) {
+        this.model.update(validation.graph);
+      } else {
+        this.model = new StaticModel(validation.graph);
+        createRoot(this.host).render(
+          <StrictMode>
+            <ModelContext.Provider value={this.model.asModel()}>
+              <HostContext.Provider value={this.host}>
+                <App readOnly note="from the text" />
+              </HostContext.Provider>
+            </ModelContext.Provider>
+          </StrictMode>,
+        );
+      }
+    }
+    this.changed();
+  }
+
+  dispose(): void {
+    if (this.isDisposed) return;
+    this.root.unmount();
+    super.dispose();
+  }
+}
+
+function EditorBar({ side, onAdd }: { side: GraphSide; onAdd: (name: string, action: string, after: string) => void }) {
+  const [, setVersion] = useState(0);
+  useEffect(() => side.subscribe(() => setVersion((v) => v + 1)), [side]);
+  const [name, setName] = useState("");
+  const [action, setAction] = useState("core.echo");
+  const [after, setAfter] = useState("");
+  const v = side.validation;
+  const tasks = v?.graph?.graph.nodes.map((n) => n.id) ?? [];
+  return (
+    <div className="jw-root jw-editor-bar" style={{ height: "auto" }}>
+      <div className="jw-editbar" data-testid="jw-editor-bar">
+        <input
+          className="jw-input"
+          data-testid="jw-editor-add-name"
+          placeholder="new task"
+          value={name}
+          onChange={(e) => setName(e.target.value)}
+        />
+        <input
+          className="jw-input"
+          data-testid="jw-editor-add-action"
+          placeholder="action"
+          value={action}
+          onChange={(e) => setAction(e.target.value)}
+        />
+        <select
+          className="jw-input"
+          data-testid="jw-editor-add-after"
+          value={after}
+          onChange={(e) => setAfter(e.target.value)}
+        >
+          <option value="">after: nothing</option>
+          {tasks.map((t) => (
+            <option key={t} value={t}>
+              after {t}
+            </option>
+          ))}
+        </select>
+        <button
+          type="button"
+          className="jw-button"
+          data-testid="jw-editor-add-submit"
+          disabled={side.busy || !name.trim() || !action.trim()}
+          onClick={() => {
+            onAdd(name.trim(), action.trim(), after);
+            setName("");
+          }}
+        >
+          Add task
+        </button>
+      </div>
+      {v && !v.ok ? (
+        <div className="jw-edit-error" data-testid="jw-editor-error" data-line={v.line ?? ""} data-col={v.col ?? ""}>
+          {v.error}
+        </div>
+      ) : null}
+      {v && v.ok ? (
+        <div className="jw-edit-notice" data-testid="jw-editor-valid" data-phase="valid">
+          {side.notice ?? `valid: ${v.graph?.graph.nodes.length ?? 0} tasks`}
+        </div>
+      ) : null}
+      {v && !v.ok && side.notice ? <div className="jw-edit-notice">{side.notice}</div> : null}
+    </div>
+  );
+}
+
+/** The document's content: the editor on the left, the graph on the right. */
+export class WorkflowEditor extends SplitPanel {
+  private readonly side: GraphSide;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private requested = 0;
+
+  constructor(
+    private readonly context: DocumentRegistry.CodeContext,
+    services: IEditorServices,
+  ) {
+    super({ orientation: "horizontal" });
+    this.addClass("jw-workflow-editor");
+    this.node.dataset.testid = "jw-workflow-editor";
+    const editor = new CodeEditorWrapper({
+      factory: services.factoryService.newDocumentEditor,
+      model: context.model,
+      editorOptions: { config: { lineNumbers: true } },
+    });
+    editor.model.mimeType = "text/x-yaml";
+    editor.addClass("jw-editor-text");
+    this.side = new GraphSide((name, action, after) => void this.addTask(name, action, after));
+    this.addWidget(editor);
+    this.addWidget(this.side);
+    this.setRelativeSizes([1, 1]);
+    void context.ready.then(() => {
+      this.validateSoon(0);
+      context.model.contentChanged.connect(() => this.validateSoon(VALIDATE_DELAY_MS));
+    });
+  }
+
+  private get text(): string {
+    return this.context.model.sharedModel.getSource();
+  }
+
+  /**
+   * Put `next` in the document as one change of the part that differs (common start and end
+   * kept): undo takes it back in one step, the cursor elsewhere stays, the tab is marked
+   * modified.
+   */
+  private replaceText(next: string): void {
+    const shared = this.context.model.sharedModel;
+    const current = shared.getSource();
+    if (current === next) return;
+    let start = 0;
+    const max = Math.min(current.length, next.length);
+    while (start < max && current[start] === next[start]) start++;
+    let end = 0;
+    while (
+      end < max - start &&
+      current[current.length - 1 - end] === next[next.length - 1 - end]
+    ) {
+      end++;
+    }
+    shared.updateSource(start, current.length - end, next.slice(start, next.length - end));
+  }
+
+  private validateSoon(delay: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.validate(), delay);
+  }
+
+  private async validate(): Promise<void> {
+    const id = ++this.requested;
+    try {
+      const answer = await api<Validation>("validate", {
+        method: "POST",
+        body: JSON.stringify({ text: this.text, path: this.context.path }),
+      });
+      if (id === this.requested) this.side.show_(answer);
+    } catch (err) {
+      if (id === this.requested) {
+        this.side.show_({ ok: false, error: (err as Error).message, line: null, col: null, graph: null });
+      }
+    }
+  }
+
+  private async addTask(name: string, action: string, after: string): Promise<void> {
+    this.side.setBusy(true, "adding…");
+    try {
+      const answer = await api<EditAnswer>("edit", {
+        method: "POST",
+        body: JSON.stringify({
+          text: this.text,
+          path: this.context.path,
+          op: "add_task",
+          name,
+          action,
+          after: after || null,
+        }),
+      });
+      this.replaceText(answer.text);
+      this.side.setBusy(false, `added ${name}: save to write the file`);
+      this.side.show_(answer);
+    } catch (err) {
+      this.side.setBusy(false, null);
+      this.side.show_({
+        ...(this.side.validation ?? { graph: null, line: null, col: null }),
+        ok: false,
+        error: (err as Error).message,
+      });
+    }
+  }
+
+  dispose(): void {
+    if (this.timer) clearTimeout(this.timer);
+    super.dispose();
+  }
+}
+
+export class WorkflowEditorFactory extends ABCWidgetFactory<
+  IDocumentWidget<WorkflowEditor, DocumentRegistry.ICodeModel>,
+  DocumentRegistry.ICodeModel
+> {
+  constructor(
+    options: DocumentRegistry.IWidgetFactoryOptions<IDocumentWidget<WorkflowEditor, DocumentRegistry.ICodeModel>>,
+    private readonly services: IEditorServices,
+  ) {
+    super(options);
+  }
+
+  protected createNewWidget(
+    context: DocumentRegistry.CodeContext,
+  ): IDocumentWidget<WorkflowEditor, DocumentRegistry.ICodeModel> {
+    const content = new WorkflowEditor(context, this.services);
+    const widget = new DocumentWidget({ content, context });
+    widget.title.iconClass = "jw-runs-icon";
+    return widget;
+  }
+}
