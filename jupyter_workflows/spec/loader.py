@@ -46,6 +46,8 @@ class SourceMap:
     #: Block scalars (``|``, ``>``): style, and line/column where their content starts (the
     #: value position is the indicator's, one line above the text a template error is in).
     blocks: dict[Path_, tuple[str, int, int]] = field(default_factory=dict)
+    #: Scalars written in quotes (their text starts one column after the value's position).
+    quoted: set[Path_] = field(default_factory=set)
 
     def locate(self, path: Iterable[Any], *, key: bool = False) -> tuple[int | None, int | None]:
         """The position of ``path`` (its key when ``key``), else of its nearest ancestor."""
@@ -348,6 +350,8 @@ def _build(loader: _Loader, node: yaml.Node, path: Path_, smap: SourceMap, depth
         ]
     if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
         smap.blocks[path] = _block_start(node, loader.source_lines)
+    elif isinstance(node, yaml.ScalarNode) and node.style in ('"', "'"):
+        smap.quoted.add(path)
     try:
         value = loader.construct_object(node, deep=True)
     except yaml.constructor.ConstructorError as exc:
