@@ -81,7 +81,7 @@ from dataclasses import field as dataclass_field
 from typing import Any
 
 from jinja2 import BaseLoader, ChainableUndefined, Undefined, nodes
-from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
+from jinja2.exceptions import SecurityError, TemplateSyntaxError
 from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -91,9 +91,9 @@ __all__ = [
     "MASKER",
     "ExpressionError",
     "NameRules",
+    "SecretMasker",
     "StrictChainableUndefined",
     "check_template_names",
-    "SecretMasker",
     "evaluate",
     "exact_expression",
     "is_template",
@@ -854,7 +854,9 @@ def _column(text: str, line: int, word: str) -> int:
     lines = text.split("\n")
     if not 1 <= line <= len(lines):
         return 1
-    match = re.search(r"(?<![A-Za-z0-9_.])" + re.escape(word) + r"(?![A-Za-z0-9_])", lines[line - 1])
+    match = re.search(
+        r"(?<![A-Za-z0-9_.])" + re.escape(word) + r"(?![A-Za-z0-9_])", lines[line - 1]
+    )
     if match is None:
         match = re.search(re.escape(word), lines[line - 1])
     return match.start() + 1 if match else 1
@@ -920,8 +922,11 @@ def check_template_names(text: str, rules: NameRules) -> list[tuple[int, int, st
             report(
                 node,
                 node.name,
-                f"unknown test {node.name!r} in template (" + _did_you_mean(node.name, _ENV.tests)
-                + "known: " + _known(sorted(_ENV.tests), 8) + ")",
+                f"unknown test {node.name!r} in template ("
+                + _did_you_mean(node.name, _ENV.tests)
+                + "known: "
+                + _known(sorted(_ENV.tests), 8)
+                + ")",
             )
         elif isinstance(node, nodes.Name) and node.ctx == "load" and node.name in undeclared:
             _check_name(node, parent, grand)
@@ -939,7 +944,9 @@ def check_template_names(text: str, rules: NameRules) -> list[tuple[int, int, st
                     name,
                     f"unknown {what} {name!r} in template ("
                     + _did_you_mean(name, callables)
-                    + "known: " + _known(sorted(rules.functions) or ["none"]) + ")",
+                    + "known: "
+                    + _known(sorted(rules.functions) or ["none"])
+                    + ")",
                 )
             return
         if name not in rules.roots and name not in callables:
@@ -948,7 +955,9 @@ def check_template_names(text: str, rules: NameRules) -> list[tuple[int, int, st
                 name,
                 f"unknown name {name!r} in template ("
                 + _did_you_mean(name, known_names)
-                + "known: " + _known(known_names) + ")",
+                + "known: "
+                + _known(known_names)
+                + ")",
             )
             return
         step = _attribute_of(parent, node)
@@ -961,7 +970,9 @@ def check_template_names(text: str, rules: NameRules) -> list[tuple[int, int, st
                     step,
                     f"unknown task {step!r} in template ("
                     + _did_you_mean(step, rules.tasks)
-                    + "known tasks: " + _known(sorted(rules.tasks)) + ")",
+                    + "known tasks: "
+                    + _known(sorted(rules.tasks))
+                    + ")",
                 )
                 return
             attribute = _attribute_of(grand, parent)
@@ -971,7 +982,9 @@ def check_template_names(text: str, rules: NameRules) -> list[tuple[int, int, st
                     attribute,
                     f"unknown attribute {attribute!r} of task.{step} in template ("
                     + _did_you_mean(attribute, rules.task_attributes)
-                    + "known: " + _known(sorted(rules.task_attributes)) + ")",
+                    + "known: "
+                    + _known(sorted(rules.task_attributes))
+                    + ")",
                 )
         elif name in rules.attributes and step not in rules.attributes[name]:
             allowed = rules.attributes[name]
@@ -980,7 +993,9 @@ def check_template_names(text: str, rules: NameRules) -> list[tuple[int, int, st
                 step,
                 f"unknown attribute {step!r} of {name} in template ("
                 + _did_you_mean(step, allowed)
-                + "known: " + _known(sorted(allowed)) + ")",
+                + "known: "
+                + _known(sorted(allowed))
+                + ")",
             )
 
     visit(tree, None, None)

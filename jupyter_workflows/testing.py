@@ -221,7 +221,9 @@ def scheduler_and_workers(
             raise ValueError(f"env has {len(envs)} entries for {n} workers")
     folder = Path(tempfile.mkdtemp(prefix="jw-cluster-"))
     environment = dict(os.environ)
-    environment.pop("PYTHONPATH", None)  # the workers see the installed packages, nothing else
+    # The workers see the installed packages, nothing else: no PYTHONPATH but the folder of the
+    # jupyter_workflows this process imports (the same one, in a development checkout too).
+    environment["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
     environment["PYTHONUNBUFFERED"] = "1"
     scheduler_file = folder / "scheduler.json"
     scheduler = _spawn(

@@ -30,12 +30,15 @@ PUBLIC = [
     "WorkflowError",
     "__version__",
     "configure",
+    "get_object",
     "get_run",
+    "lifecycle",
     "load",
     "record",
     "resume",
     "runs",
     "task",
+    "triggers",
     "workflow",
 ]
 
@@ -43,9 +46,12 @@ PUBLIC = [
 LAZY = {
     "Run": ("jupyter_workflows.engine.run", "Run"),
     "configure": ("jupyter_workflows.engine.api", "configure"),
+    "get_object": ("jupyter_workflows.lifecycles.core", "get_object"),
     "get_run": ("jupyter_workflows.engine.api", "get_run"),
+    "lifecycle": ("jupyter_workflows.lifecycles.core", "lifecycle"),
     "resume": ("jupyter_workflows.engine.api", "resume"),
     "runs": ("jupyter_workflows.engine.api", "runs"),
+    "triggers": ("jupyter_workflows.lifecycles.traits", "load_triggers"),
     "workflow": ("jupyter_workflows.spec.python", "workflow"),
 }
 

@@ -262,26 +262,6 @@ def _builtins() -> dict[str, ActionDef]:
     return builtins.BUILTINS
 
 
-def _mark_by_value(module: Any, base_dir: Path | None) -> None:
-    """Pickle ``module``'s functions by value when it lives in the workflow's folder."""
-    if base_dir is None:
-        return
-    file = getattr(module, "__file__", None)
-    if not file:
-        return
-    try:
-        Path(file).resolve().relative_to(base_dir.resolve())
-    except ValueError:
-        return
-    import cloudpickle
-
-    top = sys.modules.get(module.__name__.split(".")[0], module)
-    try:
-        cloudpickle.register_pickle_by_value(top)
-    except (ValueError, TypeError):  # already registered or not a module
-        pass
-
-
 def _import_path(path: str, base_dir: Path | None) -> Callable[..., Any]:
     module_name, _, attr = path.partition(":")
     if base_dir is not None and str(base_dir) not in sys.path:
@@ -296,7 +276,8 @@ def _import_path(path: str, base_dir: Path | None) -> Callable[..., Any]:
         raise ActionNotFound(
             f"action {path!r}: importing {module_name!r} raised {type(exc).__name__}: {exc}"
         ) from None
-    _mark_by_value(module, base_dir)
+    # Not pickled by value: the Dask executor ships the folder's module files to the workers,
+    # which import them (module-level state such as a lock or a client stays on each worker).
     obj: Any = module
     for part in attr.split("."):
         try:

@@ -139,10 +139,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_id", metavar="RUN_ID")
     p.add_argument("--format", choices=["json", "chrome"], default="json")
 
+    from .lifecycle import add_commands as add_lifecycle_commands
+
+    add_lifecycle_commands(add)
+
     p = add("serve", "run schedules and the REST API without JupyterLab")
     p.add_argument("--port", type=int, default=8899)
     p.add_argument("--ip", default="127.0.0.1")
-    p.add_argument("paths", nargs="*", metavar="FILE", help="workflow files whose schedules to run")
+    p.add_argument(
+        "paths",
+        nargs="*",
+        metavar="FILE",
+        help="workflow files whose schedules to run, and trigger files (traits:, hooks:)",
+    )
+    p.add_argument(
+        "--watch",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="start the workflows of the trigger files' traits for each new or changed file "
+        "under DIR, once per file version (repeatable)",
+    )
     return parser
 
 
@@ -155,10 +172,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(str(exc), file=sys.stderr)
         return 2
     debug = bool(args.debug)
+    if debug:
+        # The engine logs what it caught at DEBUG (an internal error's traceback, say).
+        import logging
+
+        logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+        logging.getLogger("jupyter_workflows").setLevel(logging.DEBUG)
     from . import logic
 
     try:
-        handler = getattr(logic, "cmd_" + args.command)
+        handler = getattr(args, "handler", None) or getattr(logic, "cmd_" + args.command)
         return int(handler(args))
     except (WorkflowError, UsageFailure) as exc:
         if debug:

@@ -17,6 +17,7 @@ __all__ = [
     "CancelRequested",
     "Event",
     "InquiryResponded",
+    "InternalFailure",
     "PauseRequested",
     "Recovered",
     "ResumeRequested",
@@ -139,6 +140,17 @@ class RetryRequested(Event):
     type: ClassVar[str] = "retry_requested"
 
 
+@dataclass(frozen=True, slots=True)
+class InternalFailure(Event):
+    """The engine itself failed while driving the run (a bug, a store that cannot write):
+    the run ends ``failed`` with ``error`` (one line, ``InternalError: ...``), never hangs.
+    Attempts in flight are cancelled; ``resume --retry-failed`` runs the unfinished tasks again.
+    """
+
+    type: ClassVar[str] = "internal_failure"
+    error: str = "InternalError: the engine failed"
+
+
 _TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
@@ -153,6 +165,7 @@ _TYPES: dict[str, type[Event]] = {
         CancelRequested,
         Recovered,
         RetryRequested,
+        InternalFailure,
     )
 }
 

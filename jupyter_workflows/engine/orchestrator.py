@@ -37,7 +37,7 @@ from ..spec.compile import CompiledWorkflow
 from . import commands as C
 from . import events as E
 from .context import AFTER
-from .state import FINAL_RUN, Execution, RunState
+from .state import DONE_TASK, FINAL_RUN, Execution, RunState
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..definition import Workflow
@@ -50,6 +50,11 @@ HEARTBEAT_SECONDS = 2.0
 #: How deep nested runs may go: a workflow that (indirectly) nests itself stops here with a
 #: one-line error on the task, instead of creating runs without end.
 MAX_NESTING = 32
+#: A running ``with_items`` execution of more items than this is written to the store at most
+#: every :data:`BIG_PROJECTION_S` seconds: its record holds every item (its input), so writing
+#: it after each batch of finished items would cost O(items) per batch, O(items^2) in all.
+BIG_ITEMS = 1000
+BIG_PROJECTION_S = 0.5
 logger = logging.getLogger(__name__)
 Listener = Callable[["ActiveRun"], None]
 
@@ -69,6 +74,8 @@ class ActiveRun:
     held: set[str] = field(default_factory=set)
     settled: threading.Condition = field(default_factory=threading.Condition)
     listeners: list[Listener] = field(default_factory=list)
+    #: When each big running ``with_items`` execution was last written (see BIG_ITEMS).
+    projected_at: dict[str, float] = field(default_factory=dict)
 
     @property
     def quiescent(self) -> bool:
@@ -139,6 +146,7 @@ class Orchestrator:
             for run_id, active in list(self.runs.items()):
                 if active.state.done:
                     continue
+                self._project(active)  # what BIG_PROJECTION_S held back
                 self.store.update_run(run_id, heartbeat_at=now, owner=OWNER)
                 for req in self.store.take_requests(run_id):
                     self._apply_request(active, req)
@@ -167,45 +175,67 @@ class Orchestrator:
             self._scheduled = False
         if not batch:
             return
+        try:
+            self._drain_batch(batch)
+        except Exception:  # a bug in the guards below: never let the loop lose a batch silently
+            logger.error("the orchestrator failed on a batch of events", exc_info=True)
+            for run_id in {run_id for run_id, _event in batch}:
+                active = self.runs.get(run_id)
+                if active is not None and not active.state.done:
+                    self._abort_now(active, "InternalError: the orchestrator failed")
+
+    def _drain_batch(self, batch: list[tuple[str, E.Event]]) -> None:
+        """One turn: log the batch's events, handle them, project, commit once, then act.
+
+        Whatever raises while doing so (a bug, a value the store cannot take, a store that
+        cannot commit) ends the affected run ``failed`` with one ``InternalError: ...`` line
+        naming what failed (the traceback goes to this module's logger at DEBUG), so nobody
+        waits on it forever; other runs of the batch go on.
+        """
         work: list[tuple[ActiveRun, list[C.Command]]] = []
         touched: dict[str, ActiveRun] = {}
+        #: Runs that were not over when the batch began (a run over before cannot be broken
+        #: by late events: its end is already durable).
+        live: set[str] = set()
+        broken: dict[str, str] = {}  # run id -> the InternalError line
         for run_id, event in batch:
             active = self.runs.get(run_id)
-            if active is None:
+            if active is None or run_id in broken:
                 continue
-            if isinstance(event, (E.AttemptProgress, E.AttemptStarted)):
-                # Advisory, not logged (see the event): it only changes what the run shows.
-                cmds = active.state.handle(event)
-                if cmds:
-                    work.append((active, cmds))
-                touched[run_id] = active
-                continue
+            if run_id not in touched and not active.state.done:
+                live.add(run_id)
+            touched[run_id] = active
             try:
-                self.store.append_events(run_id, [_masked_event(event)])
-            except WorkflowError as exc:
-                if not isinstance(event, E.AttemptDone) or not event.ok:
-                    raise
-                # A result the store cannot keep (unpicklable) fails the attempt instead.
-                event = E.AttemptDone(
-                    event.time,
-                    key=event.key,
-                    ok=False,
-                    error=f"StoreError: {exc}",
-                    error_type="StoreError",
-                    logs=event.logs,
-                    worker=event.worker,
-                    progress=event.progress,
-                )
-                self.store.append_events(run_id, [_masked_event(event)])
-            if isinstance(event, E.AttemptDone):
-                self._cache_result(active, event)
-            cmds = active.state.handle(event)
+                cmds = self._handle(active, event)
+            except Exception as exc:
+                broken[run_id] = _internal(f"handling event {event.type!r}", exc)
+                continue
             if cmds:
                 work.append((active, cmds))
-            touched[run_id] = active
-        for active in touched.values():
-            self._project(active)
-        self.store.commit()  # write-ahead: durable before acting
+        for run_id, active in touched.items():
+            if run_id in broken:
+                continue
+            try:
+                self._project(active)
+            except Exception as exc:
+                broken[run_id] = _internal("writing the run's records to the store", exc)
+        try:
+            self.store.commit()  # write-ahead: durable before acting
+        except Exception as exc:
+            message = _internal("committing to the store", exc)
+            for run_id in touched:
+                broken.setdefault(run_id, message)
+        for run_id, message in broken.items():
+            active = touched[run_id]
+            decided = [cmd for a, cmds in work if a is active for cmd in cmds]
+            work = [(a, cmds) for a, cmds in work if a is not active]
+            if run_id not in live:
+                continue  # over before this batch: its end is durable, nothing to undo
+            cmds = self._abort(active, message)
+            if not any(isinstance(cmd, C.RunFinished) for cmd in cmds):
+                # Already over (failed or cancelled) in memory: finish as decided.
+                cmds += [cmd for cmd in decided if isinstance(cmd, C.RunFinished)]
+            work.append((active, cmds))
         for active, cmds in work:
             for cmd in cmds:
                 try:
@@ -219,14 +249,101 @@ class Orchestrator:
                     else:
                         logger.debug("carrying out %r failed", cmd, exc_info=True)
         for active in touched.values():
-            for listener in list(active.listeners):
+            self._notify(active)
+
+    def _handle(self, active: ActiveRun, event: E.Event) -> list[C.Command]:
+        """Log ``event`` (unless advisory) and let the run's state machine handle it."""
+        run_id = active.run_id
+        if isinstance(event, (E.AttemptProgress, E.AttemptStarted)):
+            # Advisory, not logged (see the event): it only changes what the run shows.
+            return active.state.handle(event)
+        try:
+            self.store.append_events(run_id, [_masked_event(event)])
+        except WorkflowError as exc:
+            if not isinstance(event, E.AttemptDone) or not event.ok:
+                raise
+            # A result the store cannot keep (unpicklable) fails the attempt instead.
+            event = E.AttemptDone(
+                event.time,
+                key=event.key,
+                ok=False,
+                error=f"StoreError: {exc}",
+                error_type="StoreError",
+                logs=event.logs,
+                worker=event.worker,
+                progress=event.progress,
+            )
+            self.store.append_events(run_id, [_masked_event(event)])
+        if isinstance(event, E.AttemptDone):
+            self._cache_result(active, event)
+        return active.state.handle(event)
+
+    def _abort(self, active: ActiveRun, message: str) -> list[C.Command]:
+        """End ``active`` ``failed`` with ``message`` after an internal error; the commands
+        that follow (cancel what is in flight, finish the run)."""
+        event = E.InternalFailure(time.time(), error=message)
+        try:
+            self.store.append_events(active.run_id, [event.to_dict()])
+        except Exception:
+            logger.debug("logging the internal failure of %s failed", active.run_id, exc_info=True)
+        try:
+            cmds = active.state.handle(event)
+        except Exception:  # pragma: no cover - the handler is plain bookkeeping
+            logger.debug("failing %s failed", active.run_id, exc_info=True)
+            self._abort_now(active, message)
+            return []
+        try:
+            self._project(active)
+            self.store.commit()
+        except Exception:
+            # The records themselves may be what the store refuses (a value it cannot keep):
+            # write each record alone, without its values where it must, and the run's end.
+            logger.debug("writing the failure of %s failed", active.run_id, exc_info=True)
+            self._write_end_plainly(active, message)
+        return cmds
+
+    def _write_end_plainly(self, active: ActiveRun, message: str) -> None:
+        state, run_id = active.state, active.run_id
+        for ex in state.execution_list():
+            record = _task_record(run_id, ex)
+            bare: TaskRecord = {**record, "input": None, "result": None}
+            for attempt in (record, bare):
                 try:
-                    listener(active)
+                    self.store.upsert_tasks(run_id, [attempt])
+                    break
                 except Exception:
-                    pass
-            if active.quiescent:
-                with active.settled:
-                    active.settled.notify_all()
+                    continue
+        try:
+            self.store.update_run(run_id, status="failed", error=message, ended_at=state.ended_at)
+            self.store.commit()
+        except Exception:
+            logger.debug("the store refuses %s's end", run_id, exc_info=True)
+
+    def _abort_now(self, active: ActiveRun, message: str) -> None:
+        """Last resort (the batch machinery itself failed): end the run and tell everyone."""
+        try:
+            cmds = self._abort(active, message)
+            for cmd in cmds:
+                try:
+                    self._carry_out(active, cmd)
+                except Exception:
+                    logger.debug("carrying out %r failed", cmd, exc_info=True)
+        except Exception:
+            logger.debug("aborting %s failed", active.run_id, exc_info=True)
+        state = active.state
+        if not state.done:  # pragma: no cover - even the state machine failed
+            state.status, state.error, state.ended_at = "failed", message, time.time()
+        self._notify(active)
+
+    def _notify(self, active: ActiveRun) -> None:
+        for listener in list(active.listeners):
+            try:
+                listener(active)
+            except Exception:
+                pass
+        if active.quiescent:
+            with active.settled:
+                active.settled.notify_all()
 
     def _cache_result(self, active: ActiveRun, event: E.AttemptDone) -> None:
         """Keep the result of a cached task's attempt (committed with the batch)."""
@@ -240,11 +357,24 @@ class Orchestrator:
     def _project(self, active: ActiveRun) -> None:
         state = active.state
         if state.dirty:
-            records = [
-                _task_record(active.run_id, state.executions[e]) for e in sorted(state.dirty)
-            ]
-            state.dirty.clear()
-            self.store.upsert_tasks(active.run_id, records)
+            now = time.monotonic()
+            quiescent = active.quiescent
+            later: set[str] = set()
+            records = []
+            for exec_id in sorted(state.dirty):
+                ex = state.executions[exec_id]
+                if ex.items is not None and len(ex.items) > BIG_ITEMS and not quiescent:
+                    if ex.status not in DONE_TASK:
+                        if now - active.projected_at.get(exec_id, 0.0) < BIG_PROJECTION_S:
+                            later.add(exec_id)
+                            continue
+                        active.projected_at[exec_id] = now
+                    else:
+                        active.projected_at.pop(exec_id, None)
+                records.append(_task_record(active.run_id, ex))
+            if records:
+                self.store.upsert_tasks(active.run_id, records)
+            state.dirty = later  # after: records the store refused are written again
         if state.status_dirty:
             state.status_dirty = False
             fields: dict[str, Any] = {"status": state.status}
@@ -330,6 +460,19 @@ class Orchestrator:
             on_progress=functools.partial(self._progress, active.run_id, cmd.key),
             on_start=functools.partial(self._started, active.run_id, cmd.key),
         )
+        # An item of with_items: the executor may run it in a chunk with its siblings (a
+        # timeout needs an attempt of its own to cancel, and so does a ResultRef input).
+        if (
+            cmd.index is not None
+            and task.chunk_size != 1
+            and task.timeout is None
+            and not any(isinstance(v, ResultRef) for v in kwargs.values())
+        ):
+            ex = active.state.executions.get(cmd.exec_id)
+            count = len(ex.items) if ex is not None and ex.items is not None else 1
+            sub.chunk_group = f"{active.run_id}:{cmd.exec_id}"
+            sub.chunk_size = task.chunk_size or 0
+            sub.chunk_span = min(task.batch_size or count, count)
         run_id = active.run_id
 
         def done(outcome: Outcome) -> None:
@@ -646,6 +789,12 @@ def prepare(
             raise
         if action.engine_side and action.name == "core.inquiry":
             inquiries.add(name)
+        if action.name == "llm.prompt" and isinstance(ct.input, dict) and "prompt_file" in ct.input:
+            from ..actions.llm import inline_prompt_file  # the file beside the workflow
+
+            tasks[name] = ct = dataclasses.replace(
+                ct, input=inline_prompt_file(ct.input, workflow.base_dir)
+            )
         actions[name] = action
         spec_task = spec_tasks.get(name)
         defaults = workflow.spec.defaults
@@ -659,7 +808,7 @@ def prepare(
             if not set_here and not set_default:
                 changes[fld] = decorated
         if changes:
-            tasks[name] = dataclasses.replace(ct, **changes)
+            tasks[name] = dataclasses.replace(tasks[name], **changes)
     if tasks != compiled.tasks:
         compiled = dataclasses.replace(compiled, tasks=tasks)
     return actions, compiled, frozenset(inquiries), children
@@ -702,8 +851,21 @@ def check_response(schema: Any, data: Any, task: str) -> None:
 def _cache_key(action: ActionDef, cmd: C.Submit) -> str:
     assert cmd.cache is not None
     custom = cmd.cache[0]
-    basis = custom if custom is not None else json.dumps(cmd.input, sort_keys=True, default=repr)
+    basis = custom if custom is not None else json.dumps(cmd.input, sort_keys=True, default=_digest)
     return hashlib.sha256(f"{action.name}\0{action.code_hash}\0{basis}".encode()).hexdigest()
+
+
+def _digest(value: Any) -> str:
+    """A non-JSON input in a cache key: the hash of its pickle, never its repr (a DataFrame's
+    repr elides its middle rows, so two different frames could share a key). A pickle that
+    differs for equal values costs a cache miss, never a wrong hit."""
+    import cloudpickle
+
+    try:
+        payload = cloudpickle.dumps(value, protocol=5)
+    except Exception:  # cannot be pickled: no key can be trusted to match it again
+        return f"unhashable:{uuid.uuid4().hex}"
+    return f"{type(value).__qualname__}:{hashlib.sha256(payload).hexdigest()}"
 
 
 def _failed(key: str, exc: BaseException, what: str | None = None) -> E.AttemptDone:
@@ -716,6 +878,14 @@ def _failed(key: str, exc: BaseException, what: str | None = None) -> E.AttemptD
         kind, _, message = error.partition(": ")
         error = f"{kind}: {what}: {message}"
     return E.AttemptDone(time.time(), key=key, ok=False, error=error, error_type=type(exc).__name__)
+
+
+def _internal(what: str, exc: BaseException) -> str:
+    """The one-line error of a run the engine failed to drive; the traceback goes to the log."""
+    from .context import error_line
+
+    logger.debug("internal error while %s", what, exc_info=exc)
+    return _elide(f"InternalError: {what} failed: {error_line(exc)}")
 
 
 def _elide(line: str, limit: int = 600) -> str:

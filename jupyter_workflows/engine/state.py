@@ -168,6 +168,8 @@ class RunState:
         self.deferred_submits: list[tuple[str, int | None]] = []
         self.failure: str | None = None
         self.failing = False
+        #: The run failed by an internal error (:class:`~.events.InternalFailure`).
+        self.internal = False
         #: Failed executions that failed the run, and starts dropped by fail-fast (retry_failed).
         self.unhandled: list[str] = []
         #: Speculative starts: task -> (its attempt's key, key of the attempt it waits on).
@@ -214,7 +216,7 @@ class RunState:
         """Apply ``event``; return the commands it leads to."""
         self._out = []
         self.now = event.time
-        if self.done and not isinstance(event, (E.Recovered, E.RetryRequested)):
+        if self.done and not isinstance(event, (E.Recovered, E.RetryRequested, E.InternalFailure)):
             return []
         method = getattr(self, "_on_" + event.type)
         method(event)
@@ -403,11 +405,56 @@ class RunState:
                 self._view(ex)
         self._end("cancelled", "RunCancelled: the run was cancelled")
 
+    def _on_internal_failure(self, event: E.InternalFailure) -> None:
+        """The engine failed while driving the run: end it ``failed`` now, whatever is in flight.
+
+        Unfinished executions fail with the engine's error and count as unhandled failures, so
+        ``retry_failed`` starts them again; finished ones keep their results.
+        """
+        for key in list(self.inflight):
+            self._out.append(C.CancelAttempt(key))
+        for key, _after in self.speculated.values():
+            self._out.append(C.CancelAttempt(key))
+        self.speculated.clear()
+        self.early.clear()
+        self.inflight.clear()
+        self.timers.clear()
+        self.deferred.clear()
+        self.deferred_submits.clear()
+        for ex in self.execution_list():
+            if ex.status not in DONE_TASK:
+                ex.status = "failed"
+                ex.error = event.error
+                ex.error_type = "InternalError"
+                ex.inquiry = None
+                ex.ended_at = event.time
+                if ex.items:
+                    for item in ex.items:
+                        if item.status not in DONE_TASK:
+                            item.status = "failed"
+                            item.error = event.error
+                if ex.id not in self.unhandled:
+                    self.unhandled.append(ex.id)
+                self.dirty.add(ex.id)
+                self._view(ex)
+        self.failure = event.error
+        self.failing = True
+        self.internal = True  # retry_failed ends it again even when every task had finished
+        self.status = "failed"
+        self.status_dirty = True
+        self.ended_at = event.time
+        self.error = event.error
+        self.group_failures.clear()
+        # No output_map: the values it would read may be what broke the engine.
+        self.outputs = None
+        self._out.append(C.RunFinished(self.status, self.outputs, self.error))
+
     def _on_retry_requested(self, event: E.RetryRequested) -> None:
         """Reopen a failed run: the tasks that failed it run again (a new execution each), and
         the starts that fail-fast dropped happen now. Succeeded tasks keep their results."""
-        if self.status != "failed" or not (self.unhandled or self.dropped):
+        if self.status != "failed" or not (self.unhandled or self.dropped or self.internal):
             return
+        self.internal = False
         unhandled, self.unhandled = self.unhandled, []
         dropped, self.dropped = self.dropped, []
         self.status = "running"
@@ -959,8 +1006,11 @@ class RunState:
         fired = False
         fail_command = False
         starts: list[str] = []
+        decided = False  # a decision is first-match: once one of its entries fired, skip the rest
         try:
             for tr in task.next:
+                if decided and tr.kind == "decision":
+                    continue
                 if tr.when is None or tr.when == SUCCEEDED or tr.when == FAILED:
                     holds = self._when(tr.when, ex, {})
                 else:
@@ -970,6 +1020,7 @@ class RunState:
                 if not holds:
                     continue
                 fired = True
+                decided = decided or tr.kind == "decision"
                 if tr.publish:
                     if scope is None:
                         scope = self._scope(ex)

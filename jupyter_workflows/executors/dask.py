@@ -31,11 +31,19 @@ What travels
     Each task runs :func:`run_shipped` on the worker. The function (pickled once per wave of
     submissions), its plain keyword arguments and its context travel as one cloudpickle payload
     that the worker unpickles *inside* the task. Two reasons: modules registered with
-    ``cloudpickle.register_pickle_by_value`` (the workflow's folder) are only pickled by value
-    when cloudpickle pickles them itself (Dask's own pickling looks at the registry only for the
-    top-level object), and a payload that cannot be unpickled on a worker (a module missing
-    there) must fail that one task with ``ModuleNotFoundError`` rather than break the worker's
-    connection to the scheduler. :class:`ResultRef` arguments are passed as the held Dask
+    ``cloudpickle.register_pickle_by_value`` (and a notebook's ``__main__``) are only pickled
+    by value when cloudpickle pickles them itself (Dask's own pickling looks at the registry
+    only for the top-level object), and a payload that cannot be unpickled on a worker (a
+    module missing there) must fail that one task with ``ModuleNotFoundError`` rather than break
+    the worker's connection to the scheduler.
+
+    A function from a module in a user's folder (not installed: the workflow's folder, a job
+    folder) is pickled *by reference*, and the module's files (its package, and the ``.py``
+    files beside it) are shipped once per version with a worker plugin (:class:`_ShippedCode`)
+    that puts them on each worker's ``sys.path``, workers that join later included. The module
+    is then imported on the worker, so module-level state (a ``threading.Lock``, a client, a
+    cache) is made there rather than pickled. A function that cannot be pickled fails its
+    attempt with one line naming the function and the global that cannot be. :class:`ResultRef` arguments are passed as the held Dask
     futures, so upstream results go worker to worker and never through the client. Workers
     need ``jupyter_workflows`` itself installed (it defines :func:`run_shipped` and the
     envelope); users' task code does not.
@@ -84,21 +92,27 @@ import atexit
 import collections
 import concurrent.futures
 import functools
+import hashlib
+import importlib
 import logging
 import os
 import queue
 import shutil
 import subprocess
+import sys
+import sysconfig
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from dataclasses import replace as _replace
+from pathlib import Path
 from typing import Any
 
 import cloudpickle
 from dask.system import cpu_count
-from distributed import Client, Future, LocalCluster, get_worker
+from distributed import Client, Future, LocalCluster, WorkerPlugin, get_worker
 from distributed import client as _distributed_client
 
 from ..engine.context import Envelope, error_line, run_task
@@ -106,10 +120,12 @@ from .base import Executor, Outcome, ResultRef, Submission
 
 __all__ = [
     "DaskExecutor",
+    "auto_chunk_size",
     "detect_gpus",
     "embedded_cluster_size",
     "get_default_executor",
     "queue_resource",
+    "run_chunk",
     "run_shipped",
     "shutdown_default_executor",
     "start_local_cluster",
@@ -139,6 +155,10 @@ _GATHER_WINDOW_S = 0.02
 #: gathered. The scheduler keeps the last ``distributed.admin.low-level-log-length`` (1000)
 #: events of a topic, so this also bounds what a topic holds there.
 _PUSH_MAX_BYTES = 16 * 1024
+#: Automatic chunks of ``with_items`` (see :func:`auto_chunk_size`): about this many chunks per
+#: thread of the cluster, and never more items than this in one chunk.
+_CHUNKS_PER_THREAD = 8
+_CHUNK_MAX = 256
 #: Seconds to wait for a scheduler given by address to answer.
 _CONNECT_TIMEOUT_S = 10.0
 #: A drain-queue entry whose envelope the drain thread still has to gather.
@@ -146,6 +166,15 @@ _UNGATHERED: Any = object()
 _CAN_WATCH = callable(
     getattr(_distributed_client, "FutureState", None) and _distributed_client.FutureState.wait
 )
+
+
+def auto_chunk_size(span: int, nthreads: int) -> int:
+    """Items per chunk when ``chunk_size`` is not set: ``span`` items in flight at once spread as
+    about :data:`_CHUNKS_PER_THREAD` chunks per thread (so uneven items still balance), at most
+    :data:`_CHUNK_MAX` items each. Few items (up to 8 per thread) are not chunked at all.
+    """
+    per = -(-max(1, span) // (_CHUNKS_PER_THREAD * max(1, nthreads)))
+    return max(1, min(_CHUNK_MAX, per))
 
 
 def queue_resource(name: str) -> str:
@@ -295,6 +324,28 @@ def wait_for_workers(address: str, n_workers: int, timeout: float = 30.0) -> lis
         return [dict(info, address=addr) for addr, info in workers.items()]
 
 
+def _wait_until_released(cluster: LocalCluster, timeout: float = 3.0) -> None:
+    """Wait (bounded) until the embedded scheduler has forgotten every task.
+
+    The scheduler learns that results are no longer wanted from messages; closing the workers
+    before it has handled them makes it warn, for each worker, that removing it "caused the
+    cluster to lose already computed task(s)" (and it would recompute them). The scheduler runs
+    in this process: its task table says when it is done.
+    """
+    scheduler = getattr(cluster, "scheduler", None)
+    tasks = getattr(scheduler, "tasks", None)
+    if tasks is None:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if not any(ts.state == "memory" for ts in list(tasks.values())):
+                return
+        except RuntimeError:  # changed while we looked
+            pass
+        time.sleep(0.02)
+
+
 def _reraise(exc: BaseException) -> None:
     raise exc
 
@@ -328,6 +379,20 @@ def run_shipped(payload: bytes, refs: dict[str, Any]) -> Envelope:
     return envelope
 
 
+def run_chunk(payload: bytes, count: int) -> list[Envelope]:
+    """What a Dask worker runs for a chunk of ``count`` items of one ``with_items`` task:
+    unpickle ``(fn, wants_context, [(kwargs, context), ...])`` and run the function once per
+    item, in order. Returns one envelope per item; never raises (a payload that cannot be
+    loaded here fails every item of the chunk)."""
+    try:
+        fn_bytes, wants_context, members = cloudpickle.loads(payload)
+        fn = _load_function(fn_bytes)
+    except Exception as exc:
+        failed = run_task(functools.partial(_reraise, exc), {})
+        return [failed] * count
+    return [run_task(fn, kwargs, context, wants_context) for kwargs, context in members]
+
+
 @functools.lru_cache(maxsize=128)
 def _load_function(data: bytes) -> Callable[..., Any]:
     """Unpickle a task function, once per worker for the same bytes (as Dask caches its own)."""
@@ -353,6 +418,156 @@ def _push(push: tuple[str, str], envelope: Envelope) -> None:
         logger.debug("publishing the outcome of %s failed", key, exc_info=True)
 
 
+# -- task code from the user's folders: shipped as files, imported on the workers -------------
+
+#: Most bytes of Python source shipped from one folder to the workers.
+_SHIP_MAX_BYTES = 32 * 1024 * 1024
+#: Where shipped code lives in a worker's local directory.
+_SHIP_DIR = "jupyter-workflows-code"
+
+
+def _installed_roots() -> tuple[str, ...]:
+    """Folders whose modules every worker is expected to have (the Python installation)."""
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix}
+    for name in ("stdlib", "platstdlib", "purelib", "platlib"):
+        path = sysconfig.get_paths().get(name)
+        if path:
+            roots.add(path)
+    return tuple(os.path.realpath(r) for r in roots if r)
+
+
+@functools.lru_cache(maxsize=1)
+def _installed() -> tuple[str, ...]:
+    return _installed_roots()
+
+
+def _code_root(fn: Callable[..., Any]) -> tuple[str, Path] | None:
+    """``(top-level module, its file or package folder)`` when ``fn``'s module lives in a
+    user's folder, i.e. the workers must be sent its source; ``None`` otherwise (a notebook's
+    ``__main__``, which travels by value, an installed package, this package, a module
+    registered with ``cloudpickle.register_pickle_by_value``)."""
+    name = getattr(fn, "__module__", None)
+    if not isinstance(name, str) or not name or name == "__main__":
+        return None
+    top = name.partition(".")[0]
+    if top == "jupyter_workflows" or top in sys.builtin_module_names:
+        return None
+    if top in getattr(sys, "stdlib_module_names", ()):
+        return None
+    if top in cloudpickle.list_registry_pickle_by_value():
+        return None
+    module = sys.modules.get(top)
+    file = getattr(module, "__file__", None)
+    if not file:
+        return None
+    path = Path(os.path.realpath(file))
+    if path.suffix != ".py":
+        return None  # an extension module: installed, or not something we can ship
+    if any(str(path).startswith(root + os.sep) for root in _installed()):
+        return None
+    return top, (path.parent if path.name == "__init__.py" else path)
+
+
+def _code_files(root: Path) -> dict[str, Path]:
+    """The files shipped for a module root: the module (or every ``.py`` of its package) and
+    the ``.py`` files beside it (siblings it may import), by their path relative to its folder."""
+    folder = root.parent
+    files: dict[str, Path] = {}
+    if root.is_dir():
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".") and d != "__pycache__"]
+            for filename in filenames:
+                if filename.endswith(".py"):
+                    full = Path(dirpath) / filename
+                    files[full.relative_to(folder).as_posix()] = full
+    try:
+        siblings = [p for p in folder.iterdir() if p.suffix == ".py" and p.is_file()]
+    except OSError:
+        siblings = []
+    for path in siblings:
+        files.setdefault(path.name, path)
+    if root.is_file():
+        files[root.name] = root
+    return files
+
+
+class _ShippedCode(WorkerPlugin):
+    """A worker plugin that writes a folder's module files on each worker and puts them on
+    ``sys.path``, so task functions pickled *by reference* import there, module-level state
+    (locks, clients, caches) included. Registered under one name per source folder: a new
+    version replaces the old one, whose modules are dropped from ``sys.modules``."""
+
+    idempotent = False
+
+    def __init__(self, label: str, digest: str, files: dict[str, bytes]) -> None:
+        self.label = label
+        self.digest = digest
+        self.files = files
+
+    def setup(self, worker: Any) -> None:
+        base = Path(worker.local_directory) / _SHIP_DIR
+        target = base / f"{self.label}-{self.digest[:16]}"
+        if not target.is_dir():
+            tmp = base / f".{target.name}.{uuid.uuid4().hex[:8]}"
+            for rel, data in self.files.items():
+                path = tmp / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+            try:
+                os.replace(tmp, target)
+            except OSError:  # another worker of this machine sharing the directory won
+                shutil.rmtree(tmp, ignore_errors=True)
+        older = [
+            entry
+            for entry in sys.path
+            if entry != str(target)
+            and Path(entry).parent == base
+            and Path(entry).name.startswith(f"{self.label}-")
+        ]
+        for entry in older:
+            sys.path.remove(entry)
+            for name, module in list(sys.modules.items()):
+                file = getattr(module, "__file__", None) or ""
+                if file.startswith(entry + os.sep):
+                    del sys.modules[name]
+        if str(target) not in sys.path:
+            sys.path.append(str(target))
+        importlib.invalidate_caches()
+
+
+def _unshippable(fn: Callable[..., Any], exc: BaseException) -> str:
+    """One line naming the task function and the global (or closure variable) that failed."""
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+    code = getattr(fn, "__code__", None)
+    culprit = None
+    if code is not None:
+        candidates: list[tuple[str, str, Any]] = []
+        globals_ = getattr(fn, "__globals__", {}) or {}
+        for var in code.co_names:
+            if var in globals_:
+                candidates.append(("global", var, globals_[var]))
+        for var, cell in zip(
+            code.co_freevars, getattr(fn, "__closure__", None) or (), strict=False
+        ):
+            try:
+                candidates.append(("closure variable", var, cell.cell_contents))
+            except ValueError:  # an empty cell
+                continue
+        for kind, var, value in candidates:
+            if isinstance(value, type(sys)):  # modules pickle by reference
+                continue
+            try:
+                cloudpickle.dumps(value)
+            except Exception:
+                culprit = f"its {kind} {var!r} ({type(value).__name__})"
+                break
+    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    where = f": {culprit} cannot be pickled" if culprit else ""
+    return f"cannot ship task function {name!r} to the workers{where}" + (
+        f": {text}" if text else ""
+    )
+
+
 #: What the loop watches per future: ``(future, callback, free, on_progress)``.
 _Watched = tuple[Future, Callable[[Outcome], None], bool, Callable[[int, int], None] | None]
 
@@ -368,6 +583,21 @@ class _Pushed:
             return cloudpickle.loads(self.data)
         except Exception as exc:  # becomes the outcome
             return exc
+
+
+@dataclass(slots=True, eq=False)
+class _Chunk:
+    """Submissions that went to Dask as one task (see :func:`run_chunk`); stands in for their
+    callbacks in the drain queue, which hands each member its own outcome."""
+
+    key: str
+    members: list[_Pending]
+    future: Future | None = None
+    #: Members cancelled: once all are, the chunk's future is cancelled.
+    cancelled: set[str] = field(default_factory=set)
+
+    def __call__(self, outcome: Outcome) -> None:  # pragma: no cover - never called directly
+        raise TypeError("a chunk is delivered by DaskExecutor._deliver_chunk")
 
 
 @dataclass(slots=True)
@@ -490,6 +720,10 @@ class DaskExecutor(Executor):
         self._gathering = False
         #: Pending futures that wait on no other future (loop only).
         self._free_pending = 0
+        #: Chunked submissions in flight: member key -> its chunk (see :func:`run_chunk`).
+        self._chunk_of: dict[str, _Chunk] = {}
+        #: Code folders shipped to the workers: label -> (files' signature, digest).
+        self._shipped: dict[str, tuple[Any, str]] = {}
         #: Threads in the cluster, refreshed by the submitter at most every _OFFERS_TTL_S.
         self._nthreads = 0
         self._nthreads_at = float("-inf")
@@ -576,15 +810,18 @@ class DaskExecutor(Executor):
                     logger.debug("unsubscribing from %s failed", self._topic, exc_info=True)
             for future in held.values():
                 future.release()
-        held.clear()
         try:
             if owns and client is not None:
+                for future in held.values():
+                    future.release()
                 client.close()
             if cluster is not None:
+                _wait_until_released(cluster)
                 cluster.close()
         except Exception:  # pragma: no cover - closing a broken cluster
             logger.debug("closing the Dask cluster failed", exc_info=True)
         finally:
+            held.clear()
             self._done_queue.put(None)
             for thread in self._threads[1:]:
                 if thread is not current:
@@ -607,9 +844,17 @@ class DaskExecutor(Executor):
         self._submit_queue.put(_Pending(submission, callback, needs))
 
     def cancel(self, key: str) -> None:
-        """Cancel ``key``: dropped if it has not reached Dask yet, else ``Future.cancel()``."""
+        """Cancel ``key``: dropped if it has not reached Dask yet, else ``Future.cancel()``.
+
+        A member of a chunk: the chunk is cancelled once every member of it is."""
         with self._lock:
             future = self._held.get(key)
+            chunk = self._chunk_of.get(key) if future is None else None
+            if chunk is not None:
+                chunk.cancelled.add(key)
+                if len(chunk.cancelled) < len(chunk.members) or chunk.future is None:
+                    return
+                future = chunk.future
             if future is None:
                 self._cancelled.add(key)
                 return
@@ -788,7 +1033,19 @@ class DaskExecutor(Executor):
             )
             cached = pickled.get(id(sub.fn))
             if cached is None:
-                cached = pickled[id(sub.fn)] = (sub.fn, cloudpickle.dumps(sub.fn, protocol=5))
+                problem = self._ship_code(client, sub.fn)
+                if problem is not None:
+                    self._emit(item.callback, _failed(sub.key, "ShippingError", problem))
+                    return None
+                try:
+                    fn_bytes = cloudpickle.dumps(sub.fn, protocol=5)
+                except Exception as exc:
+                    self._emit(
+                        item.callback,
+                        _failed(sub.key, type(exc).__name__, _unshippable(sub.fn, exc)),
+                    )
+                    return None
+                cached = pickled[id(sub.fn)] = (sub.fn, fn_bytes)
             payload = cloudpickle.dumps(
                 (cached[1], plain, sub.context, sub.wants_context, to, progress), protocol=5
             )
@@ -796,6 +1053,53 @@ class DaskExecutor(Executor):
             self._emit(item.callback, _failed_by(sub.key, exc))
             return None
         return payload, refs
+
+    def _ship_code(self, client: Client, fn: Callable[..., Any]) -> str | None:
+        """Make sure the workers can import ``fn``'s module when it lives in a user's folder
+        (see :class:`_ShippedCode`); returns a one-line problem, or ``None``.
+
+        Checked once per wave and function: the files' sizes and times are compared with what
+        was shipped last, and only a change reads and ships them again.
+        """
+        found = _code_root(fn)
+        if found is None:
+            return None
+        top, root = found
+        try:
+            files = _code_files(root)
+            signature = tuple(
+                sorted((rel, p.stat().st_mtime_ns, p.stat().st_size) for rel, p in files.items())
+            )
+        except OSError as exc:
+            return f"cannot read module {top!r} ({root}): {exc.strerror or exc}"
+        label = hashlib.sha256(str(root.parent).encode()).hexdigest()[:12]
+        with self._lock:
+            if self._shipped.get(label, (None,))[0] == signature:
+                return None
+        total = sum(size for _, _, size in signature)
+        if total > _SHIP_MAX_BYTES:
+            return (
+                f"module {top!r}: the Python files in {root.parent} are {total / 2**20:.0f} MiB, "
+                f"more than the {_SHIP_MAX_BYTES // 2**20} MiB shipped to workers; install it "
+                "on the workers instead"
+            )
+        try:
+            contents = {rel: path.read_bytes() for rel, path in files.items()}
+        except OSError as exc:
+            return f"cannot read module {top!r} ({root}): {exc.strerror or exc}"
+        digest = hashlib.sha256()
+        for rel in sorted(contents):
+            digest.update(rel.encode() + b"\0" + contents[rel] + b"\0")
+        try:
+            client.register_plugin(
+                _ShippedCode(label, digest.hexdigest(), contents),
+                name=f"jupyter-workflows-code-{label}",
+            )
+        except Exception as exc:
+            return f"cannot ship module {top!r} to the workers: {error_line(exc)}"
+        with self._lock:
+            self._shipped[label] = (signature, digest.hexdigest())
+        return None
 
     def _submit_batch(self, ready: list[_Pending]) -> None:
         """Submit in waves: a submission whose ResultRef names another one of this batch goes
@@ -832,12 +1136,25 @@ class DaskExecutor(Executor):
                     _failed(item.submission.key, "CancelledError", "the executor was closed"),
                 )
             return
+        pickled: dict[int, tuple[Callable[..., Any], bytes]] = {}
+        chunked = [
+            item
+            for item in ready
+            if item.submission.chunk_group is not None
+            and item.submission.chunk_size != 1
+            and not any(isinstance(v, ResultRef) for v in item.submission.kwargs.values())
+        ]
+        if chunked:
+            self._submit_chunks(client, chunked, pickled)
+            if len(chunked) == len(ready):
+                return
+            taken = {id(item) for item in chunked}
+            ready = [item for item in ready if id(item) not in taken]
         groups: dict[
             tuple[tuple[tuple[str, float], ...], int],
             list[tuple[_Pending, bytes, dict[str, Future]]],
         ] = {}
         seen: set[str] = set()
-        pickled: dict[int, tuple[Callable[..., Any], bytes]] = {}
         # Publishing outcomes saves latency (a chain), but an event per task costs the scheduler
         # more than one gather per batch does when many independent tasks are queued (a
         # fan-out): those are gathered, batched, instead.
@@ -892,6 +1209,151 @@ class DaskExecutor(Executor):
             )
             for future in late:
                 future.cancel()
+
+    def _submit_chunks(
+        self,
+        client: Client,
+        items: list[_Pending],
+        pickled: dict[int, tuple[Callable[..., Any], bytes]],
+    ) -> None:
+        """Submit items of ``with_items`` tasks as chunks: one Dask task (:func:`run_chunk`)
+        per ``chunk_size`` items of one group, in item order. The chunk's key is its first
+        member's key plus ``-x{count}``, so the dashboard still shows workflow and task."""
+        groups: dict[tuple[str, tuple[tuple[str, float], ...], int], list[_Pending]] = {}
+        for item in items:
+            sub = item.submission
+            with self._lock:
+                taken = sub.key in self._held or sub.key in self._chunk_of
+            if taken:
+                self._emit(
+                    item.callback,
+                    _failed(
+                        sub.key,
+                        "ValueError",
+                        f"key {sub.key!r} was already submitted; every attempt needs a new key",
+                    ),
+                )
+                continue
+            group = (
+                str(sub.chunk_group),
+                tuple(sorted(item.needs.items())),
+                int(sub.priority or 0),
+            )
+            groups.setdefault(group, []).append(item)
+        for (_, needs, priority), members in groups.items():
+            first = members[0].submission
+            size = first.chunk_size or auto_chunk_size(
+                first.chunk_span or len(members), self._nthreads
+            )
+            chunks: list[_Chunk] = []
+            payloads: list[bytes] = []
+            for start in range(0, len(members), size):
+                part = members[start : start + size]
+                try:
+                    payload = self._chunk_payload(client, part, pickled)
+                except Exception as exc:
+                    payload = (type(exc).__name__, error_line(exc).partition(": ")[2])
+                if isinstance(payload, tuple):  # the function cannot reach the workers
+                    for item in part:
+                        self._emit(item.callback, _failed(item.submission.key, *payload))
+                    continue
+                payloads.append(payload)
+                chunks.append(_Chunk(f"{part[0].submission.key}-x{len(part)}", part))
+            if not chunks:
+                continue
+            with self._lock:
+                for chunk in chunks:
+                    for item in chunk.members:
+                        self._chunk_of[item.submission.key] = chunk
+            try:
+                futures = client.map(
+                    run_chunk,
+                    payloads,
+                    [len(chunk.members) for chunk in chunks],
+                    key=[chunk.key for chunk in chunks],
+                    resources=dict(needs) or None,
+                    priority=priority,
+                    pure=False,
+                    retries=0,
+                )
+            except Exception as exc:
+                with self._lock:
+                    for chunk in chunks:
+                        for item in chunk.members:
+                            self._chunk_of.pop(item.submission.key, None)
+                for chunk in chunks:
+                    for item in chunk.members:
+                        self._emit(item.callback, _failed_by(item.submission.key, exc))
+                continue
+            late: list[Future] = []
+            with self._lock:
+                for chunk, future in zip(chunks, futures, strict=True):
+                    chunk.future = future
+                    # Cancelled while on its way: a chunk all of whose members were goes.
+                    gone = {m.submission.key for m in chunk.members} & self._cancelled
+                    if gone:
+                        self._cancelled.difference_update(gone)
+                        chunk.cancelled.update(gone)
+                        if len(chunk.cancelled) == len(chunk.members):
+                            late.append(future)
+            self._watch(
+                client,
+                [
+                    (future, chunk, True, None)
+                    for chunk, future in zip(chunks, futures, strict=True)
+                ],
+            )
+            for future in late:
+                future.cancel()
+
+    def _chunk_payload(
+        self,
+        client: Client,
+        part: list[_Pending],
+        pickled: dict[int, tuple[Callable[..., Any], bytes]],
+    ) -> bytes | tuple[str, str]:
+        """The pickled chunk, or ``(error type, message)`` when its function cannot be shipped
+        (the function goes as :meth:`_prepare` sends it: its folder's code shipped, once)."""
+        fn = part[0].submission.fn
+        cached = pickled.get(id(fn))
+        if cached is None:
+            problem = self._ship_code(client, fn)
+            if problem is not None:
+                return "ShippingError", problem
+            try:
+                fn_bytes = cloudpickle.dumps(fn, protocol=5)
+            except Exception as exc:
+                return type(exc).__name__, _unshippable(fn, exc)
+            cached = pickled[id(fn)] = (fn, fn_bytes)
+        members = []
+        for item in part:
+            sub = item.submission
+            if sub.fn is not fn:  # one group is one task: one function
+                raise ValueError(f"{sub.key}: a chunk's members must share their function")
+            members.append((sub.kwargs, sub.context))
+        return cloudpickle.dumps((cached[1], part[0].submission.wants_context, members), protocol=5)
+
+    def _deliver_chunk(self, chunk: _Chunk, future: Future, envelopes: Any) -> None:
+        """In the drain thread: each member of a finished chunk gets its own outcome; when the
+        chunk as a whole failed (a worker died every time, it was cancelled), all get that."""
+        with self._lock:
+            for item in chunk.members:
+                if self._chunk_of.get(item.submission.key) is chunk:
+                    del self._chunk_of[item.submission.key]
+        members = chunk.members
+        if isinstance(envelopes, list) and len(envelopes) == len(members):
+            outcomes = [
+                _replace(self._outcome(future, envelope), key=item.submission.key)
+                for item, envelope in zip(members, envelopes, strict=True)
+            ]
+        else:
+            failed = self._outcome(future, envelopes)
+            outcomes = [_replace(failed, key=item.submission.key) for item in members]
+        for item, outcome in zip(members, outcomes, strict=True):
+            try:
+                item.callback(outcome)
+            except Exception:
+                logger.exception("outcome callback for %s failed", outcome.key)
 
     # -- completions: watched in the client's loop, handed to the drain thread -----------------
 
@@ -1053,6 +1515,9 @@ class DaskExecutor(Executor):
                         envelope = late.get(item.key)
                     elif isinstance(envelope, _Pushed):
                         envelope = envelope.load()
+                    if isinstance(callback, _Chunk):
+                        self._deliver_chunk(callback, item, envelope)
+                        continue
                     outcome = self._outcome(item, envelope)
                 try:
                     callback(outcome)

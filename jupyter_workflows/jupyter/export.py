@@ -14,7 +14,7 @@ Design
 * **Import paths, not registrations.** A name registered with ``@jw.task`` in a kernel means
   nothing to another process. Rewritten as ``tasks:fn``, it resolves from the job folder (a
   workflow's folder is importable), so ``jupyter-workflows run DIR`` needs no notebook, and
-  ``tasks.py`` is shipped to Dask workers by value like any module of a workflow's folder.
+  ``tasks.py`` is shipped to Dask workers as a file like any module of a workflow's folder.
 * **Only the code the tasks need.** The cells are read as Python (IPython syntax transformed
   first) and top-level statements kept by a dependency closure from the task functions: every
   import, and the definitions (functions, classes, assignments) the kept code refers to. Cells

@@ -404,9 +404,8 @@ def name_rules(path: tuple[Any, ...], spec: WorkflowSpec, cw: CompiledWorkflow, 
     task_name, field, _tp = _task_field(path)
     if task_name is not None:
         task = _find_task(spec, task_name)
-        if field in ("input", "cache"):
-            if task is not None and task.with_items is not None:
-                roots += ["item", "index"]
+        if field in ("input", "cache") and task is not None and task.with_items is not None:
+            roots += ["item", "index"]
         if field in ("publish", "next", "decision"):
             roots += list(OUTCOME_ROOTS)
             functions |= OUTCOME_FUNCTIONS

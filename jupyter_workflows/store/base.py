@@ -35,6 +35,7 @@ Rules every implementation keeps (``tests/store/test_store_contract.py`` pins th
 
 from __future__ import annotations
 
+import math
 import numbers
 import time
 from abc import ABC, abstractmethod
@@ -43,6 +44,9 @@ from types import TracebackType
 from typing import Any, Literal, TypedDict
 
 __all__ = [
+    "HISTORY_FIELDS",
+    "OBJECT_FIELDS",
+    "OBJECT_MUTABLE",
     "RUN_COLUMNS",
     "RUN_FIELDS",
     "TASK_COLUMNS",
@@ -153,6 +157,40 @@ TASK_COLUMNS: Mapping[str, ValueKind] = {
 }
 """Every field of :class:`TaskRecord` with the kind of value it holds."""
 
+OBJECT_FIELDS: tuple[str, ...] = (
+    "object_id",
+    "lifecycle",
+    "state",
+    "data",
+    "definition",
+    "base_dir",
+    "pending",
+    "version",
+    "lock_owner",
+    "lock_at",
+    "created_at",
+    "updated_at",
+)
+"""Every field of a lifecycle object (``data`` and ``pending`` are values, the rest plain)."""
+
+HISTORY_FIELDS: tuple[str, ...] = (
+    "id",
+    "object_id",
+    "at",
+    "outcome",
+    "from_state",
+    "to_state",
+    "reason",
+    "runs",
+    "started",
+    "actor",
+)
+"""Every field of a history entry; ``outcome`` is ``created``, ``transitioned`` or ``refused``;
+``runs`` and ``started`` are lists of run ids (exit/entry workflows; the new state's workflows)."""
+
+OBJECT_MUTABLE = frozenset({"state", "data", "definition", "base_dir", "pending", "lifecycle"})
+"""The fields :meth:`RunStore.object_save` may change."""
+
 RUN_FIELDS: frozenset[str] = frozenset(RUN_COLUMNS)
 """Every field a :class:`RunRecord` may have."""
 
@@ -204,8 +242,11 @@ def _coerce_fields(
                 f"{what} field {name!r} must be {_EXPECTED[kind]} or None, "
                 f"not {type(value).__name__}"
             ) from None
-        if coerced[name] != coerced[name]:  # SQLite would store NaN as NULL
-            raise ValueError(f"{what} field {name!r} must not be NaN")
+        # Only numbers the store keeps as numbers are checked: a ``value`` field holds user
+        # values (a DataFrame, an array), which are never compared (``==`` on them is not a
+        # bool); NaN inside one is the value's business and round-trips through its encoding.
+        if kind != "value" and type(coerced[name]) is float and math.isnan(coerced[name]):
+            raise ValueError(f"{what} field {name!r} must not be NaN")  # SQLite: NaN -> NULL
     return coerced
 
 
@@ -249,6 +290,32 @@ def _check_events(events: list[dict[str, Any]]) -> None:
     for event in events:
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
             raise ValueError(f"an event must be a dict with a str 'type', not {event!r:.80}")
+
+
+def _check_object_fields(
+    fields: Mapping[str, Any], allowed: frozenset[str] | tuple[str, ...]
+) -> None:
+    """Unknown object fields raise ``ValueError``; ids, names and states must be ``str``."""
+    unknown = sorted(set(fields) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown lifecycle object field(s) {', '.join(map(repr, unknown))}")
+    for name in ("object_id", "lifecycle", "state", "definition"):
+        if name in fields and not isinstance(fields[name], str):
+            raise TypeError(f"lifecycle object field {name!r} must be str")
+
+
+def _new_object(record: Mapping[str, Any]) -> dict[str, Any]:
+    """``record`` checked and completed (for ``object_create``)."""
+    _check_object_fields(record, OBJECT_FIELDS)
+    for name in ("object_id", "lifecycle", "state", "definition"):
+        if not record.get(name):
+            raise ValueError(f"a lifecycle object needs a non-empty {name!r}")
+    now = time.time()
+    full: dict[str, Any] = dict.fromkeys(OBJECT_FIELDS)
+    full.update(version=0, created_at=now, updated_at=now)
+    full.update(record)
+    full["lock_owner"] = full["lock_at"] = None
+    return full
 
 
 class RunStore(ABC):
@@ -334,6 +401,72 @@ class RunStore(ABC):
         and cached results are kept. Optional: the default raises ``NotImplementedError``.
         """
         raise NotImplementedError(f"{type(self).__name__} cannot delete runs")
+
+    # -- lifecycle objects and watched files (jupyter_workflows.lifecycle) ---------------------
+    # Optional: the defaults raise NotImplementedError. Every write below is durable at once
+    # (one transaction each), because two processes may transition one object at the same time:
+    # the lock and the state change are compare-and-set operations on the stored row.
+    def object_create(self, record: Mapping[str, Any]) -> bool:
+        """Insert a lifecycle object (see :data:`OBJECT_FIELDS`); False when it exists already."""
+        raise NotImplementedError(f"{type(self).__name__} has no lifecycle objects")
+
+    def object_get(self, object_id: str) -> dict[str, Any] | None:
+        """One lifecycle object, or None."""
+        raise NotImplementedError(f"{type(self).__name__} has no lifecycle objects")
+
+    def object_list(self) -> list[dict[str, Any]]:
+        """Every lifecycle object, oldest first."""
+        raise NotImplementedError(f"{type(self).__name__} has no lifecycle objects")
+
+    def object_lock(self, object_id: str, owner: str, *, steal: str | None = None) -> bool:
+        """Take the object's lock for ``owner`` if it is free (or held by ``steal``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no lifecycle objects")
+
+    def object_unlock(self, object_id: str, owner: str) -> None:
+        """Release the object's lock if ``owner`` holds it."""
+        raise NotImplementedError(f"{type(self).__name__} has no lifecycle objects")
+
+    def object_save(
+        self,
+        object_id: str,
+        owner: str,
+        fields: Mapping[str, Any],
+        history: Mapping[str, Any] | None = None,
+        *,
+        unlock: bool = True,
+    ) -> int | None:
+        """Change fields of an object whose lock ``owner`` holds, add a history entry, bump its
+        ``version`` and (``unlock``) release the lock, in one transaction.
+
+        Returns the history entry's id (None without one). Raises :class:`StoreError` when
+        ``owner`` does not hold the lock (nothing is written).
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no lifecycle objects")
+
+    def object_note(self, object_id: str, entry: Mapping[str, Any]) -> int:
+        """Add a history entry (see :data:`HISTORY_FIELDS`) without changing the object."""
+        raise NotImplementedError(f"{type(self).__name__} has no lifecycle objects")
+
+    def object_note_started(self, entry_id: int, run_ids: list[str]) -> None:
+        """Record the runs a transition started once it was done (the new state's workflows)."""
+        raise NotImplementedError(f"{type(self).__name__} has no lifecycle objects")
+
+    def object_history(self, object_id: str) -> list[dict[str, Any]]:
+        """The object's history entries, oldest first."""
+        raise NotImplementedError(f"{type(self).__name__} has no lifecycle objects")
+
+    def file_claim(self, path: str, digest: str, size: int, mtime: float) -> bool:
+        """Claim one version of a watched file (``path``, content ``digest``): True for the
+        first claim of that version, False when it was claimed before (by anyone)."""
+        raise NotImplementedError(f"{type(self).__name__} has no watched files")
+
+    def file_done(self, path: str, digest: str, runs: list[str], error: str | None = None) -> None:
+        """Record what a claimed file version started (status ``started``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no watched files")
+
+    def file_list(self, *, claimed_only: bool = False) -> list[dict[str, Any]]:
+        """Watched file versions, oldest first (``claimed_only``: claimed, nothing recorded yet)."""
+        raise NotImplementedError(f"{type(self).__name__} has no watched files")
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release connections."""

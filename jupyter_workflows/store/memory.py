@@ -21,12 +21,16 @@ from typing import Any
 
 from ..exceptions import RunNotFound, StoreError
 from .base import (
+    HISTORY_FIELDS,
+    OBJECT_MUTABLE,
     RunRecord,
     RunStore,
     TaskRecord,
     _check_events,
+    _check_object_fields,
     _full_run_record,
     _full_task_record,
+    _new_object,
     _run_update,
 )
 
@@ -55,6 +59,9 @@ class MemoryStore(RunStore):
         self._cache: dict[str, tuple[Any, float | None]] = {}
         self._kv: dict[str, Any] = {}
         self._secrets: dict[str, str] = {}
+        self._objects: dict[str, dict[str, Any]] = {}
+        self._history: list[dict[str, Any]] = []
+        self._files: dict[tuple[str, str], dict[str, Any]] = {}
 
     def __repr__(self) -> str:
         return f"MemoryStore(<{len(self._runs)} runs>)"
@@ -188,3 +195,123 @@ class MemoryStore(RunStore):
             raise TypeError(f"secret {name!r} must be a str, not {type(value).__name__}")
         with self._lock:
             self._secrets[name] = value
+
+    # -- lifecycle objects and watched files --------------------------------------------------
+    def object_create(self, record: Any) -> bool:
+        full = _copy(_new_object(record))
+        with self._lock:
+            if full["object_id"] in self._objects:
+                return False
+            self._objects[full["object_id"]] = full
+            return True
+
+    def object_get(self, object_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            found = self._objects.get(object_id)
+            return _copy(found) if found is not None else None
+
+    def object_list(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [_copy(o) for o in self._objects.values()]
+
+    def object_lock(self, object_id: str, owner: str, *, steal: str | None = None) -> bool:
+        with self._lock:
+            found = self._objects.get(object_id)
+            if found is None or found["lock_owner"] not in (None, steal if steal else owner):
+                return False
+            found["lock_owner"], found["lock_at"] = owner, time.time()
+            return True
+
+    def object_unlock(self, object_id: str, owner: str) -> None:
+        with self._lock:
+            found = self._objects.get(object_id)
+            if found is not None and found["lock_owner"] == owner:
+                found["lock_owner"] = found["lock_at"] = None
+
+    def _entry(self, object_id: str, entry: Any) -> dict[str, Any]:
+        _check_object_fields(entry, HISTORY_FIELDS)
+        if not isinstance(entry.get("outcome"), str):
+            raise ValueError("a history entry needs an 'outcome'")
+        full: dict[str, Any] = dict.fromkeys(HISTORY_FIELDS)
+        full.update(_copy(dict(entry)))
+        full.update(object_id=object_id, id=len(self._history) + 1)
+        full["at"] = full["at"] or time.time()
+        full["runs"] = list(full["runs"] or [])
+        full["started"] = list(full["started"] or [])
+        return full
+
+    def object_save(
+        self,
+        object_id: str,
+        owner: str,
+        fields: Any,
+        history: Any = None,
+        *,
+        unlock: bool = True,
+    ) -> int | None:
+        _check_object_fields(fields, tuple(OBJECT_MUTABLE))
+        copied = {k: _copy(v) for k, v in fields.items()}
+        with self._lock:
+            found = self._objects.get(object_id)
+            if found is None or found["lock_owner"] != owner:
+                raise StoreError(
+                    f"lifecycle object {object_id!r}: the transition lost its lock "
+                    "(another process took it over); nothing was changed"
+                )
+            entry = self._entry(object_id, history) if history is not None else None
+            found.update(copied)
+            found["version"] += 1
+            found["updated_at"] = time.time()
+            if unlock:
+                found["lock_owner"] = found["lock_at"] = None
+            if entry is None:
+                return None
+            self._history.append(entry)
+            return int(entry["id"])
+
+    def object_note(self, object_id: str, entry: Any) -> int:
+        with self._lock:
+            if object_id not in self._objects:
+                raise StoreError(f"no lifecycle object {object_id!r} in the store")
+            full = self._entry(object_id, entry)
+            self._history.append(full)
+            return int(full["id"])
+
+    def object_note_started(self, entry_id: int, run_ids: list[str]) -> None:
+        with self._lock:
+            if 1 <= entry_id <= len(self._history):
+                self._history[entry_id - 1]["started"] = list(run_ids)
+
+    def object_history(self, object_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [_copy(e) for e in self._history if e["object_id"] == object_id]
+
+    def file_claim(self, path: str, digest: str, size: int, mtime: float) -> bool:
+        with self._lock:
+            if (path, digest) in self._files:
+                return False
+            self._files[(path, digest)] = {
+                "path": path,
+                "digest": digest,
+                "size": int(size),
+                "mtime": float(mtime),
+                "status": "claimed",
+                "runs": [],
+                "error": None,
+                "claimed_at": time.time(),
+            }
+            return True
+
+    def file_done(self, path: str, digest: str, runs: list[str], error: str | None = None) -> None:
+        with self._lock:
+            found = self._files.get((path, digest))
+            if found is not None:
+                found.update(status="started", runs=list(runs), error=error)
+
+    def file_list(self, *, claimed_only: bool = False) -> list[dict[str, Any]]:
+        with self._lock:
+            return [
+                _copy(f)
+                for f in self._files.values()
+                if not claimed_only or f["status"] == "claimed"
+            ]

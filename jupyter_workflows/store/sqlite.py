@@ -64,14 +64,19 @@ from typing import Any, TypeVar
 from ..exceptions import RunNotFound, StoreError
 from . import artifacts
 from .base import (
+    HISTORY_FIELDS,
+    OBJECT_FIELDS,
+    OBJECT_MUTABLE,
     RUN_COLUMNS,
     TASK_COLUMNS,
     RunRecord,
     RunStore,
     TaskRecord,
     _check_events,
+    _check_object_fields,
     _full_run_record,
     _full_task_record,
+    _new_object,
     _run_update,
 )
 
@@ -164,6 +169,47 @@ MIGRATIONS: list[tuple[str, ...]] = [
             updated_at REAL NOT NULL
         )""",
     ),
+    # 1 -> 2: lifecycle objects, their history, and watched file versions.
+    (
+        """CREATE TABLE objects (
+            object_id TEXT PRIMARY KEY,
+            lifecycle TEXT NOT NULL,
+            state TEXT NOT NULL,
+            data TEXT,                  -- JSON
+            definition TEXT NOT NULL,   -- the lifecycle document (YAML/JSON)
+            base_dir TEXT,
+            pending TEXT,               -- JSON: an open approval
+            version INTEGER NOT NULL DEFAULT 0,
+            lock_owner TEXT,            -- host:pid:token of the transition in progress
+            lock_at REAL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+        """CREATE TABLE object_history (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            object_id TEXT NOT NULL REFERENCES objects (object_id) ON DELETE CASCADE,
+            at REAL NOT NULL,
+            outcome TEXT NOT NULL,      -- created | transitioned | refused
+            from_state TEXT,
+            to_state TEXT,
+            reason TEXT,
+            runs TEXT,                  -- JSON list of run ids
+            started TEXT,               -- JSON list of run ids
+            actor TEXT
+        )""",
+        "CREATE INDEX object_history_by_object ON object_history (object_id, id)",
+        """CREATE TABLE watched_files (
+            path TEXT NOT NULL,
+            digest TEXT NOT NULL,       -- sha256 of the content: one version of the file
+            size INTEGER,
+            mtime REAL,
+            status TEXT NOT NULL,       -- claimed | started
+            runs TEXT,                  -- JSON list of run ids
+            error TEXT,
+            claimed_at REAL NOT NULL,
+            PRIMARY KEY (path, digest)
+        )""",
+    ),
 ]
 """Schema migrations: ``MIGRATIONS[i]`` takes a store from version ``i`` to ``i + 1``."""
 
@@ -205,6 +251,12 @@ def _forget_after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):  # POSIX
     os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+_INSERT_HISTORY = (
+    "INSERT INTO object_history (object_id, at, outcome, from_state, to_state, reason, runs, "
+    "started, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 class _Empty(Exception):
@@ -723,6 +775,197 @@ class SqliteStore(RunStore):
                 row,
             )
         )
+
+    # -- lifecycle objects and watched files ------------------------------------------------
+    def _object_row(self, row: tuple[Any, ...]) -> dict[str, Any]:
+        record = dict(zip(OBJECT_FIELDS, row, strict=True))
+        record["data"] = self._loads(record["data"])
+        record["pending"] = self._loads(record["pending"])
+        return record
+
+    def _history_row(self, row: tuple[Any, ...]) -> dict[str, Any]:
+        entry = dict(zip(HISTORY_FIELDS, row, strict=True))
+        entry["runs"] = self._loads(entry["runs"]) or []
+        entry["started"] = self._loads(entry["started"]) or []
+        return entry
+
+    def object_create(self, record: Mapping[str, Any]) -> bool:
+        full = _new_object(record)
+        _check_utf8("object id", full["object_id"])
+        values = [
+            self._dumps(full[name]) if name in ("data", "pending") else full[name]
+            for name in OBJECT_FIELDS
+        ]
+        sql = (
+            f"INSERT INTO objects ({', '.join(OBJECT_FIELDS)}) VALUES "
+            f"({', '.join('?' * len(OBJECT_FIELDS))}) ON CONFLICT (object_id) DO NOTHING"
+        )
+        return bool(self._transaction(lambda conn: conn.execute(sql, values).rowcount))
+
+    def object_get(self, object_id: str) -> dict[str, Any] | None:
+        row = self._read(
+            lambda conn: conn.execute(
+                f"SELECT {', '.join(OBJECT_FIELDS)} FROM objects WHERE object_id = ?", (object_id,)
+            ).fetchone(),
+            None,
+        )
+        return None if row is None else self._object_row(row)
+
+    def object_list(self) -> list[dict[str, Any]]:
+        rows = self._read(
+            lambda conn: conn.execute(
+                f"SELECT {', '.join(OBJECT_FIELDS)} FROM objects ORDER BY created_at, rowid"
+            ).fetchall(),
+            [],
+        )
+        return [self._object_row(row) for row in rows]
+
+    def object_lock(self, object_id: str, owner: str, *, steal: str | None = None) -> bool:
+        sql = (
+            "UPDATE objects SET lock_owner = ?, lock_at = ? WHERE object_id = ? AND "
+            "(lock_owner IS NULL OR lock_owner = ?)"
+        )
+        params = (owner, time.time(), object_id, steal if steal is not None else owner)
+        return bool(self._transaction(lambda conn: conn.execute(sql, params).rowcount))
+
+    def object_unlock(self, object_id: str, owner: str) -> None:
+        self._transaction(
+            lambda conn: conn.execute(
+                "UPDATE objects SET lock_owner = NULL, lock_at = NULL "
+                "WHERE object_id = ? AND lock_owner = ?",
+                (object_id, owner),
+            )
+        )
+
+    def object_save(
+        self,
+        object_id: str,
+        owner: str,
+        fields: Mapping[str, Any],
+        history: Mapping[str, Any] | None = None,
+        *,
+        unlock: bool = True,
+    ) -> int | None:
+        _check_object_fields(fields, tuple(OBJECT_MUTABLE))
+        names = sorted(fields)
+        values = [
+            self._dumps(fields[name]) if name in ("data", "pending") else fields[name]
+            for name in names
+        ]
+        sets = [f"{name} = ?" for name in names] + ["version = version + 1", "updated_at = ?"]
+        if unlock:
+            sets += ["lock_owner = NULL", "lock_at = NULL"]
+        update = f"UPDATE objects SET {', '.join(sets)} WHERE object_id = ? AND lock_owner = ?"
+        params = (*values, time.time(), object_id, owner)
+        note = self._history_values(object_id, history) if history is not None else None
+
+        def save(conn: sqlite3.Connection) -> int | None:
+            # Nothing of ours is written when the lock is not held; the transaction still
+            # commits (it carries this instance's buffered writes).
+            if conn.execute(update, params).rowcount != 1:
+                return -1
+            if note is None:
+                return None
+            return conn.execute(_INSERT_HISTORY, note).lastrowid
+
+        entry_id = self._transaction(save)
+        if entry_id == -1:
+            raise StoreError(
+                f"lifecycle object {object_id!r}: the transition lost its lock "
+                "(another process took it over); nothing was changed"
+            )
+        return entry_id
+
+    def _history_values(self, object_id: str, entry: Mapping[str, Any]) -> tuple[Any, ...]:
+        _check_object_fields(entry, HISTORY_FIELDS)
+        if not isinstance(entry.get("outcome"), str):
+            raise ValueError("a history entry needs an 'outcome'")
+        return (
+            object_id,
+            entry.get("at") or time.time(),
+            entry["outcome"],
+            entry.get("from_state"),
+            entry.get("to_state"),
+            entry.get("reason"),
+            self._dumps(list(entry.get("runs") or [])),
+            self._dumps(list(entry.get("started") or [])),
+            entry.get("actor"),
+        )
+
+    def object_note(self, object_id: str, entry: Mapping[str, Any]) -> int:
+        values = self._history_values(object_id, entry)
+
+        def note(conn: sqlite3.Connection) -> int:
+            found = conn.execute("SELECT 1 FROM objects WHERE object_id = ?", (object_id,))
+            if found.fetchone() is None:
+                return -1
+            return int(conn.execute(_INSERT_HISTORY, values).lastrowid or 0)
+
+        entry_id = int(self._transaction(note) or 0)
+        if entry_id == -1:
+            raise StoreError(f"no lifecycle object {object_id!r} in the store {self.path}")
+        return entry_id
+
+    def object_note_started(self, entry_id: int, run_ids: list[str]) -> None:
+        text = self._dumps(list(run_ids))
+        self._transaction(
+            lambda conn: conn.execute(
+                "UPDATE object_history SET started = ? WHERE id = ?", (text, entry_id)
+            )
+        )
+
+    def object_history(self, object_id: str) -> list[dict[str, Any]]:
+        rows = self._read(
+            lambda conn: conn.execute(
+                f"SELECT {', '.join(HISTORY_FIELDS)} FROM object_history WHERE object_id = ? "
+                "ORDER BY id",
+                (object_id,),
+            ).fetchall(),
+            [],
+        )
+        return [self._history_row(row) for row in rows]
+
+    def file_claim(self, path: str, digest: str, size: int, mtime: float) -> bool:
+        _check_utf8("file path", path)
+        row = (path, digest, int(size), float(mtime), time.time())
+        return bool(
+            self._transaction(
+                lambda conn: (
+                    conn.execute(
+                        "INSERT INTO watched_files (path, digest, size, mtime, status, claimed_at) "
+                        "VALUES (?, ?, ?, ?, 'claimed', ?) ON CONFLICT (path, digest) DO NOTHING",
+                        row,
+                    ).rowcount
+                )
+            )
+        )
+
+    def file_done(self, path: str, digest: str, runs: list[str], error: str | None = None) -> None:
+        row = (self._dumps(list(runs)), error, path, digest)
+        self._transaction(
+            lambda conn: conn.execute(
+                "UPDATE watched_files SET status = 'started', runs = ?, error = ? "
+                "WHERE path = ? AND digest = ?",
+                row,
+            )
+        )
+
+    def file_list(self, *, claimed_only: bool = False) -> list[dict[str, Any]]:
+        where = " WHERE status = 'claimed'" if claimed_only else ""
+        rows = self._read(
+            lambda conn: conn.execute(
+                "SELECT path, digest, size, mtime, status, runs, error, claimed_at "
+                f"FROM watched_files{where} ORDER BY claimed_at, rowid"
+            ).fetchall(),
+            [],
+        )
+        names = ("path", "digest", "size", "mtime", "status", "runs", "error", "claimed_at")
+        out = []
+        for row in rows:
+            record = dict(zip(names, row, strict=True))
+            record["runs"] = self._loads(record["runs"]) or []
+            out.append(record)
+        return out
 
     # -- maintenance ------------------------------------------------------------------------
     def integrity_check(self) -> str:
