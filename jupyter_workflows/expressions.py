@@ -1015,3 +1015,17 @@ def _attribute_of(parent: nodes.Node | None, child: nodes.Node) -> str | None:
     ):
         return parent.arg.value
     return None
+
+
+# --------------------------------------------------------------------------------------------
+# Dialect hooks (jupyter_workflows.spec.dialects): extra functions other languages' files use
+# --------------------------------------------------------------------------------------------
+
+
+def register_globals(functions: Mapping[str, Callable[..., Any]]) -> None:
+    """Make ``functions`` callable in every template (``ctx()``, ``yaql(...)``, ...).
+
+    Scope names win over globals, so a dialect function never hides a workflow's own value.
+    Compiled templates are looked up at render time, so registering late is fine.
+    """
+    _ENV.globals.update(functions)

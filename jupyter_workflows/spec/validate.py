@@ -411,6 +411,11 @@ def name_rules(path: tuple[Any, ...], spec: WorkflowSpec, cw: CompiledWorkflow, 
             functions |= OUTCOME_FUNCTIONS
             if task is not None and task.with_items is not None:
                 roots += ["item", "index"]
+    # The dialects' functions (``ctx()``, ``yaql("...")``, StackStorm's helpers) work in native
+    # documents too, so a converted file (``jupyter-workflows convert``) validates as it is.
+    from .dialect_functions import FUNCTION_NAMES
+
+    functions |= FUNCTION_NAMES
     extra = getattr(smap, "dialect_names", None)
     attributes: dict[str, frozenset[str]] = {"system": SYSTEM_ATTRIBUTES}
     task_attributes = TASK_ATTRIBUTES
