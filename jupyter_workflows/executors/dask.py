@@ -114,7 +114,10 @@ from dask.system import cpu_count
 from distributed import Client, Future, LocalCluster, WorkerPlugin, get_worker
 from distributed import client as _distributed_client
 
+from dask.sizeof import sizeof
+
 from ..engine.context import Envelope, error_line, run_task
+from ..store.artifacts import DEFAULT_THRESHOLD, ArtifactRef
 from .base import Executor, Outcome, ResultRef, Submission
 
 __all__ = [
@@ -335,8 +338,8 @@ def _reraise(exc: BaseException) -> None:
 
 
 def run_shipped(payload: bytes, refs: dict[str, Any]) -> Envelope:
-    """What a Dask worker runs: unpickle ``(fn, kwargs, context, wants_context, push, progress)``
-    and run it.
+    """What a Dask worker runs: unpickle ``(fn, kwargs, context, wants_context, push, progress,
+    keep)`` and run it.
 
     ``fn`` comes pickled on its own (the same bytes for every task of a wave), and is
     unpickled once per worker for the same bytes.
@@ -346,21 +349,36 @@ def run_shipped(payload: bytes, refs: dict[str, Any]) -> Envelope:
     cannot be loaded here fails the task like an exception of the task would.
 
     ``progress`` is ``(topic, key)`` or ``None``: where ``context.progress`` reports go.
+    ``keep`` is ``(artifact location, threshold)`` or ``None``: results above the threshold are
+    written there by this worker and come back as references (:meth:`Envelope.keep_big_results`).
     ``push`` is ``(topic, key)`` or ``None``: the envelope, when small, is also published on
     that Dask event topic, so the engine that subscribed to it learns the outcome without a
     gather round trip (see :meth:`DaskExecutor._watch`).
     """
     try:
-        fn_bytes, kwargs, context, wants_context, push, progress = cloudpickle.loads(payload)
+        fn_bytes, kwargs, context, wants_context, push, progress, keep = cloudpickle.loads(payload)
         fn = _load_function(fn_bytes)
     except Exception as exc:
         return run_task(functools.partial(_reraise, exc), {})
     kwargs.update(refs)
     hook = functools.partial(_publish_progress, progress) if progress is not None else None
     envelope = run_task(fn, kwargs, context, wants_context, progress_hook=hook)
+    if keep is not None:
+        envelope.keep_big_results(*keep)
     if push is not None:
         _push(push, envelope)
     return envelope
+
+
+@sizeof.register(Envelope)
+def _sizeof_envelope(envelope: Envelope) -> int:
+    # What Dask's memory accounting and placement see: the value, not the wrapper.
+    return 200 + sizeof(envelope.value)
+
+
+@sizeof.register(ArtifactRef)
+def _sizeof_ref(ref: ArtifactRef) -> int:
+    return ref.nbytes if ref.held else 200
 
 
 @functools.lru_cache(maxsize=128)
@@ -991,8 +1009,16 @@ class DaskExecutor(Executor):
                     )
                     return None
                 cached = pickled[id(sub.fn)] = (sub.fn, fn_bytes)
+            keep = (
+                (
+                    sub.artifacts,
+                    DEFAULT_THRESHOLD if sub.artifact_threshold is None else sub.artifact_threshold,
+                )
+                if sub.artifacts
+                else None
+            )
             payload = cloudpickle.dumps(
-                (cached[1], plain, sub.context, sub.wants_context, to, progress), protocol=5
+                (cached[1], plain, sub.context, sub.wants_context, to, progress, keep), protocol=5
             )
         except Exception as exc:
             self._emit(item.callback, _failed_by(sub.key, exc))
