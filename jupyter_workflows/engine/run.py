@@ -304,7 +304,9 @@ class LazyValues(dict):  # type: ignore[type-arg]
         return value
 
     def get(self, key: Any, default: Any = None) -> Any:
-        return self[key] if key in self else default
+        if key not in self:
+            return default
+        return self[key]
 
     def values(self) -> list[Any]:  # type: ignore[override]
         return [self[key] for key in self]

@@ -110,11 +110,10 @@ from pathlib import Path
 from typing import Any
 
 import cloudpickle
+from dask.sizeof import sizeof
 from dask.system import cpu_count
 from distributed import Client, Future, LocalCluster, WorkerPlugin, get_worker
 from distributed import client as _distributed_client
-
-from dask.sizeof import sizeof
 
 from ..engine.context import Envelope, error_line, run_task
 from ..store.artifacts import DEFAULT_THRESHOLD, ArtifactRef
