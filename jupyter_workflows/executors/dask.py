@@ -58,6 +58,15 @@ How outcomes come back
     that end without running (cancelled, ``KilledWorker``), are gathered in the client's loop,
     batched. Either way each submission's callback is called exactly once.
 
+Big results
+    A submission with an artifact location (:attr:`Submission.artifacts`) has every part of its
+    result above the threshold written there by the worker, and the envelope carries an
+    :class:`~jupyter_workflows.store.artifacts.ArtifactRef` instead; the reference keeps the
+    value in the worker's memory without pickling it, so the future's data still serves a
+    downstream task on that worker, while what the engine gathers (or another worker fetches)
+    is a few hundred bytes. ``dask.sizeof`` is taught the real size of envelopes and held
+    references, so Dask's memory accounting and task placement see the value, not the wrapper.
+
 Resources and queues
     ``Submission.resources`` become Dask worker resources (``resources={"GPU": 1}`` runs only on a
     worker started with ``--resources GPU=1``). ``Submission.queue = "gpu"`` adds the resource
@@ -338,7 +347,7 @@ def _reraise(exc: BaseException) -> None:
 
 def run_shipped(payload: bytes, refs: dict[str, Any]) -> Envelope:
     """What a Dask worker runs: unpickle ``(fn, kwargs, context, wants_context, push, progress,
-    keep)`` and run it.
+    keep, code)`` and run it.
 
     ``fn`` comes pickled on its own (the same bytes for every task of a wave), and is
     unpickled once per worker for the same bytes.
@@ -348,6 +357,8 @@ def run_shipped(payload: bytes, refs: dict[str, Any]) -> Envelope:
     cannot be loaded here fails the task like an exception of the task would.
 
     ``progress`` is ``(topic, key)`` or ``None``: where ``context.progress`` reports go.
+    ``code`` is ``(folder label, version, module names)`` or ``None``: the function's module was shipped
+    as files (see :class:`_ShippedCode`) and is imported from that folder's copy.
     ``keep`` is ``(artifact location, threshold)`` or ``None``: results above the threshold are
     written there by this worker and come back as references (:meth:`Envelope.keep_big_results`).
     ``push`` is ``(topic, key)`` or ``None``: the envelope, when small, is also published on
@@ -355,8 +366,10 @@ def run_shipped(payload: bytes, refs: dict[str, Any]) -> Envelope:
     gather round trip (see :meth:`DaskExecutor._watch`).
     """
     try:
-        fn_bytes, kwargs, context, wants_context, push, progress, keep = cloudpickle.loads(payload)
-        fn = _load_function(fn_bytes)
+        fn_bytes, kwargs, context, wants_context, push, progress, keep, code = cloudpickle.loads(
+            payload
+        )
+        fn = _load_function(fn_bytes, code)
     except Exception as exc:
         return run_task(functools.partial(_reraise, exc), {})
     kwargs.update(refs)
@@ -381,9 +394,55 @@ def _sizeof_ref(ref: ArtifactRef) -> int:
 
 
 @functools.lru_cache(maxsize=128)
-def _load_function(data: bytes) -> Callable[..., Any]:
-    """Unpickle a task function, once per worker for the same bytes (as Dask caches its own)."""
-    return cloudpickle.loads(data)
+def _load_function(
+    data: bytes, code: tuple[str, str, tuple[str, ...]] | None
+) -> Callable[..., Any]:
+    """Unpickle a task function, once per worker for the same bytes (as Dask caches its own).
+
+    A function shipped by reference from a user's folder (``code``) is imported from that
+    folder's shipped copy: two folders may both have a ``tasks.py`` (job folders often do),
+    and a worker that ran one must not hand the other's function its module. So the modules of
+    the names this folder provides are swapped into ``sys.modules`` (as imported from it
+    before, else imported now with its copy first on ``sys.path``), and stay there until
+    another folder's are needed (pickling a result looks its class up there).
+    """
+    if code is None:
+        return cloudpickle.loads(data)
+    label, _version, names = code  # the version only keys the cache
+    with _import_lock:
+        folder = _shipped_dirs.get(label)
+        if folder is None:  # not shipped here (a plugin that failed): try as it is
+            return cloudpickle.loads(data)
+        return _load_from(folder, frozenset(names), data)
+
+
+#: On a worker: shipped code, folder label -> its directory (the newest version), and the
+#: modules imported from each directory.
+_shipped_dirs: dict[str, str] = {}
+_dir_modules: dict[str, dict[str, Any]] = {}
+_import_lock = threading.RLock()
+
+
+def _load_from(folder: str, names: frozenset[str], data: bytes) -> Callable[..., Any]:
+    def provided(name: str) -> bool:
+        return name.partition(".")[0] in names
+
+    def from_folder(module: Any) -> bool:
+        return (getattr(module, "__file__", None) or "").startswith(folder + os.sep)
+
+    current = [n for n, m in list(sys.modules.items()) if provided(n) and not from_folder(m)]
+    for name in current:
+        del sys.modules[name]
+    sys.modules.update(_dir_modules.get(folder, {}))
+    sys.path.insert(0, folder)
+    try:
+        return cloudpickle.loads(data)
+    finally:
+        if folder in sys.path:
+            sys.path.remove(folder)
+        _dir_modules[folder] = {
+            n: m for n, m in list(sys.modules.items()) if provided(n) and from_folder(m)
+        }
 
 
 def _publish_progress(to: tuple[str, str], done: int, total: int) -> None:
@@ -504,22 +563,22 @@ class _ShippedCode(WorkerPlugin):
                 os.replace(tmp, target)
             except OSError:  # another worker of this machine sharing the directory won
                 shutil.rmtree(tmp, ignore_errors=True)
-        older = [
-            entry
-            for entry in sys.path
-            if entry != str(target)
-            and Path(entry).parent == base
-            and Path(entry).name.startswith(f"{self.label}-")
-        ]
-        for entry in older:
-            sys.path.remove(entry)
-            for name, module in list(sys.modules.items()):
-                file = getattr(module, "__file__", None) or ""
-                if file.startswith(entry + os.sep):
-                    del sys.modules[name]
-        if str(target) not in sys.path:
-            sys.path.append(str(target))
-        importlib.invalidate_caches()
+        with _import_lock:
+            older = _shipped_dirs.get(self.label)
+            if older is not None and older != str(target):
+                # A new version: forget the modules imported from the old one.
+                _dir_modules.pop(older, None)
+                for name, module in list(sys.modules.items()):
+                    if (getattr(module, "__file__", None) or "").startswith(older + os.sep):
+                        del sys.modules[name]
+                if older in sys.path:
+                    sys.path.remove(older)
+            _shipped_dirs[self.label] = str(target)
+            # At the end of the path: what a task imports lazily (inside its body) is found
+            # too, and never shadows an installed module.
+            if str(target) not in sys.path:
+                sys.path.append(str(target))
+            importlib.invalidate_caches()
 
 
 def _unshippable(fn: Callable[..., Any], exc: BaseException) -> str:
@@ -949,7 +1008,7 @@ class DaskExecutor(Executor):
         self,
         item: _Pending,
         client: Client,
-        pickled: dict[int, tuple[Callable[..., Any], bytes]],
+        pickled: dict[int, tuple[Callable[..., Any], bytes, Any]],
         push: bool,
     ) -> tuple[bytes, dict[str, Future]] | None:
         """The payload and upstream futures for one submission, or ``None`` after failing it.
@@ -995,7 +1054,7 @@ class DaskExecutor(Executor):
             )
             cached = pickled.get(id(sub.fn))
             if cached is None:
-                problem = self._ship_code(client, sub.fn)
+                problem, code = self._ship_code(client, sub.fn)
                 if problem is not None:
                     self._emit(item.callback, _failed(sub.key, "ShippingError", problem))
                     return None
@@ -1007,7 +1066,7 @@ class DaskExecutor(Executor):
                         _failed(sub.key, type(exc).__name__, _unshippable(sub.fn, exc)),
                     )
                     return None
-                cached = pickled[id(sub.fn)] = (sub.fn, fn_bytes)
+                cached = pickled[id(sub.fn)] = (sub.fn, fn_bytes, code)
             keep = (
                 (
                     sub.artifacts,
@@ -1017,23 +1076,29 @@ class DaskExecutor(Executor):
                 else None
             )
             payload = cloudpickle.dumps(
-                (cached[1], plain, sub.context, sub.wants_context, to, progress, keep), protocol=5
+                (cached[1], plain, sub.context, sub.wants_context, to, progress, keep, cached[2]),
+                protocol=5,
             )
         except Exception as exc:
             self._emit(item.callback, _failed_by(sub.key, exc))
             return None
         return payload, refs
 
-    def _ship_code(self, client: Client, fn: Callable[..., Any]) -> str | None:
+    def _ship_code(
+        self, client: Client, fn: Callable[..., Any]
+    ) -> tuple[str | None, tuple[str, str, tuple[str, ...]] | None]:
         """Make sure the workers can import ``fn``'s module when it lives in a user's folder
-        (see :class:`_ShippedCode`); returns a one-line problem, or ``None``.
+        (see :class:`_ShippedCode`). Returns ``(one-line problem or None, code)``, ``code``
+        being ``(folder label, version, module names it provides)`` for
+        :func:`_load_function`, or
+        ``None`` when ``fn`` needs nothing shipped.
 
         Checked once per wave and function: the files' sizes and times are compared with what
         was shipped last, and only a change reads and ships them again.
         """
         found = _code_root(fn)
         if found is None:
-            return None
+            return None, None
         top, root = found
         try:
             files = _code_files(root)
@@ -1041,22 +1106,24 @@ class DaskExecutor(Executor):
                 sorted((rel, p.stat().st_mtime_ns, p.stat().st_size) for rel, p in files.items())
             )
         except OSError as exc:
-            return f"cannot read module {top!r} ({root}): {exc.strerror or exc}"
+            return f"cannot read module {top!r} ({root}): {exc.strerror or exc}", None
         label = hashlib.sha256(str(root.parent).encode()).hexdigest()[:12]
+        names = tuple(sorted({rel.partition("/")[0].removesuffix(".py") for rel in files}))
         with self._lock:
-            if self._shipped.get(label, (None,))[0] == signature:
-                return None
+            shipped = self._shipped.get(label)
+            if shipped is not None and shipped[0] == signature:
+                return None, (label, shipped[1][:16], names)
         total = sum(size for _, _, size in signature)
         if total > _SHIP_MAX_BYTES:
             return (
                 f"module {top!r}: the Python files in {root.parent} are {total / 2**20:.0f} MiB, "
                 f"more than the {_SHIP_MAX_BYTES // 2**20} MiB shipped to workers; install it "
                 "on the workers instead"
-            )
+            ), None
         try:
             contents = {rel: path.read_bytes() for rel, path in files.items()}
         except OSError as exc:
-            return f"cannot read module {top!r} ({root}): {exc.strerror or exc}"
+            return f"cannot read module {top!r} ({root}): {exc.strerror or exc}", None
         digest = hashlib.sha256()
         for rel in sorted(contents):
             digest.update(rel.encode() + b"\0" + contents[rel] + b"\0")
@@ -1066,10 +1133,10 @@ class DaskExecutor(Executor):
                 name=f"jupyter-workflows-code-{label}",
             )
         except Exception as exc:
-            return f"cannot ship module {top!r} to the workers: {error_line(exc)}"
+            return f"cannot ship module {top!r} to the workers: {error_line(exc)}", None
         with self._lock:
             self._shipped[label] = (signature, digest.hexdigest())
-        return None
+        return None, (label, digest.hexdigest()[:16], names)
 
     def _submit_batch(self, ready: list[_Pending]) -> None:
         """Submit in waves: a submission whose ResultRef names another one of this batch goes
@@ -1111,7 +1178,7 @@ class DaskExecutor(Executor):
             list[tuple[_Pending, bytes, dict[str, Future]]],
         ] = {}
         seen: set[str] = set()
-        pickled: dict[int, tuple[Callable[..., Any], bytes]] = {}
+        pickled: dict[int, tuple[Callable[..., Any], bytes, Any]] = {}
         # Publishing outcomes saves latency (a chain), but an event per task costs the scheduler
         # more than one gather per batch does when many independent tasks are queued (a
         # fan-out): those are gathered, batched, instead.

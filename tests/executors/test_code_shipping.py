@@ -134,3 +134,39 @@ def test_a_function_that_cannot_be_shipped_fails_with_one_line_naming_the_global
     finally:
         api.reset()
         cloudpickle.unregister_pickle_by_value(module)
+
+
+def test_two_folders_with_a_module_of_the_same_name_each_run_their_own(
+    pair: RunningCluster, tmp_path: Path
+) -> None:
+    # Job folders often all have a tasks.py: a worker that ran one must not give the other's
+    # function its module.
+    name = f"jw_same_{uuid.uuid4().hex[:8]}"
+    folders = []
+    for answer in ("one", "two"):
+        folder = tmp_path / answer
+        folder.mkdir()
+        (folder / f"{name}.py").write_text(f"def which():\n    return {answer!r}\n")
+        (folder / "wf.yaml").write_text(
+            f"name: same_{answer}\ntasks:\n  which: {{action: '{name}:which'}}\n"
+            "output_map: {which: '{{ task.which.result }}'}\n"
+        )
+        folders.append(folder)
+    api.configure(store=str(tmp_path / "state.db"), scheduler=pair.address)
+    try:
+        for folder, answer in zip(folders * 2, ["one", "two"] * 2, strict=True):
+            # Each folder's module, as a fresh process would load it (this process's own
+            # sys.path would otherwise find the first folder's copy for both).
+            sys.modules.pop(name, None)
+            for other in folders:
+                while str(other) in sys.path:
+                    sys.path.remove(str(other))
+            run = jw.load(str(folder / "wf.yaml")).run(wait=True)
+            assert run.status == "succeeded", run.error
+            assert run.outputs["which"] == answer
+    finally:
+        api.reset()
+        sys.modules.pop(name, None)
+        for folder in folders:
+            while str(folder) in sys.path:
+                sys.path.remove(str(folder))
