@@ -419,6 +419,7 @@ def _load_function(
 #: On a worker: shipped code, folder label -> its directory (the newest version), and the
 #: modules imported from each directory.
 _shipped_dirs: dict[str, str] = {}
+_shipped_versions: dict[str, str] = {}
 _dir_modules: dict[str, dict[str, Any]] = {}
 _import_lock = threading.RLock()
 
@@ -538,42 +539,64 @@ def _code_files(root: Path) -> dict[str, Path]:
 
 
 class _ShippedCode(WorkerPlugin):
-    """A worker plugin that writes a folder's module files on each worker and puts them on
-    ``sys.path``, so task functions pickled *by reference* import there, module-level state
-    (locks, clients, caches) included. Registered under one name per source folder: a new
-    version replaces the old one, whose modules are dropped from ``sys.modules``."""
+    """A worker plugin that makes a folder's modules importable on each worker, so task
+    functions pickled *by reference* import there, module-level state (locks, clients, caches)
+    included. Registered under one name per source folder: a new version replaces the old one,
+    whose modules are dropped from ``sys.modules``.
+
+    A worker that sees the source folder itself with the same files (the embedded cluster,
+    workers on the same machine or a shared file system) imports from it, so ``__file__`` and
+    paths relative to it (a data file beside the module) are what the author sees. Elsewhere
+    the files are written under the worker's local directory (``JUPYTER_WORKFLOWS_COPY_CODE=1``
+    in a worker's environment makes it do that always).
+    """
 
     idempotent = False
 
-    def __init__(self, label: str, digest: str, files: dict[str, bytes]) -> None:
+    def __init__(self, label: str, digest: str, source: str, files: dict[str, bytes]) -> None:
         self.label = label
         self.digest = digest
+        self.source = source
         self.files = files
 
+    def _source_matches(self) -> bool:
+        if os.environ.get("JUPYTER_WORKFLOWS_COPY_CODE", "").strip() not in ("", "0"):
+            return False
+        try:
+            return all(
+                (Path(self.source) / rel).read_bytes() == data for rel, data in self.files.items()
+            )
+        except OSError:
+            return False
+
     def setup(self, worker: Any) -> None:
-        base = Path(worker.local_directory) / _SHIP_DIR
-        target = base / f"{self.label}-{self.digest[:16]}"
-        if not target.is_dir():
-            tmp = base / f".{target.name}.{uuid.uuid4().hex[:8]}"
-            for rel, data in self.files.items():
-                path = tmp / rel
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(data)
-            try:
-                os.replace(tmp, target)
-            except OSError:  # another worker of this machine sharing the directory won
-                shutil.rmtree(tmp, ignore_errors=True)
+        if self._source_matches():
+            target = Path(self.source)
+        else:
+            base = Path(worker.local_directory) / _SHIP_DIR
+            target = base / f"{self.label}-{self.digest[:16]}"
+            if not target.is_dir():
+                tmp = base / f".{target.name}.{uuid.uuid4().hex[:8]}"
+                for rel, data in self.files.items():
+                    path = tmp / rel
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(data)
+                try:
+                    os.replace(tmp, target)
+                except OSError:  # another worker of this machine sharing the directory won
+                    shutil.rmtree(tmp, ignore_errors=True)
         with _import_lock:
             older = _shipped_dirs.get(self.label)
-            if older is not None and older != str(target):
+            if older is not None and _shipped_versions.get(self.label) != self.digest:
                 # A new version: forget the modules imported from the old one.
                 _dir_modules.pop(older, None)
                 for name, module in list(sys.modules.items()):
                     if (getattr(module, "__file__", None) or "").startswith(older + os.sep):
                         del sys.modules[name]
-                if older in sys.path:
+                if older != str(target) and older in sys.path:
                     sys.path.remove(older)
             _shipped_dirs[self.label] = str(target)
+            _shipped_versions[self.label] = self.digest
             # At the end of the path: what a task imports lazily (inside its body) is found
             # too, and never shadows an installed module.
             if str(target) not in sys.path:
@@ -1129,7 +1152,7 @@ class DaskExecutor(Executor):
             digest.update(rel.encode() + b"\0" + contents[rel] + b"\0")
         try:
             client.register_plugin(
-                _ShippedCode(label, digest.hexdigest(), contents),
+                _ShippedCode(label, digest.hexdigest(), str(root.parent), contents),
                 name=f"jupyter-workflows-code-{label}",
             )
         except Exception as exc:
