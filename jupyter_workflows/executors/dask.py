@@ -357,8 +357,8 @@ def run_shipped(payload: bytes, refs: dict[str, Any]) -> Envelope:
     cannot be loaded here fails the task like an exception of the task would.
 
     ``progress`` is ``(topic, key)`` or ``None``: where ``context.progress`` reports go.
-    ``code`` is ``(folder label, version, module names)`` or ``None``: the function's module was shipped
-    as files (see :class:`_ShippedCode`) and is imported from that folder's copy.
+    ``code`` is ``(folder label, version, module names)`` or ``None``: the function's module
+    was shipped as files (see :class:`_ShippedCode`) and is imported from that folder.
     ``keep`` is ``(artifact location, threshold)`` or ``None``: results above the threshold are
     written there by this worker and come back as references (:meth:`Envelope.keep_big_results`).
     ``push`` is ``(topic, key)`` or ``None``: the envelope, when small, is also published on
@@ -429,7 +429,8 @@ def _load_from(folder: str, names: frozenset[str], data: bytes) -> Callable[...,
         return name.partition(".")[0] in names
 
     def from_folder(module: Any) -> bool:
-        return (getattr(module, "__file__", None) or "").startswith(folder + os.sep)
+        file = getattr(module, "__file__", None)
+        return bool(file) and os.path.realpath(file).startswith(folder + os.sep)
 
     current = [n for n, m in list(sys.modules.items()) if provided(n) and not from_folder(m)]
     for name in current:

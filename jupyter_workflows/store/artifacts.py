@@ -56,6 +56,7 @@ import json
 import math
 import os
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -569,11 +570,24 @@ class _HashingWriter:
         self.nbytes = 0
 
     def write(self, data: Any) -> int:
-        self.hasher.update(data)
-        written = self.handle.write(data)
         size = memoryview(data).nbytes
+        if size >= _PARALLEL_HASH_BYTES:
+            # Both release the GIL on big buffers: hash while the OS takes the bytes.
+            hashing = threading.Thread(target=self.hasher.update, args=(data,))
+            hashing.start()
+            try:
+                written = self.handle.write(data)
+            finally:
+                hashing.join()
+        else:
+            self.hasher.update(data)
+            written = self.handle.write(data)
         self.nbytes += size
         return written if written is not None else size
+
+
+#: Buffers from this size on are hashed in a thread while they are written.
+_PARALLEL_HASH_BYTES = 8 * 1024 * 1024
 
 
 def write_ref(value: Any, location: str, payload: bytes | None = None) -> ArtifactRef:
