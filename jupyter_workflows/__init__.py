@@ -45,6 +45,7 @@ __all__ = [
     "resume",
     "runs",
     "task",
+    "triggers",
     "workflow",
 ]
 
@@ -56,6 +57,7 @@ _LAZY = {
     "lifecycle": ("jupyter_workflows.lifecycles.core", "lifecycle"),
     "resume": ("jupyter_workflows.engine.api", "resume"),
     "runs": ("jupyter_workflows.engine.api", "runs"),
+    "triggers": ("jupyter_workflows.lifecycles.traits", "load_triggers"),
     "workflow": ("jupyter_workflows.spec.python", "workflow"),
 }
 
@@ -78,6 +80,11 @@ def __dir__() -> list[str]:
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
     """The Jupyter server extension (the REST API) lives in :mod:`jupyter_workflows.server`."""
     return [{"module": "jupyter_workflows.server"}]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """The prebuilt JupyterLab extension (``jupyter labextension develop --overwrite .``)."""
+    return [{"src": "labextension", "dest": "jupyter-workflows"}]
 
 
 def load_ipython_extension(ipython: Any) -> None:

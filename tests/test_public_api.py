@@ -38,6 +38,7 @@ PUBLIC = [
     "resume",
     "runs",
     "task",
+    "triggers",
     "workflow",
 ]
 
@@ -50,6 +51,7 @@ LAZY = {
     "lifecycle": ("jupyter_workflows.lifecycles.core", "lifecycle"),
     "resume": ("jupyter_workflows.engine.api", "resume"),
     "runs": ("jupyter_workflows.engine.api", "runs"),
+    "triggers": ("jupyter_workflows.lifecycles.traits", "load_triggers"),
     "workflow": ("jupyter_workflows.spec.python", "workflow"),
 }
 

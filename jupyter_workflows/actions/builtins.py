@@ -11,6 +11,7 @@ import subprocess
 import time
 from typing import Any
 
+from .llm import llm_prompt
 from .registry import ActionDef, _plain
 
 __all__ = ["BUILTINS", "record"]
@@ -106,45 +107,6 @@ def http(
     if resp.status_code >= 400:
         raise ActionFailed(f"HTTP {resp.status_code} from {method.upper()} {url}")
     return out
-
-
-def llm_prompt(
-    prompt: str,
-    system: str | None = None,
-    model: str | None = None,
-    base_url: str | None = None,
-    api_key: str | None = None,
-    temperature: float | None = None,
-    timeout: float = 120.0,
-) -> str:
-    """Ask an OpenAI-compatible chat-completions server; return the reply's text.
-
-    ``base_url`` defaults to ``$OPENAI_BASE_URL`` (else a local Ollama at 127.0.0.1:11434/v1),
-    ``api_key`` to ``$OPENAI_API_KEY``, ``model`` to ``$JUPYTER_WORKFLOWS_LLM_MODEL``.
-    """
-    import httpx
-
-    base = (base_url or os.environ.get("OPENAI_BASE_URL") or "http://127.0.0.1:11434/v1").rstrip(
-        "/"
-    )
-    key = api_key or os.environ.get("OPENAI_API_KEY")
-    messages = ([{"role": "system", "content": system}] if system else []) + [
-        {"role": "user", "content": prompt}
-    ]
-    body: dict[str, Any] = {
-        "model": model or os.environ.get("JUPYTER_WORKFLOWS_LLM_MODEL", "llama3"),
-        "messages": messages,
-    }
-    if temperature is not None:
-        body["temperature"] = temperature
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    resp = httpx.post(f"{base}/chat/completions", json=body, headers=headers, timeout=timeout)
-    if resp.status_code >= 400:
-        raise ActionFailed(f"LLM server answered HTTP {resp.status_code}: {resp.text[:200]}")
-    try:
-        return resp.json()["choices"][0]["message"]["content"]
-    except (ValueError, KeyError, IndexError, TypeError):
-        raise ActionFailed("LLM server answered without choices[0].message.content") from None
 
 
 # -- core.notebook ---------------------------------------------------------------------------

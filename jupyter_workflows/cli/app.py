@@ -152,7 +152,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("serve", "run schedules and the REST API without JupyterLab")
     p.add_argument("--port", type=int, default=8899)
     p.add_argument("--ip", default="127.0.0.1")
-    p.add_argument("paths", nargs="*", metavar="FILE", help="workflow files whose schedules to run")
+    p.add_argument(
+        "paths",
+        nargs="*",
+        metavar="FILE",
+        help="workflow files whose schedules to run, and trigger files (traits:, hooks:)",
+    )
+    p.add_argument(
+        "--watch",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="start the workflows of the trigger files' traits for each new or changed file "
+        "under DIR, once per file version (repeatable)",
+    )
     return parser
 
 

@@ -17,7 +17,14 @@ from argparse import ArgumentParser, Namespace
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["add_commands", "cmd_objects", "cmd_states", "cmd_transition", "cmd_triggers"]
+__all__ = [
+    "add_commands",
+    "cmd_objects",
+    "cmd_states",
+    "cmd_transition",
+    "cmd_triggers",
+    "validate_document",
+]
 
 TRANSITION_EPILOG = (
     "Exit codes: 0 the object is in the new state; 1 the transition was refused (the object stays "
@@ -193,3 +200,32 @@ def cmd_triggers(args: Namespace) -> int:
     for row in rows:
         _out(f"{row['kind']:<9} {row['name']:<24} {row['workflow'] or '-':<20} {row['when']}")
     return 0
+
+
+def validate_document(file: str) -> str | None:
+    """``validate`` of a lifecycle or trigger file: the ok line, or None for another file.
+
+    Raises the document's :class:`SpecError` (every error found, as for workflows).
+    """
+    from pathlib import Path
+
+    from ..lifecycles.triggers import _kind_of
+
+    path = Path(file)
+    if not path.is_file():
+        return None
+    try:
+        kind = _kind_of(path)
+    except Exception:  # not parseable here: the workflow loader reports it
+        return None
+    if kind == "lifecycle":
+        from ..lifecycles.core import load_lifecycle
+
+        lc = load_lifecycle(path).validate()
+        return f"{file}: ok (lifecycle {lc.name}: {len(lc.states)} states, {len(lc.spec.transitions)} transitions)"
+    if kind == "triggers":
+        from ..lifecycles.traits import load_triggers
+
+        triggers = load_triggers(path).validate()
+        return f"{file}: ok ({len(triggers.traits)} traits, {len(triggers.hooks)} hooks)"
+    return None

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..definition import Workflow, load
 from ..exceptions import SpecError, WorkflowError
+from ..values import to_json_form
 
 __all__ = ["exit_code", "load_target", "out", "render_trace"]
 
@@ -209,6 +210,12 @@ def _print_warnings(warnings) -> None:
 
 def cmd_validate(args: Namespace) -> int:
     try:
+        from .lifecycle import validate_document  # lifecycle and trigger files
+
+        done = validate_document(args.file)
+        if done is not None:
+            out(done)
+            return 0
         wf = load_target(args.file, args.workflow)
         warnings = wf.validate()
     except SpecError as exc:
@@ -236,7 +243,7 @@ def cmd_graph(args: Namespace) -> int:
 def _report(run: Any, as_json: bool) -> int:
     data = run.to_dict()
     if as_json:
-        out(json.dumps(data, default=str))
+        out(json.dumps(to_json_form(data)))
     else:
         out(run.summary())
     return exit_code(data["status"])
@@ -303,7 +310,7 @@ def cmd_show(args: Namespace) -> int:
     _configure(args)
     run = get_run(args.run_id)
     if args.json:
-        out(json.dumps(run.to_dict(), default=str))
+        out(json.dumps(to_json_form(run.to_dict())))
     else:
         out(run.summary(details=True))
         out(render_trace(run.trace("json")))
@@ -345,7 +352,7 @@ def render_trace(trace: dict[str, Any]) -> str:
         for event in others:
             what = str(event.get("type", "event")).replace("_", " ")
             if event.get("type") == "inquiry_responded":
-                what += f" ({event.get('exec_id')}: {json.dumps(event.get('data'), default=str)})"
+                what += f" ({event.get('exec_id')}: {json.dumps(to_json_form(event.get('data')))})"
             elif event.get("type") == "timer_fired":
                 what += f" ({event.get('timer')})"
             lines.append(f"    {_clock(event.get('time'))}  {what}")
@@ -455,7 +462,7 @@ def cmd_trace(args: Namespace) -> int:
     _configure(args)
     run = get_run(args.run_id)
     trace = run.trace(format=args.format)
-    out(json.dumps(trace, default=str))
+    out(json.dumps(to_json_form(trace)))
     return 0
 
 
@@ -471,4 +478,4 @@ def cmd_serve(args: Namespace) -> int:
     from ..server.serve import serve
 
     _configure(args)
-    return serve(args.paths, ip=args.ip, port=args.port)
+    return serve(args.paths, ip=args.ip, port=args.port, watch=args.watch or ())

@@ -15,6 +15,9 @@ flooding the user's stderr. When no task runs, the root logger is as it was.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import inspect
 import io
 import logging
 import os
@@ -23,11 +26,15 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["AFTER", "Envelope", "TaskContext", "error_line", "run_task"]
+from ..values import pickling_error
+
+__all__ = ["AFTER", "Envelope", "TaskContext", "await_in_thread", "error_line", "run_task"]
+
+T = TypeVar("T")
 
 #: Hidden keyword: the result (reference) of the task this one was speculatively queued behind.
 AFTER = "__jw_after__"
@@ -329,6 +336,26 @@ def _load_refs(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {name: resolve(value) for name, value in kwargs.items()}
 
 
+def await_in_thread(awaitable: Awaitable[T]) -> T:
+    """The result of ``awaitable``, run to completion from synchronous code.
+
+    Task functions run in a worker's (or the inline executor's) thread, where no event loop
+    runs: the coroutine gets a fresh loop of its own (``asyncio.run``), in this thread, so its
+    ``print`` and ``logging`` are captured like a plain function's. Where a loop already runs
+    in this thread, it runs in a helper thread instead (``asyncio.run`` cannot nest).
+    """
+
+    async def main() -> T:
+        return await awaitable
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(main())
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jw-async") as pool:
+        return pool.submit(asyncio.run, main()).result()
+
+
 def _worker_name() -> str:
     name = os.environ.get("JUPYTER_WORKFLOWS_WORKER")
     if name:
@@ -398,7 +425,15 @@ def run_task(
         if _holds_refs(kwargs):
             kwargs = _load_refs(kwargs)
         value = fn(**kwargs)
+        if inspect.isawaitable(value):  # an ``async def`` task (or one returning a coroutine)
+            value = await_in_thread(value)
         ok, error, error_type = True, None, None
+        unpicklable = pickling_error(value)
+        if unpicklable is not None:
+            # Fail here, the same way on every executor, rather than later and differently
+            # (a Dask transfer error naming an envelope, a store error, or nothing at all).
+            value, ok = None, False
+            error, error_type = unpicklable, "PicklingError"
     except KeyboardInterrupt:
         raise
     except BaseException as exc:

@@ -762,6 +762,12 @@ def prepare(
             raise
         if action.engine_side and action.name == "core.inquiry":
             inquiries.add(name)
+        if action.name == "llm.prompt" and isinstance(ct.input, dict) and "prompt_file" in ct.input:
+            from ..actions.llm import inline_prompt_file  # the file beside the workflow
+
+            tasks[name] = ct = dataclasses.replace(
+                ct, input=inline_prompt_file(ct.input, workflow.base_dir)
+            )
         actions[name] = action
         spec_task = spec_tasks.get(name)
         defaults = workflow.spec.defaults
@@ -775,7 +781,7 @@ def prepare(
             if not set_here and not set_default:
                 changes[fld] = decorated
         if changes:
-            tasks[name] = dataclasses.replace(ct, **changes)
+            tasks[name] = dataclasses.replace(tasks[name], **changes)
     if tasks != compiled.tasks:
         compiled = dataclasses.replace(compiled, tasks=tasks)
     return actions, compiled, frozenset(inquiries), children
@@ -828,8 +834,21 @@ def _default_artifacts(store: RunStore) -> str | None:
 def _cache_key(action: ActionDef, cmd: C.Submit) -> str:
     assert cmd.cache is not None
     custom = cmd.cache[0]
-    basis = custom if custom is not None else json.dumps(cmd.input, sort_keys=True, default=repr)
+    basis = custom if custom is not None else json.dumps(cmd.input, sort_keys=True, default=_digest)
     return hashlib.sha256(f"{action.name}\0{action.code_hash}\0{basis}".encode()).hexdigest()
+
+
+def _digest(value: Any) -> str:
+    """A non-JSON input in a cache key: the hash of its pickle, never its repr (a DataFrame's
+    repr elides its middle rows, so two different frames could share a key). A pickle that
+    differs for equal values costs a cache miss, never a wrong hit."""
+    import cloudpickle
+
+    try:
+        payload = cloudpickle.dumps(value, protocol=5)
+    except Exception:  # cannot be pickled: no key can be trusted to match it again
+        return f"unhashable:{uuid.uuid4().hex}"
+    return f"{type(value).__qualname__}:{hashlib.sha256(payload).hexdigest()}"
 
 
 def _failed(key: str, exc: BaseException, what: str | None = None) -> E.AttemptDone:

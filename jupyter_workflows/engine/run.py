@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..exceptions import RunStateError
 from ..expressions import MASKER
+from ..values import to_json_form
 
 if TYPE_CHECKING:  # pragma: no cover
     from .orchestrator import Orchestrator
@@ -154,7 +155,7 @@ class Run:
             if details and t.get("result") is not None:
                 lines.append(f"      result: {_short(t['result'])}")
         if d["outputs"]:
-            lines.append(f"  outputs: {json.dumps(d['outputs'], default=str)}")
+            lines.append(f"  outputs: {json.dumps(to_json_form(d['outputs']))}")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -396,8 +397,10 @@ def _seconds(a: str, b: str) -> str:
 
 
 def _short(value: Any, limit: int = 120) -> str:
-    try:
-        text = json.dumps(value, default=repr)
-    except (TypeError, ValueError):
-        text = repr(value)
+    from ..values import summary_line
+
+    form = to_json_form(value)
+    if isinstance(form, dict) and "type" in form and not isinstance(value, dict):
+        return summary_line(value, limit)  # DataFrame 150x5 (a, b, ...), ndarray ...
+    text = json.dumps(form)
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -19,7 +19,7 @@ import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .wire import STATUS_COLORS
+from .wire import GRAPH_MIME, STATUS_COLORS
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..definition import Workflow
@@ -108,13 +108,16 @@ def _workflow_bundle(workflow: Workflow) -> Bundle:
         parts.append(f' — <span style="color:#4b5563">{_esc(workflow.description)}</span>')
     parts.append("</div>")
     picture = ""
+    graph_data = None
     try:
         compiled = workflow.compiled
         plain[0] += f": {len(compiled.tasks)} tasks"
         from ..spec.graph import graph_dict
-        from .widget import graph_svg
+        from .widget import graph_mime_data, graph_svg
 
-        picture = graph_svg(graph_dict(compiled))
+        graph = graph_dict(compiled)
+        picture = graph_svg(graph)
+        graph_data = graph_mime_data(graph)
     except Exception as exc:  # an invalid workflow still shows its name and the reason
         message = _one_line(exc)
         plain.append(f"  cannot draw the graph: {message}")
@@ -140,7 +143,10 @@ def _workflow_bundle(workflow: Workflow) -> Bundle:
         parts.append(_table(["parameter", "type", "default", "description"], rows))
     if picture:
         parts.append(f'<div class="jupyter-workflows-graph">{picture}</div>')
-    return {"text/plain": "\n".join(plain), "text/html": "".join(parts)}
+    bundle: Bundle = {"text/plain": "\n".join(plain), "text/html": "".join(parts)}
+    if graph_data is not None:
+        bundle[GRAPH_MIME] = graph_data
+    return bundle
 
 
 def workflows_bundle(workflows: Iterable[Workflow]) -> Bundle:
@@ -234,7 +240,29 @@ def _run_bundle(run: Run) -> Bundle:
         plain = run.summary()
     except Exception:
         plain = f"run {data.get('run_id')} of {data.get('workflow')!r}: {status}"
-    return {"text/plain": plain, "text/html": "".join(parts)}
+    bundle: Bundle = {"text/plain": plain, "text/html": "".join(parts)}
+    graph_data = _run_graph_data(run)
+    if graph_data is not None:
+        bundle[GRAPH_MIME] = graph_data
+    return bundle
+
+
+def _run_graph_data(run: Run) -> Any:
+    """The run's graph with its task states (:data:`GRAPH_MIME`), or None when it cannot be rebuilt."""
+    try:
+        from ..spec.graph import graph_dict
+        from .live import workflow_of
+        from .widget import graph_mime_data
+
+        workflow = workflow_of(run)
+        if workflow is None:
+            return None
+        snapshot = run.live()
+        return graph_mime_data(
+            graph_dict(workflow.compiled), snapshot.get("tasks") or {}, snapshot.get("run") or {}
+        )
+    except Exception:  # the table above still shows the run
+        return None
 
 
 def runs_bundle(runs: Iterable[Run]) -> Bundle:

@@ -52,7 +52,15 @@ def _where(exc: SpecError) -> str:
 
 @magics_class
 class LifecycleMagics(Magics):
-    """``%%lifecycle`` and ``%lifecycle``; see the module doc."""
+    """``%%lifecycle`` and ``%lifecycle``; see the module doc.
+
+    ``headless`` (the CLI's notebook reader): ``%%lifecycle`` defines without drawing, and
+    ``%lifecycle`` line commands are skipped, as ``%workflow`` ones are.
+    """
+
+    def __init__(self, shell: Any = None, *, headless: bool = False) -> None:
+        super().__init__(shell)
+        self.headless = headless
 
     @cell_magic("lifecycle")
     def lifecycle_cell(self, line: str, cell: str) -> Any:
@@ -73,11 +81,14 @@ class LifecycleMagics(Magics):
         except WorkflowError as exc:
             raise UsageError(_one_line(exc)) from None
         register_lifecycle(lc)
-        display(lc)
+        if not self.headless:
+            display(lc)
         return None
 
     @line_magic("lifecycle")
     def lifecycle_line(self, line: str) -> Any:
+        if self.headless:
+            return None
         words = shlex.split(line)
         if not words or words[0] in ("-h", "--help", "help"):
             print(_HELP)

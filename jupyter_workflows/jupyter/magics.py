@@ -208,10 +208,18 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _display(obj: Any, *, raw: bool = False, update: bool = False) -> Any:
-    """Display ``obj``; with ``update``, return a handle to redisplay it once the run settles."""
+    """Display ``obj``; with ``update``, return a handle to redisplay it once the run settles.
+
+    A graph widget always gets a display id: it refreshes its own output data (the saved
+    picture and graph data, see ``GraphWidget.track_display``) as its run goes on.
+    """
     from IPython.display import display
 
-    return display(obj, raw=raw, display_id=True if update else None)
+    track = getattr(obj, "track_display", None)
+    handle = display(obj, raw=raw, display_id=True if (update or track) else None)
+    if track is not None and handle is not None:
+        track(handle)
+    return handle if update else None
 
 
 @magics_class

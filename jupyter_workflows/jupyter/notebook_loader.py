@@ -93,10 +93,12 @@ def _new_shell() -> InteractiveShell:
 
 
 def _load_extension(shell: InteractiveShell) -> Any:
+    from .lifecycle_magics import LifecycleMagics
     from .magics import WorkflowMagics
 
     magics = WorkflowMagics(shell, headless=True)
     shell.register_magics(magics)
+    shell.register_magics(LifecycleMagics(shell, headless=True))
     # `%load_ext jupyter_workflows` in the notebook must not register the interactive magics.
     shell.extension_manager.loaded.add("jupyter_workflows")
     return magics

@@ -45,6 +45,7 @@ import pathlib
 import reprlib
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +59,8 @@ from jupyter_workflows.jupyter.wire import (
     CONNECT_KINDS,
     EDGE_STYLES,
     EDIT_OPS,
+    GRAPH_MIME,
+    GRAPH_MIME_STATUS_FIELDS,
     RUN_STATES,
     STATUS_COLORS,
     TASK_STATES,
@@ -65,17 +68,26 @@ from jupyter_workflows.jupyter.wire import (
     EditErrorMessage,
     EditOk,
     EditTarget,
+    GraphMimeData,
     Inquiry,
     RespondErrorMessage,
     RespondOkMessage,
     RunInfo,
     TaskStatus,
 )
+from jupyter_workflows.values import preview
 
 if TYPE_CHECKING:  # pragma: no cover
     from jupyter_workflows.definition import Workflow
 
-__all__ = ["GraphWidget", "RespondCallback", "apply_edit", "dump_document", "graph_svg"]
+__all__ = [
+    "GraphWidget",
+    "RespondCallback",
+    "apply_edit",
+    "dump_document",
+    "graph_mime_data",
+    "graph_svg",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +100,71 @@ MAX_LOG_LINES = 1000
 """Only the newest log lines of a task are synced: the browser is not a log store."""
 
 _MAX_RESULT_CHARS = 10_000
+
+DISPLAY_REFRESH_INTERVAL = 5.0
+"""Seconds between refreshes of a tracked display while a run changes (settling refreshes at once)."""
+
+
+def _build_id() -> str:
+    try:
+        return (_STATIC / "build_id.txt").read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+
+
+# The module anywidget ships with every widget: a few hundred bytes, not the 2 MB front end.
+# With the JupyterLab extension installed (Lab, Notebook 7) the front end is already in the
+# page, loaded once, as ``globalThis.__jupyter_workflows__.widget``; the stub uses it when
+# it was built from the same sources (``build_id``). Elsewhere (VS Code, Colab, a stale
+# extension) it asks the kernel for the bundle once per page (``{"type": "bundle"}``).
+_STUB_ESM = """\
+const BUILD_ID = %(build_id)s;
+const KEY = "__jupyter_workflows__";
+function fromExtension() {
+  const ext = globalThis[KEY];
+  return ext && ext.widget && ext.buildId === BUILD_ID ? ext.widget : null;
+}
+function fromKernel(model) {
+  const cache = (globalThis.__jupyter_workflows_fallback__ ||= {});
+  if (!cache[BUILD_ID]) {
+    cache[BUILD_ID] = new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        model.off("msg:custom", onMsg);
+        delete cache[BUILD_ID];
+        reject(new Error("no answer from the kernel"));
+      }, 60000);
+      function onMsg(msg) {
+        if (!msg || msg.type !== "bundle") return;
+        clearTimeout(timer);
+        model.off("msg:custom", onMsg);
+        const style = document.createElement("style");
+        style.dataset.jupyterWorkflows = BUILD_ID;
+        style.textContent = msg.css;
+        document.head.appendChild(style);
+        const url = URL.createObjectURL(new Blob([msg.js], { type: "text/javascript" }));
+        import(url).then((mod) => resolve(mod.default), reject);
+      }
+      model.on("msg:custom", onMsg);
+      model.send({ type: "bundle" });
+    });
+  }
+  return cache[BUILD_ID];
+}
+export default {
+  async render({ model, el }) {
+    let widget = fromExtension();
+    if (!widget) {
+      try {
+        widget = await fromKernel(model);
+      } catch (err) {
+        el.textContent = "jupyter_workflows: cannot load the graph view: " + err.message;
+        return;
+      }
+    }
+    return widget.render({ model, el });
+  },
+};
+"""
 _RUN_FIELDS = tuple(RunInfo.__annotations__)
 
 
@@ -99,6 +176,7 @@ def _empty_task_status() -> TaskStatus:
         "attempts": 0,
         "inputs": None,
         "result": None,
+        "result_view": None,
         "error": None,
         "logs": [],
         "started_at": None,
@@ -145,8 +223,8 @@ class GraphWidget(anywidget.AnyWidget):
     'running'
     """
 
-    _esm = _STATIC / "widget.js"
-    _css = _STATIC / "widget.css"
+    _esm = _STUB_ESM % {"build_id": json.dumps(_build_id())}
+    _css = ""
 
     graph = traitlets.Dict().tag(sync=True)
     """The graph's shape (:class:`~jupyter_workflows.jupyter.wire.Graph`)."""
@@ -186,6 +264,9 @@ class GraphWidget(anywidget.AnyWidget):
         self._lock = threading.RLock()
         self._respond_callbacks: list[RespondCallback] = []
         self._edit_source: _EditSource | None = None
+        self._displays: list[Any] = []
+        self._display_refreshed = 0.0
+        self._display_state: tuple[Any, ...] | None = None
         self.on_msg(self._handle_message)
 
     # -- updates from Python ---------------------------------------------------
@@ -220,6 +301,10 @@ class GraphWidget(anywidget.AnyWidget):
             raise ValueError(msg)
         if fields.get("inputs") is not None:
             fields["inputs"] = _jsonable(fields["inputs"])
+        if "result" in fields and "result_view" not in fields:
+            # The value itself stays in the kernel: the browser gets a bounded view of it.
+            result = fields["result"]
+            fields["result_view"] = None if result is None else preview(result)
         result = fields.get("result")
         if result is not None:
             text = result if isinstance(result, str) else _short_repr(result)
@@ -229,6 +314,8 @@ class GraphWidget(anywidget.AnyWidget):
         with self._lock:
             current = self.status.get(name) or _empty_task_status()
             self.status = {**self.status, name: {**current, **fields}}
+        if "status" in fields or "done" in fields:
+            self._refresh_displays(force=False)
 
     def set_run(self, **fields: Any) -> None:
         """Merge ``fields`` into the ``run`` trait.
@@ -255,6 +342,8 @@ class GraphWidget(anywidget.AnyWidget):
             raise ValueError(msg)
         with self._lock:
             self.run = {**self.run, **fields}
+        if "status" in fields:
+            self._refresh_displays(force=True)
 
     def set_inquiries(self, inquiries: Iterable[Mapping[str, Any]]) -> None:
         """Replace the open inquiries; the browser shows a form for each.
@@ -313,6 +402,9 @@ class GraphWidget(anywidget.AnyWidget):
         return callback
 
     def _handle_message(self, _widget: object, content: object, _buffers: object) -> None:
+        if isinstance(content, dict) and content.get("type") == "bundle":
+            self._send_bundle()
+            return
         if isinstance(content, dict) and content.get("type") == "edit":
             self._handle_edit(content)
             return
@@ -528,6 +620,65 @@ class GraphWidget(anywidget.AnyWidget):
         message: EditErrorMessage = {"type": "edit_error", "id": request_id, "error": error}
         self.send(message)
 
+    def _send_bundle(self) -> None:
+        """The whole front end, for a page without the extension (asked once per page)."""
+        try:
+            js = (_STATIC / "widget.js").read_text(encoding="utf-8")
+            css = (_STATIC / "widget.css").read_text(encoding="utf-8")
+        except OSError as exc:  # a broken install: the stub shows why instead of waiting
+            logger.warning("the widget bundle cannot be read: %s", exc)
+            js = f"throw new Error({json.dumps(_one_line(exc))});"
+            css = ""
+        self.send({"type": "bundle", "js": js, "css": css})
+
+    # -- the saved picture ------------------------------------------------------
+
+    def track_display(self, handle: Any) -> None:
+        """Keep ``handle`` (an IPython ``DisplayHandle`` showing this widget) up to date.
+
+        The output's data (:data:`~.wire.GRAPH_MIME` and the SVG) is what a saved notebook
+        shows when reopened: it is redisplayed whenever the run's state changes and, while
+        tasks change, at most every :data:`DISPLAY_REFRESH_INTERVAL` seconds.
+        """
+        if handle is not None and handle not in self._displays:
+            self._displays.append(handle)
+            self._display_state = self._display_key()
+
+    def _display_key(self) -> tuple[Any, ...]:
+        run = self.run or {}
+        tasks = tuple(
+            sorted(
+                (name, entry.get("status"), entry.get("done"))
+                for name, entry in self.status.items()
+            )
+        )
+        return (run.get("status"), run.get("run_id"), tasks)
+
+    def _refresh_displays(self, *, force: bool) -> None:
+        if not self._displays:
+            return
+        now = time.monotonic()
+        if not force and now - self._display_refreshed < DISPLAY_REFRESH_INTERVAL:
+            return
+        key = self._display_key()
+        if key == self._display_state:
+            return
+        self._display_state = key
+        self._display_refreshed = now
+        for handle in list(self._displays):
+            try:
+                handle.update(self)
+            except Exception:  # a view must never disturb the run
+                logger.debug("refreshing a display of the widget failed", exc_info=True)
+
+    def mime_data(self) -> GraphMimeData:
+        """The :data:`~.wire.GRAPH_MIME` data of this widget: graph, last known statuses, run."""
+        try:
+            model_id = self.model_id
+        except Exception:  # no comm (closed, or no kernel): the picture stands alone
+            model_id = None
+        return graph_mime_data(self.graph, self.status, self.run, model_id=model_id)
+
     # -- static fallback ---------------------------------------------------------
 
     def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -544,6 +695,7 @@ class GraphWidget(anywidget.AnyWidget):
             data, metadata = dict(bundle), {}
         picture = graph_svg(self.graph, self.status, run=self.run)
         data["text/html"] = f'<div class="jupyter-workflows-graph">{picture}</div>'
+        data[GRAPH_MIME] = self.mime_data()
         data["text/plain"] = self._summary()
         return data, metadata
 
@@ -580,6 +732,39 @@ class _EditSource:
     fixed_name: str | None
     file_text: str | None
     """The file's text when it was loaded or last written: a file changed since is not overwritten."""
+
+
+def graph_mime_data(
+    graph: Mapping[str, Any],
+    status: Mapping[str, Mapping[str, Any]] | None = None,
+    run: Mapping[str, Any] | None = None,
+    *,
+    model_id: str | None = None,
+) -> GraphMimeData:
+    """The :data:`~.wire.GRAPH_MIME` data for a graph and its last known state.
+
+    Only what the picture needs is kept per task (status, progress, attempts, error, times):
+    inputs, results and logs stay in the kernel.
+    """
+    kept: dict[str, dict[str, Any]] = {}
+    for name, entry in (status or {}).items():
+        if isinstance(entry, Mapping):
+            kept[str(name)] = {k: entry.get(k) for k in GRAPH_MIME_STATUS_FIELDS if k in entry}
+    info: RunInfo | None = None
+    if run and (run.get("run_id") or run.get("status")):
+        info = {
+            "run_id": run.get("run_id"),
+            "status": run.get("status"),
+            "error": run.get("error"),
+        }
+    data: GraphMimeData = {
+        "version": 1,
+        "graph": _jsonable(dict(graph)),
+        "status": _jsonable(kept),
+        "run": _jsonable(info),
+        "model_id": model_id or None,
+    }
+    return data
 
 
 def _one_line(exc: BaseException) -> str:

@@ -18,6 +18,7 @@ __all__ = [
     "EDGE_KINDS",
     "EDGE_STYLES",
     "EDIT_OPS",
+    "GRAPH_MIME",
     "NODE_KINDS",
     "RUN_STATES",
     "STATUS_COLORS",
@@ -32,6 +33,7 @@ __all__ = [
     "EditTarget",
     "Graph",
     "GraphEdge",
+    "GraphMimeData",
     "GraphNode",
     "Inquiry",
     "NodeKind",
@@ -124,6 +126,10 @@ class TaskStatus(TypedDict):
     attempts: int
     inputs: dict[str, Any] | None
     result: str | None  # a short repr made in Python: results need not be JSON
+    #: What the task panel shows of the result (``values.preview``): ``{"type", "text"}``
+    #: plus ``html`` (a DataFrame's first rows), ``png`` (a figure, base64) or ``shape`` and
+    #: ``dtype`` (an array); small by construction.
+    result_view: dict[str, Any] | None
     error: str | None  # one line, ``Type: message``
     logs: list[str]
     started_at: float | None  # seconds since the epoch
@@ -139,6 +145,36 @@ class RunInfo(TypedDict):
     run_id: str | None
     status: RunState | None
     error: str | None
+
+
+GRAPH_MIME = "application/vnd.jupyter-workflows.graph+json"
+"""The MIME type of a graph output: the data every graph output carries beside the widget view.
+
+JupyterLab and Notebook 7 with the ``jupyter-workflows`` extension draw it read-only (a saved
+notebook reopened, no kernel, no widget state) and swap in the live widget while its model lives;
+other front ends fall back to the bundle's ``text/html`` picture.
+"""
+
+GRAPH_MIME_STATUS_FIELDS = (
+    "status",
+    "done",
+    "total",
+    "attempts",
+    "error",
+    "started_at",
+    "ended_at",
+)
+"""The fields of a :class:`TaskStatus` kept in :class:`GraphMimeData` (no inputs, results, logs)."""
+
+
+class GraphMimeData(TypedDict):
+    """The data under :data:`GRAPH_MIME`: a graph and its last known run state, saved with outputs."""
+
+    version: int  # 1
+    graph: Graph
+    status: dict[str, dict[str, Any]]  # task -> the GRAPH_MIME_STATUS_FIELDS of its TaskStatus
+    run: RunInfo | None
+    model_id: str | None  # the live widget's model id, when the output also carries a widget view
 
 
 class Inquiry(TypedDict):

@@ -20,17 +20,21 @@ from .core import (
     objects,
 )
 from .spec import STATE_TYPES, LifecycleSpec
+from .traits import FolderWatcher, Triggers, load_triggers
 
 __all__ = [
     "STATE_TYPES",
+    "FolderWatcher",
     "Lifecycle",
     "LifecycleObject",
     "LifecycleSpec",
     "ObjectNotFound",
     "TransitionRefused",
+    "Triggers",
     "get_lifecycle",
     "get_object",
     "lifecycle",
     "load_lifecycle",
+    "load_triggers",
     "objects",
 ]

@@ -692,7 +692,20 @@ class LifecycleObject:
     # -- approvals ----------------------------------------------------------------------------
     def refresh(self) -> LifecycleObject:
         """Apply the answer of the open approval, if it has one: move to ``approved`` or
-        ``rejected`` (a failed or timed-out approval counts as a rejection)."""
+        ``rejected`` (a failed or timed-out approval counts as a rejection).
+
+        Waits for a transition of this object that this process is making (another thread's),
+        so what is read afterwards includes it.
+        """
+        local = _local_lock(self.id)
+        if not local.acquire(timeout=DEFAULT_TIMEOUT):
+            return self
+        try:
+            return self._refresh()
+        finally:
+            local.release()
+
+    def _refresh(self) -> LifecycleObject:
         rec = self._record()
         pending = rec["pending"]
         if not pending:

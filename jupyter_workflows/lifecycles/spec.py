@@ -226,15 +226,21 @@ def _template_names(text: str) -> set[str] | None:
 
 
 def check_template(
-    text: Any, path: tuple[Any, ...], smap: SourceMap, scope: frozenset[str]
+    text: Any,
+    path: tuple[Any, ...],
+    smap: SourceMap,
+    scope: frozenset[str],
+    *,
+    expression: bool = False,
 ) -> SpecError | None:
-    """A positioned error for a template that does not compile or uses an unknown name."""
-    from ..expressions import template_error
+    """A positioned error for a template that does not compile or uses an unknown name.
 
-    if not isinstance(text, str):
+    ``expression``: text without ``{{ }}`` is an expression (a ``when``), not plain text.
+    """
+    from ..expressions import is_template, template_error
+
+    if not isinstance(text, str) or (not expression and not is_template(text)):
         return None
-    from ..expressions import is_template
-
     source = text if is_template(text) else "{{ " + text + " }}"
     problem = template_error(source)
     if problem is not None:
@@ -298,7 +304,13 @@ def check_lifecycle(spec: LifecycleSpec, smap: SourceMap) -> None:
                     )
                 )
         for field, scope in (("prompt", GUARD_SCOPE), ("when", GUARD_SCOPE | {"answer"})):
-            err = check_template(getattr(approval, field), (*path, "approval", field), smap, scope)
+            err = check_template(
+                getattr(approval, field),
+                (*path, "approval", field),
+                smap,
+                scope,
+                expression=field == "when",
+            )
             if err:
                 errors.append(err)
     for i, transition in enumerate(spec.transitions):
@@ -312,7 +324,9 @@ def check_lifecycle(spec: LifecycleSpec, smap: SourceMap) -> None:
                 smap.error(f"transition to unknown state {transition.to!r}", (*path, "to"))
             )
         if transition.when is not None:
-            err = check_template(transition.when, (*path, "when"), smap, GUARD_SCOPE)
+            err = check_template(
+                transition.when, (*path, "when"), smap, GUARD_SCOPE, expression=True
+            )
             if err:
                 errors.append(err)
     if errors:

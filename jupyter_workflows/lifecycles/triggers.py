@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["list_triggers"]
+__all__ = ["list_triggers", "split_paths"]
 
 
 def _kind_of(path: Path) -> str:
@@ -56,3 +56,43 @@ def list_triggers(paths: Sequence[str]) -> list[dict[str, Any]]:
                 }
             )
     return rows
+
+
+def split_paths(paths: Sequence[str]) -> tuple[list[str], Any]:
+    """``serve``'s FILEs: the workflow files, and the trigger files merged (or None).
+
+    Lifecycle files are accepted and skipped (objects carry their lifecycle in the store).
+    """
+    from .traits import load_triggers
+
+    workflows: list[str] = []
+    triggers = None
+    for name in paths:
+        path = Path(name)
+        kind = _kind_of(path) if path.is_file() else "workflow"
+        if kind == "triggers":
+            loaded = load_triggers(path)
+            triggers = loaded if triggers is None else triggers.merge(loaded)
+        elif kind == "workflow":
+            workflows.append(name)
+    if triggers is not None:
+        triggers.validate()
+    return workflows, triggers
+
+
+def start_watching(triggers: Any, folders: Sequence[str], *, start: bool = True) -> Any:
+    """A :class:`~.traits.FolderWatcher` of ``folders`` (None without folders).
+
+    Raises a one-line :class:`WorkflowError` when folders are given without traits, or one is
+    not a folder.
+    """
+    from ..exceptions import WorkflowError
+    from .traits import FolderWatcher
+
+    if not folders:
+        return None
+    if triggers is None or not triggers.traits:
+        raise WorkflowError("--watch needs a trigger file with traits: among the FILEs")
+    triggers.validate()
+    watcher = FolderWatcher(triggers, folders)
+    return watcher.start() if start else watcher

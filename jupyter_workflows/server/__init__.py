@@ -40,6 +40,9 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
         api.configure(store=os.path.join(serverapp.root_dir, api.DEFAULT_STORE))
     base = url_path_join(serverapp.base_url, API_PREFIX)
     serverapp.web_app.add_handlers(".*$", default_handlers(base))
+    from .hooks import setup_triggers
+
+    setup_triggers(serverapp)  # c.JupyterWorkflows.triggers / .watch
     store = api._config.get("store") or os.environ.get("JUPYTER_WORKFLOWS_STORE")
     serverapp.log.info("jupyter_workflows | REST API at %s/ (store: %s)", base, store)
 

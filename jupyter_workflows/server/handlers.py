@@ -50,6 +50,7 @@ from ..exceptions import (
     StoreError,
     WorkflowError,
 )
+from ..values import to_json_form
 
 __all__ = ["default_handlers", "discover_workflows", "find_workflow"]
 
@@ -119,7 +120,8 @@ class _WorkflowsHandler(APIHandler):
     def send(self, data: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(data, default=str))
+        # Task results and outputs are user values: JSON forms, never reprs (values.py).
+        self.finish(json.dumps(to_json_form(data)))
 
     def json_body(self, *, required: bool = False) -> Any:
         """The request body as JSON; an empty body is None (or a 400 when ``required``)."""
@@ -477,6 +479,8 @@ class IndexHandler(_WorkflowsHandler):
                     "GET objects",
                     "GET objects/{id}/state",
                     "POST objects/{id}/state",
+                    "GET hooks",
+                    "POST hooks/{name}",
                 ],
             }
         )
@@ -594,9 +598,10 @@ class NotFoundHandler(_WorkflowsHandler):
 
 def _extra_handlers(base: str, seg: str) -> list[tuple[str, type[web.RequestHandler]]]:
     """Routes of lifecycle objects and webhooks (their own modules)."""
+    from .hooks import hook_handlers
     from .lifecycle_handlers import lifecycle_handlers
 
-    return lifecycle_handlers(base, seg)
+    return [*lifecycle_handlers(base, seg), *hook_handlers(base, seg)]
 
 
 def default_handlers(base: str) -> list[tuple[str, type[web.RequestHandler]]]:

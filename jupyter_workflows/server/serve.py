@@ -153,7 +153,9 @@ def check_address(ip: str, port: int) -> None:
             raise WorkflowError(f"cannot listen on {where}: {reason}") from None
 
 
-def serve(paths: Sequence[str], ip: str = "127.0.0.1", port: int = 8899) -> int:
+def serve(
+    paths: Sequence[str], ip: str = "127.0.0.1", port: int = 8899, watch: Sequence[str] = ()
+) -> int:
     """Serve the REST API and run the schedules of ``paths`` until interrupted; the exit code.
 
     Every file is loaded and validated first: an invalid one raises :class:`SpecError` (the CLI
@@ -161,7 +163,11 @@ def serve(paths: Sequence[str], ip: str = "127.0.0.1", port: int = 8899) -> int:
     raises :class:`WorkflowError` (one line, exit 2) before the server starts.
     """
     from ..definition import register_workflow
+    from ..lifecycles.triggers import split_paths, start_watching
 
+    # Trigger files (traits:, hooks:) among the FILEs: webhooks, and --watch folders' traits.
+    paths, triggers = split_paths(paths)
+    watcher = start_watching(triggers, watch, start=False)
     scheduler = Scheduler(paths, log=logging.getLogger("jupyter_workflows.serve"))
     for entry in scheduler.load():
         # Registered, so the REST API lists them and can start them by name.
@@ -176,6 +182,8 @@ def serve(paths: Sequence[str], ip: str = "127.0.0.1", port: int = 8899) -> int:
         )
         return 2
     scheduler.log = app.log
+    if triggers is not None:
+        app.web_app.settings["jupyter_workflows_triggers"] = triggers
 
     url = f"{app.connection_url.rstrip('/')}/workflows/api/"
     token = app.identity_provider.token
@@ -198,6 +206,13 @@ def serve(paths: Sequence[str], ip: str = "127.0.0.1", port: int = 8899) -> int:
                 f"jupyter-workflows serve: {entry.workflow.name!r} ({entry.path}) has no schedule",
                 file=sys.stderr,
             )
+    if watcher is not None:
+        print(
+            f"jupyter-workflows serve: watching {', '.join(map(str, watcher.folders))} for traits "
+            f"{', '.join(watcher.triggers.traits)}",
+            file=sys.stderr,
+        )
+        watcher.start()
     sys.stderr.flush()
 
     try:
@@ -206,4 +221,6 @@ def serve(paths: Sequence[str], ip: str = "127.0.0.1", port: int = 8899) -> int:
         return exc.code if isinstance(exc.code, int) else 1
     finally:
         scheduler.stop()
+        if watcher is not None:
+            watcher.stop()
     return 0

@@ -245,7 +245,7 @@ def _coerce_fields(
         # Only numbers the store keeps as numbers are checked: a ``value`` field holds user
         # values (a DataFrame, an array), which are never compared (``==`` on them is not a
         # bool); NaN inside one is the value's business and round-trips through its encoding.
-        if type(coerced[name]) is float and math.isnan(coerced[name]):
+        if kind != "value" and type(coerced[name]) is float and math.isnan(coerced[name]):
             raise ValueError(f"{what} field {name!r} must not be NaN")  # SQLite: NaN -> NULL
     return coerced
 

@@ -32,7 +32,12 @@ function useColorMode(): ColorMode {
   return mode;
 }
 
-export function App() {
+export interface AppProps {
+  /** A saved graph drawn from an output's data: no kernel behind it, nothing to edit or answer. */
+  readOnly?: boolean;
+}
+
+export function App({ readOnly = false }: AppProps = {}) {
   const model = useModel();
   const [graph] = useModelState("graph");
   const [status] = useModelState("status");
@@ -58,7 +63,7 @@ export function App() {
   const nextId = useRef(Math.floor(Math.random() * 1e6) * 1000);
   const pending = useRef(new Set<number>());
   const runLive = run?.status != null && LIVE_RUN_STATES.has(run.status);
-  const canEdit = Boolean(editable) && !runLive;
+  const canEdit = Boolean(editable) && !runLive && !readOnly;
   useEffect(() => {
     if (!canEdit) setEditing(false);
   }, [canEdit]);
@@ -150,6 +155,7 @@ export function App() {
       className={`jw-root jw-${colorMode}${editing ? " jw-editing" : ""}`}
       data-testid="jw-root"
       data-editing={editing ? "true" : "false"}
+      data-readonly={readOnly ? "true" : "false"}
     >
       <header className="jw-header">
         <span className="jw-title" title={safeGraph.name}>
@@ -171,6 +177,11 @@ export function App() {
           </span>
         ) : null}
         <span className="jw-spacer" />
+        {readOnly ? (
+          <span className="jw-saved" title="The graph as it was saved with the notebook; run the cell for the live view">
+            saved view
+          </span>
+        ) : null}
         {canEdit ? (
           <button
             type="button"

@@ -89,8 +89,27 @@ export function SidePanel({ task, node, status, onClose }: SidePanelProps) {
       {status?.result != null ? (
         <>
           <h4>Result</h4>
+          {status.result_view?.html ? (
+            <div
+              className="jw-result-table"
+              data-testid="jw-result-table"
+              // pandas' to_html in the kernel, cell text escaped; the kernel is trusted.
+              dangerouslySetInnerHTML={{ __html: status.result_view.html }}
+            />
+          ) : null}
+          {status.result_view?.png ? (
+            <img
+              className="jw-result-image"
+              data-testid="jw-result-image"
+              alt={status.result_view.text}
+              src={`data:image/png;base64,${status.result_view.png}`}
+            />
+          ) : null}
           <pre className="jw-pre" data-testid="jw-result">
-            {status.result}
+            {/* a table, an image or an array: its summary line; else the repr */}
+            {status.result_view?.html || status.result_view?.png || status.result_view?.shape
+              ? status.result_view.text
+              : status.result}
           </pre>
         </>
       ) : null}

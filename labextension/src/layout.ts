@@ -11,7 +11,9 @@
  * coordinates (`elk.json.edgeCoords: ROOT`), the space React Flow draws edges
  * in. Loops come back up around the boxes instead of cutting through them.
  */
-import ELK from "elkjs/lib/elk.bundled.js";
+// elkjs is 1.6 MB: imported on the first layout, not with the extension (a lazy chunk in
+// JupyterLab; inlined in the anywidget fallback bundle, which cannot load chunks).
+import type ELKType from "elkjs/lib/elk.bundled.js";
 import type { ElkExtendedEdge, ElkNode } from "elkjs/lib/elk.bundled.js";
 import type { Graph, GraphNode } from "./types";
 
@@ -77,7 +79,15 @@ const CONTAINER_OPTIONS: Record<string, string> = {
   "elk.padding": "[top=52,left=16,bottom=16,right=16]",
 };
 
-let elk: InstanceType<typeof ELK> | null = null;
+let elk: Promise<InstanceType<typeof ELKType>> | null = null;
+
+function loadElk(): Promise<InstanceType<typeof ELKType>> {
+  elk ??= import("elkjs/lib/elk.bundled.js").then((mod) => {
+    const ELK = ((mod as unknown as { default?: typeof ELKType }).default ?? mod) as typeof ELKType;
+    return new ELK();
+  });
+  return elk;
+}
 
 /** The parent of each node; a `group` that is unknown or would nest a node in itself is ignored. */
 export function parentsOf(graph: Graph): Map<string, string | null> {
@@ -127,8 +137,7 @@ export async function layoutGraph(graph: Graph): Promise<Layout> {
   root.edges = edges;
 
   try {
-    elk ??= new ELK();
-    const laid = await elk.layout(root);
+    const laid = await (await loadElk()).layout(root);
     return {
       nodes: flatten(laid, null, graph),
       routes: routesOf(laid),

@@ -62,11 +62,25 @@ export interface TaskStatus {
   inputs: Record<string, unknown> | null;
   /** A short repr of the result, made by Python. */
   result: string | null;
+  /** A bounded view of the result, made by Python (values.preview). */
+  result_view?: ResultView | null;
   error: string | null;
   logs: string[];
   /** Seconds since the epoch. */
   started_at: number | null;
   ended_at: number | null;
+}
+
+/** What the task panel shows of a result: a table, an image or a shape line. */
+export interface ResultView {
+  type: string;
+  text: string;
+  /** A DataFrame's first rows, HTML made (escaped) by pandas in the kernel. */
+  html?: string;
+  /** A figure, base64 PNG. */
+  png?: string;
+  shape?: number[];
+  dtype?: string;
 }
 
 export interface RunInfo {
@@ -184,3 +198,15 @@ export const EDGE_STYLES: Record<EdgeKind, { color: string; dash?: string }> = {
   when: { color: "#d97706" },
   decision: { color: "#d97706" },
 };
+
+/** The MIME type of a graph output (wire.py `GRAPH_MIME`). */
+export const GRAPH_MIME = "application/vnd.jupyter-workflows.graph+json";
+
+/** The data under `GRAPH_MIME` (wire.py `GraphMimeData`): a graph and its last known state. */
+export interface GraphMimeData {
+  version: number;
+  graph: Graph;
+  status: Record<string, Partial<TaskStatus>>;
+  run: RunInfo | null;
+  model_id: string | null;
+}

@@ -186,3 +186,30 @@ def test_an_approval_across_processes(folder: Path) -> None:
     assert view["history"][-1]["reason"] == "approved"
     run = json.loads(jw("show", run_id, "--json", env=env, cwd=folder).stdout)
     assert run["status"] == "succeeded" and run["outputs"] == {"answer": {"approved": True}}
+
+
+def test_validate_reads_lifecycle_and_trigger_files(folder: Path) -> None:
+    env = inline_env(folder)
+    ok = jw("validate", "dataset.yaml", env=env, cwd=folder)
+    assert (
+        ok.returncode == 0
+        and ok.stdout.strip() == "dataset.yaml: ok (lifecycle dataset: 4 states, 3 transitions)"
+    )
+    (folder / "broken.yaml").write_text(
+        "lifecycle: broken\nstates:\n  draft: {entry: nope}\n  odd: {}\ntransitions:\n  - {from: draft, to: gone}\n"
+    )
+    bad = jw("validate", "broken.yaml", env=env, cwd=folder)
+    assert bad.returncode == 2
+    assert bad.stderr.splitlines() == [
+        "broken.yaml:4:3: state 'odd' needs a 'type' (one of draft, pending, processing, approval, approved, published, failure)",
+        "broken.yaml:6:23: transition to unknown state 'gone'",
+    ]
+    (folder / "triggers.yaml").write_text("traits:\n  t: {patterns: '*.csv', workflows: [check]}\n")
+    ok = jw("validate", "triggers.yaml", env=env, cwd=folder)
+    assert ok.returncode == 0 and ok.stdout.strip() == "triggers.yaml: ok (1 traits, 0 hooks)"
+    (folder / "triggers.yaml").write_text("traits:\n  t: {patterns: '*.csv', workflows: [nope]}\n")
+    bad = jw("validate", "triggers.yaml", env=env, cwd=folder)
+    assert bad.returncode == 2
+    assert bad.stderr.startswith(
+        "triggers.yaml:2:38: trait 't': workflow 'nope': unknown workflow 'nope'"
+    )

@@ -78,3 +78,35 @@ def test_mistakes_are_one_line(ip: InteractiveShell) -> None:
         ip.run_line_magic("lifecycle", "frobnicate x")
     with pytest.raises(UsageError, match="the cell is empty"):
         ip.run_cell_magic("lifecycle", "", "  \n")
+
+
+def test_the_cli_reads_a_notebook_with_lifecycle_cells(tmp_path: Any) -> None:
+    """``jupyter-workflows run NOTEBOOK``: %%lifecycle cells define, %lifecycle lines are skipped."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from jupyter_workflows.testing import inline_env
+    from jupyter_workflows.testing import run_cli as jw
+
+    nb = new_notebook(
+        cells=[
+            new_code_cell("%load_ext jupyter_workflows"),
+            new_code_cell("%%workflow stamp\n" + FLOW),
+            new_code_cell("%%lifecycle\n" + LIFECYCLE),
+            new_code_cell("%lifecycle new paper p9"),
+        ]
+    )
+    nbformat.write(nb, tmp_path / "paper.ipynb")
+    done = jw(
+        "run",
+        "paper.ipynb",
+        "-p",
+        "object=p9",
+        "-p",
+        "to_state=draft",
+        env=inline_env(tmp_path),
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    listed = jw("objects", env=inline_env(tmp_path), cwd=tmp_path)
+    assert listed.stdout.strip() == "no lifecycle objects"  # the line command was skipped

@@ -16,7 +16,13 @@ import nbformat
 import pytest
 
 NOTEBOOKS = Path(__file__).parents[2] / "notebooks"
-GALLERY = ["quickstart.ipynb", "python_api.ipynb", "resume.ipynb"]
+GALLERY = [
+    "quickstart.ipynb",
+    "python_api.ipynb",
+    "resume.ipynb",
+    "lifecycle.ipynb",
+    "data_science.ipynb",
+]
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -80,6 +86,25 @@ def test_gallery_notebook_runs_on_a_real_kernel(
         assert "<svg" in text  # and its picture, for viewers without a widget manager
     elif name == "python_api.ipynb":
         assert "'total': 30" in text
+    elif name == "lifecycle.ipynb":
+        assert "sales-2024: draft -> published refused: no transition" in text
+        assert "'published'" in text  # the state after the approval
+        assert "sales-2024 is published: {" in text  # the arrival workflow ran
+        assert 'jw-current" data-state="published"' in text  # the picture, current state
+        assert "'file': 'north.csv'" in text and "'file': 'south.csv'" in text
+        assert "[]" in text  # the second scan started nothing
+    elif name == "data_science.ipynb":
+        assert "succeeded" in text and "best: n" in text
+        assert "DataFrame RandomForestClassifier Figure" in text  # types, in another process
+        assert "interrupted | 6 of 7 fits done" in text
+        assert "configurations fitted: 7" in text
+        images = [
+            out
+            for cell in nb.cells
+            for out in cell.get("outputs", [])
+            if "image/png" in out.get("data", {})
+        ]
+        assert len(images) == 2  # the figure, before and after the crash
     else:
         assert "interrupted" in text
         assert "'total': 100" in text

@@ -152,9 +152,24 @@ def test_css_bundle_holds_react_flow_and_widget_styles() -> None:
     assert "height: 420px" in css or "height:420px" in css
 
 
-def test_widget_ships_the_bundle_as_its_esm_and_css(widget: GraphWidget) -> None:
-    assert widget._esm == (STATIC / "widget.js").read_text(encoding="utf-8")
-    assert widget._css == (STATIC / "widget.css").read_text(encoding="utf-8")
+def test_widget_ships_a_small_stub_and_the_bundle_on_request(widget: GraphWidget) -> None:
+    """Each widget carries a stub of a few hundred bytes, not the 2 MB front end.
+
+    The stub uses the JupyterLab extension's copy of the front end when it has the same
+    build id, else asks the kernel once for the bundle: the answer is the built files.
+    """
+    build_id = (STATIC / "build_id.txt").read_text(encoding="utf-8").strip()
+    assert build_id
+    assert len(widget._esm) < 4000
+    assert json.dumps(build_id) in widget._esm
+    assert "export default" in widget._esm
+    assert widget._css == ""
+    sent = widget.comm
+    assert isinstance(sent, RecordingComm)
+    sent.from_front_end({"method": "custom", "content": {"type": "bundle"}})
+    (answer,) = [m for m in sent.custom_messages() if m.get("type") == "bundle"]
+    assert answer["js"] == (STATIC / "widget.js").read_text(encoding="utf-8")
+    assert answer["css"] == (STATIC / "widget.css").read_text(encoding="utf-8")
 
 
 def test_typescript_wire_types_mirror_python() -> None:
