@@ -472,6 +472,23 @@ class ArtifactRef:
         out["location"] = self.location
         return out
 
+    def json_form(self) -> dict[str, Any]:
+        """What JSON outputs show (``--json``, REST): the value's short type and the facts
+        known without loading it (``shape``, ``dtype``, ``columns``, ...), and where it is."""
+        out: dict[str, Any] = {"type": self.type_name.rpartition(".")[2]}
+        if self.shape is not None:
+            out["shape"] = list(self.shape)
+        if self.dtype is not None:
+            out["dtype"] = self.dtype
+        out.update(self.preview)
+        out["artifact"] = {
+            "type": self.type_name,
+            "bytes": self.nbytes,
+            "sha256": self.sha256,
+            "location": self.location,
+        }
+        return out
+
     # -- stored form ----------------------------------------------------------------------------
     def marker(self) -> dict[str, Any]:
         """How stores keep it (JSON): ``{REF_KEY: sha256, "type", "size", "location", ...}``."""
