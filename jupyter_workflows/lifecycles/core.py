@@ -137,7 +137,7 @@ class Lifecycle:
                     try:
                         self.resolve(ref.workflow).validate()
                     except WorkflowError as exc:
-                        where = ("states", name, kind, i)
+                        where: tuple[Any, ...] = ("states", name, kind, i)
                         if where not in self.source_map.values:
                             where = ("states", name, kind)
                         message = (
