@@ -48,6 +48,17 @@ class Submission:
     #: ``scheduled`` until then), from any thread; never raises. Only an executor whose
     #: :attr:`Executor.reports_starts` is true calls it.
     on_start: Callable[[str], None] | None = None
+    #: Items of one ``with_items`` execution share a group (``None``: not an item, or not to be
+    #: chunked). An executor may run several submissions of one group as one task of its own
+    #: (a *chunk*); each still gets its own outcome, under its own key. Chunked submissions
+    #: pass no :class:`ResultRef`, report no progress or start, and cannot be cancelled one by
+    #: one (cancelling every member of a chunk cancels the chunk).
+    chunk_group: str | None = None
+    #: Submissions per chunk; 0: the executor chooses (see ``chunk_span``).
+    chunk_size: int = 0
+    #: How many submissions of the group may be in flight at once (``batch_size``, else the
+    #: item count): what an executor sizes its chunks by when it chooses.
+    chunk_span: int = 0
 
 
 @dataclass(slots=True)

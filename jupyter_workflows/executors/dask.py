@@ -105,7 +105,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from dataclasses import replace as _replace
 from pathlib import Path
 from typing import Any
 
@@ -119,10 +120,12 @@ from .base import Executor, Outcome, ResultRef, Submission
 
 __all__ = [
     "DaskExecutor",
+    "auto_chunk_size",
     "detect_gpus",
     "embedded_cluster_size",
     "get_default_executor",
     "queue_resource",
+    "run_chunk",
     "run_shipped",
     "shutdown_default_executor",
     "start_local_cluster",
@@ -152,6 +155,10 @@ _GATHER_WINDOW_S = 0.02
 #: gathered. The scheduler keeps the last ``distributed.admin.low-level-log-length`` (1000)
 #: events of a topic, so this also bounds what a topic holds there.
 _PUSH_MAX_BYTES = 16 * 1024
+#: Automatic chunks of ``with_items`` (see :func:`auto_chunk_size`): about this many chunks per
+#: thread of the cluster, and never more items than this in one chunk.
+_CHUNKS_PER_THREAD = 8
+_CHUNK_MAX = 256
 #: Seconds to wait for a scheduler given by address to answer.
 _CONNECT_TIMEOUT_S = 10.0
 #: A drain-queue entry whose envelope the drain thread still has to gather.
@@ -159,6 +166,15 @@ _UNGATHERED: Any = object()
 _CAN_WATCH = callable(
     getattr(_distributed_client, "FutureState", None) and _distributed_client.FutureState.wait
 )
+
+
+def auto_chunk_size(span: int, nthreads: int) -> int:
+    """Items per chunk when ``chunk_size`` is not set: ``span`` items in flight at once spread as
+    about :data:`_CHUNKS_PER_THREAD` chunks per thread (so uneven items still balance), at most
+    :data:`_CHUNK_MAX` items each. Few items (up to 8 per thread) are not chunked at all.
+    """
+    per = -(-max(1, span) // (_CHUNKS_PER_THREAD * max(1, nthreads)))
+    return max(1, min(_CHUNK_MAX, per))
 
 
 def queue_resource(name: str) -> str:
@@ -363,6 +379,20 @@ def run_shipped(payload: bytes, refs: dict[str, Any]) -> Envelope:
     return envelope
 
 
+def run_chunk(payload: bytes, count: int) -> list[Envelope]:
+    """What a Dask worker runs for a chunk of ``count`` items of one ``with_items`` task:
+    unpickle ``(fn, wants_context, [(kwargs, context), ...])`` and run the function once per
+    item, in order. Returns one envelope per item; never raises (a payload that cannot be
+    loaded here fails every item of the chunk)."""
+    try:
+        fn_bytes, wants_context, members = cloudpickle.loads(payload)
+        fn = _load_function(fn_bytes)
+    except Exception as exc:
+        failed = run_task(functools.partial(_reraise, exc), {})
+        return [failed] * count
+    return [run_task(fn, kwargs, context, wants_context) for kwargs, context in members]
+
+
 @functools.lru_cache(maxsize=128)
 def _load_function(data: bytes) -> Callable[..., Any]:
     """Unpickle a task function, once per worker for the same bytes (as Dask caches its own)."""
@@ -555,6 +585,21 @@ class _Pushed:
             return exc
 
 
+@dataclass(slots=True, eq=False)
+class _Chunk:
+    """Submissions that went to Dask as one task (see :func:`run_chunk`); stands in for their
+    callbacks in the drain queue, which hands each member its own outcome."""
+
+    key: str
+    members: list[_Pending]
+    future: Future | None = None
+    #: Members cancelled: once all are, the chunk's future is cancelled.
+    cancelled: set[str] = field(default_factory=set)
+
+    def __call__(self, outcome: Outcome) -> None:  # pragma: no cover - never called directly
+        raise TypeError("a chunk is delivered by DaskExecutor._deliver_chunk")
+
+
 @dataclass(slots=True)
 class _Pending:
     """A submission on its way to Dask."""
@@ -675,6 +720,8 @@ class DaskExecutor(Executor):
         self._gathering = False
         #: Pending futures that wait on no other future (loop only).
         self._free_pending = 0
+        #: Chunked submissions in flight: member key -> its chunk (see :func:`run_chunk`).
+        self._chunk_of: dict[str, _Chunk] = {}
         #: Code folders shipped to the workers: label -> (files' signature, digest).
         self._shipped: dict[str, tuple[Any, str]] = {}
         #: Threads in the cluster, refreshed by the submitter at most every _OFFERS_TTL_S.
@@ -797,9 +844,17 @@ class DaskExecutor(Executor):
         self._submit_queue.put(_Pending(submission, callback, needs))
 
     def cancel(self, key: str) -> None:
-        """Cancel ``key``: dropped if it has not reached Dask yet, else ``Future.cancel()``."""
+        """Cancel ``key``: dropped if it has not reached Dask yet, else ``Future.cancel()``.
+
+        A member of a chunk: the chunk is cancelled once every member of it is."""
         with self._lock:
             future = self._held.get(key)
+            chunk = self._chunk_of.get(key) if future is None else None
+            if chunk is not None:
+                chunk.cancelled.add(key)
+                if len(chunk.cancelled) < len(chunk.members) or chunk.future is None:
+                    return
+                future = chunk.future
             if future is None:
                 self._cancelled.add(key)
                 return
@@ -1081,12 +1136,25 @@ class DaskExecutor(Executor):
                     _failed(item.submission.key, "CancelledError", "the executor was closed"),
                 )
             return
+        pickled: dict[int, tuple[Callable[..., Any], bytes]] = {}
+        chunked = [
+            item
+            for item in ready
+            if item.submission.chunk_group is not None
+            and item.submission.chunk_size != 1
+            and not any(isinstance(v, ResultRef) for v in item.submission.kwargs.values())
+        ]
+        if chunked:
+            self._submit_chunks(client, chunked, pickled)
+            if len(chunked) == len(ready):
+                return
+            taken = {id(item) for item in chunked}
+            ready = [item for item in ready if id(item) not in taken]
         groups: dict[
             tuple[tuple[tuple[str, float], ...], int],
             list[tuple[_Pending, bytes, dict[str, Future]]],
         ] = {}
         seen: set[str] = set()
-        pickled: dict[int, tuple[Callable[..., Any], bytes]] = {}
         # Publishing outcomes saves latency (a chain), but an event per task costs the scheduler
         # more than one gather per batch does when many independent tasks are queued (a
         # fan-out): those are gathered, batched, instead.
@@ -1141,6 +1209,151 @@ class DaskExecutor(Executor):
             )
             for future in late:
                 future.cancel()
+
+    def _submit_chunks(
+        self,
+        client: Client,
+        items: list[_Pending],
+        pickled: dict[int, tuple[Callable[..., Any], bytes]],
+    ) -> None:
+        """Submit items of ``with_items`` tasks as chunks: one Dask task (:func:`run_chunk`)
+        per ``chunk_size`` items of one group, in item order. The chunk's key is its first
+        member's key plus ``-x{count}``, so the dashboard still shows workflow and task."""
+        groups: dict[tuple[str, tuple[tuple[str, float], ...], int], list[_Pending]] = {}
+        for item in items:
+            sub = item.submission
+            with self._lock:
+                taken = sub.key in self._held or sub.key in self._chunk_of
+            if taken:
+                self._emit(
+                    item.callback,
+                    _failed(
+                        sub.key,
+                        "ValueError",
+                        f"key {sub.key!r} was already submitted; every attempt needs a new key",
+                    ),
+                )
+                continue
+            group = (
+                str(sub.chunk_group),
+                tuple(sorted(item.needs.items())),
+                int(sub.priority or 0),
+            )
+            groups.setdefault(group, []).append(item)
+        for (_, needs, priority), members in groups.items():
+            first = members[0].submission
+            size = first.chunk_size or auto_chunk_size(
+                first.chunk_span or len(members), self._nthreads
+            )
+            chunks: list[_Chunk] = []
+            payloads: list[bytes] = []
+            for start in range(0, len(members), size):
+                part = members[start : start + size]
+                try:
+                    payload = self._chunk_payload(client, part, pickled)
+                except Exception as exc:
+                    payload = (type(exc).__name__, error_line(exc).partition(": ")[2])
+                if isinstance(payload, tuple):  # the function cannot reach the workers
+                    for item in part:
+                        self._emit(item.callback, _failed(item.submission.key, *payload))
+                    continue
+                payloads.append(payload)
+                chunks.append(_Chunk(f"{part[0].submission.key}-x{len(part)}", part))
+            if not chunks:
+                continue
+            with self._lock:
+                for chunk in chunks:
+                    for item in chunk.members:
+                        self._chunk_of[item.submission.key] = chunk
+            try:
+                futures = client.map(
+                    run_chunk,
+                    payloads,
+                    [len(chunk.members) for chunk in chunks],
+                    key=[chunk.key for chunk in chunks],
+                    resources=dict(needs) or None,
+                    priority=priority,
+                    pure=False,
+                    retries=0,
+                )
+            except Exception as exc:
+                with self._lock:
+                    for chunk in chunks:
+                        for item in chunk.members:
+                            self._chunk_of.pop(item.submission.key, None)
+                for chunk in chunks:
+                    for item in chunk.members:
+                        self._emit(item.callback, _failed_by(item.submission.key, exc))
+                continue
+            late: list[Future] = []
+            with self._lock:
+                for chunk, future in zip(chunks, futures, strict=True):
+                    chunk.future = future
+                    # Cancelled while on its way: a chunk all of whose members were goes.
+                    gone = {m.submission.key for m in chunk.members} & self._cancelled
+                    if gone:
+                        self._cancelled.difference_update(gone)
+                        chunk.cancelled.update(gone)
+                        if len(chunk.cancelled) == len(chunk.members):
+                            late.append(future)
+            self._watch(
+                client,
+                [
+                    (future, chunk, True, None)
+                    for chunk, future in zip(chunks, futures, strict=True)
+                ],
+            )
+            for future in late:
+                future.cancel()
+
+    def _chunk_payload(
+        self,
+        client: Client,
+        part: list[_Pending],
+        pickled: dict[int, tuple[Callable[..., Any], bytes]],
+    ) -> bytes | tuple[str, str]:
+        """The pickled chunk, or ``(error type, message)`` when its function cannot be shipped
+        (the function goes as :meth:`_prepare` sends it: its folder's code shipped, once)."""
+        fn = part[0].submission.fn
+        cached = pickled.get(id(fn))
+        if cached is None:
+            problem = self._ship_code(client, fn)
+            if problem is not None:
+                return "ShippingError", problem
+            try:
+                fn_bytes = cloudpickle.dumps(fn, protocol=5)
+            except Exception as exc:
+                return type(exc).__name__, _unshippable(fn, exc)
+            cached = pickled[id(fn)] = (fn, fn_bytes)
+        members = []
+        for item in part:
+            sub = item.submission
+            if sub.fn is not fn:  # one group is one task: one function
+                raise ValueError(f"{sub.key}: a chunk's members must share their function")
+            members.append((sub.kwargs, sub.context))
+        return cloudpickle.dumps((cached[1], part[0].submission.wants_context, members), protocol=5)
+
+    def _deliver_chunk(self, chunk: _Chunk, future: Future, envelopes: Any) -> None:
+        """In the drain thread: each member of a finished chunk gets its own outcome; when the
+        chunk as a whole failed (a worker died every time, it was cancelled), all get that."""
+        with self._lock:
+            for item in chunk.members:
+                if self._chunk_of.get(item.submission.key) is chunk:
+                    del self._chunk_of[item.submission.key]
+        members = chunk.members
+        if isinstance(envelopes, list) and len(envelopes) == len(members):
+            outcomes = [
+                _replace(self._outcome(future, envelope), key=item.submission.key)
+                for item, envelope in zip(members, envelopes, strict=True)
+            ]
+        else:
+            failed = self._outcome(future, envelopes)
+            outcomes = [_replace(failed, key=item.submission.key) for item in members]
+        for item, outcome in zip(members, outcomes, strict=True):
+            try:
+                item.callback(outcome)
+            except Exception:
+                logger.exception("outcome callback for %s failed", outcome.key)
 
     # -- completions: watched in the client's loop, handed to the drain thread -----------------
 
@@ -1302,6 +1515,9 @@ class DaskExecutor(Executor):
                         envelope = late.get(item.key)
                     elif isinstance(envelope, _Pushed):
                         envelope = envelope.load()
+                    if isinstance(callback, _Chunk):
+                        self._deliver_chunk(callback, item, envelope)
+                        continue
                     outcome = self._outcome(item, envelope)
                 try:
                     callback(outcome)
