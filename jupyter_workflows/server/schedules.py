@@ -25,8 +25,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import threading
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
