@@ -110,6 +110,11 @@ class Orchestrator:
     def __init__(self, store: RunStore, executor_factory: Callable[[], Executor]) -> None:
         self.store = store
         self._executor_factory = executor_factory
+        #: Where workers write results above :attr:`artifact_threshold` bytes (an fsspec URL;
+        #: by default the store's artifact folder), or ``None``: every result comes back here.
+        self.artifacts: str | None = _default_artifacts(store)
+        #: ``None``: the default, 1 MiB.
+        self.artifact_threshold: int | None = None
         self._executor: Executor | None = None
         self._executor_lock = threading.Lock()
         self.runs: dict[str, ActiveRun] = {}
@@ -468,6 +473,8 @@ class Orchestrator:
             priority=task.priority,
             on_progress=functools.partial(self._progress, active.run_id, cmd.key),
             on_start=functools.partial(self._started, active.run_id, cmd.key),
+            artifacts=self.artifacts,
+            artifact_threshold=self.artifact_threshold,
         )
         # An item of with_items: the executor may run it in a chunk with its siblings (a
         # timeout needs an attempt of its own to cancel, and so does a ResultRef input), and
@@ -855,6 +862,16 @@ def check_response(schema: Any, data: Any, task: str) -> None:
         ) from None
     except jsonschema.SchemaError as exc:
         raise InquiryError(f"inquiry {task!r} has an invalid schema: {exc.message}") from None
+
+
+def _default_artifacts(store: RunStore) -> str | None:
+    """The store's artifact folder as a URL (a SQLite store's ``<db>.artifacts``), if it has one."""
+    folder = getattr(store, "artifact_dir", None)
+    if folder is None:
+        return None
+    from ..store.artifacts import location_url
+
+    return location_url(folder)
 
 
 def _cache_key(action: ActionDef, cmd: C.Submit) -> str:

@@ -239,6 +239,19 @@ def _trace(run_id: str, fmt: str) -> Any:
     return get_run(run_id).trace(format=fmt)
 
 
+def _graph(run_id: str) -> dict[str, Any]:
+    """The run's graph with its task states and open inquiries (the JupyterLab runs panel)."""
+    from ..engine.api import get_run
+    from ..jupyter.display import run_graph_data
+
+    run = get_run(run_id)
+    data = run_graph_data(run)
+    if data is None:
+        raise web.HTTPError(404, f"run {run.run_id}: its workflow's graph cannot be rebuilt")
+    snapshot = run.live()
+    return {**data, "inquiries": snapshot.get("inquiries") or []}
+
+
 def _control(run_id: str, action: str, *, wait: bool, timeout: float | None) -> dict[str, Any]:
     from ..engine.api import get_run, resume
 
@@ -471,6 +484,7 @@ class IndexHandler(_WorkflowsHandler):
                     "GET runs",
                     "GET runs/{id}",
                     "GET runs/{id}/trace",
+                    "GET runs/{id}/graph",
                     "POST runs/{id}/pause",
                     "POST runs/{id}/resume",
                     "POST runs/{id}/cancel",
@@ -555,6 +569,15 @@ class TraceHandler(_WorkflowsHandler):
         self.send(await self.call(_trace, run_id, fmt))
 
 
+class GraphHandler(_WorkflowsHandler):
+    """``GET runs/{id}/graph``: graph, task states, run, open inquiries (GRAPH_MIME + inquiries)."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, run_id: str) -> None:
+        self.send(await self.call(_graph, run_id))
+
+
 class RunControlHandler(_WorkflowsHandler):
     """``POST runs/{id}/pause|resume|cancel``: returns the run (``?wait=true``: once it settles)."""
 
@@ -615,6 +638,7 @@ def default_handlers(base: str) -> list[tuple[str, type[web.RequestHandler]]]:
         (rf"{base}/runs/?", RunsHandler),
         (rf"{base}/runs/{seg}/?", RunHandler),
         (rf"{base}/runs/{seg}/trace/?", TraceHandler),
+        (rf"{base}/runs/{seg}/graph/?", GraphHandler),
         (rf"{base}/runs/{seg}/(pause|resume|cancel)/?", RunControlHandler),
         (rf"{base}/runs/{seg}/tasks/{seg}/respond/?", RespondHandler),
         (rf"{base}/schedules/?", SchedulesHandler),
