@@ -51,10 +51,18 @@ HEARTBEAT_SECONDS = 2.0
 #: one-line error on the task, instead of creating runs without end.
 MAX_NESTING = 32
 #: A running ``with_items`` execution of more items than this is written to the store at most
-#: every :data:`BIG_PROJECTION_S` seconds: its record holds every item (its input), so writing
+#: every :data:`BIG_PROJECTION_S` seconds (more for more items, see ``_projection_interval``): its record holds every item (its input), so writing
 #: it after each batch of finished items would cost O(items) per batch, O(items^2) in all.
 BIG_ITEMS = 1000
 BIG_PROJECTION_S = 0.5
+
+
+def _projection_interval(items: int) -> float:
+    """Seconds between writes of a big running ``with_items`` execution: 0.5 s up to 10,000
+    items, then growing with the item count (each write costs O(items)), at most 5 s."""
+    return min(5.0, max(BIG_PROJECTION_S, items / 20000))
+
+
 logger = logging.getLogger(__name__)
 Listener = Callable[["ActiveRun"], None]
 
@@ -370,7 +378,8 @@ class Orchestrator:
                 ex = state.executions[exec_id]
                 if ex.items is not None and len(ex.items) > BIG_ITEMS and not quiescent:
                     if ex.status not in DONE_TASK:
-                        if now - active.projected_at.get(exec_id, 0.0) < BIG_PROJECTION_S:
+                        since = now - active.projected_at.get(exec_id, 0.0)
+                        if since < _projection_interval(len(ex.items)):
                             later.add(exec_id)
                             continue
                         active.projected_at[exec_id] = now
@@ -468,10 +477,10 @@ class Orchestrator:
             artifact_threshold=self.artifact_threshold,
         )
         # An item of with_items: the executor may run it in a chunk with its siblings (a
-        # timeout needs an attempt of its own to cancel, and so does a ResultRef input).
+        # timeout needs an attempt of its own to cancel, and so does a ResultRef input), and
+        # need not keep its result once the outcome is out (chunk_size 1: never chunked).
         if (
             cmd.index is not None
-            and task.chunk_size != 1
             and task.timeout is None
             and not any(isinstance(v, ResultRef) for v in kwargs.values())
         ):

@@ -59,9 +59,10 @@ class Submission:
     #: chunked). An executor may run several submissions of one group as one task of its own
     #: (a *chunk*); each still gets its own outcome, under its own key. Chunked submissions
     #: pass no :class:`ResultRef`, report no progress or start, and cannot be cancelled one by
-    #: one (cancelling every member of a chunk cancels the chunk).
+    #: one (cancelling every member of a chunk cancels the chunk). No ResultRef ever names a
+    #: grouped submission: its result need not be held once its outcome is out.
     chunk_group: str | None = None
-    #: Submissions per chunk; 0: the executor chooses (see ``chunk_span``).
+    #: Submissions per chunk; 0: the executor chooses (see ``chunk_span``); 1: no chunks.
     chunk_size: int = 0
     #: How many submissions of the group may be in flight at once (``batch_size``, else the
     #: item count): what an executor sizes its chunks by when it chooses.

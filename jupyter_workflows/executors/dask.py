@@ -134,6 +134,7 @@ __all__ = [
     "auto_chunk_size",
     "detect_gpus",
     "embedded_cluster_size",
+    "engine_dask_config",
     "get_default_executor",
     "queue_resource",
     "run_chunk",
@@ -166,6 +167,16 @@ _GATHER_WINDOW_S = 0.02
 #: gathered. The scheduler keeps the last ``distributed.admin.low-level-log-length`` (1000)
 #: events of a topic, so this also bounds what a topic holds there.
 _PUSH_MAX_BYTES = 16 * 1024
+#: Dask settings for a cluster the engine starts itself (never for one the user brought), each
+#: applied only while the setting still has Dask's own default (a user's dask config wins);
+#: ``JUPYTER_WORKFLOWS_DASK_TUNING=0`` turns them off. See docs/performance.md.
+#:
+#: ``worker-saturation``: Dask queues root tasks on the scheduler and hands a worker a new one
+#: only as a thread frees up (1.1 x its threads), a scheduler round trip between two tiny tasks.
+#: Workflow tasks are mostly independent, small-data tasks: sending them on at once (work
+#: stealing still balances) made 3,000 no-op tasks about 3x faster on the 2-core machine.
+ENGINE_DASK_CONFIG: dict[str, Any] = {"distributed.scheduler.worker-saturation": float("inf")}
+_DASK_DEFAULTS: dict[str, Any] = {"distributed.scheduler.worker-saturation": 1.1}
 #: Automatic chunks of ``with_items`` (see :func:`auto_chunk_size`): about this many chunks per
 #: thread of the cluster, and never more items than this in one chunk.
 _CHUNKS_PER_THREAD = 8
@@ -186,6 +197,20 @@ def auto_chunk_size(span: int, nthreads: int) -> int:
     """
     per = -(-max(1, span) // (_CHUNKS_PER_THREAD * max(1, nthreads)))
     return max(1, min(_CHUNK_MAX, per))
+
+
+def engine_dask_config() -> dict[str, Any]:
+    """What :data:`ENGINE_DASK_CONFIG` changes here: the settings whose value is still Dask's
+    default (none with ``JUPYTER_WORKFLOWS_DASK_TUNING=0``)."""
+    if os.environ.get("JUPYTER_WORKFLOWS_DASK_TUNING", "1").strip().lower() in ("0", "false", "no"):
+        return {}
+    import dask
+
+    return {
+        key: value
+        for key, value in ENGINE_DASK_CONFIG.items()
+        if dask.config.get(key, None) == _DASK_DEFAULTS.get(key)
+    }
 
 
 def queue_resource(name: str) -> str:
@@ -236,6 +261,7 @@ def start_local_cluster(
     processes: bool = True,
     resources: dict[str, float] | None = None,
     gpus: list[str] | None = None,
+    tune: bool = False,
     **kwargs: Any,
 ) -> tuple[LocalCluster, Client]:
     """Start a LocalCluster bound to loopback, and a client of it (not the default client).
@@ -251,9 +277,27 @@ def start_local_cluster(
     gpus
         Devices (``CUDA_VISIBLE_DEVICES`` entries) that each get one more worker process of one
         thread, which declares ``GPU=1`` and sees only that device (as ``dask-cuda`` does).
+    tune
+        Start the cluster with :func:`engine_dask_config` (the embedded cluster does).
     **kwargs
         Passed on to :class:`~distributed.LocalCluster`.
     """
+    import dask
+
+    with dask.config.set(engine_dask_config() if tune else {}):
+        return _start_local_cluster(
+            n_workers, threads_per_worker, processes, resources, gpus, kwargs
+        )
+
+
+def _start_local_cluster(
+    n_workers: int | None,
+    threads_per_worker: int | None,
+    processes: bool,
+    resources: dict[str, float] | None,
+    gpus: list[str] | None,
+    kwargs: dict[str, Any],
+) -> tuple[LocalCluster, Client]:
     default_workers, default_threads = embedded_cluster_size()
     if n_workers is None:
         n_workers = default_workers
@@ -835,6 +879,9 @@ class DaskExecutor(Executor):
         self._gathering = False
         #: Pending futures that wait on no other future (loop only).
         self._free_pending = 0
+        #: Held keys of items (``Submission.chunk_group``) sent one per task: let go of as
+        #: soon as their outcome is out (no ResultRef names an item).
+        self._transient: set[str] = set()
         #: Chunked submissions in flight: member key -> its chunk (see :func:`run_chunk`).
         self._chunk_of: dict[str, _Chunk] = {}
         #: Code folders shipped to the workers: label -> (files' signature, digest).
@@ -866,7 +913,7 @@ class DaskExecutor(Executor):
                 return self
             if self.scheduler is None:
                 self._cluster, self._client = start_local_cluster(
-                    self.n_workers, self.threads_per_worker, gpus=detect_gpus()
+                    self.n_workers, self.threads_per_worker, gpus=detect_gpus(), tune=True
                 )
                 self._owns_client = True
             elif isinstance(self.scheduler, str):
@@ -1321,6 +1368,9 @@ class DaskExecutor(Executor):
             with self._lock:
                 for (item, _, _), future in zip(members, futures, strict=True):
                     self._held[item.submission.key] = future
+                    if item.submission.chunk_group is not None:
+                        # An item: nothing refers to its result once its outcome is out.
+                        self._transient.add(item.submission.key)
                 # Cancelled while on its way: it has a future now, so cancel that.
                 late = [f for f in futures if f.key in self._cancelled]
                 self._cancelled.difference_update(f.key for f in late)
@@ -1647,6 +1697,10 @@ class DaskExecutor(Executor):
                         self._deliver_chunk(callback, item, envelope)
                         continue
                     outcome = self._outcome(item, envelope)
+                    if item.key in self._transient:
+                        with self._lock:  # let Dask forget it now, not when the run ends
+                            self._transient.discard(item.key)
+                            self._held.pop(item.key, None)
                 try:
                     callback(outcome)
                 except Exception:
