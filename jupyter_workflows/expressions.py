@@ -169,6 +169,13 @@ class SecretMasker:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._secrets: tuple[str, ...] = ()
+        #: ``str()`` of lists/tuples/dicts a template made from a secret: masked whole.
+        self._containers: frozenset[str] = frozenset()
+
+    def register_container(self, value: list[Any] | tuple[Any, ...] | dict[Any, Any]) -> None:
+        """Mask ``value`` (a list, tuple or dict made from a secret) whole wherever it appears."""
+        with self._lock:
+            self._containers = self._containers | {str(value)}
 
     def __len__(self) -> int:
         return len(self._secrets)
@@ -250,13 +257,19 @@ class SecretMasker:
         Any
             The masked value.
         """
-        if not self._secrets:
+        if not self._secrets and not self._containers:
             return obj
         return self._mask(obj)
 
     def _mask(self, obj: Any) -> Any:
         if isinstance(obj, str):
             return self.mask_text(obj)
+        if (
+            self._containers
+            and isinstance(obj, (list, tuple, dict))
+            and str(obj) in (self._containers)
+        ):
+            return self.replacement
         if isinstance(obj, dict):
             changed = False
             out: dict[Any, Any] = {}
@@ -317,7 +330,40 @@ def secret_lookup(
         raise ExpressionError(f"secret {name!r} is not set")
     value = str(value)
     masker.register(value)
+    _SECRETS_READ.count = getattr(_SECRETS_READ, "count", 0) + 1
     return value
+
+
+#: Per thread: how many secrets ``secret_lookup`` has returned (a render compares before/after).
+_SECRETS_READ = threading.local()
+#: Derived values shorter than this are not registered (one character would mask every use of
+#: it in every output); the secret itself is always registered, however short.
+_MIN_DERIVED = 3
+
+
+def _taint(value: Any, masker: SecretMasker = MASKER) -> None:
+    """Register what a template made from a secret: ``secret(x) | reverse``, ``| upper``,
+    ``[:4]``, ``| list``, ``'Bearer ' ~ secret(x)`` are masked in every output like the secret.
+
+    Strings are registered as they are; a list, tuple or dict also as its ``str()`` and JSON
+    forms and by its string items (of at least :data:`_MIN_DERIVED` characters).
+    """
+    if isinstance(value, str):
+        if len(value) >= _MIN_DERIVED:
+            masker.register(value)
+        return
+    if isinstance(value, (list, tuple, dict)):
+        masker.register_container(value)
+        forms = [str(value)]
+        try:
+            forms.append(json.dumps(value))
+        except (TypeError, ValueError):
+            pass
+        for form in forms:
+            _taint(form, masker)
+        items = value.values() if isinstance(value, dict) else value
+        for item in items:
+            _taint(item, masker)
 
 
 def secret_function(
@@ -640,8 +686,12 @@ def template_error(text: str) -> tuple[int, int, str] | None:
 
 
 def _render_text(text: str, scope: Mapping[str, Any]) -> Any:
+    read = getattr(_SECRETS_READ, "count", 0)
     try:
-        return _compile(text)(scope)
+        value = _compile(text)(scope)
+        if getattr(_SECRETS_READ, "count", 0) != read:
+            _taint(value)  # this template read a secret: what it made is masked too
+        return value
     except ExpressionError as error:
         raise _render_error(text, error) from error
     except WorkflowError:
