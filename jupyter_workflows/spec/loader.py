@@ -424,8 +424,8 @@ def _scalar(loader: _Loader, node: yaml.Node, smap: SourceMap, what: str) -> Any
         raise SpecError(
             f"invalid {what}: {exc.problem}", file=smap.file, line=line, col=col
         ) from None
-    except (ValueError, KeyError, TypeError, OverflowError) as exc:
-        # ``!!int x``, ``!!float abc``, ``!!bool maybe``, ``!!timestamp 2020-13-45``, and an
+    except (ValueError, KeyError, TypeError, OverflowError, AttributeError, IndexError) as exc:
+        # ``!!int x``, ``!!float abc``, ``!!bool maybe``, ``!!timestamp x`` (AttributeError), an
         # integer literal over Python's int/str conversion limit (4,300 digits).
         line, col = _mark(node)
         text = str(getattr(node, "value", ""))
