@@ -855,6 +855,8 @@ class NameRules:
     tasks: frozenset[str] | None = None
     task_attributes: frozenset[str] = frozenset()
     attributes: Mapping[str, frozenset[str]] = dataclass_field(default_factory=dict)
+    #: Callables allowed too but not listed in messages (the dialects' helpers).
+    quiet_functions: frozenset[str] = frozenset()
 
 
 def _did_you_mean(name: str, known: Iterable[str]) -> str:
@@ -922,7 +924,7 @@ def check_template_names(text: str, rules: NameRules) -> list[tuple[int, int, st
     problems: list[tuple[int, int, str]] = []
     seen: set[tuple[str, str]] = set()
     known_names = list(rules.roots) + sorted(rules.functions - set(rules.roots))
-    callables = rules.functions | JINJA_GLOBALS
+    callables = rules.functions | JINJA_GLOBALS | rules.quiet_functions
 
     def report(node: nodes.Node, word: str, message: str) -> None:
         key = (word, message)

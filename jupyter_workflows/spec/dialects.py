@@ -55,10 +55,6 @@ _ATTUNE_TASK_FIELDS = (
     "assigned_to",
     "concurrency",
 )
-#: Template scopes only attune has.
-_ATTUNE_SCOPES = re.compile(
-    r"{{[^}]*\b(workflow\.|pack\.config|kv\.get_secret|system\.execution_id)"
-)
 
 
 def detect(data: Any) -> str:
@@ -72,8 +68,6 @@ def detect(data: Any) -> str:
         isinstance(body, dict) and any(k in body for k in _ATTUNE_TASK_FIELDS)
         for body in tasks.values()
     ):
-        return "attune"
-    if "<%" not in str(data) and any(_ATTUNE_SCOPES.search(t) for t in _texts(data)):
         return "attune"
     version = data.get("version")
     if version in (1.0, "1.0", 1, "1") and "name" not in data:

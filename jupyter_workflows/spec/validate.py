@@ -415,7 +415,6 @@ def name_rules(path: tuple[Any, ...], spec: WorkflowSpec, cw: CompiledWorkflow, 
     # documents too, so a converted file (``jupyter-workflows convert``) validates as it is.
     from .dialect_functions import FUNCTION_NAMES
 
-    functions |= FUNCTION_NAMES
     extra = getattr(smap, "dialect_names", None)
     attributes: dict[str, frozenset[str]] = {"system": SYSTEM_ATTRIBUTES}
     task_attributes = TASK_ATTRIBUTES
@@ -430,6 +429,7 @@ def name_rules(path: tuple[Any, ...], spec: WorkflowSpec, cw: CompiledWorkflow, 
         tasks=frozenset(cw.tasks),
         task_attributes=task_attributes,
         attributes=attributes,
+        quiet_functions=FUNCTION_NAMES,
     )
 
 
