@@ -1295,14 +1295,22 @@ class DaskExecutor(Executor):
                 logger.exception("gathering results failed")
                 late = {}
             for item, envelope, callback in entries:
-                if isinstance(item, Outcome):
-                    outcome = item
-                else:
-                    if envelope is _UNGATHERED:
-                        envelope = late.get(item.key)
-                    elif isinstance(envelope, _Pushed):
-                        envelope = envelope.load()
-                    outcome = self._outcome(item, envelope)
+                try:
+                    if isinstance(item, Outcome):
+                        outcome = item
+                    else:
+                        if envelope is _UNGATHERED:
+                            envelope = late.get(item.key)
+                        elif isinstance(envelope, _Pushed):
+                            envelope = envelope.load()
+                        outcome = self._outcome(item, envelope)
+                except Exception as exc:  # a bug here must not lose the outcome: fail it
+                    logger.debug("reading the outcome of %s failed", item.key, exc_info=True)
+                    outcome = _failed(
+                        item.key,
+                        "InternalError",
+                        f"reading the outcome of {item.key} failed: {error_line(exc)}",
+                    )
                 try:
                     callback(outcome)
                 except Exception:
