@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ import yaml
 
 from .exceptions import ActionNotFound, SpecError
 from .spec.compile import CompiledWorkflow, compile_workflow
-from .spec.loader import SourceMap, load_spec, read_text
+from .spec.loader import SourceMap, check_regular_file, load_spec, read_text
 from .spec.models import WorkflowSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -259,6 +260,7 @@ _TASK_ORDER = [
     "input",
     "with_items",
     "batch_size",
+    "chunk_size",
     "tasks",
     "needs",
     "group",
@@ -304,15 +306,21 @@ _ACCEPTS = "jw.load() takes a .yaml, .yml or .json workflow file, or the YAML/JS
 
 
 def _looks_like_path(value: str) -> bool:
-    """A path rather than a document: a workflow file's name, an existing file, or one line
-    with no ``:`` (as YAML that would be a bare string, never a workflow)."""
+    """A path rather than a document: one line that names something on disk, a workflow file's
+    name, or one line with no ``key: value`` mapping (as YAML that would be a bare string, never
+    a workflow).
+
+    Decided on the string and at most an ``lstat``: nothing is opened here, so a FIFO or a
+    device is never touched (:func:`load` then refuses anything but a regular file), and a name
+    too long for the OS is simply not there.
+    """
     if not value.strip() or "{" in value or any(c < " " for c in value):
         return False  # empty, flow YAML/JSON, several lines, control characters: text
-    return (
-        value.endswith((".yaml", ".yml", ".json", ".ipynb"))
-        or os.path.exists(value)
-        or ":" not in value
-    )
+    if len(value) < 4096 and os.path.lexists(value):
+        return True
+    if re.match(r"\s*[^\s:#][^:]*:(\s|$)", value):
+        return False  # ``name: x``: a one-line YAML mapping
+    return value.endswith((".yaml", ".yml", ".json", ".ipynb")) or ":" not in value
 
 
 def load(source: str | os.PathLike[str], *, name: str | None = None) -> Workflow:
@@ -332,8 +340,12 @@ def load(source: str | os.PathLike[str], *, name: str | None = None) -> Workflow
     """
     if isinstance(source, os.PathLike) or (isinstance(source, str) and _looks_like_path(source)):
         path = Path(source)
-        if not path.exists():
-            raise SpecError(f"no such file ({_ACCEPTS})", file=str(path))
+        try:
+            check_regular_file(path)
+        except SpecError as exc:
+            if exc.message == "no such file":
+                raise SpecError(f"no such file ({_ACCEPTS})", file=exc.file) from None
+            raise
         if path.suffix == ".ipynb":
             raise SpecError(
                 f"{_ACCEPTS}; a notebook runs with `jupyter-workflows run {path}` "

@@ -34,6 +34,10 @@ class WorkflowError(Exception):
     """Base class of every error jupyter_workflows raises on purpose."""
 
 
+#: Longest SpecError message; longer ones (a document's huge key quoted back) are elided.
+_MAX_MESSAGE = 1000
+
+
 class SpecError(WorkflowError):
     """A workflow document is invalid.
 
@@ -49,6 +53,12 @@ class SpecError(WorkflowError):
         line: int | None = None,
         col: int | None = None,
     ) -> None:
+        # One line, of a readable length, whatever a document put in it (a multi-line or
+        # 10 MB key quoted back): the CLI prints one line per error.
+        if "\n" in message or "\r" in message or len(message) > _MAX_MESSAGE:
+            from .limits import shorten
+
+            message = shorten(message, _MAX_MESSAGE)
         self.message = message
         self.file = file
         self.line = line

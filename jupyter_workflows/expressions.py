@@ -34,13 +34,15 @@ An immutable sandbox
       as ``""``, which hides the mistake),
     * has a loader that refuses everything, so ``{% include %}``, ``{% import %}`` and
       ``{% extends %}`` can never read a file,
-    * bounds ``*`` and ``**`` so ``"{{ 'x' * 10**10 }}"`` or ``"{{ 9 ** 9 ** 9 }}"`` fail instead of
-      eating the machine (Jinja would even try to constant-fold the latter while compiling),
+    * counts (:mod:`jupyter_workflows.sandbox`): render time, output, loop steps and the size
+      of every value an operator or filter makes are bounded, and nothing is constant-folded
+      while compiling, so ``"{{ 'x' * 10**10 }}"``, ``"{{ 9 ** 9 ** 9 }}"``, nested
+      ``range(100000)`` loops or ``'%03000000000d' | format(1)`` fail in one line instead of
+      eating the machine,
     * prefers a mapping's *keys* to its methods on dotted access, so a task named ``items``,
       ``update`` or ``get`` is reachable as ``task.update.result``.
 
-    The sandbox does not bound every CPU or memory use (``"{:>999999999}".format(1)`` still
-    allocates); templates come from workflow authors, not from anonymous users.
+    The limits are listed, with how to raise them, in docs/security.md.
 
 Chainable undefined
     Conditions routinely look into values that may be absent (``result.approved`` when the result
@@ -69,7 +71,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import os
 import threading
 import types
@@ -79,9 +80,9 @@ from typing import Any
 from jinja2 import BaseLoader, ChainableUndefined, Undefined, nodes
 from jinja2.exceptions import SecurityError, TemplateSyntaxError
 from jinja2.parser import Parser
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from jupyter_workflows.exceptions import WorkflowError
+from jupyter_workflows.sandbox import BoundedSandbox
 
 __all__ = [
     "MASKER",
@@ -100,10 +101,6 @@ __all__ = [
 _CACHE_SIZE = 8192
 #: Longest template text quoted in an error message.
 _MAX_QUOTED = 120
-#: ``seq * n`` may build at most this many items (or characters).
-_MAX_REPEAT = 10_000_000
-#: ``a ** b`` on ints may build a result of at most this many bits.
-_MAX_POWER_BITS = 100_000
 #: Rendered strings that a ``when`` reads as false (after ``strip().lower()``).
 _FALSE_STRINGS = frozenset({"", "false", "no", "off", "0", "none", "null"})
 #: Types render returns at once.
@@ -172,6 +169,13 @@ class SecretMasker:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._secrets: tuple[str, ...] = ()
+        #: ``str()`` of lists/tuples/dicts a template made from a secret: masked whole.
+        self._containers: frozenset[str] = frozenset()
+
+    def register_container(self, value: list[Any] | tuple[Any, ...] | dict[Any, Any]) -> None:
+        """Mask ``value`` (a list, tuple or dict made from a secret) whole wherever it appears."""
+        with self._lock:
+            self._containers = self._containers | {str(value)}
 
     def __len__(self) -> int:
         return len(self._secrets)
@@ -253,13 +257,19 @@ class SecretMasker:
         Any
             The masked value.
         """
-        if not self._secrets:
+        if not self._secrets and not self._containers:
             return obj
         return self._mask(obj)
 
     def _mask(self, obj: Any) -> Any:
         if isinstance(obj, str):
             return self.mask_text(obj)
+        if (
+            self._containers
+            and isinstance(obj, (list, tuple, dict))
+            and str(obj) in (self._containers)
+        ):
+            return self.replacement
         if isinstance(obj, dict):
             changed = False
             out: dict[Any, Any] = {}
@@ -320,7 +330,40 @@ def secret_lookup(
         raise ExpressionError(f"secret {name!r} is not set")
     value = str(value)
     masker.register(value)
+    _SECRETS_READ.count = getattr(_SECRETS_READ, "count", 0) + 1
     return value
+
+
+#: Per thread: how many secrets ``secret_lookup`` has returned (a render compares before/after).
+_SECRETS_READ = threading.local()
+#: Derived values shorter than this are not registered (one character would mask every use of
+#: it in every output); the secret itself is always registered, however short.
+_MIN_DERIVED = 3
+
+
+def _taint(value: Any, masker: SecretMasker = MASKER) -> None:
+    """Register what a template made from a secret: ``secret(x) | reverse``, ``| upper``,
+    ``[:4]``, ``| list``, ``'Bearer ' ~ secret(x)`` are masked in every output like the secret.
+
+    Strings are registered as they are; a list, tuple or dict also as its ``str()`` and JSON
+    forms and by its string items (of at least :data:`_MIN_DERIVED` characters).
+    """
+    if isinstance(value, str):
+        if len(value) >= _MIN_DERIVED:
+            masker.register(value)
+        return
+    if isinstance(value, (list, tuple, dict)):
+        masker.register_container(value)
+        forms = [str(value)]
+        try:
+            forms.append(json.dumps(value))
+        except (TypeError, ValueError):
+            pass
+        for form in forms:
+            _taint(form, masker)
+        items = value.values() if isinstance(value, dict) else value
+        for item in items:
+            _taint(item, masker)
 
 
 def secret_function(
@@ -363,10 +406,8 @@ class _RefusingLoader(BaseLoader):
         )
 
 
-class _WorkflowEnvironment(ImmutableSandboxedEnvironment):
-    """The immutable sandbox, stricter on unsafe attributes and sizes, keys before methods."""
-
-    intercepted_binops = frozenset({"*", "**"})
+class _WorkflowEnvironment(BoundedSandbox):
+    """The bounded immutable sandbox, stricter on unsafe attributes, keys before methods."""
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> Undefined:
         raise SecurityError(
@@ -381,28 +422,6 @@ class _WorkflowEnvironment(ImmutableSandboxedEnvironment):
             except (KeyError, TypeError):
                 pass
         return super().getattr(obj, attribute)
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "*":
-            for sequence, count in ((left, right), (right, left)):
-                if (
-                    isinstance(sequence, (str, list, tuple))
-                    and isinstance(count, int)
-                    and len(sequence) * count > _MAX_REPEAT
-                ):
-                    raise SecurityError(
-                        f"repeating a {type(sequence).__name__} {count} times is too large"
-                    )
-        elif (
-            operator == "**"
-            and isinstance(left, int)
-            and isinstance(right, int)
-            and abs(left) > 1
-            and right > 0
-            and right * math.log2(abs(left)) > _MAX_POWER_BITS
-        ):
-            raise SecurityError(f"{left} ** {right} is too large")
-        return super().call_binop(context, operator, left, right)
 
 
 def _from_json(text: str) -> Any:
@@ -428,8 +447,8 @@ def _make_environment() -> _WorkflowEnvironment:
         keep_trailing_newline=True,
         cache_size=0,  # only loaded templates use it, and nothing loads; we cache ourselves
     )
-    env.filters["from_json"] = _from_json
-    env.filters["to_json"] = _to_json
+    env.add_filter("from_json", _from_json)
+    env.add_filter("to_json", _to_json)
     return env
 
 
@@ -600,12 +619,12 @@ def _compile(text: str) -> Callable[[Mapping[str, Any]], Any]:
         def native(scope: Mapping[str, Any]) -> Any:
             return _to_native(expression(scope))
 
-        return native
+        return _ENV.bounded(native)
     tree = _ENV.parse(text)
     parts = _simple_parts(tree)
     if parts is not None:
         return functools.partial(_render_parts, parts)
-    return _ENV.from_string(tree).render
+    return _ENV.bounded(_ENV.from_string(tree).render)
 
 
 def _one_line(text: str) -> str:
@@ -667,8 +686,12 @@ def template_error(text: str) -> tuple[int, int, str] | None:
 
 
 def _render_text(text: str, scope: Mapping[str, Any]) -> Any:
+    read = getattr(_SECRETS_READ, "count", 0)
     try:
-        return _compile(text)(scope)
+        value = _compile(text)(scope)
+        if getattr(_SECRETS_READ, "count", 0) != read:
+            _taint(value)  # this template read a secret: what it made is masked too
+        return value
     except ExpressionError as error:
         raise _render_error(text, error) from error
     except WorkflowError:

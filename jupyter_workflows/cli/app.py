@@ -51,6 +51,12 @@ def _add_common(parser: argparse.ArgumentParser, default: object) -> None:
         help="Dask scheduler address (default: an embedded LocalCluster)",
     )
     parser.add_argument(
+        "--artifacts",
+        metavar="URL",
+        default=default,
+        help="where workers write big results: a folder or fsspec URL (default: beside the store)",
+    )
+    parser.add_argument(
         "--debug",
         action="store_true",
         default=False if default is None else default,

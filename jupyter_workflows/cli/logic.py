@@ -129,6 +129,8 @@ def _configure(args: Namespace) -> None:
         options["store"] = args.store
     if getattr(args, "scheduler", None):
         options["scheduler"] = args.scheduler
+    if getattr(args, "artifacts", None):
+        options["artifacts"] = args.artifacts
     if options:
         configure(**options)
 

@@ -299,6 +299,42 @@ class Envelope:
     #: The last ``(done, total)`` the task reported with ``context.progress``.
     progress: tuple[int, int] | None = None
 
+    def keep_big_results(self, location: str, threshold: int) -> None:
+        """Where the task ran: write the parts of the result above ``threshold`` pickled bytes
+        to the artifact ``location`` and carry references instead (see
+        :func:`~jupyter_workflows.store.artifacts.offload`). The references still hold the
+        values in this process, so a downstream task here needs no read; what leaves the
+        process (to the engine, to another worker) is the small reference. A write that fails
+        fails the attempt."""
+        if not self.ok:
+            return
+        from ..store.artifacts import offload
+
+        try:
+            value = offload(self.value, location, threshold)
+        except Exception as exc:
+            self.ok, self.value = False, None
+            self.error, self.error_type = error_line(exc), type(exc).__name__
+            return
+        if value is not self.value:
+            self.value = value
+            self.ended_at = time.time()  # the write is part of the attempt
+
+
+def _holds_refs(kwargs: dict[str, Any]) -> bool:
+    """Whether an argument is (or holds) a reference to a big result (cheap when none does:
+    the artifacts module is only imported once a reference exists in this process)."""
+    artifacts = sys.modules.get("jupyter_workflows.store.artifacts")
+    return artifacts is not None and any(artifacts.contains_refs(v) for v in kwargs.values())
+
+
+def _load_refs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Arguments with every big-result reference replaced by its value: held in memory on the
+    worker that made it, else read from its artifact."""
+    from ..store.artifacts import resolve
+
+    return {name: resolve(value) for name, value in kwargs.items()}
+
 
 def await_in_thread(awaitable: Awaitable[T]) -> T:
     """The result of ``awaitable``, run to completion from synchronous code.
@@ -386,6 +422,8 @@ def run_task(
     _capture_begin()
     started = time.time()
     try:
+        if _holds_refs(kwargs):
+            kwargs = _load_refs(kwargs)
         value = fn(**kwargs)
         if inspect.isawaitable(value):  # an ``async def`` task (or one returning a coroutine)
             value = await_in_thread(value)

@@ -37,7 +37,7 @@ from ..spec.compile import CompiledWorkflow
 from . import commands as C
 from . import events as E
 from .context import AFTER
-from .state import FINAL_RUN, Execution, RunState
+from .state import DONE_TASK, FINAL_RUN, Execution, RunState
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..definition import Workflow
@@ -50,6 +50,19 @@ HEARTBEAT_SECONDS = 2.0
 #: How deep nested runs may go: a workflow that (indirectly) nests itself stops here with a
 #: one-line error on the task, instead of creating runs without end.
 MAX_NESTING = 32
+#: A running ``with_items`` execution of more items than this is written to the store at most
+#: every :data:`BIG_PROJECTION_S` seconds (more for more items, see ``_projection_interval``): its record holds every item (its input), so writing
+#: it after each batch of finished items would cost O(items) per batch, O(items^2) in all.
+BIG_ITEMS = 1000
+BIG_PROJECTION_S = 0.5
+
+
+def _projection_interval(items: int) -> float:
+    """Seconds between writes of a big running ``with_items`` execution: 0.5 s up to 10,000
+    items, then growing with the item count (each write costs O(items)), at most 5 s."""
+    return min(5.0, max(BIG_PROJECTION_S, items / 20000))
+
+
 logger = logging.getLogger(__name__)
 Listener = Callable[["ActiveRun"], None]
 
@@ -69,6 +82,8 @@ class ActiveRun:
     held: set[str] = field(default_factory=set)
     settled: threading.Condition = field(default_factory=threading.Condition)
     listeners: list[Listener] = field(default_factory=list)
+    #: When each big running ``with_items`` execution was last written (see BIG_ITEMS).
+    projected_at: dict[str, float] = field(default_factory=dict)
 
     @property
     def quiescent(self) -> bool:
@@ -95,6 +110,11 @@ class Orchestrator:
     def __init__(self, store: RunStore, executor_factory: Callable[[], Executor]) -> None:
         self.store = store
         self._executor_factory = executor_factory
+        #: Where workers write results above :attr:`artifact_threshold` bytes (an fsspec URL;
+        #: by default the store's artifact folder), or ``None``: every result comes back here.
+        self.artifacts: str | None = _default_artifacts(store)
+        #: ``None``: the default, 1 MiB.
+        self.artifact_threshold: int | None = None
         self._executor: Executor | None = None
         self._executor_lock = threading.Lock()
         self.runs: dict[str, ActiveRun] = {}
@@ -139,6 +159,7 @@ class Orchestrator:
             for run_id, active in list(self.runs.items()):
                 if active.state.done:
                     continue
+                self._project(active)  # what BIG_PROJECTION_S held back
                 self.store.update_run(run_id, heartbeat_at=now, owner=OWNER)
                 for req in self.store.take_requests(run_id):
                     self._apply_request(active, req)
@@ -349,11 +370,25 @@ class Orchestrator:
     def _project(self, active: ActiveRun) -> None:
         state = active.state
         if state.dirty:
-            records = [
-                _task_record(active.run_id, state.executions[e]) for e in sorted(state.dirty)
-            ]
-            self.store.upsert_tasks(active.run_id, records)
-            state.dirty.clear()  # after: records the store refused are written again
+            now = time.monotonic()
+            quiescent = active.quiescent
+            later: set[str] = set()
+            records = []
+            for exec_id in sorted(state.dirty):
+                ex = state.executions[exec_id]
+                if ex.items is not None and len(ex.items) > BIG_ITEMS and not quiescent:
+                    if ex.status not in DONE_TASK:
+                        since = now - active.projected_at.get(exec_id, 0.0)
+                        if since < _projection_interval(len(ex.items)):
+                            later.add(exec_id)
+                            continue
+                        active.projected_at[exec_id] = now
+                    else:
+                        active.projected_at.pop(exec_id, None)
+                records.append(_task_record(active.run_id, ex))
+            if records:
+                self.store.upsert_tasks(active.run_id, records)
+            state.dirty = later  # after: records the store refused are written again
         if state.status_dirty:
             state.status_dirty = False
             fields: dict[str, Any] = {"status": state.status}
@@ -438,7 +473,22 @@ class Orchestrator:
             priority=task.priority,
             on_progress=functools.partial(self._progress, active.run_id, cmd.key),
             on_start=functools.partial(self._started, active.run_id, cmd.key),
+            artifacts=self.artifacts,
+            artifact_threshold=self.artifact_threshold,
         )
+        # An item of with_items: the executor may run it in a chunk with its siblings (a
+        # timeout needs an attempt of its own to cancel, and so does a ResultRef input), and
+        # need not keep its result once the outcome is out (chunk_size 1: never chunked).
+        if (
+            cmd.index is not None
+            and task.timeout is None
+            and not any(isinstance(v, ResultRef) for v in kwargs.values())
+        ):
+            ex = active.state.executions.get(cmd.exec_id)
+            count = len(ex.items) if ex is not None and ex.items is not None else 1
+            sub.chunk_group = f"{active.run_id}:{cmd.exec_id}"
+            sub.chunk_size = task.chunk_size or 0
+            sub.chunk_span = min(task.batch_size or count, count)
         run_id = active.run_id
 
         def done(outcome: Outcome) -> None:
@@ -812,6 +862,16 @@ def check_response(schema: Any, data: Any, task: str) -> None:
         ) from None
     except jsonschema.SchemaError as exc:
         raise InquiryError(f"inquiry {task!r} has an invalid schema: {exc.message}") from None
+
+
+def _default_artifacts(store: RunStore) -> str | None:
+    """The store's artifact folder as a URL (a SQLite store's ``<db>.artifacts``), if it has one."""
+    folder = getattr(store, "artifact_dir", None)
+    if folder is None:
+        return None
+    from ..store.artifacts import location_url
+
+    return location_url(folder)
 
 
 def _cache_key(action: ActionDef, cmd: C.Submit) -> str:

@@ -9,6 +9,7 @@ store's request queue, which that process polls.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -71,6 +72,13 @@ class Run:
 
     @property
     def outputs(self) -> dict[str, Any] | None:
+        """The run's outputs (``output_map``). A big result that a worker kept (see
+        docs/durability.md, "Where values live") is read from its artifact when you read its
+        key, not before: ``run.outputs["model"]``."""
+        raw = self._raw_outputs()
+        return LazyValues(raw) if type(raw) is dict else raw
+
+    def _raw_outputs(self) -> Any:
         active = self._active
         if active is not None:
             # Live state holds real values; stored ones were masked when written.
@@ -87,8 +95,11 @@ class Run:
 
     @property
     def tasks(self) -> list[dict[str, Any]]:
-        """One entry per task execution: ``task status attempts result error started_at ended_at``."""
-        return [_public_task(t) for t in self._task_records()]
+        """One entry per task execution: ``task status attempts result error started_at ended_at``.
+
+        A big result kept by a worker is read from its artifact when ``entry["result"]`` is
+        read, not before."""
+        return [LazyValues(_public_task(t)) for t in self._task_records()]
 
     def _task_records(self) -> list[dict[str, Any]]:
         active = self._active
@@ -104,9 +115,10 @@ class Run:
             "run_id": self.run_id,
             "workflow": self.workflow,
             "status": self.status,
-            "outputs": self.outputs,
+            # References to big results stay references here: JSON shows their summary.
+            "outputs": self._raw_outputs(),
             "error": self.error,
-            "tasks": self.tasks,
+            "tasks": [_public_task(t) for t in self._task_records()],
         }
 
     def summary_dict(self) -> dict[str, Any]:
@@ -276,6 +288,32 @@ class Run:
             return
         # Another live process drives it and takes the request at its next heartbeat.
         await_request(self, lambda s: s == "paused" if kind == "pause" else s in TERMINAL)
+
+
+class LazyValues(dict):  # type: ignore[type-arg]
+    """A dict whose values may hold references to big results kept by the workers
+    (:class:`~jupyter_workflows.store.artifacts.ArtifactRef`): reading a value (``d[key]``,
+    ``d.get(key)``, ``values()``, ``items()``) loads it from its artifact, once per dict. Its
+    ``repr`` shows the references, so printing a run never loads anything."""
+
+    def __getitem__(self, key: Any) -> Any:
+        value = dict.__getitem__(self, key)
+        artifacts = sys.modules.get("jupyter_workflows.store.artifacts")
+        if artifacts is not None and artifacts.contains_refs(value):
+            value = artifacts.resolve(value)
+            dict.__setitem__(self, key, value)
+        return value
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        if key not in self:
+            return default
+        return self[key]
+
+    def values(self) -> list[Any]:  # type: ignore[override]
+        return [self[key] for key in self]
+
+    def items(self) -> list[tuple[Any, Any]]:  # type: ignore[override]
+        return [(key, self[key]) for key in self]
 
 
 def await_request(

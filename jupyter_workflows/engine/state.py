@@ -1006,8 +1006,11 @@ class RunState:
         fired = False
         fail_command = False
         starts: list[str] = []
+        decided = False  # a decision is first-match: once one of its entries fired, skip the rest
         try:
             for tr in task.next:
+                if decided and tr.kind == "decision":
+                    continue
                 if tr.when is None or tr.when == SUCCEEDED or tr.when == FAILED:
                     holds = self._when(tr.when, ex, {})
                 else:
@@ -1017,6 +1020,7 @@ class RunState:
                 if not holds:
                     continue
                 fired = True
+                decided = decided or tr.kind == "decision"
                 if tr.publish:
                     if scope is None:
                         scope = self._scope(ex)

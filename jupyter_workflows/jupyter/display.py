@@ -241,13 +241,13 @@ def _run_bundle(run: Run) -> Bundle:
     except Exception:
         plain = f"run {data.get('run_id')} of {data.get('workflow')!r}: {status}"
     bundle: Bundle = {"text/plain": plain, "text/html": "".join(parts)}
-    graph_data = _run_graph_data(run)
+    graph_data = run_graph_data(run)
     if graph_data is not None:
         bundle[GRAPH_MIME] = graph_data
     return bundle
 
 
-def _run_graph_data(run: Run) -> Any:
+def run_graph_data(run: Run) -> Any:
     """The run's graph with its task states (:data:`GRAPH_MIME`), or None when it cannot be rebuilt."""
     try:
         from ..spec.graph import graph_dict

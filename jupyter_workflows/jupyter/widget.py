@@ -479,9 +479,11 @@ class GraphWidget(anywidget.AnyWidget):
                 document = data if isinstance(data, dict) else None
             except SpecError:
                 document = None
+        author_text = text
         if document is None:  # built in Python, or a source that no longer parses
             document = workflow.to_dict()
             text = dump_document(document, json_file=_is_json(path))
+            author_text = None
         with self._lock:
             self._edit_source = _EditSource(
                 document=document,
@@ -492,6 +494,7 @@ class GraphWidget(anywidget.AnyWidget):
                 default_name=name or workflow.name,
                 fixed_name=name,
                 file_text=workflow.source if path is not None else None,
+                text=None if _is_json(path) else author_text,
             )
             with self.hold_sync():
                 self.edit_target = target
@@ -548,7 +551,7 @@ class GraphWidget(anywidget.AnyWidget):
                 document = None
             else:
                 document = apply_edit(source.document, {"op": op, **fields})
-                text = dump_document(document, json_file=json_file)
+                text = _edited_text(source, document, json_file=json_file)
             workflow = _load_edited(source, text)
             from ..spec.graph import graph_dict
 
@@ -574,6 +577,7 @@ class GraphWidget(anywidget.AnyWidget):
 
             source.document = document
             source.workflow = workflow
+            source.text = None if json_file else text
             register_workflow(workflow)
             ids = {n["id"] for n in graph["nodes"]}
             selected = self.selected
@@ -732,6 +736,8 @@ class _EditSource:
     fixed_name: str | None
     file_text: str | None
     """The file's text when it was loaded or last written: a file changed since is not overwritten."""
+    text: str | None = None
+    """The YAML as the author wrote it (then as last accepted): edits are merged into it."""
 
 
 def graph_mime_data(
@@ -811,6 +817,19 @@ def _load_edited(source: _EditSource, text: str) -> Workflow:
     except WorkflowError as exc:  # an action that does not resolve, say
         raise SpecError(_one_line(exc), file=source.label) from None
     return workflow
+
+
+def _edited_text(source: _EditSource, document: dict[str, Any], *, json_file: bool) -> str:
+    """The edited document as text: merged into the author's YAML where it can be, so comments,
+    key order, quoting and flow/block style of everything the edit left alone are kept
+    (:mod:`.yaml_roundtrip`); else the plain dump."""
+    if not json_file and source.text:
+        from .yaml_roundtrip import round_trip
+
+        merged = round_trip(source.text, document)
+        if merged is not None:
+            return merged
+    return dump_document(document, json_file=json_file)
 
 
 def _write_file(source: _EditSource, text: str) -> None:

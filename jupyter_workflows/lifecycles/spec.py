@@ -265,6 +265,7 @@ def check_lifecycle(spec: LifecycleSpec, smap: SourceMap) -> None:
         errors.append(
             smap.error(f"initial state {spec.initial!r} is not a declared state", ("initial",))
         )
+    path: tuple[Any, ...]
     for name, state in states.items():
         path = ("states", name)
         if state.type is None and name not in STATE_TYPES:

@@ -11,8 +11,9 @@ Rules:
 - ``on_success: X`` -> ``{when: succeeded(), do: X}``; ``on_failure`` -> ``failed()``;
   ``on_complete`` -> no ``when``. Task-level ``publish`` -> ``{when: succeeded(), publish}``,
   placed first so later transitions see the published vars.
-- ``decision`` (first match wins) -> entry *i* fires when the task succeeded, its own ``when``
-  holds and no earlier entry's does; ``default`` when none does.
+- ``decision`` (first match wins) -> entry *i* is ``{when: succeeded() and (its when)}`` of kind
+  ``"decision"``, ``default`` is ``{when: succeeded()}``; the engine fires only the first of a
+  task's decision transitions that holds (so N entries stay N conditions, not N²/2).
 - ``needs: [a, b]`` -> ``a`` and ``b`` each get ``{when: succeeded(), do: T}`` and ``T`` joins
   on all its inbound sources.
 - ``group: N`` -> every task of group N needs every task of the nearest lower group.
@@ -85,6 +86,8 @@ class CTask:
     #: The names of tasks whose transitions can start this one (distinct, in order).
     sources: tuple[str, ...] = ()
     description: str | None = None
+    #: Items per executor task for ``with_items`` (``None``: chosen by the executor; 1: none).
+    chunk_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -189,20 +192,19 @@ def compile_workflow(spec: WorkflowSpec) -> CompiledWorkflow:
                 )
             )
         if task.decision:
-            earlier: list[str] = []
             for i, entry in enumerate(task.decision):
-                conds = ["succeeded()"]
+                # First match is the engine's (RunState skips a task's later "decision"
+                # transitions once one fired), not "and not (earlier)" in every condition:
+                # that made N entries N²/2 conditions to compile and evaluate.
                 if entry.default is not None:
-                    conds += [f"not ({e})" for e in earlier]
+                    when = SUCCEEDED
                     targets = entry.default
                 else:
-                    inner = _inner(entry.when)
-                    conds += [f"not ({e})" for e in earlier] + [f"({inner})"]
-                    earlier.append(inner)
+                    when = "{{ succeeded() and (" + _inner(entry.when) + ") }}"
                     targets = entry.next or []
                 trans.append(
                     CTransition(
-                        "{{ " + " and ".join(conds) + " }}",
+                        when,
                         _pairs(entry.publish),
                         redirect(list(targets)),
                         "decision",
@@ -250,6 +252,7 @@ def compile_workflow(spec: WorkflowSpec) -> CompiledWorkflow:
             join=join,
             with_items=task.with_items,
             batch_size=task.batch_size,
+            chunk_size=task.chunk_size,
             retry=pick("retry", RetryPolicy()),
             timeout=pick("timeout", None),
             resources=dict(pick("resources", {})),

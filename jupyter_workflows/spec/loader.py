@@ -7,12 +7,22 @@ keys. Pydantic then validates the data; its error locations are walked back thro
 the nearest recorded node, so even an error inside a short form (``retry: 3``) points at the
 user's text. JSON is parsed by the same composer (JSON is YAML's flow style), after turning tabs
 into spaces, which JSON allows as whitespace and YAML does not.
+
+Bounded, because a document is input (see :mod:`jupyter_workflows.limits`): its size, its nesting
+(counted while composing, before PyYAML's recursive composer could overflow the stack) and what
+its aliases expand to (every node built is counted against the nodes written, so a "billion
+laughs" document is refused after a few thousand nodes, not after 5 GB). Merge keys (``<<``) are
+resolved here too, keeping one pair per key, so merging a mapping into itself twice per level
+cannot double it per level either. Every failure of PyYAML's scalar constructors (``!!int x``,
+``!!bool maybe``, an integer literal over Python's 4,300 digits) is one positioned line.
 """
 
 from __future__ import annotations
 
 import difflib
+import os
 import re
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +32,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ..exceptions import SpecError
+from ..limits import LIMITS, hint, shorten
 from .models import TaskSpec, WorkflowSpec
 
 __all__ = [
@@ -113,6 +124,27 @@ class _Loader(yaml.SafeLoader):
     def __init__(self, text: str) -> None:
         super().__init__(text)
         self.source_lines = text.splitlines()
+        self.depth = 0  # of the node being composed
+        self.composed = 0  # nodes (and alias references) written in the document
+        self.built = 0  # nodes built into data, an aliased node once per reference
+        self.merged: dict[int, list[tuple[yaml.Node, yaml.Node]]] = {}  # id -> flat pairs
+        self.merging: set[int] = set()
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self.depth += 1
+        try:
+            if self.depth > LIMITS.document_nesting + 1:
+                mark = self.peek_event().start_mark
+                raise SpecError(
+                    f"the document nests too deeply (more than {LIMITS.document_nesting} levels) "
+                    + hint("document_nesting"),
+                    line=mark.line + 1,
+                    col=mark.column + 1,
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+            self.composed += 1
 
 
 class _JSONLoader(_Loader):
@@ -224,6 +256,14 @@ def _outside_strings(text: str, word: str) -> tuple[int, int]:
 
 def _compose(text: str, file: str | None, language: str) -> tuple[Any, SourceMap]:
     smap = SourceMap(file=file)
+    if len(text) > LIMITS.document_chars:
+        raise SpecError(
+            f"the document has {len(text):,} characters, more than {LIMITS.document_chars:,} "
+            + hint("document_chars"),
+            file=file,
+            line=1,
+            col=1,
+        )
     if text.lstrip("\ufeff \t\r\n")[:1] in ("{", "["):
         is_json = True
         text = text.replace("\t", " ")  # JSON whitespace; same columns
@@ -242,6 +282,9 @@ def _compose(text: str, file: str | None, language: str) -> tuple[Any, SourceMap
         ) from None
     try:
         node = loader.get_single_node()
+    except SpecError as exc:  # our nesting limit, raised while composing
+        loader.dispose()
+        raise SpecError(exc.message, file=file, line=exc.line, col=exc.col) from None
     except yaml.MarkedYAMLError as exc:
         raise _syntax_error(exc, language, file) from None
     except yaml.YAMLError as exc:  # pragma: no cover - PyYAML marks nearly everything
@@ -299,8 +342,22 @@ def _block_start(node: yaml.ScalarNode, lines: list[str]) -> tuple[str, int, int
 
 
 def _build(loader: _Loader, node: yaml.Node, path: Path_, smap: SourceMap, depth: int) -> Any:
-    if depth > 100:
-        raise smap.error("the document nests too deeply (recursive alias?)", path)
+    if depth > LIMITS.document_nesting:
+        raise smap.error(
+            f"the document nests too deeply (more than {LIMITS.document_nesting} levels) "
+            f"(recursive alias?) {hint('document_nesting')}",
+            path,
+        )
+    loader.built += 1
+    if loader.built > loader.composed * LIMITS.alias_expansion_factor + LIMITS.alias_slack_nodes:
+        line, col = _mark(node)
+        raise SpecError(
+            f"YAML aliases expand this document to more than {LIMITS.alias_expansion_factor} "
+            f"times its {loader.composed:,} nodes (an alias bomb?) {hint('alias_expansion_factor')}",
+            file=smap.file,
+            line=line,
+            col=col,
+        )
     smap.values[path] = _mark(node)
     if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
         # Built here without PyYAML's constructors, so a tag would otherwise be ignored silently.
@@ -310,18 +367,17 @@ def _build(loader: _Loader, node: yaml.Node, path: Path_, smap: SourceMap, depth
         )
     if isinstance(node, yaml.MappingNode):
         written = {id(key_node) for key_node, _ in node.value}
-        loader.flatten_mapping(node)  # resolve YAML merge keys (<<): merged pairs come first
         out: dict[Any, Any] = {}
         first: dict[Any, yaml.Node] = {}
-        for key_node, value_node in node.value:
-            try:
-                key = _join_surrogates(loader.construct_object(key_node, deep=True))
-            except yaml.constructor.ConstructorError as exc:
+        # YAML merge keys (<<) resolved: merged pairs come first
+        for key_node, value_node in _flatten(loader, node, smap):
+            if not isinstance(key_node, yaml.ScalarNode):
                 line, col = _mark(key_node)
                 raise SpecError(
-                    f"invalid key: {exc.problem}", file=smap.file, line=line, col=col
-                ) from None
-            if isinstance(key, (list, dict)) or key is None:
+                    "a mapping key must be a plain value", file=smap.file, line=line, col=col
+                )
+            key = _scalar(loader, key_node, smap, "key")
+            if key is None:
                 line, col = _mark(key_node)
                 raise SpecError(
                     "a mapping key must be a plain value", file=smap.file, line=line, col=col
@@ -333,7 +389,7 @@ def _build(loader: _Loader, node: yaml.Node, path: Path_, smap: SourceMap, depth
                 line, col = _mark(key_node)
                 was = first[key].start_mark.line + 1
                 raise SpecError(
-                    f"duplicate key {key!r} (first defined on line {was})",
+                    f"duplicate key {shorten(repr(key))} (first defined on line {was})",
                     file=smap.file,
                     line=line,
                     col=col,
@@ -348,14 +404,98 @@ def _build(loader: _Loader, node: yaml.Node, path: Path_, smap: SourceMap, depth
         ]
     if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
         smap.blocks[path] = _block_start(node, loader.source_lines)
+    return _scalar(loader, node, smap, "value")
+
+
+def _scalar(loader: _Loader, node: yaml.Node, smap: SourceMap, what: str) -> Any:
+    """A scalar node's value; any failure of PyYAML's constructors as one positioned line."""
     try:
         value = loader.construct_object(node, deep=True)
     except yaml.constructor.ConstructorError as exc:
         line, col = _mark(node)
         raise SpecError(
-            f"invalid value: {exc.problem}", file=smap.file, line=line, col=col
+            f"invalid {what}: {exc.problem}", file=smap.file, line=line, col=col
         ) from None
+    except (ValueError, KeyError, TypeError, OverflowError, AttributeError, IndexError) as exc:
+        # ``!!int x``, ``!!float abc``, ``!!bool maybe``, ``!!timestamp x`` (AttributeError), an
+        # integer literal over Python's int/str conversion limit (4,300 digits).
+        line, col = _mark(node)
+        text = str(getattr(node, "value", ""))
+        tag = str(node.tag).rsplit(":", 1)[-1]
+        if "digits" in str(exc):
+            message = (
+                f"invalid {what}: an integer literal of {len(text):,} characters is too long "
+                f"(Python reads at most {_int_digits():,} digits; quote it to keep a string)"
+            )
+        else:
+            message = f"invalid {what}: {shorten(repr(text))} is not a valid !!{tag}"
+        raise SpecError(message, file=smap.file, line=line, col=col) from None
     return _join_surrogates(value)
+
+
+def _int_digits() -> int:
+    import sys
+
+    get = getattr(sys, "get_int_max_str_digits", None)
+    return int(get()) if get is not None else 4300
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _flatten(loader: _Loader, node: yaml.MappingNode, smap: SourceMap) -> list[Any]:
+    """``node``'s pairs with merge keys resolved: merged pairs first, one per key, then its own.
+
+    PyYAML's ``flatten_mapping`` copies every merged pair, duplicates included, into the node
+    (so ``<<: [*a, *a]`` per level doubles each level) and raises a multi-line error for
+    ``<<: 5``. Here the first mapping in a merge list wins, as in YAML's merge spec and PyYAML,
+    a key is kept once, and nodes are never changed (an aliased mapping is flattened once).
+    """
+    cached = loader.merged.get(id(node))
+    if cached is not None:
+        return cached
+    if not any(k.tag == _MERGE_TAG for k, _ in node.value):
+        return node.value
+    if id(node) in loader.merging:
+        line, col = _mark(node)
+        raise SpecError(
+            "a merge key (<<) merges a mapping into itself", file=smap.file, line=line, col=col
+        )
+    loader.merging.add(id(node))
+    try:
+        merged: dict[Any, tuple[yaml.Node, yaml.Node]] = {}
+        own: list[tuple[yaml.Node, yaml.Node]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag != _MERGE_TAG:
+                own.append((key_node, value_node))
+                continue
+            if isinstance(value_node, yaml.MappingNode):
+                sources = [value_node]
+            elif isinstance(value_node, yaml.SequenceNode):
+                sources = list(value_node.value)
+            else:
+                sources = [value_node]
+            for source in sources:
+                if not isinstance(source, yaml.MappingNode):
+                    line, col = _mark(source)
+                    raise SpecError(
+                        "a merge key (<<) takes a mapping or a list of mappings, not "
+                        + ("a list" if isinstance(source, yaml.SequenceNode) else "a scalar"),
+                        file=smap.file,
+                        line=line,
+                        col=col,
+                    )
+            for source in sources:
+                for pair in _flatten(loader, source, smap):
+                    loader.built += 1
+                    k = pair[0]
+                    ident = (k.tag, k.value) if isinstance(k, yaml.ScalarNode) else id(k)
+                    merged.setdefault(ident, pair)  # the first source wins
+        flat = list(merged.values()) + own
+    finally:
+        loader.merging.discard(id(node))
+    loader.merged[id(node)] = flat
+    return flat
 
 
 def _join_surrogates(value: Any) -> Any:
@@ -593,11 +733,58 @@ def load_spec(
     return spec, smap
 
 
-def read_text(path: str | Path) -> str:
-    """Read a workflow file, turning OS errors into one-line :class:`SpecError`."""
-    p = Path(path)
+def check_regular_file(path: str | Path) -> os.stat_result:
+    """``os.stat(path)`` of a regular file, else one-line :class:`SpecError`.
+
+    Only a ``stat``: a FIFO, a device (``/dev/zero``, ``/dev/urandom``) or a socket is refused
+    without being opened (opening a FIFO blocks; reading ``/dev/zero`` never ends).
+    """
     try:
-        return p.read_text(encoding="utf-8")
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise SpecError("no such file", file=shorten(str(path))) from None
+    except OSError as exc:  # a name too long, a permission, a loop of links
+        raise SpecError(f"cannot read: {exc.strerror or exc}", file=shorten(str(path))) from None
+    except ValueError:  # a NUL byte in the name
+        raise SpecError("not a file name", file=shorten(str(path))) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise SpecError("is a directory, not a workflow file", file=str(path))
+    if not stat.S_ISREG(info.st_mode):
+        kind = (
+            "a FIFO"
+            if stat.S_ISFIFO(info.st_mode)
+            else "a device"
+            if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)
+            else "a socket"
+            if stat.S_ISSOCK(info.st_mode)
+            else "not a regular file"
+        )
+        raise SpecError(f"is {kind}, not a workflow file", file=str(path))
+    return info
+
+
+def read_text(path: str | Path) -> str:
+    """Read a workflow file, turning OS errors into one-line :class:`SpecError`.
+
+    Only regular files are opened (see :func:`check_regular_file`), and at most
+    ``LIMITS.document_chars`` characters' worth of bytes are read.
+    """
+    p = Path(path)
+    check_regular_file(p)
+    limit = LIMITS.document_chars
+    try:
+        with open(p, "rb") as f:
+            data = f.read(limit * 4 + 1)  # UTF-8: at most 4 bytes a character
+        text = "" if len(data) > limit * 4 else data.decode("utf-8")
+        if len(data) > limit * 4 or len(text) > limit:
+            raise SpecError(
+                f"the document has more than {limit:,} characters {hint('document_chars')}",
+                file=str(path),
+                line=1,
+                col=1,
+            )
+        # as Path.read_text does: universal newlines
+        return text.replace("\r\n", "\n").replace("\r", "\n")
     except FileNotFoundError:
         raise SpecError("no such file", file=str(path)) from None
     except IsADirectoryError:

@@ -232,6 +232,7 @@ class TaskSpec(_TaskOptions):
     tasks: dict[TaskName, TaskSpec] | None = None
     with_items: str | list[Any] | None = None
     batch_size: int | None = Field(None, ge=1)
+    chunk_size: int | None = Field(None, ge=1)
     join: Literal["all"] | Annotated[int, Field(ge=1)] | None = None
     next: list[Transition] = Field(default_factory=list)
     on_success: NameList | None = None
@@ -280,6 +281,13 @@ class TaskSpec(_TaskOptions):
     def _batch_needs_items(cls, value: int | None, info: ValidationInfo) -> int | None:
         if value is not None and "with_items" in info.data and info.data["with_items"] is None:
             raise ValueError("'batch_size' needs 'with_items'")
+        return value
+
+    @field_validator("chunk_size")
+    @classmethod
+    def _chunk_needs_items(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and "with_items" in info.data and info.data["with_items"] is None:
+            raise ValueError("'chunk_size' needs 'with_items'")
         return value
 
     @model_validator(mode="after")

@@ -13,6 +13,11 @@ import { SidePanel } from "./SidePanel";
 import { RUN_COLORS } from "./types";
 import type { ConnectKind, EditMessage, EditOp, RespondMessage, ServerMessage } from "./types";
 
+const MIN_CANVAS_HEIGHT = 220;
+const ASIDE_MIN_HEIGHT = 420;
+const MAX_CANVAS_HEIGHT = 720;
+const CANVAS_PADDING = 32;
+
 /** Run states during which the graph follows a run and cannot be edited. */
 const LIVE_RUN_STATES = new Set(["pending", "running", "waiting", "paused"]);
 
@@ -149,6 +154,13 @@ export function App({ readOnly = false }: AppProps = {}) {
   const showAside = selected !== "" || openInquiries.length > 0 || yamlOpen;
   const taskYamlOf = (task: string): string => (taskYaml && typeof taskYaml[task] === "string" ? taskYaml[task] : "");
   const runStatus = run?.status ?? null;
+  // The canvas grows with the graph (at zoom 1) between MIN and MAX; beyond, one pans.
+  const [layoutHeight, setLayoutHeight] = useState<number | null>(null);
+  const onLayoutSize = useCallback((_w: number, h: number) => setLayoutHeight(h), []);
+  const canvasHeight = Math.max(
+    showAside ? ASIDE_MIN_HEIGHT : MIN_CANVAS_HEIGHT,
+    Math.min(MAX_CANVAS_HEIGHT, (layoutHeight ?? 360) + 2 * CANVAS_PADDING),
+  );
 
   return (
     <div
@@ -156,6 +168,7 @@ export function App({ readOnly = false }: AppProps = {}) {
       data-testid="jw-root"
       data-editing={editing ? "true" : "false"}
       data-readonly={readOnly ? "true" : "false"}
+      style={{ height: "auto" }}
     >
       <header className="jw-header">
         <span className="jw-title" title={safeGraph.name}>
@@ -217,8 +230,8 @@ export function App({ readOnly = false }: AppProps = {}) {
           onToggleYaml={() => setShowYaml(!showYaml)}
         />
       ) : null}
-      <div className="jw-body">
-        <div className="jw-canvas">
+      <div className="jw-body" style={{ height: canvasHeight }}>
+        <div className="jw-canvas" data-testid="jw-canvas">
           <ReactFlowProvider>
             <GraphView
               graph={safeGraph}
@@ -237,6 +250,7 @@ export function App({ readOnly = false }: AppProps = {}) {
                 if (edge) setSelected("");
               }}
               onConnect={(source, target) => sendEdit("connect", { source, target, kind: connectKind })}
+              onLayoutSize={onLayoutSize}
             />
           </ReactFlowProvider>
         </div>

@@ -3,7 +3,7 @@
  * combined with live statuses (cheap, on every `status` change).
  */
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
-import { Controls, MarkerType, ReactFlow, useReactFlow, useStore } from "@xyflow/react";
+import { Controls, MarkerType, MiniMap, ReactFlow, useReactFlow, useStore } from "@xyflow/react";
 import type { ColorMode, EdgeTypes, NodeTypes } from "@xyflow/react";
 import { layoutGraph } from "./layout";
 import type { Layout } from "./layout";
@@ -11,7 +11,7 @@ import { TaskEdge } from "./TaskEdge";
 import type { TaskFlowEdge } from "./TaskEdge";
 import { TaskNode } from "./TaskNode";
 import type { TaskFlowNode } from "./TaskNode";
-import { EDGE_STYLES } from "./types";
+import { EDGE_STYLES, STATUS_COLORS } from "./types";
 import type { Graph, Inquiry, TaskStatus } from "./types";
 import type { SelectedEdge } from "./Editing";
 
@@ -30,6 +30,8 @@ export interface GraphViewProps {
   selectedEdge?: SelectedEdge | null;
   onSelectEdge?: (edge: SelectedEdge | null) => void;
   onConnect?: (source: string, target: string) => void;
+  /** Told the laid-out graph's size (at zoom 1), so the canvas can grow with it. */
+  onLayoutSize?: (width: number, height: number) => void;
 }
 
 export function GraphView(props: GraphViewProps) {
@@ -42,8 +44,14 @@ export function GraphView(props: GraphViewProps) {
 
   useEffect(() => {
     let cancelled = false;
+    const started = performance.now();
     layoutGraph(graph).then((laid) => {
-      if (!cancelled) setLayout((old) => ({ graph, layout: laid, version: (old?.version ?? 0) + 1 }));
+      if (cancelled) return;
+      const took = performance.now() - started;
+      if (graph.nodes.length > 0) {
+        (globalThis as Record<string, unknown>).__jw_last_layout_ms__ = took;
+      }
+      setLayout((old) => ({ graph, layout: laid, version: (old?.version ?? 0) + 1 }));
     });
     return () => {
       cancelled = true;
@@ -58,6 +66,11 @@ export function GraphView(props: GraphViewProps) {
   const markMoved = useCallback(() => {
     movedIn.current = version;
   }, [version]);
+
+  const onLayoutSize = props.onLayoutSize;
+  useEffect(() => {
+    if (layout) onLayoutSize?.(layout.layout.width, layout.layout.height);
+  }, [layout, onLayoutSize]);
 
   const waiting = useMemo(() => new Set(inquiries.map((q) => q.task)), [inquiries]);
 
@@ -157,7 +170,9 @@ export function GraphView(props: GraphViewProps) {
       edgesFocusable={false}
       elementsSelectable
       // Let the notebook scroll: the wheel must not zoom a widget in the middle of a page.
+      // With Ctrl (or Cmd) held, it does.
       zoomOnScroll={false}
+      zoomActivationKeyCode={ZOOM_KEYS}
       panOnScroll={false}
       preventScrolling={false}
       // Only moves the user starts carry an event; ours (framing) do not.
@@ -177,13 +192,30 @@ export function GraphView(props: GraphViewProps) {
         onZoomOut={markMoved}
         onFitView={markMoved}
       />
+      {layout.layout.width > MINIMAP_ABOVE.width || layout.layout.height > MINIMAP_ABOVE.height ? (
+        <MiniMap<TaskFlowNode>
+          position="bottom-right"
+          pannable
+          zoomable
+          ariaLabel="overview of the graph"
+          className="jw-minimap"
+          nodeColor={(n) => STATUS_COLORS[n.data.status?.status ?? "none"] ?? STATUS_COLORS.none}
+          nodeStrokeWidth={0}
+          onClick={markMoved}
+        />
+      ) : null}
+      <div className="jw-zoom-hint">Ctrl + wheel to zoom, drag to move</div>
       <AutoFrame width={layout.layout.width} height={layout.layout.height} userMoved={userMoved} />
     </ReactFlow>
   );
 }
 
-/** Below this zoom labels are unreadable: frame the top of a tall graph instead of all of it. */
-const READABLE_ZOOM = 0.5;
+const ZOOM_KEYS = ["Control", "Meta"];
+/** A graph larger than this (at zoom 1) gets an overview map. */
+const MINIMAP_ABOVE = { width: 900, height: 640 };
+
+/** Below this zoom labels are hard to read: frame the top of a big graph instead of all of it. */
+const READABLE_ZOOM = 0.75;
 const FRAME_PADDING = 24;
 
 /**

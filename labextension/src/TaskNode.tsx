@@ -74,12 +74,16 @@ function TaskNodeView({ data }: NodeProps<TaskFlowNode>) {
       </div>
       <div className="jw-node-sub">
         <span className="jw-node-action">{subtitle(node)}</span>
-        {node.with_items ? <span className="jw-tag">each item</span> : null}
+        {node.with_items && !progress ? <span className="jw-tag">each item</span> : null}
         {hasInquiry ? <span className="jw-tag jw-tag-inquiry">needs answer</span> : null}
         {status && (status.attempts ?? 0) > 1 ? (
           <span className="jw-tag">try {status.attempts}</span>
         ) : null}
-        {progress ? <span className="jw-progress-text">{progress.text}</span> : null}
+        {progress ? (
+          <span className="jw-progress-text" data-testid={`jw-progress-${node.id}`}>
+            {node.with_items ? `${progress.text} items` : progress.text}
+          </span>
+        ) : null}
       </div>
       {progress ? (
         <div className="jw-progress" aria-label={`progress ${progress.text}`}>

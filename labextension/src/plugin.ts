@@ -13,6 +13,8 @@ import { IRenderMimeRegistry } from "@jupyterlab/rendermime";
 import { BUILD_ID } from "./build_id";
 import widget from "./index";
 import { GRAPH_RANK, graphRendererFactory } from "./output";
+import { RunGraphWidget, RunsSidebar } from "./runs";
+import type { RunSummary } from "./runs";
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: "jupyter-workflows:plugin",
@@ -21,7 +23,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
   requires: [IRenderMimeRegistry],
   optional: [INotebookTracker],
   activate: (
-    _app: JupyterFrontEnd,
+    app: JupyterFrontEnd,
     rendermime: IRenderMimeRegistry,
     notebooks: INotebookTracker | null,
   ) => {
@@ -33,6 +35,25 @@ const plugin: JupyterFrontEndPlugin<void> = {
       registry.addFactory(graphRendererFactory(registry), GRAPH_RANK);
     notebooks?.forEach((panel) => register(panel.content.rendermime));
     notebooks?.widgetAdded.connect((_sender, panel) => register(panel.content.rendermime));
+
+    // The runs panel: runs of the server's store, live; a run's graph opens in a tab.
+    const openGraph = (run: RunSummary) => {
+      const id = `jw-run-graph-${run.run_id}`;
+      for (const widget of app.shell.widgets("main")) {
+        if (widget.id === id) {
+          app.shell.activateById(id);
+          return;
+        }
+      }
+      const widget = new RunGraphWidget(run.run_id, `${run.workflow} ${run.run_id.slice(0, 8)}`);
+      app.shell.add(widget, "main");
+      app.shell.activateById(widget.id);
+    };
+    try {
+      app.shell.add(new RunsSidebar(openGraph), "left", { rank: 650 });
+    } catch (err) {
+      console.warn("jupyter_workflows: no left area for the runs panel", err);
+    }
   },
 };
 

@@ -53,6 +53,7 @@ from test_jupyterlab_quickstart import (
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
 
+UI_WAIT_MS = 30_000
 EXTENSION = REPO / "jupyter_workflows" / "labextension"
 GRAPH_MIME = "application/vnd.jupyter-workflows.graph+json"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -317,3 +318,199 @@ def test_five_widgets_cost_well_under_a_megabyte(lab: Lab, tmp_path: Path) -> No
         assert page.evaluate("() => Boolean(globalThis.__jupyter_workflows__?.widget)")
         assert page.evaluate("() => !globalThis.__jupyter_workflows_fallback__")
     _shutdown_kernels(lab)
+
+
+def _big_workflow(branches: int = 20, steps: int = 9) -> str:
+    """``%%workflow big --run``: a start task, ``branches`` chains of ``steps`` tasks, 200 in all."""
+    lines = [
+        "%%workflow big --run",
+        "tasks:",
+        "  start_everything:",
+        "    action: core.noop",
+        f"    on_success: [{', '.join(f'region_{b:02d}_extract' for b in range(branches))}]",
+    ]
+    names = ["extract"] + [f"transform_stage_{k}" for k in range(1, steps - 1)] + ["load"]
+    for b in range(branches):
+        for k, step in enumerate(names):
+            lines.append(f"  region_{b:02d}_{step}:")
+            if k == 3:
+                lines.append("    action: core.echo")
+                lines.append("    with_items: [1, 2, 3]")
+                lines.append("    input: {message: '{{ item }}'}")
+            else:
+                lines.append("    action: core.noop")
+            if k + 1 < len(names):
+                lines.append(f"    on_success: [region_{b:02d}_{names[k + 1]}]")
+    for j in range(200 - 1 - branches * steps):
+        lines.append(f"  report_{j:02d}:")
+        lines.append("    action: core.noop")
+        lines.append(f"    needs: [region_{j:02d}_load]")
+    return "\n".join(lines)
+
+
+def test_a_200_task_graph_is_readable(lab: Lab, tmp_path: Path) -> None:
+    """200 tasks: every box drawn with its full name at a readable size, an overview map,
+    Ctrl+wheel zooms (the plain wheel scrolls the notebook), `with_items` shows done/total."""
+    source = _big_workflow()
+    name = "big.ipynb"
+    _notebook(name, ["%load_ext jupyter_workflows", source], lab)
+    with chromium_page(lab, tmp_path) as page:
+        _open_lab(page, lab, name)
+        run_all_cells(page)
+        cell = code_cell(page, "%%workflow big")
+        live = cell.locator('.jw-output[data-live="true"] .jw-output-live [data-testid="jw-root"]')
+        live.locator('[data-testid="jw-run-status"]', has_text="succeeded").wait_for(
+            timeout=RUN_DONE_MS * 2
+        )
+        assert live.locator('[data-testid^="jw-node-"]').count() == 200
+        assert live.locator('[data-testid^="jw-node-"][data-status="succeeded"]').count() == 200
+        layout_ms = page.evaluate("() => globalThis.__jw_last_layout_ms__")
+        print(f"200-task layout in the browser: {layout_ms:.0f} ms")
+
+        # Full names: the longest one is not cut.
+        label = live.locator('[data-testid="jw-node-region_00_transform_stage_7"] .jw-node-label')
+        assert label.evaluate("el => el.scrollWidth <= el.clientWidth")
+        # Readable: text drawn at 9 px or more on screen.
+        box = label.bounding_box()
+        assert box is not None and box["height"] >= 9, box
+        # The canvas grew with the graph, up to its limit.
+        canvas = live.locator('[data-testid="jw-canvas"]').bounding_box()
+        assert canvas is not None and 600 <= canvas["height"] <= 740, canvas
+        # An overview map for a graph bigger than the canvas.
+        assert live.locator(".react-flow__minimap").count() == 1
+        # with_items: done/total on the box.
+        assert (
+            live.locator('[data-testid="jw-progress-region_03_transform_stage_3"]').inner_text()
+            == "3/3 items"
+        )
+
+        shot = tmp_path / "big-graph.png"
+        live.screenshot(path=str(shot))
+        print(f"screenshot: {shot}")
+
+        # The plain wheel scrolls the page; Ctrl + wheel zooms the graph.
+        viewport = live.locator(".react-flow__viewport")
+        before = viewport.evaluate("el => el.style.transform")
+        canvas_box = live.locator('[data-testid="jw-canvas"]').bounding_box()
+        assert canvas_box is not None
+        page.mouse.move(canvas_box["x"] + 200, canvas_box["y"] + 200)
+        page.mouse.wheel(0, 200)
+        page.wait_for_timeout(300)  # no event to wait on: a wheel that did nothing
+        assert viewport.evaluate("el => el.style.transform") == before
+        pane = live.locator(".react-flow__pane")
+        pane.scroll_into_view_if_needed()  # the page scrolled
+        canvas_box = pane.bounding_box()
+        assert canvas_box is not None
+        page.mouse.move(canvas_box["x"] + 300, canvas_box["y"] + canvas_box["height"] / 2)
+        page.keyboard.down("Control")
+        page.mouse.wheel(0, -300)
+        page.keyboard.up("Control")
+        page.wait_for_function(
+            "([el, before]) => el.style.transform !== before",
+            arg=[viewport.element_handle(), before],
+        )
+    _shutdown_kernels(lab)
+
+
+APPROVE_YAML = """\
+# Waits for a human, then says so.
+name: approve_me
+tasks:
+  ask:
+    action: core.inquiry
+    input:
+      prompt: Ship it?
+      schema:
+        type: object
+        properties: {approved: {type: boolean}}
+        required: [approved]
+    on_success: [announce]
+  announce:
+    action: core.echo
+    input: {message: "approved={{ task.ask.result.approved }}"}
+"""
+
+
+def test_runs_panel_shows_a_cli_run_and_answers_its_inquiry(lab: Lab, tmp_path: Path) -> None:
+    """A run started by ``jupyter-workflows run`` shows in the sidebar; its inquiry is answered
+    from the panel's form, Resume finishes it, its graph opens in a tab, a task's logs show."""
+    (lab.root / "approve.yaml").write_text(APPROVE_YAML)
+    env = dict(os.environ)
+    env.update(
+        {
+            "JUPYTER_WORKFLOWS_EXECUTOR": "inline",
+            "JUPYTER_WORKFLOWS_STORE": str(lab.root.parent / "state.db"),
+        }
+    )
+    env.pop("JUPYTER_WORKFLOWS_SCHEDULER", None)
+    cli = subprocess.run(
+        [sys.executable, "-m", "jupyter_workflows", "run", "approve.yaml"],
+        cwd=lab.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert cli.returncode == 3, cli.stdout + cli.stderr  # waiting for the answer
+    run_id = cli.stdout.split()[1]
+
+    with chromium_page(lab, tmp_path) as page:
+        page.goto(lab.url("/lab?reset"))
+        page.locator(".jw-runs-icon").first.click()
+        panel = page.locator('[data-testid="jw-runs-panel"]')
+        row = panel.locator(f'[data-testid="jw-run-{run_id}"]')
+        row.wait_for(timeout=RUN_DONE_MS)
+        assert row.get_attribute("data-status") == "waiting"
+        assert "approve_me" in row.inner_text()
+
+        # Filters: another status hides it, the workflow's name keeps it.
+        panel.locator('[data-testid="jw-runs-filter-status"]').select_option("succeeded")
+        row.wait_for(state="detached")
+        panel.locator('[data-testid="jw-runs-filter-status"]').select_option("")
+        panel.locator('[data-testid="jw-runs-filter-workflow"]').fill("approve_me")
+        row.wait_for()
+
+        row.click()
+        details = panel.locator(f'[data-testid="jw-run-details-{run_id}"]')
+        form = details.locator('[data-testid="jw-inquiry-ask"]')
+        form.wait_for(timeout=RUN_DONE_MS)
+        assert "Ship it?" in form.inner_text()
+        form.locator('input[type="checkbox"]').check()
+        form.locator('[data-testid="jw-inquiry-submit-ask"]').click()
+        details.locator('[data-testid="jw-run-notice"]').wait_for()
+        assert details.locator('[data-testid="jw-inquiry-error-ask"]').count() == 0
+
+        # The CLI process is gone: Resume lets the server finish the run with the answer.
+        if row.get_attribute("data-status") != "succeeded":
+            details.locator('[data-testid="jw-run-resume"]').click()
+        panel.locator(f'[data-testid="jw-run-{run_id}"][data-status="succeeded"]').wait_for(
+            timeout=RUN_DONE_MS
+        )
+        details.locator('[data-testid="jw-run-task-announce"][data-status="succeeded"]').wait_for(
+            timeout=RUN_DONE_MS
+        )
+
+        # The run's graph in a main-area tab, with its statuses.
+        details.locator('[data-testid="jw-run-open"]').click()
+        graph = page.locator('[data-testid="jw-run-graph"]')
+        graph.locator('[data-testid="jw-node-announce"][data-status="succeeded"]').wait_for(
+            timeout=RUN_DONE_MS
+        )
+        assert (
+            graph.locator('[data-testid="jw-node-ask"]').get_attribute("data-status") == "succeeded"
+        )
+
+        # A task's logs.
+        details.locator('[data-testid="jw-run-logs-announce"]').click()
+        logs = details.locator('[data-testid="jw-run-logs"]')
+        logs.wait_for()
+        page.wait_for_function(
+            "el => el.textContent !== '…'", arg=logs.element_handle(), timeout=UI_WAIT_MS
+        )
+        page.screenshot(path=str(tmp_path / "runs-panel.png"))
+
+    # The store agrees: the answer reached the run.
+    summary = lab.api(f"/workflows/api/runs/{run_id}")
+    assert summary["status"] == "succeeded"
+    ask = [t for t in summary["tasks"] if t["task"] == "ask"][-1]
+    assert ask["result"] == {"approved": True}
