@@ -89,3 +89,23 @@ def test_a_fifo_as_store_is_refused_not_hung_on(tmp_path: Path, command: list[st
     result = jw(tmp_path, *command, "--store", str(fifo), timeout=60)  # used to hang for ever
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert "not a regular file" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("column", ["workflow", "status", "started_at", "definition", "options"])
+def test_null_columns_are_shown_not_crashed_on(tmp_path: Path, column: str) -> None:
+    store = tmp_path / "state.db"
+    (tmp_path / "fine.yaml").write_text(WORKFLOW)
+    assert jw(tmp_path, "run", "fine.yaml", "--store", str(store)).returncode == 0
+    conn = sqlite3.connect(store)
+    conn.execute(f"UPDATE runs SET {column} = NULL")
+    conn.commit()
+    conn.close()
+    for command in (["runs"], ["runs", "--json"]):
+        result = jw(tmp_path, *command, "--store", str(store))
+        assert "internal error" not in result.stderr and "Traceback" not in result.stderr, (
+            command,
+            result.stderr,
+        )
+        assert result.returncode == 0, result.stderr
+    if column == "workflow":
+        assert "(missing)" in jw(tmp_path, "runs", "--store", str(store)).stdout
