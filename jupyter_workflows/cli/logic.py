@@ -312,7 +312,10 @@ def cmd_runs(args: Namespace) -> int:
     out(f"{'RUN ID':<34} {'WORKFLOW':<20} {'STATUS':<12} STARTED")
     for r in items:
         d = r.summary_dict()
-        out(f"{d['run_id']:<34} {d['workflow']:<20} {d['status']:<12} {d['started_at'] or ''}")
+        # a damaged row (NULL columns) is shown as such, not an internal error
+        row = {k: "(missing)" if d.get(k) is None else str(d[k]) for k in ("run_id", "workflow")}
+        status = "(missing)" if d.get("status") is None else str(d["status"])
+        out(f"{row['run_id']:<34} {row['workflow']:<20} {status:<12} {d.get('started_at') or ''}")
     return 0
 
 
