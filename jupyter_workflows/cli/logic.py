@@ -208,6 +208,14 @@ def _print_warnings(warnings) -> None:
         print(str(w), file=sys.stderr)
 
 
+def cmd_convert(args: Namespace) -> int:
+    """The native YAML of a workflow in any dialect (CONTRACT §1.7); it validates as it is."""
+    wf = load_target(args.file, args.workflow)
+    wf.validate()
+    out(wf.to_yaml().rstrip("\n"))
+    return 0
+
+
 def cmd_validate(args: Namespace) -> int:
     try:
         from .lifecycle import validate_document  # lifecycle and trigger files
@@ -226,7 +234,11 @@ def cmd_validate(args: Namespace) -> int:
             print(str(error), file=sys.stderr)
         return 2
     _print_warnings(warnings)
-    out(f"{args.file}: ok ({len(wf.compiled.tasks)} tasks)")
+    dialect = getattr(wf.source_map, "dialect", None)
+    if dialect:  # a file in another language, read as it is (CONTRACT §1.7)
+        out(f"{args.file}: ok ({dialect}): {len(wf.compiled.tasks)} tasks")
+    else:
+        out(f"{args.file}: ok ({len(wf.compiled.tasks)} tasks)")
     return 0
 
 
