@@ -374,7 +374,7 @@ def summary_line(value: Any, limit: int = 200) -> str:
 
 def _summary(value: Any) -> str:
     if type(value).__name__ == "ArtifactRef":
-        return repr(value)  # <artifact numpy.ndarray 1000x1000 float64 8.0 MB sha256:...>
+        return repr(value)  # <artifact numpy.ndarray 1000x1000 float64 8.0 MB xxh3_128:...>
     form = to_json_form(value)
     if isinstance(form, dict) and "type" in form and not isinstance(value, Mapping):
         kind = form["type"]

@@ -145,9 +145,13 @@ def test_big_results_are_references_that_load_when_read(
     assert isinstance(weights, ArtifactRef)  # a dict result: only its big part is a reference
     assert weights.type_name == "numpy.ndarray" and weights.dtype == "float64"
     assert weights.shape == (N,) and weights.nbytes > N * 8
-    assert weights.location == location and len(weights.sha256) == 64
+    assert (
+        weights.location == location
+        and weights.hash_name == "xxh3_128"
+        and len(weights.digest) == 32
+    )
     assert fsspec.filesystem("memory").exists(
-        f"{location}/{weights.sha256[:2]}/{weights.sha256}.pkl"
+        f"{location}/{weights.digest[:2]}/{weights.digest}.pkl"
     )
 
     # Run.outputs and Run.tasks load the real value when it is read.
@@ -179,9 +183,9 @@ def test_equal_results_are_written_once(tmp_path: Path, client: Any, location: s
     assert first.status == second.status == "succeeded"
     a = next(t["result"] for t in first._task_records() if t["task"] == "make")
     b = next(t["result"] for t in second._task_records() if t["task"] == "make")
-    assert a == b and a.sha256 == b.sha256
+    assert a == b and a.digest == b.digest
     files = fsspec.filesystem("memory").find(location)
-    assert len([f for f in files if a.sha256 in f]) == 1
+    assert len([f for f in files if a.digest in f]) == 1
 
 
 def test_reading_into_a_big_result_is_a_one_line_error_naming_the_template(

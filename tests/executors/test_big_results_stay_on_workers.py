@@ -122,7 +122,7 @@ def test_a_300_mb_array_passes_worker_to_worker_and_the_orchestrator_stays_flat(
         assert ref.shape == (SIZE // 8,) and ref.dtype == "float64"
         assert ref.nbytes >= SIZE
         assert ref.location == (tmp_path / "state.db.artifacts").as_uri()
-        path = tmp_path / "state.db.artifacts" / ref.sha256[:2] / f"{ref.sha256}.pkl"
+        path = tmp_path / "state.db.artifacts" / ref.digest[:2] / f"{ref.digest}.pkl"
         assert path.stat().st_size == ref.nbytes
         assert run.outputs["shape"] == (SIZE // 8,)
         # Read lazily, and only here: the real array, from the artifact.
