@@ -959,8 +959,15 @@ class RunState:
             i = ex.first_failed
             it = ex.items[i]
             kind, message = _split_error(it.error, ex.error_type)
+            # The items that succeeded stay readable by the failure's transitions (``result``:
+            # the list in item order, ``None`` where an item failed or never ran).
+            partial = [x.result if x.status in ("succeeded", "cached") else None for x in ex.items]
             self._finish_execution(
-                ex, ok=False, error=f"{kind}: item {i}: {message}", error_type=ex.error_type
+                ex,
+                ok=False,
+                result=partial,
+                error=f"{kind}: item {i}: {message}",
+                error_type=ex.error_type,
             )
         elif ex.items_done == total:
             cached = all(it.status == "cached" for it in ex.items)
@@ -985,6 +992,8 @@ class RunState:
             ex.error = None
         else:
             ex.status = "failed"
+            if result is not None:
+                ex.result = result
             ex.error = error or f"{error_type or ex.error_type or 'TaskFailed'}: {NO_MESSAGE}"
             ex.error_type = error_type or ex.error_type
         self.dirty.add(ex.id)
