@@ -44,9 +44,42 @@ def _expression(value: Any) -> Any:
         text = match.group(1)
         for pattern, replacement in _REWRITES:
             text = pattern.sub(replacement, text)
+        if text.startswith("{{"):
+            text = "{{" + _ternary(text[2:-2]) + "}}"
         return text
 
     return _TEMPLATE.sub(rewrite, value)
+
+
+def _top_level(text: str, char: str) -> int:
+    """Index of ``char`` outside quotes and brackets, else -1."""
+    depth, quote = 0, ""
+    for i, c in enumerate(text):
+        if quote:
+            if c == quote and text[i - 1] != "\\":
+                quote = ""
+        elif c in "'\"":
+            quote = c
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif c == char and depth == 0:
+            return i
+    return -1
+
+
+def _ternary(expression: str) -> str:
+    """Tera's ``a ? b : c`` as Jinja's ``(b if a else c)`` (nested on the right)."""
+    q = _top_level(expression, "?")
+    if q == -1:
+        return expression
+    rest = expression[q + 1 :]
+    c = _top_level(rest, ":")
+    if c == -1:
+        return expression
+    condition, then, other = expression[:q].strip(), rest[:c].strip(), _ternary(rest[c + 1 :])
+    return f" ({then} if {condition} else {other.strip()}) "
 
 
 def _parameters(value: Any) -> Any:

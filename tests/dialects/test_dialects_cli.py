@@ -93,3 +93,65 @@ def test_attune_iterate_cache_is_one_positioned_refusal(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith(f"{path}:5:5: attune's 'iterate_cache'")
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_attune_tera_forms_scopes_and_timeouts(engine, monkeypatch) -> None:
+    monkeypatch.setenv("API_TOKEN", "s3cret-token")
+    wf = jw.load(
+        """\
+ref: examples.forms
+label: Forms
+parameters:
+  type: object
+  properties:
+    xs: {type: array, default: [1, 2, 3, 4, 5]}
+    ok: {type: boolean}
+  required: [ok]
+tasks:
+  - name: first
+    action: core.echo
+    input:
+      state: "{{ parameters.ok ? 'deployed' : 'failed' }}"
+      batches: "{{ parameters.xs | batch(size=2) | list }}"
+      token: "{{ kv.get_secret('API_TOKEN') }}"
+      flag: "{{ kv.get('flags.new', default=false) }}"
+      run: "{{ system.execution_id }}"
+    publish:
+      - state: "{{ result.state }}"
+    on_success: wait
+  - name: wait
+    action: core.sleep
+    input: {seconds: 5}
+    timeout: 0.2
+    on_timeout: late
+  - name: late
+    action: core.echo
+    input: {state: "{{ workflow.state }}"}
+"""
+    )
+    assert wf.spec.parameters["ok"].required is True
+    run = wf.run({"ok": True})
+    assert run.status == "succeeded", run.error
+    first = run.tasks[0]["result"]
+    assert first["state"] == "deployed"
+    assert first["batches"] == [[1, 2], [3, 4], [5]]
+    assert first["flag"] is False
+    assert first["run"] == run.run_id
+    assert [t["task"] for t in run.tasks] == ["first", "wait", "late"]
+    assert run.tasks[1]["status"] == "failed" and "Timeout" in run.tasks[1]["error"]
+    assert run.tasks[2]["result"] == {"state": "deployed"}
+
+
+def test_orquesta_failed_with_items_shows_partial_results(engine) -> None:
+    @jw.task(name="orq_fee_fi")
+    def orq_fee_fi(message: str) -> str:
+        if message == "fo":
+            raise RuntimeError("no fo")
+        return message
+
+    text = (ORQUESTA / "with-items-remediate.yaml").read_text().replace("core.echo", "orq_fee_fi")
+    run = jw.load(text, name="remediate").run()
+    assert run.status == "succeeded", run.error  # task2 remediated the failure
+    items = run.outputs["items"]
+    assert items[:3] == ["fee", "fi", None]  # 'fo' failed; 'fum' may not have started
+    assert items[3] in ("fum", None)
