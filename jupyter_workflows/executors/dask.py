@@ -86,9 +86,10 @@ Failures
     ``CancelledError``.
 
 Keys
-    Submission keys are Dask keys. The engine's ``"{workflow}.{task}-{run_id[:8]}-{seq}"`` (run
-    ids are hex) splits, with ``dask.utils.key_split``, to ``"{workflow}.{task}"``: the dashboard
-    groups tasks by workflow and task name.
+    Submission keys are Dask keys. The engine's
+    ``"{workflow}.{task}-{run_id[:8]}-{run_id[8:16]}-{seq}"`` (run ids are hex) splits, with
+    ``dask.utils.key_split``, to ``"{workflow}.{task}"``: the dashboard groups tasks by
+    workflow and task name.
 
 Scripts that start the embedded cluster must guard their entry point with
 ``if __name__ == "__main__":``: worker processes are spawned and re-import the main module.
