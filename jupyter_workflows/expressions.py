@@ -44,11 +44,13 @@ An immutable sandbox
 
     The limits are listed, with how to raise them, in docs/security.md.
 
-Chainable undefined
-    Conditions routinely look into values that may be absent (``result.approved`` when the result
-    is ``None``). :class:`jinja2.ChainableUndefined` makes such chains falsy and render as ``""``;
-    natively they become ``None``. Using an undefined value in arithmetic or a comparison is still an
-    error.
+Strict undefined values
+    Templates are strict (CONTRACT §1.3): a name or attribute that does not exist is an error
+    where it is used (``UndefinedError`` inside a one-line :class:`ExpressionError`), never a
+    silent ``None``/``""``. :class:`StrictChainableUndefined` still chains, so a template that
+    asks for a default gets it: ``{{ result.approved | default(false) }}``,
+    ``{{ vars.x is defined }}``. ``validate`` catches most such names before a run starts
+    (:func:`check_template_names`); attributes of results can only be checked when they are read.
 
 One-line errors
     Every failure (syntax, security, a ``TypeError`` in a filter, a missing secret) becomes an
@@ -74,7 +76,9 @@ import json
 import os
 import threading
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any
 
 from jinja2 import BaseLoader, ChainableUndefined, Undefined, nodes
@@ -87,7 +91,10 @@ from jupyter_workflows.sandbox import BoundedSandbox
 __all__ = [
     "MASKER",
     "ExpressionError",
+    "NameRules",
     "SecretMasker",
+    "StrictChainableUndefined",
+    "check_template_names",
     "evaluate",
     "exact_expression",
     "is_template",
@@ -393,6 +400,28 @@ def secret_function(
 
 
 # --------------------------------------------------------------------------------------------
+# Strict undefined values (CONTRACT §1.3: templates are strict)
+# --------------------------------------------------------------------------------------------
+
+
+class StrictChainableUndefined(ChainableUndefined):
+    """An undefined value that is an error as soon as it is *used*, yet chains under a default.
+
+    ``{{ vars.nope }}``, ``{{ 'x' ~ vars.nope }}``, ``{% if vars.nope %}`` and a native
+    ``"{{ vars.nope }}"`` all raise ``UndefinedError`` (a one-line ``ExpressionError`` for the
+    user), where Jinja's default would read nothing and carry on. Only what explicitly asks about
+    a missing value goes on: ``| default(...)`` (also through a chain,
+    ``{{ result.a.b | default(0) }}``), ``is defined``/``is undefined``.
+    """
+
+    __slots__ = ()
+
+    __iter__ = __str__ = __len__ = Undefined._fail_with_undefined_error
+    __eq__ = __ne__ = __bool__ = __hash__ = Undefined._fail_with_undefined_error
+    __contains__ = __int__ = __float__ = __complex__ = Undefined._fail_with_undefined_error
+
+
+# --------------------------------------------------------------------------------------------
 # The environment
 # --------------------------------------------------------------------------------------------
 
@@ -430,7 +459,7 @@ def _from_json(text: str) -> Any:
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, Undefined):
-        return None
+        value._fail_with_undefined_error()
     return str(value)
 
 
@@ -441,7 +470,7 @@ def _to_json(value: Any, indent: int | None = None) -> str:
 def _make_environment() -> _WorkflowEnvironment:
     env = _WorkflowEnvironment(
         autoescape=False,
-        undefined=ChainableUndefined,
+        undefined=StrictChainableUndefined,
         loader=_RefusingLoader(),
         # YAML block scalars end with a newline; rendering must not drop it
         keep_trailing_newline=True,
@@ -554,7 +583,9 @@ def _resolve(name: str, steps: tuple[tuple[bool, Any], ...], scope: Mapping[str,
 
 def _native_lookup(name: str, steps: tuple[tuple[bool, Any], ...], scope: Mapping[str, Any]) -> Any:
     value = _resolve(name, steps, scope)
-    return None if isinstance(value, Undefined) else value
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+    return value
 
 
 def _render_parts(parts: tuple[str | _Path, ...], scope: Mapping[str, Any]) -> str:
@@ -585,9 +616,9 @@ def _simple_parts(tree: nodes.Template) -> tuple[str | _Path, ...] | None:
 
 
 def _to_native(value: Any) -> Any:
-    """Replace undefined values by ``None`` and generators by lists, recursively."""
+    """Generators become lists, recursively; an undefined value is an error (strict templates)."""
     if isinstance(value, Undefined):
-        return None
+        value._fail_with_undefined_error()
     if isinstance(value, types.GeneratorType):
         return [_to_native(item) for item in value]
     if isinstance(value, list):
@@ -611,7 +642,7 @@ def _compile(text: str) -> Callable[[Mapping[str, Any]], Any]:
     """
     inner = _exact(text)
     if inner is not None:
-        expression = _ENV.compile_expression(inner, undefined_to_none=True)
+        expression = _ENV.compile_expression(inner, undefined_to_none=False)
         path = _lookup_path(Parser(_ENV, inner, state="variable").parse_expression())
         if path is not None:
             return functools.partial(_native_lookup, *path)
@@ -799,3 +830,227 @@ def evaluate(expr_or_template: str | bool | None, scope: Mapping[str, Any]) -> b
             text = "{{ " + text + " }}"
         return _truthy(_render_text(text, scope))
     return _truthy(render(expr_or_template, scope))
+
+
+# --------------------------------------------------------------------------------------------
+# Static name checks (strict templates: what ``validate`` refuses before a run starts)
+# --------------------------------------------------------------------------------------------
+
+#: Functions Jinja itself provides to every template.
+JINJA_GLOBALS = frozenset({"range", "dict", "lipsum", "cycler", "joiner", "namespace"})
+
+
+@dataclass(frozen=True)
+class NameRules:
+    """What a template at one place of a workflow may name.
+
+    ``roots`` are the scope names (``parameters``, ``vars``, ...), ``functions`` the callables
+    (``succeeded``, ``secret``, ...), ``tasks`` the workflow's task names (``task.X``),
+    ``task_attributes`` what ``task.X`` has, and ``attributes`` the attributes fixed for a root
+    (``system: {run_id, ...}``; roots not listed there take any attribute).
+    """
+
+    roots: tuple[str, ...]
+    functions: frozenset[str] = frozenset()
+    tasks: frozenset[str] | None = None
+    task_attributes: frozenset[str] = frozenset()
+    attributes: Mapping[str, frozenset[str]] = dataclass_field(default_factory=dict)
+    #: Callables allowed too but not listed in messages (the dialects' helpers).
+    quiet_functions: frozenset[str] = frozenset()
+
+
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    import difflib
+
+    hint = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return f"did you mean {hint[0]!r}? " if hint else ""
+
+
+def _known(names: Iterable[str], limit: int = 12) -> str:
+    ordered = list(names)
+    shown = ", ".join(ordered[:limit])
+    return shown + (", ..." if len(ordered) > limit else "")
+
+
+def _column(text: str, line: int, word: str) -> int:
+    """1-based column of ``word`` (as a whole word) on ``line`` of ``text``; 1 if not found."""
+    import re
+
+    lines = text.split("\n")
+    if not 1 <= line <= len(lines):
+        return 1
+    match = re.search(
+        r"(?<![A-Za-z0-9_.])" + re.escape(word) + r"(?![A-Za-z0-9_])", lines[line - 1]
+    )
+    if match is None:
+        match = re.search(re.escape(word), lines[line - 1])
+    return match.start() + 1 if match else 1
+
+
+def check_template_names(text: str, rules: NameRules) -> list[tuple[int, int, str]]:
+    """Every name in ``text`` that cannot resolve under ``rules``, without rendering.
+
+    Checked from Jinja's syntax tree: unknown roots, unknown functions, unknown filters and
+    tests, ``task.X`` for a task that is not in the workflow and unknown attributes of ``task.X``
+    or of a root with fixed attributes (``system``, ``kv``). Names the template declares itself
+    (``{% set %}``, loop variables, macro arguments) are its own. Keys inside values (``result.id``
+    where the result is a dict) cannot be known before the run and are not checked.
+
+    Parameters
+    ----------
+    text
+        A template string (``{{ ... }}`` markup; plain text has nothing to check).
+    rules
+        What this template may name.
+
+    Returns
+    -------
+    list of (int, int, str)
+        ``(line, column, message)`` within ``text`` (1-based) for each problem; empty when the
+        template is fine or does not even parse (:func:`template_error` reports that).
+    """
+    from jinja2 import meta
+
+    if not isinstance(text, str) or not is_template(text):
+        return []
+    try:
+        tree = _ENV.parse(text)
+    except Exception:
+        return []
+    try:
+        undeclared = meta.find_undeclared_variables(tree)
+    except Exception:  # an unknown filter or test stops Jinja's analysis: report those alone
+        undeclared = set()
+    problems: list[tuple[int, int, str]] = []
+    seen: set[tuple[str, str]] = set()
+    known_names = list(rules.roots) + sorted(rules.functions - set(rules.roots))
+    callables = rules.functions | JINJA_GLOBALS | rules.quiet_functions
+
+    def report(node: nodes.Node, word: str, message: str) -> None:
+        key = (word, message)
+        if key in seen:
+            return
+        seen.add(key)
+        line = getattr(node, "lineno", 1) or 1
+        problems.append((line, _column(text, line, word), message))
+
+    def visit(node: nodes.Node, parent: nodes.Node | None, grand: nodes.Node | None) -> None:
+        if isinstance(node, nodes.Filter) and node.name not in _ENV.filters:
+            report(
+                node,
+                node.name,
+                f"unknown filter {node.name!r} in template ("
+                + _did_you_mean(node.name, _ENV.filters)
+                + "see the filters in docs/language.md)",
+            )
+        elif isinstance(node, nodes.Test) and node.name not in _ENV.tests:
+            report(
+                node,
+                node.name,
+                f"unknown test {node.name!r} in template ("
+                + _did_you_mean(node.name, _ENV.tests)
+                + "known: "
+                + _known(sorted(_ENV.tests), 8)
+                + ")",
+            )
+        elif isinstance(node, nodes.Name) and node.ctx == "load" and node.name in undeclared:
+            _check_name(node, parent, grand)
+        for child in node.iter_child_nodes():
+            visit(child, node, parent)
+
+    def _check_name(node: nodes.Name, parent: nodes.Node | None, grand: nodes.Node | None) -> None:
+        name = node.name
+        called = isinstance(parent, nodes.Call) and parent.node is node
+        if called:
+            if name not in callables:
+                what = "function" if name not in rules.roots else "function (it is a value)"
+                report(
+                    node,
+                    name,
+                    f"unknown {what} {name!r} in template ("
+                    + _did_you_mean(name, callables)
+                    + "known: "
+                    + _known(sorted(rules.functions) or ["none"])
+                    + ")",
+                )
+            return
+        if name not in rules.roots and name not in callables:
+            report(
+                node,
+                name,
+                f"unknown name {name!r} in template ("
+                + _did_you_mean(name, known_names)
+                + "known: "
+                + _known(known_names)
+                + ")",
+            )
+            return
+        step = _attribute_of(parent, node)
+        if step is None:
+            return
+        if name == "task" and rules.tasks is not None:
+            if step not in rules.tasks:
+                report(
+                    parent,
+                    step,
+                    f"unknown task {step!r} in template ("
+                    + _did_you_mean(step, rules.tasks)
+                    + "known tasks: "
+                    + _known(sorted(rules.tasks))
+                    + ")",
+                )
+                return
+            attribute = _attribute_of(grand, parent)
+            if attribute is not None and attribute not in rules.task_attributes:
+                report(
+                    grand,
+                    attribute,
+                    f"unknown attribute {attribute!r} of task.{step} in template ("
+                    + _did_you_mean(attribute, rules.task_attributes)
+                    + "known: "
+                    + _known(sorted(rules.task_attributes))
+                    + ")",
+                )
+        elif name in rules.attributes and step not in rules.attributes[name]:
+            allowed = rules.attributes[name]
+            report(
+                parent,
+                step,
+                f"unknown attribute {step!r} of {name} in template ("
+                + _did_you_mean(step, allowed)
+                + "known: "
+                + _known(sorted(allowed))
+                + ")",
+            )
+
+    visit(tree, None, None)
+    problems.sort(key=lambda p: (p[0], p[1]))
+    return problems
+
+
+def _attribute_of(parent: nodes.Node | None, child: nodes.Node) -> str | None:
+    """``attr`` when ``parent`` is ``child.attr`` or ``child['attr']``, else ``None``."""
+    if isinstance(parent, nodes.Getattr) and parent.node is child:
+        return parent.attr
+    if (
+        isinstance(parent, nodes.Getitem)
+        and parent.node is child
+        and isinstance(parent.arg, nodes.Const)
+        and isinstance(parent.arg.value, str)
+    ):
+        return parent.arg.value
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Dialect hooks (jupyter_workflows.spec.dialects): extra functions other languages' files use
+# --------------------------------------------------------------------------------------------
+
+
+def register_globals(functions: Mapping[str, Callable[..., Any]]) -> None:
+    """Make ``functions`` callable in every template (``ctx()``, ``yaql(...)``, ...).
+
+    Scope names win over globals, so a dialect function never hides a workflow's own value.
+    Compiled templates are looked up at render time, so registering late is fine.
+    """
+    _ENV.globals.update(functions)

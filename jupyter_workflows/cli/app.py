@@ -105,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE")
     p.add_argument("--workflow", metavar="NAME")
 
+    p = add(
+        "convert",
+        "print a workflow written for attune or StackStorm Orquesta as a native document",
+    )
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--workflow", metavar="NAME")
+
     p = add("graph", "print the task graph")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--format", choices=["mermaid", "dot", "json"], default="mermaid")

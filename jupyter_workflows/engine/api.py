@@ -441,6 +441,17 @@ def respond(run_id: str, task: str, data: Any) -> None:
 
         from .events import InquiryResponded
 
+        timeout = _inquiry_timeout(orch.store.get_run(run.run_id) or {}, task)
+        began = record.get("started_at")
+        if timeout is not None and began is not None and time.time() > float(began) + timeout:
+            # Its timer died with its process; the inquiry is over all the same.
+            from ..exceptions import InquiryError
+
+            raise InquiryError(
+                f"run {run.run_id}: the inquiry of task {task!r} timed out {timeout:g}s after it "
+                "opened; the response is refused (`resume` ends the task as timed out)"
+            )
+
         answered = any(
             e.get("type") == InquiryResponded.type and e.get("exec_id") == record["exec_id"]
             for e in orch.store.load_events(run.run_id)
@@ -458,3 +469,17 @@ def respond(run_id: str, task: str, data: Any) -> None:
             [InquiryResponded(time.time(), exec_id=record["exec_id"], data=data).to_dict()],
         )
         orch.store.commit()
+
+
+def _inquiry_timeout(record: dict[str, Any], task: str) -> float | None:
+    """The ``timeout`` of ``task`` in a stored run's definition, or None (none, or unreadable)."""
+    text = record.get("definition")
+    if not text:
+        return None
+    try:
+        from ..definition import load
+
+        timeout = load(text).compiled.tasks[task].timeout
+    except Exception:  # an old or odd definition: no timeout is known, as before
+        return None
+    return float(timeout) if timeout else None

@@ -277,11 +277,60 @@ class TaskContext:
             self._reported = self.last_progress
             self.logger.info("progress %s/%s", *self.last_progress)
 
+    #: Where the run's store keeps secrets (:func:`secret_source`), for :meth:`secret`.
+    secrets: dict[str, Any] | None = field(default=None, repr=False)
+
     def secret(self, name: str) -> str:
-        """A secret from the environment; registered for masking in every output."""
+        """A secret from the environment, else from the run's store; registered for masking.
+
+        Works on every executor: in the engine's process through the store itself, in a Dask
+        worker process by reading the SQLite store's ``secrets`` table (read-only).
+        """
         from ..expressions import secret_lookup
 
-        return secret_lookup(name)
+        return secret_lookup(name, store_lookup=_store_secret_lookup(self.secrets))
+
+
+#: ``token -> store.secret_get`` of the stores orchestrators in this process use.
+_SECRET_LOOKUPS: dict[str, Callable[[str], str | None]] = {}
+
+
+def secret_source(store: Any) -> dict[str, Any]:
+    """How a task in any process reaches ``store``'s secrets: a token for this process's
+    registry, and the SQLite file when there is one (a Dask worker opens it read-only)."""
+    token = f"{os.getpid()}:{id(store)}"
+    getter = getattr(store, "secret_get", None)
+    if getter is not None:
+        _SECRET_LOOKUPS[token] = getter
+    path = getattr(store, "path", None)
+    return {"token": token, "path": str(path) if path is not None else None}
+
+
+def _store_secret_lookup(source: dict[str, Any] | None) -> Callable[[str], str | None] | None:
+    if not source:
+        return None
+    local = _SECRET_LOOKUPS.get(str(source.get("token")))
+    if local is not None:
+        return local
+    path = source.get("path")
+    if not path:
+        return None
+
+    def from_file(name: str) -> str | None:
+        import sqlite3
+        from pathlib import Path
+
+        try:
+            conn = sqlite3.connect(Path(path).as_uri() + "?mode=ro", uri=True, timeout=10)
+            try:
+                row = conn.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            return None
+        return None if row is None else str(row[0])
+
+    return from_file
 
 
 @dataclass
@@ -415,6 +464,7 @@ def run_task(
             index=ctx.get("index"),
             workflow=ctx.get("workflow"),
             progress_hook=progress_hook,
+            secrets=ctx.get("secrets"),
         )
     lines: list[str] = []
     previous = getattr(_local, "buffer", None)

@@ -36,7 +36,7 @@ from ..expressions import MASKER, secret_function
 from ..spec.compile import CompiledWorkflow
 from . import commands as C
 from . import events as E
-from .context import AFTER
+from .context import AFTER, secret_source
 from .state import DONE_TASK, FINAL_RUN, Execution, RunState
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -466,6 +466,8 @@ class Orchestrator:
                 "item": cmd.item,
                 "index": cmd.index,
                 "workflow": active.workflow.name,
+                # where context.secret() finds the store's secrets, in any process
+                "secrets": secret_source(self.store),
             },
             wants_context=action.wants_context,
             resources=resources,

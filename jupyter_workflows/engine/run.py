@@ -24,6 +24,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["TERMINAL", "Run"]
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+#: Task statuses that are final: a cancel leaves them as they are.
+_SETTLED_TASK = frozenset({"succeeded", "failed", "skipped", "cancelled", "cached"})
 #: A run not updated by its owner for this long is ``interrupted`` (its process is gone).
 STALE_SECONDS = 10.0
 #: How long a control waits for another process to apply it (its heartbeat is every 2 s).
@@ -275,16 +277,35 @@ class Run:
             {"pause": self._orch.pause, "cancel": self._orch.cancel}[kind](self.run_id)
             self._orch.barrier()  # the loop has handled the request: the status shows it
             return
-        self._orch.store.add_request(self.run_id, kind)
-        if kind == "cancel" and status == "interrupted":
-            # Nobody drives it: end it here.
-            self._orch.store.update_run(
+        store = self._orch.store
+        gone = status == "interrupted" or (
+            status in ("paused", "waiting") and not owner_alive(store.get_run(self.run_id) or {})
+        )
+        if kind == "pause" and status == "interrupted":
+            # Nobody drives it and nothing runs: it is as good as paused, and `resume` (of any
+            # process) continues it, as it would an interrupted run.
+            store.update_run(self.run_id, status="paused")
+            store.commit()
+            return
+        store.add_request(self.run_id, kind)
+        if kind == "cancel" and gone:
+            # Nobody drives it (its process exited, paused/waiting or mid-run): end it here,
+            # with its open tasks, as a live process would have.
+            now = time.time()
+            open_tasks = [
+                {**t, "status": "cancelled", "ended_at": t.get("ended_at") or now}
+                for t in store.get_tasks(self.run_id)
+                if t.get("status") not in _SETTLED_TASK
+            ]
+            if open_tasks:
+                store.upsert_tasks(self.run_id, open_tasks)
+            store.update_run(
                 self.run_id,
                 status="cancelled",
-                ended_at=time.time(),
+                ended_at=now,
                 error="RunCancelled: the run was cancelled",
             )
-            self._orch.store.commit()
+            store.commit()
             return
         # Another live process drives it and takes the request at its next heartbeat.
         await_request(self, lambda s: s == "paused" if kind == "pause" else s in TERMINAL)

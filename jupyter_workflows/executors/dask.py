@@ -86,9 +86,10 @@ Failures
     ``CancelledError``.
 
 Keys
-    Submission keys are Dask keys. The engine's ``"{workflow}.{task}-{run_id[:8]}-{seq}"`` (run
-    ids are hex) splits, with ``dask.utils.key_split``, to ``"{workflow}.{task}"``: the dashboard
-    groups tasks by workflow and task name.
+    Submission keys are Dask keys. The engine's
+    ``"{workflow}.{task}-{run_id[:8]}-{run_id[8:16]}-{seq}"`` (run ids are hex) splits, with
+    ``dask.utils.key_split``, to ``"{workflow}.{task}"``: the dashboard groups tasks by
+    workflow and task name.
 
 Scripts that start the embedded cluster must guard their entry point with
 ``if __name__ == "__main__":``: worker processes are spawned and re-import the main module.
@@ -1689,14 +1690,32 @@ class DaskExecutor(Executor):
                 if isinstance(item, Outcome):
                     outcome = item
                 else:
-                    if envelope is _UNGATHERED:
-                        envelope = late.get(item.key)
-                    elif isinstance(envelope, _Pushed):
-                        envelope = envelope.load()
-                    if isinstance(callback, _Chunk):
-                        self._deliver_chunk(callback, item, envelope)
-                        continue
-                    outcome = self._outcome(item, envelope)
+                    try:
+                        if envelope is _UNGATHERED:
+                            envelope = late.get(item.key)
+                        elif isinstance(envelope, _Pushed):
+                            envelope = envelope.load()
+                        if isinstance(callback, _Chunk):
+                            self._deliver_chunk(callback, item, envelope)
+                            continue
+                        outcome = self._outcome(item, envelope)
+                    except Exception as exc:  # a bug here must not lose the outcome: fail it
+                        if isinstance(callback, _Chunk):  # no member has heard yet: all fail
+                            logger.debug("reading the chunk %s failed", item.key, exc_info=True)
+                            for member in callback.members:
+                                key = member.submission.key
+                                line = f"reading the outcome of {key} failed: {error_line(exc)}"
+                                try:
+                                    member.callback(_failed(key, "InternalError", line))
+                                except Exception:
+                                    logger.exception("outcome callback for %s failed", key)
+                            continue
+                        logger.debug("reading the outcome of %s failed", item.key, exc_info=True)
+                        outcome = _failed(
+                            item.key,
+                            "InternalError",
+                            f"reading the outcome of {item.key} failed: {error_line(exc)}",
+                        )
                     if item.key in self._transient:
                         with self._lock:  # let Dask forget it now, not when the run ends
                             self._transient.discard(item.key)
