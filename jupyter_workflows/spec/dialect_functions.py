@@ -259,6 +259,36 @@ def yaql_evaluate(expression: str, scope: dict[str, Any]) -> Any:
     return _plain(value)
 
 
+def yaql_problems(text: str) -> list[tuple[int, int, str]]:
+    """``(line, column, message)`` for each ``yaql("...")`` in ``text`` that does not parse."""
+    from jinja2 import nodes
+    from yaql.language import exceptions as yaql_errors
+
+    from ..expressions import _ENV
+
+    try:
+        tree = _ENV.parse(text)
+    except Exception:
+        return []
+    out = []
+    for call in tree.find_all(nodes.Call):
+        if not (
+            isinstance(call.node, nodes.Name)
+            and call.node.name == "yaql"
+            and len(call.args) == 1
+            and isinstance(call.args[0], nodes.Const)
+            and isinstance(call.args[0].value, str)
+        ):
+            continue
+        expression = call.args[0].value
+        try:
+            _yaql_parse(expression)
+        except yaql_errors.YaqlException as exc:
+            message = " ".join(str(exc).split())
+            out.append((call.lineno or 1, 1, f"YAQL syntax error in <% {expression} %>: {message}"))
+    return out
+
+
 @pass_context
 def yaql(context: Any, expression: str) -> Any:
     """``<% expression %>`` as the translated template ``{{ yaql("expression") }}``."""

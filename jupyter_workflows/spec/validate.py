@@ -455,9 +455,20 @@ def template_name_errors(
     rules = name_rules(path, spec, cw, smap)
     out: list[SpecError] = []
     source = _source_path(smap, path)
-    for offset, col_in, message in check_template_names(text, rules):
+    problems = check_template_names(text, rules)
+    if not problems and "yaql(" in text:
+        from .dialect_functions import yaql_problems
+
+        problems = yaql_problems(text)
+    for offset, col_in, message in problems:
         line, col = smap.locate_line(source, offset)
-        if offset == 1 and col is not None and source not in smap.blocks and "\n" not in text:
+        if (
+            offset == 1
+            and col is not None
+            and source not in smap.blocks
+            and "\n" not in text
+            and not getattr(smap, "dialect", None)  # translated text: columns are not the file's
+        ):
             col = col + max(0, col_in - 1 - shift) + _quote_width(smap, source)
         out.append(SpecError(message, file=smap.file, line=line, col=col))
     return out

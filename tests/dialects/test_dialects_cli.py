@@ -34,7 +34,7 @@ def test_validate_names_the_dialect() -> None:
     assert "deploy.yaml: ok (attune 1.0.0): 2 tasks" in proc.stdout
 
 
-@pytest.mark.parametrize("name", ["sequential", "join", "with-items", "with-multi-items"])
+@pytest.mark.parametrize("name", ["sequential", "join", "with-items", "with-items-concurrency"])
 def test_convert_round_trips_through_validate(name: str, tmp_path: Path) -> None:
     proc = _cli("convert", str(ORQUESTA / f"{name}.yaml"))
     assert proc.returncode == 0, proc.stderr
@@ -155,3 +155,54 @@ def test_orquesta_failed_with_items_shows_partial_results(engine) -> None:
     items = run.outputs["items"]
     assert items[:3] == ["fee", "fi", None]  # 'fo' failed; 'fum' may not have started
     assert items[3] in ("fum", None)
+
+
+def test_yaql_syntax_error_is_one_positioned_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("version: 1.0\ntasks:\n  t:\n    action: core.echo m=<% ctx( %>\n")
+    proc = _cli("validate", str(path))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        f"{path}:4:13: YAQL syntax error in <% ctx( %>: Parse error: unexpected end of statement"
+    )
+
+
+def test_orquesta_multiple_lists_rendering(engine) -> None:
+    # orquesta/conducting/test_task_rendering_for_with_items.py: test_multiple_lists_rendering
+    wf = jw.load(
+        """\
+version: 1.0
+vars:
+  - xs:
+      - foo
+      - fu
+      - marco
+  - ys:
+      - bar
+      - bar
+      - polo
+tasks:
+  task1:
+    with: x, y in <% zip(ctx(xs), ctx(ys)) %>
+    action: core.echo message=<% item(x) + item(y) %>
+""",
+        name="multi",
+    )
+    run = wf.run()
+    assert run.status == "succeeded", run.error
+    assert run.tasks[0]["result"] == [
+        {"message": "foobar"},
+        {"message": "fubar"},
+        {"message": "marcopolo"},
+    ]
+
+
+def test_invalid_yaql_in_a_published_fixture_is_reported() -> None:
+    # Orquesta's with-multi-items.yaml writes `<% item(member), item(message) %>`, which YAQL
+    # does not parse (Orquesta would fail when rendering it); validate says so before running.
+    proc = _cli("validate", str(ORQUESTA / "with-multi-items.yaml"))
+    assert proc.returncode == 2
+    assert (
+        "with-multi-items.yaml:12:13: YAQL syntax error in <% item(member), item(message) %>"
+        in (proc.stderr)
+    )
