@@ -34,19 +34,23 @@ An immutable sandbox
       as ``""``, which hides the mistake),
     * has a loader that refuses everything, so ``{% include %}``, ``{% import %}`` and
       ``{% extends %}`` can never read a file,
-    * bounds ``*`` and ``**`` so ``"{{ 'x' * 10**10 }}"`` or ``"{{ 9 ** 9 ** 9 }}"`` fail instead of
-      eating the machine (Jinja would even try to constant-fold the latter while compiling),
+    * counts (:mod:`jupyter_workflows.sandbox`): render time, output, loop steps and the size
+      of every value an operator or filter makes are bounded, and nothing is constant-folded
+      while compiling, so ``"{{ 'x' * 10**10 }}"``, ``"{{ 9 ** 9 ** 9 }}"``, nested
+      ``range(100000)`` loops or ``'%03000000000d' | format(1)`` fail in one line instead of
+      eating the machine,
     * prefers a mapping's *keys* to its methods on dotted access, so a task named ``items``,
       ``update`` or ``get`` is reachable as ``task.update.result``.
 
-    The sandbox does not bound every CPU or memory use (``"{:>999999999}".format(1)`` still
-    allocates); templates come from workflow authors, not from anonymous users.
+    The limits are listed, with how to raise them, in docs/security.md.
 
-Chainable undefined
-    Conditions routinely look into values that may be absent (``result.approved`` when the result
-    is ``None``). :class:`jinja2.ChainableUndefined` makes such chains falsy and render as ``""``;
-    natively they become ``None``. Using an undefined value in arithmetic or a comparison is still an
-    error.
+Strict undefined values
+    Templates are strict (CONTRACT §1.3): a name or attribute that does not exist is an error
+    where it is used (``UndefinedError`` inside a one-line :class:`ExpressionError`), never a
+    silent ``None``/``""``. :class:`StrictChainableUndefined` still chains, so a template that
+    asks for a default gets it: ``{{ result.approved | default(false) }}``,
+    ``{{ vars.x is defined }}``. ``validate`` catches most such names before a run starts
+    (:func:`check_template_names`); attributes of results can only be checked when they are read.
 
 One-line errors
     Every failure (syntax, security, a ``TypeError`` in a filter, a missing secret) becomes an
@@ -69,24 +73,28 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import os
 import threading
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any
 
 from jinja2 import BaseLoader, ChainableUndefined, Undefined, nodes
 from jinja2.exceptions import SecurityError, TemplateSyntaxError
 from jinja2.parser import Parser
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from jupyter_workflows.exceptions import WorkflowError
+from jupyter_workflows.sandbox import BoundedSandbox
 
 __all__ = [
     "MASKER",
     "ExpressionError",
+    "NameRules",
     "SecretMasker",
+    "StrictChainableUndefined",
+    "check_template_names",
     "evaluate",
     "exact_expression",
     "is_template",
@@ -100,10 +108,6 @@ __all__ = [
 _CACHE_SIZE = 8192
 #: Longest template text quoted in an error message.
 _MAX_QUOTED = 120
-#: ``seq * n`` may build at most this many items (or characters).
-_MAX_REPEAT = 10_000_000
-#: ``a ** b`` on ints may build a result of at most this many bits.
-_MAX_POWER_BITS = 100_000
 #: Rendered strings that a ``when`` reads as false (after ``strip().lower()``).
 _FALSE_STRINGS = frozenset({"", "false", "no", "off", "0", "none", "null"})
 #: Types render returns at once.
@@ -172,6 +176,13 @@ class SecretMasker:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._secrets: tuple[str, ...] = ()
+        #: ``str()`` of lists/tuples/dicts a template made from a secret: masked whole.
+        self._containers: frozenset[str] = frozenset()
+
+    def register_container(self, value: list[Any] | tuple[Any, ...] | dict[Any, Any]) -> None:
+        """Mask ``value`` (a list, tuple or dict made from a secret) whole wherever it appears."""
+        with self._lock:
+            self._containers = self._containers | {str(value)}
 
     def __len__(self) -> int:
         return len(self._secrets)
@@ -253,13 +264,19 @@ class SecretMasker:
         Any
             The masked value.
         """
-        if not self._secrets:
+        if not self._secrets and not self._containers:
             return obj
         return self._mask(obj)
 
     def _mask(self, obj: Any) -> Any:
         if isinstance(obj, str):
             return self.mask_text(obj)
+        if (
+            self._containers
+            and isinstance(obj, (list, tuple, dict))
+            and str(obj) in (self._containers)
+        ):
+            return self.replacement
         if isinstance(obj, dict):
             changed = False
             out: dict[Any, Any] = {}
@@ -320,7 +337,40 @@ def secret_lookup(
         raise ExpressionError(f"secret {name!r} is not set")
     value = str(value)
     masker.register(value)
+    _SECRETS_READ.count = getattr(_SECRETS_READ, "count", 0) + 1
     return value
+
+
+#: Per thread: how many secrets ``secret_lookup`` has returned (a render compares before/after).
+_SECRETS_READ = threading.local()
+#: Derived values shorter than this are not registered (one character would mask every use of
+#: it in every output); the secret itself is always registered, however short.
+_MIN_DERIVED = 3
+
+
+def _taint(value: Any, masker: SecretMasker = MASKER) -> None:
+    """Register what a template made from a secret: ``secret(x) | reverse``, ``| upper``,
+    ``[:4]``, ``| list``, ``'Bearer ' ~ secret(x)`` are masked in every output like the secret.
+
+    Strings are registered as they are; a list, tuple or dict also as its ``str()`` and JSON
+    forms and by its string items (of at least :data:`_MIN_DERIVED` characters).
+    """
+    if isinstance(value, str):
+        if len(value) >= _MIN_DERIVED:
+            masker.register(value)
+        return
+    if isinstance(value, (list, tuple, dict)):
+        masker.register_container(value)
+        forms = [str(value)]
+        try:
+            forms.append(json.dumps(value))
+        except (TypeError, ValueError):
+            pass
+        for form in forms:
+            _taint(form, masker)
+        items = value.values() if isinstance(value, dict) else value
+        for item in items:
+            _taint(item, masker)
 
 
 def secret_function(
@@ -350,6 +400,28 @@ def secret_function(
 
 
 # --------------------------------------------------------------------------------------------
+# Strict undefined values (CONTRACT §1.3: templates are strict)
+# --------------------------------------------------------------------------------------------
+
+
+class StrictChainableUndefined(ChainableUndefined):
+    """An undefined value that is an error as soon as it is *used*, yet chains under a default.
+
+    ``{{ vars.nope }}``, ``{{ 'x' ~ vars.nope }}``, ``{% if vars.nope %}`` and a native
+    ``"{{ vars.nope }}"`` all raise ``UndefinedError`` (a one-line ``ExpressionError`` for the
+    user), where Jinja's default would read nothing and carry on. Only what explicitly asks about
+    a missing value goes on: ``| default(...)`` (also through a chain,
+    ``{{ result.a.b | default(0) }}``), ``is defined``/``is undefined``.
+    """
+
+    __slots__ = ()
+
+    __iter__ = __str__ = __len__ = Undefined._fail_with_undefined_error
+    __eq__ = __ne__ = __bool__ = __hash__ = Undefined._fail_with_undefined_error
+    __contains__ = __int__ = __float__ = __complex__ = Undefined._fail_with_undefined_error
+
+
+# --------------------------------------------------------------------------------------------
 # The environment
 # --------------------------------------------------------------------------------------------
 
@@ -363,10 +435,8 @@ class _RefusingLoader(BaseLoader):
         )
 
 
-class _WorkflowEnvironment(ImmutableSandboxedEnvironment):
-    """The immutable sandbox, stricter on unsafe attributes and sizes, keys before methods."""
-
-    intercepted_binops = frozenset({"*", "**"})
+class _WorkflowEnvironment(BoundedSandbox):
+    """The bounded immutable sandbox, stricter on unsafe attributes, keys before methods."""
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> Undefined:
         raise SecurityError(
@@ -382,28 +452,6 @@ class _WorkflowEnvironment(ImmutableSandboxedEnvironment):
                 pass
         return super().getattr(obj, attribute)
 
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "*":
-            for sequence, count in ((left, right), (right, left)):
-                if (
-                    isinstance(sequence, (str, list, tuple))
-                    and isinstance(count, int)
-                    and len(sequence) * count > _MAX_REPEAT
-                ):
-                    raise SecurityError(
-                        f"repeating a {type(sequence).__name__} {count} times is too large"
-                    )
-        elif (
-            operator == "**"
-            and isinstance(left, int)
-            and isinstance(right, int)
-            and abs(left) > 1
-            and right > 0
-            and right * math.log2(abs(left)) > _MAX_POWER_BITS
-        ):
-            raise SecurityError(f"{left} ** {right} is too large")
-        return super().call_binop(context, operator, left, right)
-
 
 def _from_json(text: str) -> Any:
     return json.loads(text)
@@ -411,7 +459,7 @@ def _from_json(text: str) -> Any:
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, Undefined):
-        return None
+        value._fail_with_undefined_error()
     return str(value)
 
 
@@ -422,14 +470,14 @@ def _to_json(value: Any, indent: int | None = None) -> str:
 def _make_environment() -> _WorkflowEnvironment:
     env = _WorkflowEnvironment(
         autoescape=False,
-        undefined=ChainableUndefined,
+        undefined=StrictChainableUndefined,
         loader=_RefusingLoader(),
         # YAML block scalars end with a newline; rendering must not drop it
         keep_trailing_newline=True,
         cache_size=0,  # only loaded templates use it, and nothing loads; we cache ourselves
     )
-    env.filters["from_json"] = _from_json
-    env.filters["to_json"] = _to_json
+    env.add_filter("from_json", _from_json)
+    env.add_filter("to_json", _to_json)
     return env
 
 
@@ -535,7 +583,9 @@ def _resolve(name: str, steps: tuple[tuple[bool, Any], ...], scope: Mapping[str,
 
 def _native_lookup(name: str, steps: tuple[tuple[bool, Any], ...], scope: Mapping[str, Any]) -> Any:
     value = _resolve(name, steps, scope)
-    return None if isinstance(value, Undefined) else value
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+    return value
 
 
 def _render_parts(parts: tuple[str | _Path, ...], scope: Mapping[str, Any]) -> str:
@@ -566,9 +616,9 @@ def _simple_parts(tree: nodes.Template) -> tuple[str | _Path, ...] | None:
 
 
 def _to_native(value: Any) -> Any:
-    """Replace undefined values by ``None`` and generators by lists, recursively."""
+    """Generators become lists, recursively; an undefined value is an error (strict templates)."""
     if isinstance(value, Undefined):
-        return None
+        value._fail_with_undefined_error()
     if isinstance(value, types.GeneratorType):
         return [_to_native(item) for item in value]
     if isinstance(value, list):
@@ -592,7 +642,7 @@ def _compile(text: str) -> Callable[[Mapping[str, Any]], Any]:
     """
     inner = _exact(text)
     if inner is not None:
-        expression = _ENV.compile_expression(inner, undefined_to_none=True)
+        expression = _ENV.compile_expression(inner, undefined_to_none=False)
         path = _lookup_path(Parser(_ENV, inner, state="variable").parse_expression())
         if path is not None:
             return functools.partial(_native_lookup, *path)
@@ -600,12 +650,12 @@ def _compile(text: str) -> Callable[[Mapping[str, Any]], Any]:
         def native(scope: Mapping[str, Any]) -> Any:
             return _to_native(expression(scope))
 
-        return native
+        return _ENV.bounded(native)
     tree = _ENV.parse(text)
     parts = _simple_parts(tree)
     if parts is not None:
         return functools.partial(_render_parts, parts)
-    return _ENV.from_string(tree).render
+    return _ENV.bounded(_ENV.from_string(tree).render)
 
 
 def _one_line(text: str) -> str:
@@ -667,8 +717,12 @@ def template_error(text: str) -> tuple[int, int, str] | None:
 
 
 def _render_text(text: str, scope: Mapping[str, Any]) -> Any:
+    read = getattr(_SECRETS_READ, "count", 0)
     try:
-        return _compile(text)(scope)
+        value = _compile(text)(scope)
+        if getattr(_SECRETS_READ, "count", 0) != read:
+            _taint(value)  # this template read a secret: what it made is masked too
+        return value
     except ExpressionError as error:
         raise _render_error(text, error) from error
     except WorkflowError:
@@ -776,3 +830,227 @@ def evaluate(expr_or_template: str | bool | None, scope: Mapping[str, Any]) -> b
             text = "{{ " + text + " }}"
         return _truthy(_render_text(text, scope))
     return _truthy(render(expr_or_template, scope))
+
+
+# --------------------------------------------------------------------------------------------
+# Static name checks (strict templates: what ``validate`` refuses before a run starts)
+# --------------------------------------------------------------------------------------------
+
+#: Functions Jinja itself provides to every template.
+JINJA_GLOBALS = frozenset({"range", "dict", "lipsum", "cycler", "joiner", "namespace"})
+
+
+@dataclass(frozen=True)
+class NameRules:
+    """What a template at one place of a workflow may name.
+
+    ``roots`` are the scope names (``parameters``, ``vars``, ...), ``functions`` the callables
+    (``succeeded``, ``secret``, ...), ``tasks`` the workflow's task names (``task.X``),
+    ``task_attributes`` what ``task.X`` has, and ``attributes`` the attributes fixed for a root
+    (``system: {run_id, ...}``; roots not listed there take any attribute).
+    """
+
+    roots: tuple[str, ...]
+    functions: frozenset[str] = frozenset()
+    tasks: frozenset[str] | None = None
+    task_attributes: frozenset[str] = frozenset()
+    attributes: Mapping[str, frozenset[str]] = dataclass_field(default_factory=dict)
+    #: Callables allowed too but not listed in messages (the dialects' helpers).
+    quiet_functions: frozenset[str] = frozenset()
+
+
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    import difflib
+
+    hint = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return f"did you mean {hint[0]!r}? " if hint else ""
+
+
+def _known(names: Iterable[str], limit: int = 12) -> str:
+    ordered = list(names)
+    shown = ", ".join(ordered[:limit])
+    return shown + (", ..." if len(ordered) > limit else "")
+
+
+def _column(text: str, line: int, word: str) -> int:
+    """1-based column of ``word`` (as a whole word) on ``line`` of ``text``; 1 if not found."""
+    import re
+
+    lines = text.split("\n")
+    if not 1 <= line <= len(lines):
+        return 1
+    match = re.search(
+        r"(?<![A-Za-z0-9_.])" + re.escape(word) + r"(?![A-Za-z0-9_])", lines[line - 1]
+    )
+    if match is None:
+        match = re.search(re.escape(word), lines[line - 1])
+    return match.start() + 1 if match else 1
+
+
+def check_template_names(text: str, rules: NameRules) -> list[tuple[int, int, str]]:
+    """Every name in ``text`` that cannot resolve under ``rules``, without rendering.
+
+    Checked from Jinja's syntax tree: unknown roots, unknown functions, unknown filters and
+    tests, ``task.X`` for a task that is not in the workflow and unknown attributes of ``task.X``
+    or of a root with fixed attributes (``system``, ``kv``). Names the template declares itself
+    (``{% set %}``, loop variables, macro arguments) are its own. Keys inside values (``result.id``
+    where the result is a dict) cannot be known before the run and are not checked.
+
+    Parameters
+    ----------
+    text
+        A template string (``{{ ... }}`` markup; plain text has nothing to check).
+    rules
+        What this template may name.
+
+    Returns
+    -------
+    list of (int, int, str)
+        ``(line, column, message)`` within ``text`` (1-based) for each problem; empty when the
+        template is fine or does not even parse (:func:`template_error` reports that).
+    """
+    from jinja2 import meta
+
+    if not isinstance(text, str) or not is_template(text):
+        return []
+    try:
+        tree = _ENV.parse(text)
+    except Exception:
+        return []
+    try:
+        undeclared = meta.find_undeclared_variables(tree)
+    except Exception:  # an unknown filter or test stops Jinja's analysis: report those alone
+        undeclared = set()
+    problems: list[tuple[int, int, str]] = []
+    seen: set[tuple[str, str]] = set()
+    known_names = list(rules.roots) + sorted(rules.functions - set(rules.roots))
+    callables = rules.functions | JINJA_GLOBALS | rules.quiet_functions
+
+    def report(node: nodes.Node, word: str, message: str) -> None:
+        key = (word, message)
+        if key in seen:
+            return
+        seen.add(key)
+        line = getattr(node, "lineno", 1) or 1
+        problems.append((line, _column(text, line, word), message))
+
+    def visit(node: nodes.Node, parent: nodes.Node | None, grand: nodes.Node | None) -> None:
+        if isinstance(node, nodes.Filter) and node.name not in _ENV.filters:
+            report(
+                node,
+                node.name,
+                f"unknown filter {node.name!r} in template ("
+                + _did_you_mean(node.name, _ENV.filters)
+                + "see the filters in docs/language.md)",
+            )
+        elif isinstance(node, nodes.Test) and node.name not in _ENV.tests:
+            report(
+                node,
+                node.name,
+                f"unknown test {node.name!r} in template ("
+                + _did_you_mean(node.name, _ENV.tests)
+                + "known: "
+                + _known(sorted(_ENV.tests), 8)
+                + ")",
+            )
+        elif isinstance(node, nodes.Name) and node.ctx == "load" and node.name in undeclared:
+            _check_name(node, parent, grand)
+        for child in node.iter_child_nodes():
+            visit(child, node, parent)
+
+    def _check_name(node: nodes.Name, parent: nodes.Node | None, grand: nodes.Node | None) -> None:
+        name = node.name
+        called = isinstance(parent, nodes.Call) and parent.node is node
+        if called:
+            if name not in callables:
+                what = "function" if name not in rules.roots else "function (it is a value)"
+                report(
+                    node,
+                    name,
+                    f"unknown {what} {name!r} in template ("
+                    + _did_you_mean(name, callables)
+                    + "known: "
+                    + _known(sorted(rules.functions) or ["none"])
+                    + ")",
+                )
+            return
+        if name not in rules.roots and name not in callables:
+            report(
+                node,
+                name,
+                f"unknown name {name!r} in template ("
+                + _did_you_mean(name, known_names)
+                + "known: "
+                + _known(known_names)
+                + ")",
+            )
+            return
+        step = _attribute_of(parent, node)
+        if step is None:
+            return
+        if name == "task" and rules.tasks is not None:
+            if step not in rules.tasks:
+                report(
+                    parent,
+                    step,
+                    f"unknown task {step!r} in template ("
+                    + _did_you_mean(step, rules.tasks)
+                    + "known tasks: "
+                    + _known(sorted(rules.tasks))
+                    + ")",
+                )
+                return
+            attribute = _attribute_of(grand, parent)
+            if attribute is not None and attribute not in rules.task_attributes:
+                report(
+                    grand,
+                    attribute,
+                    f"unknown attribute {attribute!r} of task.{step} in template ("
+                    + _did_you_mean(attribute, rules.task_attributes)
+                    + "known: "
+                    + _known(sorted(rules.task_attributes))
+                    + ")",
+                )
+        elif name in rules.attributes and step not in rules.attributes[name]:
+            allowed = rules.attributes[name]
+            report(
+                parent,
+                step,
+                f"unknown attribute {step!r} of {name} in template ("
+                + _did_you_mean(step, allowed)
+                + "known: "
+                + _known(sorted(allowed))
+                + ")",
+            )
+
+    visit(tree, None, None)
+    problems.sort(key=lambda p: (p[0], p[1]))
+    return problems
+
+
+def _attribute_of(parent: nodes.Node | None, child: nodes.Node) -> str | None:
+    """``attr`` when ``parent`` is ``child.attr`` or ``child['attr']``, else ``None``."""
+    if isinstance(parent, nodes.Getattr) and parent.node is child:
+        return parent.attr
+    if (
+        isinstance(parent, nodes.Getitem)
+        and parent.node is child
+        and isinstance(parent.arg, nodes.Const)
+        and isinstance(parent.arg.value, str)
+    ):
+        return parent.arg.value
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Dialect hooks (jupyter_workflows.spec.dialects): extra functions other languages' files use
+# --------------------------------------------------------------------------------------------
+
+
+def register_globals(functions: Mapping[str, Callable[..., Any]]) -> None:
+    """Make ``functions`` callable in every template (``ctx()``, ``yaql(...)``, ...).
+
+    Scope names win over globals, so a dialect function never hides a workflow's own value.
+    Compiled templates are looked up at render time, so registering late is fine.
+    """
+    _ENV.globals.update(functions)

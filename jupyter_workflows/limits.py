@@ -50,9 +50,9 @@ class Limits:
     template_loop_iterations: int = 1_000_000
     #: Bits of an integer a template may compute (``**``, ``*``, ``<<``).
     template_int_bits: int = 100_000
-    #: Candidate times a schedule's next-fire search may look at before it is declared unable to
-    #: fire (an ``RRULE`` with ``INTERVAL=0``, a cron on February 30th).
-    schedule_search_steps: int = 100_000
+    #: Python steps (trace events) a schedule's next-fire search may take before the schedule is
+    #: declared unable to fire (``RRULE:...;INTERVAL=0``, a date that never exists): about 1 s.
+    schedule_search_steps: int = 1_000_000
     #: Bytes of one REST request body.
     request_body_bytes: int = 10 * 1024 * 1024
     #: Levels of nested objects and arrays in one REST request body.

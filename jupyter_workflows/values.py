@@ -178,6 +178,8 @@ def _form(value: Any, depth: int) -> Any:
         return float(value) if math.isfinite(value) else None
     if isinstance(value, str):
         return str(value)
+    if kind.__name__ == "ArtifactRef" and kind.__module__ == "jupyter_workflows.store.artifacts":
+        return value.json_form()  # a big result kept by the workers: described, never loaded
     module = kind.__module__.partition(".")[0]
     if module == "numpy":
         return _numpy_form(value, depth)
@@ -371,6 +373,8 @@ def summary_line(value: Any, limit: int = 200) -> str:
 
 
 def _summary(value: Any) -> str:
+    if type(value).__name__ == "ArtifactRef":
+        return repr(value)  # <artifact numpy.ndarray 1000x1000 float64 8.0 MB xxh3_128:...>
     form = to_json_form(value)
     if isinstance(form, dict) and "type" in form and not isinstance(value, Mapping):
         kind = form["type"]

@@ -30,6 +30,8 @@ def _isolated_engine(tmp_path, monkeypatch):
         "JUPYTER_WORKFLOWS_STORE",
         "JUPYTER_WORKFLOWS_SCHEDULER",
         "JUPYTER_WORKFLOWS_EXECUTOR",
+        "JUPYTER_WORKFLOWS_ARTIFACTS",
+        "JUPYTER_WORKFLOWS_ARTIFACT_THRESHOLD",
     ):
         monkeypatch.delenv(var, raising=False)
     api.reset()

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jinja2 import Undefined
 
 from jupyter_workflows import expressions
 from jupyter_workflows.exceptions import StoreError, WorkflowError
@@ -85,15 +86,31 @@ def test_exact_expression_keeps_native_types(scope: dict[str, Any]) -> None:
     assert render("{{item}}", scope) == "eu"
 
 
-def test_missing_values_are_none_natively(scope: dict[str, Any]) -> None:
-    assert render("{{ nothing }}", scope) is None
-    assert render("{{ result.approved }}", scope) is None
-    assert render("{{ result.a.b.c }}", scope) is None
-    assert render("{{ parameters.nothing }}", scope) is None
-    assert render("{{ parameters['nothing'] }}", scope) is None
-    # undefined values nested in a literal or a filter's result become None too
-    assert render("{{ [result.x, 1] }}", scope) == [None, 1]
-    assert render("{{ {'k': result.x} }}", scope) == {"k": None}
+def test_missing_values_are_errors_strict_templates(scope: dict[str, Any]) -> None:
+    # CONTRACT §1.3: an undefined lookup is an error at run time, not null
+    for template in (
+        "{{ nothing }}",
+        "{{ result.approved }}",  # result is None
+        "{{ result.a.b.c }}",
+        "{{ parameters.nothing }}",
+        "{{ parameters['nothing'] }}",
+        "{{ [result.x, 1] }}",
+        "{{ {'k': result.x} }}",
+        "[{{ result.approved }}]",
+        "{{ result.x | to_json }}",
+        "{{ parameters.nothing or 1 }}",
+    ):
+        with pytest.raises(ExpressionError, match="UndefinedError"):
+            render(template, scope)
+
+
+def test_missing_values_under_an_explicit_default(scope: dict[str, Any]) -> None:
+    assert render("{{ nothing | default(None) }}", scope) is None
+    assert render("{{ result.a.b.c | default(3) }}", scope) == 3
+    assert render("{{ parameters.nothing | default('x') }}", scope) == "x"
+    assert render("n={{ parameters['nothing'] | default(0) }}", scope) == "n=0"
+    assert render("{{ nothing is defined }}", scope) is False
+    assert render("{{ parameters.app if parameters.app is defined else 1 }}", scope) == "web"
 
 
 def test_generators_become_lists(scope: dict[str, Any]) -> None:
@@ -110,7 +127,6 @@ def test_anything_else_renders_to_a_string(scope: dict[str, Any]) -> None:
     assert render("{{ item }}\n", scope) == "eu\n"  # YAML block scalars keep their newline
     assert render("{% for r in parameters.regions %}{{ r }},{% endfor %}", scope) == "eu,us,"
     assert render("n={{ parameters.regions }}", scope) == "n=['eu', 'us']"
-    assert render("[{{ result.approved }}]", scope) == "[]"
     assert render("{{ nothing | default('fallback') }}", scope) == "fallback"
 
 
@@ -172,8 +188,6 @@ def test_fast_paths_agree_with_jinja(scope: dict[str, Any]) -> None:
         "{{ task.build.result.image }}",
         "{{ task['build'].status }}",
         "{{ task.train.result[0] }}",
-        "{{ result.approved }}",
-        "{{ nothing.at.all }}",
         "{{ range }}",
     ]
     for template in templates:
@@ -182,6 +196,14 @@ def test_fast_paths_agree_with_jinja(scope: dict[str, Any]) -> None:
         assert render(template, scope) == env.compile_expression(inner)(scope), template
         mixed = f"<{template}|{template}>"
         assert render(mixed, scope) == env.from_string(mixed).render(scope), mixed
+    for template in ("{{ result.approved }}", "{{ nothing.at.all }}"):  # both strict
+        inner = exact_expression(template)
+        with pytest.raises(ExpressionError, match="UndefinedError"):
+            render(template, scope)
+        value = env.compile_expression(inner, undefined_to_none=False)(scope)
+        assert isinstance(value, Undefined)
+        with pytest.raises(ExpressionError, match="UndefinedError"):
+            render(f"<{template}>", scope)
 
 
 def test_compiled_templates_are_cached(scope: dict[str, Any]) -> None:
@@ -202,7 +224,7 @@ def test_from_json_and_to_json(scope: dict[str, Any]) -> None:
     }
     scope["data"] = {"b": 1, "a": datetime.date(2024, 1, 2)}
     assert render("{{ data | to_json }}", scope) == '{"b": 1, "a": "2024-01-02"}'
-    assert render("{{ result.x | to_json }}", scope) == "null"
+    assert render("{{ result.x | default(None) | to_json }}", scope) == "null"
     assert render("{{ [1] | to_json(indent=1) }}", scope) == "[\n 1\n]"
     assert render("{{ data | to_json | from_json }}", scope) == {"b": 1, "a": "2024-01-02"}
 
@@ -239,12 +261,16 @@ def test_evaluate(scope: dict[str, Any]) -> None:
     assert evaluate(None, scope) is True
     assert evaluate(True, scope) is True
     assert evaluate(False, scope) is False
-    assert evaluate("{{ result.approved }}", scope) is False  # result is None
+    with pytest.raises(ExpressionError, match="UndefinedError"):
+        evaluate("{{ result.approved }}", scope)  # result is None: strict
+    assert evaluate("{{ result.approved | default(false) }}", scope) is False
     scope["result"] = {"approved": True}
     assert evaluate("{{ result.approved }}", scope) is True
     scope["result"] = {"approved": False}
     assert evaluate("{{ result.approved }}", scope) is False
-    assert evaluate("{{ nothing }}", scope) is False
+    with pytest.raises(ExpressionError, match="UndefinedError"):
+        evaluate("{{ nothing }}", scope)
+    assert evaluate("{{ nothing is defined }}", scope) is False
     assert evaluate("{{ parameters.regions }}", scope) is True
     assert evaluate("{{ [] }}", scope) is False
     assert evaluate("{{ index }}", scope) is False  # 0

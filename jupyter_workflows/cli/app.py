@@ -51,6 +51,12 @@ def _add_common(parser: argparse.ArgumentParser, default: object) -> None:
         help="Dask scheduler address (default: an embedded LocalCluster)",
     )
     parser.add_argument(
+        "--artifacts",
+        metavar="URL",
+        default=default,
+        help="where workers write big results: a folder or fsspec URL (default: beside the store)",
+    )
+    parser.add_argument(
         "--debug",
         action="store_true",
         default=False if default is None else default,
@@ -96,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="ignore cached results")
 
     p = add("validate", "check a workflow file; errors as FILE:LINE:COL: message")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--workflow", metavar="NAME")
+
+    p = add(
+        "convert",
+        "print a workflow written for attune or StackStorm Orquesta as a native document",
+    )
     p.add_argument("file", metavar="FILE")
     p.add_argument("--workflow", metavar="NAME")
 

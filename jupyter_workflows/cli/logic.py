@@ -129,6 +129,8 @@ def _configure(args: Namespace) -> None:
         options["store"] = args.store
     if getattr(args, "scheduler", None):
         options["scheduler"] = args.scheduler
+    if getattr(args, "artifacts", None):
+        options["artifacts"] = args.artifacts
     if options:
         configure(**options)
 
@@ -206,6 +208,14 @@ def _print_warnings(warnings) -> None:
         print(str(w), file=sys.stderr)
 
 
+def cmd_convert(args: Namespace) -> int:
+    """The native YAML of a workflow in any dialect (CONTRACT §1.7); it validates as it is."""
+    wf = load_target(args.file, args.workflow)
+    wf.validate()
+    out(wf.to_yaml().rstrip("\n"))
+    return 0
+
+
 def cmd_validate(args: Namespace) -> int:
     try:
         from .lifecycle import validate_document  # lifecycle and trigger files
@@ -224,7 +234,11 @@ def cmd_validate(args: Namespace) -> int:
             print(str(error), file=sys.stderr)
         return 2
     _print_warnings(warnings)
-    out(f"{args.file}: ok ({len(wf.compiled.tasks)} tasks)")
+    dialect = getattr(wf.source_map, "dialect", None)
+    if dialect:  # a file in another language, read as it is (CONTRACT §1.7)
+        out(f"{args.file}: ok ({dialect}): {len(wf.compiled.tasks)} tasks")
+    else:
+        out(f"{args.file}: ok ({len(wf.compiled.tasks)} tasks)")
     return 0
 
 
@@ -298,7 +312,10 @@ def cmd_runs(args: Namespace) -> int:
     out(f"{'RUN ID':<34} {'WORKFLOW':<20} {'STATUS':<12} STARTED")
     for r in items:
         d = r.summary_dict()
-        out(f"{d['run_id']:<34} {d['workflow']:<20} {d['status']:<12} {d['started_at'] or ''}")
+        # a damaged row (NULL columns) is shown as such, not an internal error
+        row = {k: "(missing)" if d.get(k) is None else str(d[k]) for k in ("run_id", "workflow")}
+        status = "(missing)" if d.get("status") is None else str(d["status"])
+        out(f"{row['run_id']:<34} {row['workflow']:<20} {status:<12} {d.get('started_at') or ''}")
     return 0
 
 

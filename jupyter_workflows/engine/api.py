@@ -48,6 +48,8 @@ def configure(
     scheduler: Any = _UNSET,
     *,
     executor: Executor | str | None = _UNSET,
+    artifacts: str | os.PathLike[str] | None = _UNSET,
+    artifact_threshold: int | None = _UNSET,
 ) -> None:
     """Choose where runs are stored and where tasks run.
 
@@ -62,13 +64,32 @@ def configure(
     executor:
         An :class:`Executor` instance, ``"inline"`` to run tasks in threads of this process
         (small runs and tests; no Dask), or None for the default (Dask).
+    artifacts:
+        Where workers write results above ``artifact_threshold`` bytes: a folder or any fsspec
+        URL (``file:///shared/jw``, ``s3://bucket/jw``, ``memory://jw`` for tests); a remote
+        cluster needs storage its workers and this process share. None goes back to the
+        default (``JUPYTER_WORKFLOWS_ARTIFACTS``, else the folder beside the SQLite store).
+    artifact_threshold:
+        Size in bytes (of the pickled result) above which a result stays with the workers and
+        the engine keeps a reference; None goes back to the default
+        (``JUPYTER_WORKFLOWS_ARTIFACT_THRESHOLD``, else 1 MiB).
 
     An argument not given keeps its current setting. Changing the configuration stops the
     current orchestrator; runs in flight in this process should be finished first.
     """
     global _orchestrator
+    if artifacts is not _UNSET and artifacts is not None:
+        artifacts = _artifact_location(artifacts, "artifacts")
+    if artifact_threshold is not _UNSET and artifact_threshold is not None:
+        artifact_threshold = _threshold(artifact_threshold, "artifact_threshold")
     with _lock:
-        for name, value in (("store", store), ("scheduler", scheduler), ("executor", executor)):
+        for name, value in (
+            ("store", store),
+            ("scheduler", scheduler),
+            ("executor", executor),
+            ("artifacts", artifacts),
+            ("artifact_threshold", artifact_threshold),
+        ):
             if value is _UNSET:
                 continue
             if value is None:
@@ -133,6 +154,34 @@ def _executor_factory():
     return build
 
 
+def _artifact_location(value: Any, what: str) -> str:
+    """``value`` as an fsspec URL whose file system is available here; one-line StoreError."""
+    from ..exceptions import StoreError
+    from ..store.artifacts import location_url
+
+    try:
+        url = location_url(value)
+        import fsspec
+
+        fsspec.core.url_to_fs(url)
+    except Exception as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StoreError(f"{what} {str(value)!r}: not a usable location ({detail})") from None
+    return url
+
+
+def _threshold(value: Any, what: str) -> int:
+    from ..exceptions import StoreError
+
+    try:
+        number = int(value)
+        if isinstance(value, bool) or number < 0 or number != float(value):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise StoreError(f"{what} must be a whole number of bytes >= 0, not {value!r}") from None
+    return number
+
+
 def get_orchestrator() -> Orchestrator:
     """The process-wide orchestrator (built on first use)."""
     global _orchestrator
@@ -140,7 +189,23 @@ def get_orchestrator() -> Orchestrator:
         if _orchestrator is None:
             from .orchestrator import Orchestrator
 
-            _orchestrator = Orchestrator(_open_store(_config.get("store")), _executor_factory())
+            orchestrator = Orchestrator(_open_store(_config.get("store")), _executor_factory())
+            try:
+                artifacts = _config.get("artifacts")
+                env = os.environ.get("JUPYTER_WORKFLOWS_ARTIFACTS")
+                if artifacts is None and env:
+                    artifacts = _artifact_location(env, "JUPYTER_WORKFLOWS_ARTIFACTS")
+                if artifacts is not None:
+                    orchestrator.artifacts = artifacts
+                threshold = _config.get("artifact_threshold")
+                env = os.environ.get("JUPYTER_WORKFLOWS_ARTIFACT_THRESHOLD")
+                if threshold is None and env:
+                    threshold = _threshold(env, "JUPYTER_WORKFLOWS_ARTIFACT_THRESHOLD")
+                orchestrator.artifact_threshold = threshold
+            except BaseException:
+                orchestrator.close()
+                raise
+            _orchestrator = orchestrator
         return _orchestrator
 
 
@@ -376,6 +441,17 @@ def respond(run_id: str, task: str, data: Any) -> None:
 
         from .events import InquiryResponded
 
+        timeout = _inquiry_timeout(orch.store.get_run(run.run_id) or {}, task)
+        began = record.get("started_at")
+        if timeout is not None and began is not None and time.time() > float(began) + timeout:
+            # Its timer died with its process; the inquiry is over all the same.
+            from ..exceptions import InquiryError
+
+            raise InquiryError(
+                f"run {run.run_id}: the inquiry of task {task!r} timed out {timeout:g}s after it "
+                "opened; the response is refused (`resume` ends the task as timed out)"
+            )
+
         answered = any(
             e.get("type") == InquiryResponded.type and e.get("exec_id") == record["exec_id"]
             for e in orch.store.load_events(run.run_id)
@@ -393,3 +469,17 @@ def respond(run_id: str, task: str, data: Any) -> None:
             [InquiryResponded(time.time(), exec_id=record["exec_id"], data=data).to_dict()],
         )
         orch.store.commit()
+
+
+def _inquiry_timeout(record: dict[str, Any], task: str) -> float | None:
+    """The ``timeout`` of ``task`` in a stored run's definition, or None (none, or unreadable)."""
+    text = record.get("definition")
+    if not text:
+        return None
+    try:
+        from ..definition import load
+
+        timeout = load(text).compiled.tasks[task].timeout
+    except Exception:  # an old or odd definition: no timeout is known, as before
+        return None
+    return float(timeout) if timeout else None

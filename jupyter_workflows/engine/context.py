@@ -277,11 +277,60 @@ class TaskContext:
             self._reported = self.last_progress
             self.logger.info("progress %s/%s", *self.last_progress)
 
+    #: Where the run's store keeps secrets (:func:`secret_source`), for :meth:`secret`.
+    secrets: dict[str, Any] | None = field(default=None, repr=False)
+
     def secret(self, name: str) -> str:
-        """A secret from the environment; registered for masking in every output."""
+        """A secret from the environment, else from the run's store; registered for masking.
+
+        Works on every executor: in the engine's process through the store itself, in a Dask
+        worker process by reading the SQLite store's ``secrets`` table (read-only).
+        """
         from ..expressions import secret_lookup
 
-        return secret_lookup(name)
+        return secret_lookup(name, store_lookup=_store_secret_lookup(self.secrets))
+
+
+#: ``token -> store.secret_get`` of the stores orchestrators in this process use.
+_SECRET_LOOKUPS: dict[str, Callable[[str], str | None]] = {}
+
+
+def secret_source(store: Any) -> dict[str, Any]:
+    """How a task in any process reaches ``store``'s secrets: a token for this process's
+    registry, and the SQLite file when there is one (a Dask worker opens it read-only)."""
+    token = f"{os.getpid()}:{id(store)}"
+    getter = getattr(store, "secret_get", None)
+    if getter is not None:
+        _SECRET_LOOKUPS[token] = getter
+    path = getattr(store, "path", None)
+    return {"token": token, "path": str(path) if path is not None else None}
+
+
+def _store_secret_lookup(source: dict[str, Any] | None) -> Callable[[str], str | None] | None:
+    if not source:
+        return None
+    local = _SECRET_LOOKUPS.get(str(source.get("token")))
+    if local is not None:
+        return local
+    path = source.get("path")
+    if not path:
+        return None
+
+    def from_file(name: str) -> str | None:
+        import sqlite3
+        from pathlib import Path
+
+        try:
+            conn = sqlite3.connect(Path(path).as_uri() + "?mode=ro", uri=True, timeout=10)
+            try:
+                row = conn.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            return None
+        return None if row is None else str(row[0])
+
+    return from_file
 
 
 @dataclass
@@ -298,6 +347,42 @@ class Envelope:
     worker: str = ""
     #: The last ``(done, total)`` the task reported with ``context.progress``.
     progress: tuple[int, int] | None = None
+
+    def keep_big_results(self, location: str, threshold: int) -> None:
+        """Where the task ran: write the parts of the result above ``threshold`` pickled bytes
+        to the artifact ``location`` and carry references instead (see
+        :func:`~jupyter_workflows.store.artifacts.offload`). The references still hold the
+        values in this process, so a downstream task here needs no read; what leaves the
+        process (to the engine, to another worker) is the small reference. A write that fails
+        fails the attempt."""
+        if not self.ok:
+            return
+        from ..store.artifacts import offload
+
+        try:
+            value = offload(self.value, location, threshold)
+        except Exception as exc:
+            self.ok, self.value = False, None
+            self.error, self.error_type = error_line(exc), type(exc).__name__
+            return
+        if value is not self.value:
+            self.value = value
+            self.ended_at = time.time()  # the write is part of the attempt
+
+
+def _holds_refs(kwargs: dict[str, Any]) -> bool:
+    """Whether an argument is (or holds) a reference to a big result (cheap when none does:
+    the artifacts module is only imported once a reference exists in this process)."""
+    artifacts = sys.modules.get("jupyter_workflows.store.artifacts")
+    return artifacts is not None and any(artifacts.contains_refs(v) for v in kwargs.values())
+
+
+def _load_refs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Arguments with every big-result reference replaced by its value: held in memory on the
+    worker that made it, else read from its artifact."""
+    from ..store.artifacts import resolve
+
+    return {name: resolve(value) for name, value in kwargs.items()}
 
 
 def await_in_thread(awaitable: Awaitable[T]) -> T:
@@ -379,6 +464,7 @@ def run_task(
             index=ctx.get("index"),
             workflow=ctx.get("workflow"),
             progress_hook=progress_hook,
+            secrets=ctx.get("secrets"),
         )
     lines: list[str] = []
     previous = getattr(_local, "buffer", None)
@@ -386,6 +472,8 @@ def run_task(
     _capture_begin()
     started = time.time()
     try:
+        if _holds_refs(kwargs):
+            kwargs = _load_refs(kwargs)
         value = fn(**kwargs)
         if inspect.isawaitable(value):  # an ``async def`` task (or one returning a coroutine)
             value = await_in_thread(value)

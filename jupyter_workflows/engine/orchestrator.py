@@ -36,7 +36,7 @@ from ..expressions import MASKER, secret_function
 from ..spec.compile import CompiledWorkflow
 from . import commands as C
 from . import events as E
-from .context import AFTER
+from .context import AFTER, secret_source
 from .state import DONE_TASK, FINAL_RUN, Execution, RunState
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -51,10 +51,18 @@ HEARTBEAT_SECONDS = 2.0
 #: one-line error on the task, instead of creating runs without end.
 MAX_NESTING = 32
 #: A running ``with_items`` execution of more items than this is written to the store at most
-#: every :data:`BIG_PROJECTION_S` seconds: its record holds every item (its input), so writing
+#: every :data:`BIG_PROJECTION_S` seconds (more for more items, see ``_projection_interval``): its record holds every item (its input), so writing
 #: it after each batch of finished items would cost O(items) per batch, O(items^2) in all.
 BIG_ITEMS = 1000
 BIG_PROJECTION_S = 0.5
+
+
+def _projection_interval(items: int) -> float:
+    """Seconds between writes of a big running ``with_items`` execution: 0.5 s up to 10,000
+    items, then growing with the item count (each write costs O(items)), at most 5 s."""
+    return min(5.0, max(BIG_PROJECTION_S, items / 20000))
+
+
 logger = logging.getLogger(__name__)
 Listener = Callable[["ActiveRun"], None]
 
@@ -102,6 +110,11 @@ class Orchestrator:
     def __init__(self, store: RunStore, executor_factory: Callable[[], Executor]) -> None:
         self.store = store
         self._executor_factory = executor_factory
+        #: Where workers write results above :attr:`artifact_threshold` bytes (an fsspec URL;
+        #: by default the store's artifact folder), or ``None``: every result comes back here.
+        self.artifacts: str | None = _default_artifacts(store)
+        #: ``None``: the default, 1 MiB.
+        self.artifact_threshold: int | None = None
         self._executor: Executor | None = None
         self._executor_lock = threading.Lock()
         self.runs: dict[str, ActiveRun] = {}
@@ -365,7 +378,8 @@ class Orchestrator:
                 ex = state.executions[exec_id]
                 if ex.items is not None and len(ex.items) > BIG_ITEMS and not quiescent:
                     if ex.status not in DONE_TASK:
-                        if now - active.projected_at.get(exec_id, 0.0) < BIG_PROJECTION_S:
+                        since = now - active.projected_at.get(exec_id, 0.0)
+                        if since < _projection_interval(len(ex.items)):
                             later.add(exec_id)
                             continue
                         active.projected_at[exec_id] = now
@@ -452,6 +466,8 @@ class Orchestrator:
                 "item": cmd.item,
                 "index": cmd.index,
                 "workflow": active.workflow.name,
+                # where context.secret() finds the store's secrets, in any process
+                "secrets": secret_source(self.store),
             },
             wants_context=action.wants_context,
             resources=resources,
@@ -459,12 +475,14 @@ class Orchestrator:
             priority=task.priority,
             on_progress=functools.partial(self._progress, active.run_id, cmd.key),
             on_start=functools.partial(self._started, active.run_id, cmd.key),
+            artifacts=self.artifacts,
+            artifact_threshold=self.artifact_threshold,
         )
         # An item of with_items: the executor may run it in a chunk with its siblings (a
-        # timeout needs an attempt of its own to cancel, and so does a ResultRef input).
+        # timeout needs an attempt of its own to cancel, and so does a ResultRef input), and
+        # need not keep its result once the outcome is out (chunk_size 1: never chunked).
         if (
             cmd.index is not None
-            and task.chunk_size != 1
             and task.timeout is None
             and not any(isinstance(v, ResultRef) for v in kwargs.values())
         ):
@@ -846,6 +864,16 @@ def check_response(schema: Any, data: Any, task: str) -> None:
         ) from None
     except jsonschema.SchemaError as exc:
         raise InquiryError(f"inquiry {task!r} has an invalid schema: {exc.message}") from None
+
+
+def _default_artifacts(store: RunStore) -> str | None:
+    """The store's artifact folder as a URL (a SQLite store's ``<db>.artifacts``), if it has one."""
+    folder = getattr(store, "artifact_dir", None)
+    if folder is None:
+        return None
+    from ..store.artifacts import location_url
+
+    return location_url(folder)
 
 
 def _cache_key(action: ActionDef, cmd: C.Submit) -> str:

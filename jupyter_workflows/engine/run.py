@@ -9,6 +9,7 @@ store's request queue, which that process polls.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["TERMINAL", "Run"]
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+#: Task statuses that are final: a cancel leaves them as they are.
+_SETTLED_TASK = frozenset({"succeeded", "failed", "skipped", "cancelled", "cached"})
 #: A run not updated by its owner for this long is ``interrupted`` (its process is gone).
 STALE_SECONDS = 10.0
 #: How long a control waits for another process to apply it (its heartbeat is every 2 s).
@@ -71,6 +74,13 @@ class Run:
 
     @property
     def outputs(self) -> dict[str, Any] | None:
+        """The run's outputs (``output_map``). A big result that a worker kept (see
+        docs/durability.md, "Where values live") is read from its artifact when you read its
+        key, not before: ``run.outputs["model"]``."""
+        raw = self._raw_outputs()
+        return LazyValues(raw) if type(raw) is dict else raw
+
+    def _raw_outputs(self) -> Any:
         active = self._active
         if active is not None:
             # Live state holds real values; stored ones were masked when written.
@@ -87,8 +97,11 @@ class Run:
 
     @property
     def tasks(self) -> list[dict[str, Any]]:
-        """One entry per task execution: ``task status attempts result error started_at ended_at``."""
-        return [_public_task(t) for t in self._task_records()]
+        """One entry per task execution: ``task status attempts result error started_at ended_at``.
+
+        A big result kept by a worker is read from its artifact when ``entry["result"]`` is
+        read, not before."""
+        return [LazyValues(_public_task(t)) for t in self._task_records()]
 
     def _task_records(self) -> list[dict[str, Any]]:
         active = self._active
@@ -104,9 +117,10 @@ class Run:
             "run_id": self.run_id,
             "workflow": self.workflow,
             "status": self.status,
-            "outputs": self.outputs,
+            # References to big results stay references here: JSON shows their summary.
+            "outputs": self._raw_outputs(),
             "error": self.error,
-            "tasks": self.tasks,
+            "tasks": [_public_task(t) for t in self._task_records()],
         }
 
     def summary_dict(self) -> dict[str, Any]:
@@ -263,19 +277,64 @@ class Run:
             {"pause": self._orch.pause, "cancel": self._orch.cancel}[kind](self.run_id)
             self._orch.barrier()  # the loop has handled the request: the status shows it
             return
-        self._orch.store.add_request(self.run_id, kind)
-        if kind == "cancel" and status == "interrupted":
-            # Nobody drives it: end it here.
-            self._orch.store.update_run(
+        store = self._orch.store
+        gone = status == "interrupted" or (
+            status in ("paused", "waiting") and not owner_alive(store.get_run(self.run_id) or {})
+        )
+        if kind == "pause" and status == "interrupted":
+            # Nobody drives it and nothing runs: it is as good as paused, and `resume` (of any
+            # process) continues it, as it would an interrupted run.
+            store.update_run(self.run_id, status="paused")
+            store.commit()
+            return
+        store.add_request(self.run_id, kind)
+        if kind == "cancel" and gone:
+            # Nobody drives it (its process exited, paused/waiting or mid-run): end it here,
+            # with its open tasks, as a live process would have.
+            now = time.time()
+            open_tasks = [
+                {**t, "status": "cancelled", "ended_at": t.get("ended_at") or now}
+                for t in store.get_tasks(self.run_id)
+                if t.get("status") not in _SETTLED_TASK
+            ]
+            if open_tasks:
+                store.upsert_tasks(self.run_id, open_tasks)
+            store.update_run(
                 self.run_id,
                 status="cancelled",
-                ended_at=time.time(),
+                ended_at=now,
                 error="RunCancelled: the run was cancelled",
             )
-            self._orch.store.commit()
+            store.commit()
             return
         # Another live process drives it and takes the request at its next heartbeat.
         await_request(self, lambda s: s == "paused" if kind == "pause" else s in TERMINAL)
+
+
+class LazyValues(dict):  # type: ignore[type-arg]
+    """A dict whose values may hold references to big results kept by the workers
+    (:class:`~jupyter_workflows.store.artifacts.ArtifactRef`): reading a value (``d[key]``,
+    ``d.get(key)``, ``values()``, ``items()``) loads it from its artifact, once per dict. Its
+    ``repr`` shows the references, so printing a run never loads anything."""
+
+    def __getitem__(self, key: Any) -> Any:
+        value = dict.__getitem__(self, key)
+        artifacts = sys.modules.get("jupyter_workflows.store.artifacts")
+        if artifacts is not None and artifacts.contains_refs(value):
+            value = artifacts.resolve(value)
+            dict.__setitem__(self, key, value)
+        return value
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        if key not in self:
+            return default
+        return self[key]
+
+    def values(self) -> list[Any]:  # type: ignore[override]
+        return [self[key] for key in self]
+
+    def items(self) -> list[tuple[Any, Any]]:  # type: ignore[override]
+        return [(key, self[key]) for key in self]
 
 
 def await_request(

@@ -148,6 +148,10 @@ class RunState:
     ) -> None:
         self.wf = workflow
         self.run_id = run_id
+        #: The run's part of attempt keys: two 8-hex words of its id (Dask's ``key_split`` drops
+        #: both, so the dashboard still groups by workflow and task). One word (32 bits) let two
+        #: of 10,000 queued runs share keys in the executor.
+        self._key_run = f"{run_id[:8]}-{run_id[8:16]}" if len(run_id) >= 16 else run_id[:8]
         self.parameters = dict(parameters)
         self.inquiries = inquiries
         self.children = dict(children or {})
@@ -699,7 +703,7 @@ class RunState:
     def _submit(self, ex: Execution, index: int | None) -> None:
         task = self.wf.tasks[ex.task]
         self.submissions += 1
-        key = f"{self.wf.name}.{task.name}-{self.run_id[:8]}-{self.submissions}"
+        key = f"{self.wf.name}.{task.name}-{self._key_run}-{self.submissions}"
         if index is None:
             ex.attempts += 1
             attempt = ex.attempts
@@ -826,7 +830,7 @@ class RunState:
                     return
                 refs[arg] = key
         self.submissions += 1
-        spec_key = f"{self.wf.name}.{nxt.name}-{self.run_id[:8]}-{self.submissions}"
+        spec_key = f"{self.wf.name}.{nxt.name}-{self._key_run}-{self.submissions}"
         self.speculated[nxt.name] = (spec_key, key)
         self._out.append(
             C.Submit(
@@ -955,8 +959,15 @@ class RunState:
             i = ex.first_failed
             it = ex.items[i]
             kind, message = _split_error(it.error, ex.error_type)
+            # The items that succeeded stay readable by the failure's transitions (``result``:
+            # the list in item order, ``None`` where an item failed or never ran).
+            partial = [x.result if x.status in ("succeeded", "cached") else None for x in ex.items]
             self._finish_execution(
-                ex, ok=False, error=f"{kind}: item {i}: {message}", error_type=ex.error_type
+                ex,
+                ok=False,
+                result=partial,
+                error=f"{kind}: item {i}: {message}",
+                error_type=ex.error_type,
             )
         elif ex.items_done == total:
             cached = all(it.status == "cached" for it in ex.items)
@@ -981,6 +992,8 @@ class RunState:
             ex.error = None
         else:
             ex.status = "failed"
+            if result is not None:
+                ex.result = result
             ex.error = error or f"{error_type or ex.error_type or 'TaskFailed'}: {NO_MESSAGE}"
             ex.error_type = error_type or ex.error_type
         self.dirty.add(ex.id)

@@ -44,6 +44,13 @@ class Submission:
     #: that cannot report live progress may ignore it: the last report still arrives as
     #: :attr:`Outcome.progress`. Not for shipping: call it where the outcome callback runs.
     on_progress: Callable[[int, int], None] | None = None
+    #: Where a result above ``artifact_threshold`` pickled bytes is written by the worker that
+    #: made it (an fsspec URL; see :func:`~jupyter_workflows.store.artifacts.offload`): the
+    #: outcome then carries an ``ArtifactRef``. ``None``: every result comes back whole. An
+    #: executor that runs tasks in the engine's own process (inline) may ignore it.
+    artifacts: str | None = None
+    #: ``None``: :data:`~jupyter_workflows.store.artifacts.DEFAULT_THRESHOLD` (1 MiB).
+    artifact_threshold: int | None = None
     #: Called once with the worker's name when the attempt starts executing (it is
     #: ``scheduled`` until then), from any thread; never raises. Only an executor whose
     #: :attr:`Executor.reports_starts` is true calls it.
@@ -52,9 +59,10 @@ class Submission:
     #: chunked). An executor may run several submissions of one group as one task of its own
     #: (a *chunk*); each still gets its own outcome, under its own key. Chunked submissions
     #: pass no :class:`ResultRef`, report no progress or start, and cannot be cancelled one by
-    #: one (cancelling every member of a chunk cancels the chunk).
+    #: one (cancelling every member of a chunk cancels the chunk). No ResultRef ever names a
+    #: grouped submission: its result need not be held once its outcome is out.
     chunk_group: str | None = None
-    #: Submissions per chunk; 0: the executor chooses (see ``chunk_span``).
+    #: Submissions per chunk; 0: the executor chooses (see ``chunk_span``); 1: no chunks.
     chunk_size: int = 0
     #: How many submissions of the group may be in flight at once (``batch_size``, else the
     #: item count): what an executor sizes its chunks by when it chooses.

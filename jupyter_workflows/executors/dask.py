@@ -58,6 +58,15 @@ How outcomes come back
     that end without running (cancelled, ``KilledWorker``), are gathered in the client's loop,
     batched. Either way each submission's callback is called exactly once.
 
+Big results
+    A submission with an artifact location (:attr:`Submission.artifacts`) has every part of its
+    result above the threshold written there by the worker, and the envelope carries an
+    :class:`~jupyter_workflows.store.artifacts.ArtifactRef` instead; the reference keeps the
+    value in the worker's memory without pickling it, so the future's data still serves a
+    downstream task on that worker, while what the engine gathers (or another worker fetches)
+    is a few hundred bytes. ``dask.sizeof`` is taught the real size of envelopes and held
+    references, so Dask's memory accounting and task placement see the value, not the wrapper.
+
 Resources and queues
     ``Submission.resources`` become Dask worker resources (``resources={"GPU": 1}`` runs only on a
     worker started with ``--resources GPU=1``). ``Submission.queue = "gpu"`` adds the resource
@@ -77,9 +86,10 @@ Failures
     ``CancelledError``.
 
 Keys
-    Submission keys are Dask keys. The engine's ``"{workflow}.{task}-{run_id[:8]}-{seq}"`` (run
-    ids are hex) splits, with ``dask.utils.key_split``, to ``"{workflow}.{task}"``: the dashboard
-    groups tasks by workflow and task name.
+    Submission keys are Dask keys. The engine's
+    ``"{workflow}.{task}-{run_id[:8]}-{run_id[8:16]}-{seq}"`` (run ids are hex) splits, with
+    ``dask.utils.key_split``, to ``"{workflow}.{task}"``: the dashboard groups tasks by
+    workflow and task name.
 
 Scripts that start the embedded cluster must guard their entry point with
 ``if __name__ == "__main__":``: worker processes are spawned and re-import the main module.
@@ -111,11 +121,13 @@ from pathlib import Path
 from typing import Any
 
 import cloudpickle
+from dask.sizeof import sizeof
 from dask.system import cpu_count
 from distributed import Client, Future, LocalCluster, WorkerPlugin, get_worker
 from distributed import client as _distributed_client
 
 from ..engine.context import Envelope, error_line, run_task
+from ..store.artifacts import DEFAULT_THRESHOLD, ArtifactRef
 from .base import Executor, Outcome, ResultRef, Submission
 
 __all__ = [
@@ -123,6 +135,7 @@ __all__ = [
     "auto_chunk_size",
     "detect_gpus",
     "embedded_cluster_size",
+    "engine_dask_config",
     "get_default_executor",
     "queue_resource",
     "run_chunk",
@@ -155,6 +168,16 @@ _GATHER_WINDOW_S = 0.02
 #: gathered. The scheduler keeps the last ``distributed.admin.low-level-log-length`` (1000)
 #: events of a topic, so this also bounds what a topic holds there.
 _PUSH_MAX_BYTES = 16 * 1024
+#: Dask settings for a cluster the engine starts itself (never for one the user brought), each
+#: applied only while the setting still has Dask's own default (a user's dask config wins);
+#: ``JUPYTER_WORKFLOWS_DASK_TUNING=0`` turns them off. See docs/performance.md.
+#:
+#: ``worker-saturation``: Dask queues root tasks on the scheduler and hands a worker a new one
+#: only as a thread frees up (1.1 x its threads), a scheduler round trip between two tiny tasks.
+#: Workflow tasks are mostly independent, small-data tasks: sending them on at once (work
+#: stealing still balances) made 3,000 no-op tasks about 3x faster on the 2-core machine.
+ENGINE_DASK_CONFIG: dict[str, Any] = {"distributed.scheduler.worker-saturation": float("inf")}
+_DASK_DEFAULTS: dict[str, Any] = {"distributed.scheduler.worker-saturation": 1.1}
 #: Automatic chunks of ``with_items`` (see :func:`auto_chunk_size`): about this many chunks per
 #: thread of the cluster, and never more items than this in one chunk.
 _CHUNKS_PER_THREAD = 8
@@ -175,6 +198,20 @@ def auto_chunk_size(span: int, nthreads: int) -> int:
     """
     per = -(-max(1, span) // (_CHUNKS_PER_THREAD * max(1, nthreads)))
     return max(1, min(_CHUNK_MAX, per))
+
+
+def engine_dask_config() -> dict[str, Any]:
+    """What :data:`ENGINE_DASK_CONFIG` changes here: the settings whose value is still Dask's
+    default (none with ``JUPYTER_WORKFLOWS_DASK_TUNING=0``)."""
+    if os.environ.get("JUPYTER_WORKFLOWS_DASK_TUNING", "1").strip().lower() in ("0", "false", "no"):
+        return {}
+    import dask
+
+    return {
+        key: value
+        for key, value in ENGINE_DASK_CONFIG.items()
+        if dask.config.get(key, None) == _DASK_DEFAULTS.get(key)
+    }
 
 
 def queue_resource(name: str) -> str:
@@ -225,6 +262,7 @@ def start_local_cluster(
     processes: bool = True,
     resources: dict[str, float] | None = None,
     gpus: list[str] | None = None,
+    tune: bool = False,
     **kwargs: Any,
 ) -> tuple[LocalCluster, Client]:
     """Start a LocalCluster bound to loopback, and a client of it (not the default client).
@@ -240,9 +278,27 @@ def start_local_cluster(
     gpus
         Devices (``CUDA_VISIBLE_DEVICES`` entries) that each get one more worker process of one
         thread, which declares ``GPU=1`` and sees only that device (as ``dask-cuda`` does).
+    tune
+        Start the cluster with :func:`engine_dask_config` (the embedded cluster does).
     **kwargs
         Passed on to :class:`~distributed.LocalCluster`.
     """
+    import dask
+
+    with dask.config.set(engine_dask_config() if tune else {}):
+        return _start_local_cluster(
+            n_workers, threads_per_worker, processes, resources, gpus, kwargs
+        )
+
+
+def _start_local_cluster(
+    n_workers: int | None,
+    threads_per_worker: int | None,
+    processes: bool,
+    resources: dict[str, float] | None,
+    gpus: list[str] | None,
+    kwargs: dict[str, Any],
+) -> tuple[LocalCluster, Client]:
     default_workers, default_threads = embedded_cluster_size()
     if n_workers is None:
         n_workers = default_workers
@@ -351,8 +407,8 @@ def _reraise(exc: BaseException) -> None:
 
 
 def run_shipped(payload: bytes, refs: dict[str, Any]) -> Envelope:
-    """What a Dask worker runs: unpickle ``(fn, kwargs, context, wants_context, push, progress)``
-    and run it.
+    """What a Dask worker runs: unpickle ``(fn, kwargs, context, wants_context, push, progress,
+    keep, code)`` and run it.
 
     ``fn`` comes pickled on its own (the same bytes for every task of a wave), and is
     unpickled once per worker for the same bytes.
@@ -362,18 +418,26 @@ def run_shipped(payload: bytes, refs: dict[str, Any]) -> Envelope:
     cannot be loaded here fails the task like an exception of the task would.
 
     ``progress`` is ``(topic, key)`` or ``None``: where ``context.progress`` reports go.
+    ``code`` is ``(folder label, version, module names)`` or ``None``: the function's module
+    was shipped as files (see :class:`_ShippedCode`) and is imported from that folder.
+    ``keep`` is ``(artifact location, threshold)`` or ``None``: results above the threshold are
+    written there by this worker and come back as references (:meth:`Envelope.keep_big_results`).
     ``push`` is ``(topic, key)`` or ``None``: the envelope, when small, is also published on
     that Dask event topic, so the engine that subscribed to it learns the outcome without a
     gather round trip (see :meth:`DaskExecutor._watch`).
     """
     try:
-        fn_bytes, kwargs, context, wants_context, push, progress = cloudpickle.loads(payload)
-        fn = _load_function(fn_bytes)
+        fn_bytes, kwargs, context, wants_context, push, progress, keep, code = cloudpickle.loads(
+            payload
+        )
+        fn = _load_function(fn_bytes, code)
     except Exception as exc:
         return run_task(functools.partial(_reraise, exc), {})
     kwargs.update(refs)
     hook = functools.partial(_publish_progress, progress) if progress is not None else None
     envelope = run_task(fn, kwargs, context, wants_context, progress_hook=hook)
+    if keep is not None:
+        envelope.keep_big_results(*keep)
     if push is not None:
         _push(push, envelope)
     return envelope
@@ -381,22 +445,88 @@ def run_shipped(payload: bytes, refs: dict[str, Any]) -> Envelope:
 
 def run_chunk(payload: bytes, count: int) -> list[Envelope]:
     """What a Dask worker runs for a chunk of ``count`` items of one ``with_items`` task:
-    unpickle ``(fn, wants_context, [(kwargs, context), ...])`` and run the function once per
-    item, in order. Returns one envelope per item; never raises (a payload that cannot be
-    loaded here fails every item of the chunk)."""
+    unpickle ``(fn, wants_context, [(kwargs, context), ...], keep, code)`` (``keep`` and
+    ``code`` as for :func:`run_shipped`) and run the function once per item, in order. Returns
+    one envelope per item; never raises (a payload that cannot be loaded here fails every item
+    of the chunk)."""
     try:
-        fn_bytes, wants_context, members = cloudpickle.loads(payload)
-        fn = _load_function(fn_bytes)
+        fn_bytes, wants_context, members, keep, code = cloudpickle.loads(payload)
+        fn = _load_function(fn_bytes, code)
     except Exception as exc:
         failed = run_task(functools.partial(_reraise, exc), {})
         return [failed] * count
-    return [run_task(fn, kwargs, context, wants_context) for kwargs, context in members]
+    envelopes = []
+    for kwargs, context in members:
+        envelope = run_task(fn, kwargs, context, wants_context)
+        if keep is not None:
+            envelope.keep_big_results(*keep)
+        envelopes.append(envelope)
+    return envelopes
+
+
+@sizeof.register(Envelope)
+def _sizeof_envelope(envelope: Envelope) -> int:
+    # What Dask's memory accounting and placement see: the value, not the wrapper.
+    return 200 + sizeof(envelope.value)
+
+
+@sizeof.register(ArtifactRef)
+def _sizeof_ref(ref: ArtifactRef) -> int:
+    return ref.nbytes if ref.held else 200
 
 
 @functools.lru_cache(maxsize=128)
-def _load_function(data: bytes) -> Callable[..., Any]:
-    """Unpickle a task function, once per worker for the same bytes (as Dask caches its own)."""
-    return cloudpickle.loads(data)
+def _load_function(
+    data: bytes, code: tuple[str, str, tuple[str, ...]] | None
+) -> Callable[..., Any]:
+    """Unpickle a task function, once per worker for the same bytes (as Dask caches its own).
+
+    A function shipped by reference from a user's folder (``code``) is imported from that
+    folder's shipped copy: two folders may both have a ``tasks.py`` (job folders often do),
+    and a worker that ran one must not hand the other's function its module. So the modules of
+    the names this folder provides are swapped into ``sys.modules`` (as imported from it
+    before, else imported now with its copy first on ``sys.path``), and stay there until
+    another folder's are needed (pickling a result looks its class up there).
+    """
+    if code is None:
+        return cloudpickle.loads(data)
+    label, _version, names = code  # the version only keys the cache
+    with _import_lock:
+        folder = _shipped_dirs.get(label)
+        if folder is None:  # not shipped here (a plugin that failed): try as it is
+            return cloudpickle.loads(data)
+        return _load_from(folder, frozenset(names), data)
+
+
+#: On a worker: shipped code, folder label -> its directory (the newest version), and the
+#: modules imported from each directory.
+_shipped_dirs: dict[str, str] = {}
+_shipped_versions: dict[str, str] = {}
+_dir_modules: dict[str, dict[str, Any]] = {}
+_import_lock = threading.RLock()
+
+
+def _load_from(folder: str, names: frozenset[str], data: bytes) -> Callable[..., Any]:
+    def provided(name: str) -> bool:
+        return name.partition(".")[0] in names
+
+    def from_folder(module: Any) -> bool:
+        file = getattr(module, "__file__", None)
+        return bool(file) and os.path.realpath(file).startswith(folder + os.sep)
+
+    current = [n for n, m in list(sys.modules.items()) if provided(n) and not from_folder(m)]
+    for name in current:
+        del sys.modules[name]
+    sys.modules.update(_dir_modules.get(folder, {}))
+    sys.path.insert(0, folder)
+    try:
+        return cloudpickle.loads(data)
+    finally:
+        if folder in sys.path:
+            sys.path.remove(folder)
+        _dir_modules[folder] = {
+            n: m for n, m in list(sys.modules.items()) if provided(n) and from_folder(m)
+        }
 
 
 def _publish_progress(to: tuple[str, str], done: int, total: int) -> None:
@@ -492,47 +622,69 @@ def _code_files(root: Path) -> dict[str, Path]:
 
 
 class _ShippedCode(WorkerPlugin):
-    """A worker plugin that writes a folder's module files on each worker and puts them on
-    ``sys.path``, so task functions pickled *by reference* import there, module-level state
-    (locks, clients, caches) included. Registered under one name per source folder: a new
-    version replaces the old one, whose modules are dropped from ``sys.modules``."""
+    """A worker plugin that makes a folder's modules importable on each worker, so task
+    functions pickled *by reference* import there, module-level state (locks, clients, caches)
+    included. Registered under one name per source folder: a new version replaces the old one,
+    whose modules are dropped from ``sys.modules``.
+
+    A worker that sees the source folder itself with the same files (the embedded cluster,
+    workers on the same machine or a shared file system) imports from it, so ``__file__`` and
+    paths relative to it (a data file beside the module) are what the author sees. Elsewhere
+    the files are written under the worker's local directory (``JUPYTER_WORKFLOWS_COPY_CODE=1``
+    in a worker's environment makes it do that always).
+    """
 
     idempotent = False
 
-    def __init__(self, label: str, digest: str, files: dict[str, bytes]) -> None:
+    def __init__(self, label: str, digest: str, source: str, files: dict[str, bytes]) -> None:
         self.label = label
         self.digest = digest
+        self.source = source
         self.files = files
 
+    def _source_matches(self) -> bool:
+        if os.environ.get("JUPYTER_WORKFLOWS_COPY_CODE", "").strip() not in ("", "0"):
+            return False
+        try:
+            return all(
+                (Path(self.source) / rel).read_bytes() == data for rel, data in self.files.items()
+            )
+        except OSError:
+            return False
+
     def setup(self, worker: Any) -> None:
-        base = Path(worker.local_directory) / _SHIP_DIR
-        target = base / f"{self.label}-{self.digest[:16]}"
-        if not target.is_dir():
-            tmp = base / f".{target.name}.{uuid.uuid4().hex[:8]}"
-            for rel, data in self.files.items():
-                path = tmp / rel
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(data)
-            try:
-                os.replace(tmp, target)
-            except OSError:  # another worker of this machine sharing the directory won
-                shutil.rmtree(tmp, ignore_errors=True)
-        older = [
-            entry
-            for entry in sys.path
-            if entry != str(target)
-            and Path(entry).parent == base
-            and Path(entry).name.startswith(f"{self.label}-")
-        ]
-        for entry in older:
-            sys.path.remove(entry)
-            for name, module in list(sys.modules.items()):
-                file = getattr(module, "__file__", None) or ""
-                if file.startswith(entry + os.sep):
-                    del sys.modules[name]
-        if str(target) not in sys.path:
-            sys.path.append(str(target))
-        importlib.invalidate_caches()
+        if self._source_matches():
+            target = Path(self.source)
+        else:
+            base = Path(worker.local_directory) / _SHIP_DIR
+            target = base / f"{self.label}-{self.digest[:16]}"
+            if not target.is_dir():
+                tmp = base / f".{target.name}.{uuid.uuid4().hex[:8]}"
+                for rel, data in self.files.items():
+                    path = tmp / rel
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(data)
+                try:
+                    os.replace(tmp, target)
+                except OSError:  # another worker of this machine sharing the directory won
+                    shutil.rmtree(tmp, ignore_errors=True)
+        with _import_lock:
+            older = _shipped_dirs.get(self.label)
+            if older is not None and _shipped_versions.get(self.label) != self.digest:
+                # A new version: forget the modules imported from the old one.
+                _dir_modules.pop(older, None)
+                for name, module in list(sys.modules.items()):
+                    if (getattr(module, "__file__", None) or "").startswith(older + os.sep):
+                        del sys.modules[name]
+                if older != str(target) and older in sys.path:
+                    sys.path.remove(older)
+            _shipped_dirs[self.label] = str(target)
+            _shipped_versions[self.label] = self.digest
+            # At the end of the path: what a task imports lazily (inside its body) is found
+            # too, and never shadows an installed module.
+            if str(target) not in sys.path:
+                sys.path.append(str(target))
+            importlib.invalidate_caches()
 
 
 def _unshippable(fn: Callable[..., Any], exc: BaseException) -> str:
@@ -608,6 +760,14 @@ class _Pending:
     callback: Callable[[Outcome], None]
     needs: dict[str, float]
     deadline: float = 0.0
+
+
+def _keep(sub: Submission) -> tuple[str, int] | None:
+    """``(artifact location, threshold)`` for the worker, or ``None``: keep nothing there."""
+    if not sub.artifacts:
+        return None
+    threshold = DEFAULT_THRESHOLD if sub.artifact_threshold is None else sub.artifact_threshold
+    return sub.artifacts, threshold
 
 
 def _failed(key: str, error_type: str, message: str) -> Outcome:
@@ -720,6 +880,9 @@ class DaskExecutor(Executor):
         self._gathering = False
         #: Pending futures that wait on no other future (loop only).
         self._free_pending = 0
+        #: Held keys of items (``Submission.chunk_group``) sent one per task: let go of as
+        #: soon as their outcome is out (no ResultRef names an item).
+        self._transient: set[str] = set()
         #: Chunked submissions in flight: member key -> its chunk (see :func:`run_chunk`).
         self._chunk_of: dict[str, _Chunk] = {}
         #: Code folders shipped to the workers: label -> (files' signature, digest).
@@ -751,7 +914,7 @@ class DaskExecutor(Executor):
                 return self
             if self.scheduler is None:
                 self._cluster, self._client = start_local_cluster(
-                    self.n_workers, self.threads_per_worker, gpus=detect_gpus()
+                    self.n_workers, self.threads_per_worker, gpus=detect_gpus(), tune=True
                 )
                 self._owns_client = True
             elif isinstance(self.scheduler, str):
@@ -987,7 +1150,7 @@ class DaskExecutor(Executor):
         self,
         item: _Pending,
         client: Client,
-        pickled: dict[int, tuple[Callable[..., Any], bytes]],
+        pickled: dict[int, tuple[Callable[..., Any], bytes, Any]],
         push: bool,
     ) -> tuple[bytes, dict[str, Future]] | None:
         """The payload and upstream futures for one submission, or ``None`` after failing it.
@@ -1033,7 +1196,7 @@ class DaskExecutor(Executor):
             )
             cached = pickled.get(id(sub.fn))
             if cached is None:
-                problem = self._ship_code(client, sub.fn)
+                problem, code = self._ship_code(client, sub.fn)
                 if problem is not None:
                     self._emit(item.callback, _failed(sub.key, "ShippingError", problem))
                     return None
@@ -1045,25 +1208,32 @@ class DaskExecutor(Executor):
                         _failed(sub.key, type(exc).__name__, _unshippable(sub.fn, exc)),
                     )
                     return None
-                cached = pickled[id(sub.fn)] = (sub.fn, fn_bytes)
+                cached = pickled[id(sub.fn)] = (sub.fn, fn_bytes, code)
+            keep = _keep(sub)
             payload = cloudpickle.dumps(
-                (cached[1], plain, sub.context, sub.wants_context, to, progress), protocol=5
+                (cached[1], plain, sub.context, sub.wants_context, to, progress, keep, cached[2]),
+                protocol=5,
             )
         except Exception as exc:
             self._emit(item.callback, _failed_by(sub.key, exc))
             return None
         return payload, refs
 
-    def _ship_code(self, client: Client, fn: Callable[..., Any]) -> str | None:
+    def _ship_code(
+        self, client: Client, fn: Callable[..., Any]
+    ) -> tuple[str | None, tuple[str, str, tuple[str, ...]] | None]:
         """Make sure the workers can import ``fn``'s module when it lives in a user's folder
-        (see :class:`_ShippedCode`); returns a one-line problem, or ``None``.
+        (see :class:`_ShippedCode`). Returns ``(one-line problem or None, code)``, ``code``
+        being ``(folder label, version, module names it provides)`` for
+        :func:`_load_function`, or
+        ``None`` when ``fn`` needs nothing shipped.
 
         Checked once per wave and function: the files' sizes and times are compared with what
         was shipped last, and only a change reads and ships them again.
         """
         found = _code_root(fn)
         if found is None:
-            return None
+            return None, None
         top, root = found
         try:
             files = _code_files(root)
@@ -1071,35 +1241,37 @@ class DaskExecutor(Executor):
                 sorted((rel, p.stat().st_mtime_ns, p.stat().st_size) for rel, p in files.items())
             )
         except OSError as exc:
-            return f"cannot read module {top!r} ({root}): {exc.strerror or exc}"
+            return f"cannot read module {top!r} ({root}): {exc.strerror or exc}", None
         label = hashlib.sha256(str(root.parent).encode()).hexdigest()[:12]
+        names = tuple(sorted({rel.partition("/")[0].removesuffix(".py") for rel in files}))
         with self._lock:
-            if self._shipped.get(label, (None,))[0] == signature:
-                return None
+            shipped = self._shipped.get(label)
+            if shipped is not None and shipped[0] == signature:
+                return None, (label, shipped[1][:16], names)
         total = sum(size for _, _, size in signature)
         if total > _SHIP_MAX_BYTES:
             return (
                 f"module {top!r}: the Python files in {root.parent} are {total / 2**20:.0f} MiB, "
                 f"more than the {_SHIP_MAX_BYTES // 2**20} MiB shipped to workers; install it "
                 "on the workers instead"
-            )
+            ), None
         try:
             contents = {rel: path.read_bytes() for rel, path in files.items()}
         except OSError as exc:
-            return f"cannot read module {top!r} ({root}): {exc.strerror or exc}"
+            return f"cannot read module {top!r} ({root}): {exc.strerror or exc}", None
         digest = hashlib.sha256()
         for rel in sorted(contents):
             digest.update(rel.encode() + b"\0" + contents[rel] + b"\0")
         try:
             client.register_plugin(
-                _ShippedCode(label, digest.hexdigest(), contents),
+                _ShippedCode(label, digest.hexdigest(), str(root.parent), contents),
                 name=f"jupyter-workflows-code-{label}",
             )
         except Exception as exc:
-            return f"cannot ship module {top!r} to the workers: {error_line(exc)}"
+            return f"cannot ship module {top!r} to the workers: {error_line(exc)}", None
         with self._lock:
             self._shipped[label] = (signature, digest.hexdigest())
-        return None
+        return None, (label, digest.hexdigest()[:16], names)
 
     def _submit_batch(self, ready: list[_Pending]) -> None:
         """Submit in waves: a submission whose ResultRef names another one of this batch goes
@@ -1136,7 +1308,7 @@ class DaskExecutor(Executor):
                     _failed(item.submission.key, "CancelledError", "the executor was closed"),
                 )
             return
-        pickled: dict[int, tuple[Callable[..., Any], bytes]] = {}
+        pickled: dict[int, tuple[Callable[..., Any], bytes, Any]] = {}
         chunked = [
             item
             for item in ready
@@ -1197,6 +1369,9 @@ class DaskExecutor(Executor):
             with self._lock:
                 for (item, _, _), future in zip(members, futures, strict=True):
                     self._held[item.submission.key] = future
+                    if item.submission.chunk_group is not None:
+                        # An item: nothing refers to its result once its outcome is out.
+                        self._transient.add(item.submission.key)
                 # Cancelled while on its way: it has a future now, so cancel that.
                 late = [f for f in futures if f.key in self._cancelled]
                 self._cancelled.difference_update(f.key for f in late)
@@ -1214,7 +1389,7 @@ class DaskExecutor(Executor):
         self,
         client: Client,
         items: list[_Pending],
-        pickled: dict[int, tuple[Callable[..., Any], bytes]],
+        pickled: dict[int, tuple[Callable[..., Any], bytes, Any]],
     ) -> None:
         """Submit items of ``with_items`` tasks as chunks: one Dask task (:func:`run_chunk`)
         per ``chunk_size`` items of one group, in item order. The chunk's key is its first
@@ -1310,28 +1485,32 @@ class DaskExecutor(Executor):
         self,
         client: Client,
         part: list[_Pending],
-        pickled: dict[int, tuple[Callable[..., Any], bytes]],
+        pickled: dict[int, tuple[Callable[..., Any], bytes, Any]],
     ) -> bytes | tuple[str, str]:
         """The pickled chunk, or ``(error type, message)`` when its function cannot be shipped
         (the function goes as :meth:`_prepare` sends it: its folder's code shipped, once)."""
         fn = part[0].submission.fn
         cached = pickled.get(id(fn))
         if cached is None:
-            problem = self._ship_code(client, fn)
+            problem, code = self._ship_code(client, fn)
             if problem is not None:
                 return "ShippingError", problem
             try:
                 fn_bytes = cloudpickle.dumps(fn, protocol=5)
             except Exception as exc:
                 return type(exc).__name__, _unshippable(fn, exc)
-            cached = pickled[id(fn)] = (fn, fn_bytes)
+            cached = pickled[id(fn)] = (fn, fn_bytes, code)
         members = []
         for item in part:
             sub = item.submission
             if sub.fn is not fn:  # one group is one task: one function
                 raise ValueError(f"{sub.key}: a chunk's members must share their function")
             members.append((sub.kwargs, sub.context))
-        return cloudpickle.dumps((cached[1], part[0].submission.wants_context, members), protocol=5)
+        first = part[0].submission
+        keep = _keep(first)
+        return cloudpickle.dumps(
+            (cached[1], first.wants_context, members, keep, cached[2]), protocol=5
+        )
 
     def _deliver_chunk(self, chunk: _Chunk, future: Future, envelopes: Any) -> None:
         """In the drain thread: each member of a finished chunk gets its own outcome; when the
@@ -1511,14 +1690,36 @@ class DaskExecutor(Executor):
                 if isinstance(item, Outcome):
                     outcome = item
                 else:
-                    if envelope is _UNGATHERED:
-                        envelope = late.get(item.key)
-                    elif isinstance(envelope, _Pushed):
-                        envelope = envelope.load()
-                    if isinstance(callback, _Chunk):
-                        self._deliver_chunk(callback, item, envelope)
-                        continue
-                    outcome = self._outcome(item, envelope)
+                    try:
+                        if envelope is _UNGATHERED:
+                            envelope = late.get(item.key)
+                        elif isinstance(envelope, _Pushed):
+                            envelope = envelope.load()
+                        if isinstance(callback, _Chunk):
+                            self._deliver_chunk(callback, item, envelope)
+                            continue
+                        outcome = self._outcome(item, envelope)
+                    except Exception as exc:  # a bug here must not lose the outcome: fail it
+                        if isinstance(callback, _Chunk):  # no member has heard yet: all fail
+                            logger.debug("reading the chunk %s failed", item.key, exc_info=True)
+                            for member in callback.members:
+                                key = member.submission.key
+                                line = f"reading the outcome of {key} failed: {error_line(exc)}"
+                                try:
+                                    member.callback(_failed(key, "InternalError", line))
+                                except Exception:
+                                    logger.exception("outcome callback for %s failed", key)
+                            continue
+                        logger.debug("reading the outcome of %s failed", item.key, exc_info=True)
+                        outcome = _failed(
+                            item.key,
+                            "InternalError",
+                            f"reading the outcome of {item.key} failed: {error_line(exc)}",
+                        )
+                    if item.key in self._transient:
+                        with self._lock:  # let Dask forget it now, not when the run ends
+                            self._transient.discard(item.key)
+                            self._held.pop(item.key, None)
                 try:
                     callback(outcome)
                 except Exception:

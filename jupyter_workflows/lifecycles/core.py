@@ -410,7 +410,7 @@ class LifecycleObject:
         self._lock(owner, DEFAULT_TIMEOUT)
         _store().object_save(self.id, owner, changes)
 
-    def _lock(self, owner: str, timeout: float) -> None:
+    def _lock(self, owner: str, timeout: float, target: str = "?") -> None:
         store = _store()
         deadline = time.monotonic() + timeout
         pause = 0.02
@@ -427,7 +427,7 @@ class LifecycleObject:
                 raise TransitionRefused(
                     self.id,
                     rec["state"],
-                    "?",
+                    target,
                     f"busy: another transition holds the object ({holder}) after {timeout:g}s",
                 )
             time.sleep(pause)
@@ -466,7 +466,7 @@ class LifecycleObject:
         if not local.acquire(timeout=timeout):
             raise TransitionRefused(
                 self.id,
-                "?",
+                self._record()["state"],
                 to,
                 f"busy: another transition of this process holds the object after {timeout:g}s",
             )
@@ -490,7 +490,7 @@ class LifecycleObject:
         store = _store()
         owner = _owner()
         actor = actor or _actor()
-        self._lock(owner, timeout)
+        self._lock(owner, timeout, to)
         locked = True
         entry_id: int | None = None
         try:

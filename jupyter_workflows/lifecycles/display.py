@@ -25,7 +25,7 @@ _FILL = {
     "published": "#d7f0dd",
     "failure": "#fde7e7",
 }
-_W, _H, _GAP_X, _GAP_Y, _PAD = 128, 46, 64, 26, 20
+_W, _H, _GAP_X, _GAP_Y, _PAD = 128, 46, 64, 30, 24
 
 
 def _columns(lc: Lifecycle) -> dict[str, tuple[int, int]]:
@@ -51,13 +51,19 @@ def _columns(lc: Lifecycle) -> dict[str, tuple[int, int]]:
     return place
 
 
+def _only_from_any(lc: Lifecycle, source: str, target: str) -> bool:
+    """Whether ``source -> target`` is declared only by a ``from: '*'`` transition."""
+    declared = lc.spec.declared(source, target)
+    return bool(declared) and all("*" in t.from_ and source not in t.from_ for t in declared)
+
+
 def lifecycle_svg(lc: Lifecycle, current: str | None = None) -> str:
     """The state machine as an SVG document; ``current`` drawn highlighted."""
     place = _columns(lc)
     cols = max(c for c, _ in place.values()) + 1
     rows = max(r for _, r in place.values()) + 1
     width = _PAD * 2 + cols * _W + (cols - 1) * _GAP_X
-    height = _PAD * 2 + rows * _H + (rows - 1) * _GAP_Y + 40
+    height = _PAD * 2 + rows * _H + (rows - 1) * _GAP_Y + 30 + 12 * (cols + 1)
 
     def box(name: str) -> tuple[float, float]:
         col, row = place[name]
@@ -72,9 +78,12 @@ def lifecycle_svg(lc: Lifecycle, current: str | None = None) -> str:
         f"<title>lifecycle {html.escape(lc.name)}</title>",
     ]
     drawn: set[tuple[str, str]] = set()
+    back = 0
+    # "from: '*'" is drawn once, as a label on its target, not as an arrow from every state.
+    from_any = {t.to for t in lc.spec.transitions if "*" in t.from_}
     for source in lc.spec.states:
         for target in lc.spec.targets(source):
-            if (source, target) in drawn:
+            if (source, target) in drawn or _only_from_any(lc, source, target):
                 continue
             drawn.add((source, target))
             (x1, y1), (x2, y2) = box(source), box(target)
@@ -82,9 +91,12 @@ def lifecycle_svg(lc: Lifecycle, current: str | None = None) -> str:
             dash = ' stroke-dasharray="4 3"' if guarded else ""
             if place[target][0] > place[source][0]:
                 d = f"M{x1 + _W},{y1 + _H / 2} L{x2},{y2 + _H / 2}"
-            else:  # back (or same column): a curve below the boxes
-                sx, sy, tx, ty = x1 + _W / 2, y1 + _H, x2 + _W / 2 + 8, y2 + _H
-                low = max(sy, ty) + 28
+            else:  # back (or same column): a curve below the boxes, deeper the farther back
+                back += 1
+                span = abs(place[source][0] - place[target][0]) + 1
+                sx, sy = x1 + _W / 2 + 6 * (back % 3), y1 + _H
+                tx, ty = x2 + _W / 2 - 24 + 10 * (back % 5), y2 + _H
+                low = max(sy, ty) + 14 + 12 * span + 4 * (back % 3)
                 d = f"M{sx},{sy} C{sx},{low} {tx},{low} {tx},{ty}"
             parts.append(
                 f'<path class="jw-transition" data-from="{html.escape(source)}" '
@@ -106,7 +118,14 @@ def lifecycle_svg(lc: Lifecycle, current: str | None = None) -> str:
             f'<text x="{x + _W / 2}" y="{y + 19}" text-anchor="middle" font-weight="{"bold" if is_current else "normal"}">'
             f"{html.escape(name)}</text>"
             f'<text x="{x + _W / 2}" y="{y + 35}" text-anchor="middle" fill="#666" font-size="10">'
-            f"{html.escape(kind)}{' ●' if is_current else ''}</text></g>"
+            f"{html.escape(kind)}{' ●' if is_current else ''}</text>"
+            + (
+                f'<text x="{x + _W / 2}" y="{y - 4}" text-anchor="middle" fill="#555" '
+                f'font-size="10">from any state ▼</text>'
+                if name in from_any
+                else ""
+            )
+            + "</g>"
         )
     parts.append("</svg>")
     return "".join(parts)
@@ -150,5 +169,12 @@ def lifecycle_bundle(
         if rows
         else ""
     )
-    page = f"<div class='jw-lifecycle-view'><div>lifecycle {title}</div>{lifecycle_svg(lc, current)}{table}</div>"
+    pending = ""
+    if rec and rec.get("pending"):
+        run_id = html.escape(str(rec["pending"].get("run_id")))
+        pending = f"<div class='jw-approval'>approval open: run <code>{run_id}</code> (task <code>approve</code>)</div>"
+    page = (
+        f"<div class='jw-lifecycle-view'><div>lifecycle {title}</div>"
+        f"{lifecycle_svg(lc, current)}{pending}{table}</div>"
+    )
     return {"text/plain": lifecycle_text(lc, rec), "text/html": page}

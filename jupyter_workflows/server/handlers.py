@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import math
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +51,7 @@ from ..exceptions import (
     StoreError,
     WorkflowError,
 )
+from ..limits import LIMITS, hint
 from ..values import to_json_form
 
 __all__ = ["default_handlers", "discover_workflows", "find_workflow"]
@@ -71,6 +73,21 @@ def _executor() -> ThreadPoolExecutor:
     if _pool is None:
         _pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="jupyter-workflows-rest")
     return _pool
+
+
+def _depth(value: Any, limit: int) -> int:
+    """How deeply ``value`` nests (iteratively; stops counting past ``limit``)."""
+    deepest = 0
+    todo: list[tuple[Any, int]] = [(value, 1)]
+    while todo:
+        item, level = todo.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            if deepest > limit:
+                return deepest
+            children = item.values() if isinstance(item, dict) else item
+            todo.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _one_line(text: str) -> str:
@@ -124,16 +141,39 @@ class _WorkflowsHandler(APIHandler):
         self.finish(json.dumps(to_json_form(data)))
 
     def json_body(self, *, required: bool = False) -> Any:
-        """The request body as JSON; an empty body is None (or a 400 when ``required``)."""
+        """The request body as JSON; an empty body is None (or a 400 when ``required``).
+
+        Bounded (``LIMITS.request_body_bytes``, ``LIMITS.request_nesting``): a 413 or a 400, never
+        a ``RecursionError`` from ``"[" * 100000`` or a value nested too deeply for the code that
+        reads it later.
+        """
         raw = self.request.body or b""
+        if len(raw) > LIMITS.request_body_bytes:
+            raise web.HTTPError(
+                413,
+                f"the request body has {len(raw):,} bytes, more than "
+                f"{LIMITS.request_body_bytes:,} {hint('request_body_bytes')}",
+            )
         if not raw.strip():
             if required:
                 raise web.HTTPError(400, "the request body must be JSON")
             return None
         try:
-            return json.loads(raw)
+            value = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise web.HTTPError(400, f"the request body is not valid JSON: {exc}") from None
+        except RecursionError:
+            value = None
+            depth = LIMITS.request_nesting + 1
+        else:
+            depth = _depth(value, LIMITS.request_nesting)
+        if depth > LIMITS.request_nesting:
+            raise web.HTTPError(
+                400,
+                f"the request body nests more than {LIMITS.request_nesting} levels deep "
+                + hint("request_nesting"),
+            )
+        return value
 
     def flag(self, name: str) -> bool:
         """A boolean query argument: ``?wait=true`` (also ``1``, ``yes``, or a bare ``?wait``)."""
@@ -154,12 +194,26 @@ class _WorkflowsHandler(APIHandler):
         try:
             number = float(value)
         except ValueError:
+            number = math.nan
+        if not math.isfinite(number):  # also inf, nan, 1e400
             raise web.HTTPError(
-                400, f"query argument {name!r} must be a number, not {value!r}"
-            ) from None
+                400, f"query argument {name!r} must be a finite number, not {value[:40]!r}"
+            )
         if number < 0:
             raise web.HTTPError(400, f"query argument {name!r} must not be negative")
         return number
+
+    def whole_number(self, name: str) -> int | None:
+        """A non-negative integer query argument (``?limit=10``), else a 400."""
+        value = self.get_query_argument(name, None)
+        if value is None or not value.strip():
+            return None
+        text = value.strip()
+        if not text.isdigit() or len(text) > 18:
+            raise web.HTTPError(
+                400, f"query argument {name!r} must be a whole number >= 0, not {value[:40]!r}"
+            )
+        return int(text)
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn`` in a worker thread; the engine's errors become JSON HTTP errors."""
@@ -214,7 +268,9 @@ def _start(
 def _list_runs(limit: int | None, workflow: str | None, status: str | None) -> list[dict[str, Any]]:
     from ..engine.api import runs
 
-    out = []
+    out: list[dict[str, Any]] = []
+    if limit == 0:
+        return out
     for run in runs():
         entry = run.summary_dict()
         if workflow and entry["workflow"] != workflow:
@@ -327,12 +383,17 @@ def _task_names(run: Any) -> set[str]:
 
 # -- workflow discovery -------------------------------------------------------------------------
 def _looks_like_workflow(path: Path) -> bool:
-    """A mapping with ``tasks`` at the top: a workflow document, valid or not."""
+    """A mapping with ``tasks`` at the top: a workflow document, valid or not.
+
+    Parsed by the engine's bounded loader (nesting, aliases, size), never ``yaml.safe_load``.
+    """
+    from ..spec.loader import parse_document
+
     try:
         if path.stat().st_size > MAX_WORKFLOW_FILE_BYTES:
             return False
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        data, _ = parse_document(path.read_text(encoding="utf-8"), file=path.name)
+    except (OSError, UnicodeDecodeError, SpecError):
         # Broken YAML may still be a workflow being written: show it if it mentions tasks.
         try:
             return (
@@ -369,6 +430,7 @@ def discover_workflows(root_dir: Path) -> list[dict[str, Any]]:
 
     out = []
     seen: set[Path] = set()
+    live: set[Path] = set()
     for wf in registered_workflows().values():
         path = wf.path.resolve() if wf.path else None
         if path is not None:
@@ -379,30 +441,70 @@ def discover_workflows(root_dir: Path) -> list[dict[str, Any]]:
             continue
         rel = path.name
         try:
-            wf = load(path)
-        except WorkflowError as exc:
-            error = _relative_message(exc, root_dir)
-            out.append(
-                {
-                    "name": path.stem,
-                    "description": None,
-                    "parameters": None,
-                    "schedule": None,
-                    "tasks": None,
-                    "source": "file",
-                    "path": rel,
-                    "error": error,
-                }
-            )
+            stamp = path.stat()
+        except OSError:
             continue
-        entry = _describe(wf, "file", rel)
-        try:
-            # What `validate` (and a run) refuses: unknown targets, unresolved actions, ...
-            wf.validate()
-        except WorkflowError as exc:
-            entry["error"] = _relative_message(exc, root_dir)
-        out.append(entry)
+        key = (path.resolve(), str(root_dir))
+        live.add(key[0])
+        version = (stamp.st_mtime_ns, stamp.st_size)
+        cached = _DISCOVERED.get(key)
+        if cached is not None and cached[0] == version:
+            out.append(dict(cached[1]))  # unchanged since it was validated: no work at all
+            continue
+        entry = _discover_file(path, rel, root_dir, load)
+        _DISCOVERED[key] = (version, entry)
+        out.append(dict(entry))
+    for key in [k for k in _DISCOVERED if k[1] == str(root_dir) and k[0] not in live]:
+        _DISCOVERED.pop(key, None)
     return out
+
+
+#: ``(file, root) -> ((mtime_ns, size), entry)``: discovery validates a file once per version.
+_DISCOVERED: dict[tuple[Path, str], tuple[tuple[int, int], dict[str, Any]]] = {}
+
+
+def _discover_file(
+    path: Path, rel: str, root_dir: Path, load: Callable[..., Any]
+) -> dict[str, Any]:
+    """One file's entry for ``GET workflows``: its details, or its one-line error.
+
+    Loading and validating are bounded (document size, nesting, aliases, schedule search; no
+    template is evaluated), so one bad file costs at most a second or so, once per version, and
+    is listed with its error while every other file and route keeps working.
+    """
+
+    def broken(error: str) -> dict[str, Any]:
+        return {
+            "name": path.stem,
+            "description": None,
+            "parameters": None,
+            "schedule": None,
+            "tasks": None,
+            "source": "file",
+            "path": rel,
+            "error": error,
+        }
+
+    if path.stat().st_size > LIMITS.discovery_file_bytes:
+        return broken(
+            f"{rel}: larger than {LIMITS.discovery_file_bytes:,} bytes "
+            + hint("discovery_file_bytes")
+        )
+    try:
+        wf = load(path)
+    except WorkflowError as exc:
+        return broken(_relative_message(exc, root_dir))
+    except Exception as exc:  # a bug must not take the listing down: list the file with it
+        return broken(f"{rel}: internal error: {_one_line(f'{type(exc).__name__}: {exc}')}")
+    entry = _describe(wf, "file", rel)
+    try:
+        # What `validate` (and a run) refuses: unknown targets, unresolved actions, ...
+        wf.validate()
+    except WorkflowError as exc:
+        entry["error"] = _relative_message(exc, root_dir)
+    except Exception as exc:
+        entry["error"] = f"{rel}: internal error: {_one_line(f'{type(exc).__name__}: {exc}')}"
+    return entry
 
 
 def _relative_message(exc: BaseException, root_dir: Path) -> str:
@@ -540,12 +642,10 @@ class RunsHandler(_WorkflowsHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        limit = self.number("limit")
+        limit = self.whole_number("limit")
         workflow = self.get_query_argument("workflow", None) or None
         status = self.get_query_argument("status", None) or None
-        self.send(
-            await self.call(_list_runs, None if limit is None else int(limit), workflow, status)
-        )
+        self.send(await self.call(_list_runs, limit, workflow, status))
 
 
 class RunHandler(_WorkflowsHandler):

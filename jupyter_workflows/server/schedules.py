@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import SpecError
+from ..limits import LIMITS, hint
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..definition import Workflow
@@ -86,6 +88,43 @@ def schedule_problem(schedule: str) -> str | None:
     return None
 
 
+class _SearchTooLong(Exception):
+    """The next-fire search ran past ``LIMITS.schedule_search_steps``."""
+
+
+def _bounded(search: Callable[[], Any], text: str) -> Any:
+    """Run ``search`` (croniter's or dateutil's next-time search) for at most
+    ``LIMITS.schedule_search_steps`` Python steps, else a one-line SpecError.
+
+    Neither library bounds its search: ``RRULE:FREQ=MINUTELY;INTERVAL=0`` yields the same time for
+    ever, and a rule that matches no date (February 30th) walks up to the year 9999. They are
+    counted with a trace function (an exception raised from it surfaces in the traced frame), so
+    a bad schedule is an error after a fraction of a second, in ``validate``, ``run`` and ``serve``.
+    """
+    limit = LIMITS.schedule_search_steps
+    steps = 0
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        nonlocal steps
+        steps += 1
+        if steps > limit:
+            raise _SearchTooLong
+        return tracer
+
+    previous = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        return search()
+    except _SearchTooLong:
+        raise SpecError(
+            f"schedule {text!r} finds no next time within {limit:,} search steps "
+            f"(does it ever fire? INTERVAL=0, a date that does not exist) "
+            + hint("schedule_search_steps")
+        ) from None
+    finally:
+        sys.settrace(previous)
+
+
 def _next_cron(text: str, after: datetime) -> datetime:
     from croniter import croniter
 
@@ -98,7 +137,7 @@ def _next_cron(text: str, after: datetime) -> datetime:
             "(minute hour day-of-month month day-of-week), or use @hourly, @daily, ... or RRULE:..."
         )
     try:
-        result = croniter(text, after).get_next(datetime)
+        result = _bounded(lambda: croniter(text, after).get_next(datetime), text)
     except (ValueError, KeyError) as exc:  # croniter's errors derive from ValueError
         raise SpecError(f"invalid schedule {text!r}: {_one_line(exc)}") from None
     assert isinstance(result, datetime)
@@ -116,7 +155,10 @@ def _next_rrule(text: str, after: datetime) -> datetime:
     lines = [part.strip() for chunk in text.splitlines() for part in _split_dtstart(chunk)]
     try:
         rule = rrulestr("\n".join(p for p in lines if p), dtstart=anchor, ignoretz=True)
-        found = rule.after(wall, inc=False)
+        for one in getattr(rule, "_rrule", None) or [rule]:  # an rruleset holds several
+            if getattr(one, "_interval", 1) < 1:
+                raise SpecError(f"invalid schedule {text!r}: INTERVAL must be at least 1")
+        found = _bounded(lambda: rule.after(wall, inc=False), text)
     except (ValueError, TypeError, OverflowError) as exc:
         raise SpecError(f"invalid schedule {text!r}: {_one_line(exc)}") from None
     if found is None:

@@ -20,6 +20,7 @@ import contextlib
 import errno
 import functools
 import logging
+import os
 import socket
 import sys
 from collections.abc import Sequence
@@ -68,6 +69,14 @@ def _app_class() -> type[Any]:
             # One Ctrl-C stops a service; no "Shutdown this Jupyter server (y/[n])?" prompt.
             self._signal_stop(sig, frame)
 
+        def _signal_stop(self, sig: Any, frame: Any) -> None:
+            # SIGTERM/SIGINT always stop `serve` within seconds: a request thread that is still
+            # waiting (a run with ?wait=true, a slow store) would otherwise keep the interpreter
+            # from exiting (ThreadPoolExecutor joins its threads at exit). The event log is
+            # written ahead, so what an abrupt exit interrupts is resumed like after kill -9.
+            _exit_watchdog(STOP_GRACE_SECONDS)
+            super()._signal_stop(sig, frame)
+
         async def _post_start(self) -> None:
             await super()._post_start()
             if self.scheduler is not None:
@@ -84,6 +93,28 @@ def _app_class() -> type[Any]:
             await super()._stop()
 
     return WorkflowsServerApp
+
+
+#: Seconds a stopping ``serve`` may take to shut down cleanly before it exits regardless.
+STOP_GRACE_SECONDS = 10.0
+
+
+def _exit_watchdog(seconds: float) -> None:
+    """Exit the process in ``seconds`` unless it has exited by then (a daemon timer)."""
+    import threading
+
+    def hard_exit() -> None:
+        print(
+            f"jupyter-workflows serve: still stopping after {seconds:g} s; exiting now",
+            file=sys.stderr,
+        )
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(0)
+
+    timer = threading.Timer(seconds, hard_exit)
+    timer.daemon = True
+    timer.start()
 
 
 def build_app(

@@ -57,6 +57,12 @@ class SourceMap:
     #: Block scalars (``|``, ``>``): style, and line/column where their content starts (the
     #: value position is the indicator's, one line above the text a template error is in).
     blocks: dict[Path_, tuple[str, int, int]] = field(default_factory=dict)
+    #: Scalars written in quotes (their text starts one column after the value's position).
+    quoted: set[Path_] = field(default_factory=set)
+    #: The dialect the document was written in (``"orquesta 1.0"``), ``None`` when native; and
+    #: the extra names its templates may use (see :mod:`jupyter_workflows.spec.dialects`).
+    dialect: str | None = None
+    dialect_names: dict[str, Any] | None = None
 
     def locate(self, path: Iterable[Any], *, key: bool = False) -> tuple[int | None, int | None]:
         """The position of ``path`` (its key when ``key``), else of its nearest ancestor."""
@@ -404,6 +410,8 @@ def _build(loader: _Loader, node: yaml.Node, path: Path_, smap: SourceMap, depth
         ]
     if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
         smap.blocks[path] = _block_start(node, loader.source_lines)
+    elif isinstance(node, yaml.ScalarNode) and node.style in ('"', "'"):
+        smap.quoted.add(path)
     return _scalar(loader, node, smap, "value")
 
 
@@ -416,8 +424,8 @@ def _scalar(loader: _Loader, node: yaml.Node, smap: SourceMap, what: str) -> Any
         raise SpecError(
             f"invalid {what}: {exc.problem}", file=smap.file, line=line, col=col
         ) from None
-    except (ValueError, KeyError, TypeError, OverflowError) as exc:
-        # ``!!int x``, ``!!float abc``, ``!!bool maybe``, ``!!timestamp 2020-13-45``, and an
+    except (ValueError, KeyError, TypeError, OverflowError, AttributeError, IndexError) as exc:
+        # ``!!int x``, ``!!float abc``, ``!!bool maybe``, ``!!timestamp x`` (AttributeError), an
         # integer literal over Python's int/str conversion limit (4,300 digits).
         line, col = _mark(node)
         text = str(getattr(node, "value", ""))
@@ -714,7 +722,9 @@ def load_spec(
     if not isinstance(data, dict):
         kind = {list: "a list", str: "a string"}.get(type(data), type(data).__name__)
         raise smap.error(f"a workflow must be a mapping of fields, got {kind}")
-    data = _normalise_tasks(data, (), smap)
+    from .dialects import translate
+
+    data = translate(_normalise_tasks(data, (), smap), smap)
     if "name" not in data:
         if name is None:
             raise smap.error("missing required field 'name' (or give the name on the magic line)")

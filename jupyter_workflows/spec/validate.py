@@ -113,11 +113,18 @@ def validate_compiled(
 
     errors: list[SpecError] = []  # all of them, reported together at the end
 
-    # Template syntax, positioned inside multi-line strings.
+    # Template syntax, positioned inside multi-line strings; then every name must resolve.
+    name_errors: list[SpecError] = []
     for path, text in iter_templates(spec):
+        shift = 0
         if path[-1] == "when" and "{{" not in text and "{%" not in text and text.strip():
             text = "{{ " + text + " }}"  # a bare condition, read as one expression by the engine
+            shift = 3
         if "{" not in text:
+            continue
+        names = template_name_errors(text, path, spec, cw, smap, shift=shift)
+        if names:
+            name_errors.extend(names)
             continue
         problem = template_error(text)
         if problem is not None:
@@ -126,6 +133,9 @@ def validate_compiled(
             errors.append(
                 SpecError(f"template error: {message}", file=smap.file, line=line, col=col)
             )
+
+    name_errors.sort(key=lambda e: (e.line or 0, e.col or 0))
+    errors.extend(name_errors)
 
     # Transitions and needs to unknown tasks.
     for name, task, path in _task_paths(spec):
@@ -224,6 +234,17 @@ def validate_compiled(
                     smap.error(
                         f"parameter {pname!r}: default {problem}", ("parameters", pname, "default")
                     )
+                )
+
+    # An unconditional ``do: retry`` starts its task again until max_runs, like a self-loop.
+    for name, task, path in _task_paths(spec):
+        for i, tr in enumerate(task.next):
+            if "retry" in tr.do and tr.when is None and not task.max_runs:
+                warn(
+                    f"task {name!r}: an unconditional 'do: retry' runs it until max_runs "
+                    f"({cw.tasks[name].max_runs if name in cw.tasks else 1000}); give it a "
+                    "'when' or set max_runs to bound it",
+                    (*path, "next", i, "do"),
                 )
 
     # Warnings: unreachable tasks, loops without a bound.
@@ -351,3 +372,109 @@ def _unknown(smap: SourceMap, path, name, target, cw: CompiledWorkflow, key) -> 
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+# -- strict templates: names that cannot resolve ----------------------------------------------
+
+#: What ``task.X`` has (engine/state.py ``_view``).
+TASK_ATTRIBUTES = frozenset({"result", "status", "error", "attempts", "done", "total"})
+#: ``system.*`` (CONTRACT §1.3).
+SYSTEM_ATTRIBUTES = frozenset({"run_id", "workflow", "timestamp", "user"})
+#: Names every template may use.
+BASE_ROOTS = ("parameters", "vars", "task", "system", "kv")
+#: Names a transition's ``when``/``publish`` may use besides.
+OUTCOME_ROOTS = ("result", "error")
+OUTCOME_FUNCTIONS = frozenset({"succeeded", "failed", "completed", "timed_out"})
+
+
+def _task_field(path: tuple[Any, ...]) -> tuple[str | None, str | None, tuple[Any, ...]]:
+    """``(task name, field, task path)`` of a template's path (``None`` outside tasks)."""
+    for i in range(len(path) - 2, -1, -1):
+        if path[i] == "tasks" and i + 1 < len(path) and isinstance(path[i + 1], str):
+            return path[i + 1], (path[i + 2] if i + 2 < len(path) else None), path[: i + 2]
+    return None, None, ()
+
+
+def name_rules(path: tuple[Any, ...], spec: WorkflowSpec, cw: CompiledWorkflow, smap: SourceMap):
+    """The :class:`~jupyter_workflows.expressions.NameRules` for the template at ``path``."""
+    from ..expressions import NameRules
+
+    roots = list(BASE_ROOTS)
+    functions = {"secret"}
+    task_name, field, _tp = _task_field(path)
+    if task_name is not None:
+        task = _find_task(spec, task_name)
+        if field in ("input", "cache") and task is not None and task.with_items is not None:
+            roots += ["item", "index"]
+        if field in ("publish", "next", "decision"):
+            roots += list(OUTCOME_ROOTS)
+            functions |= OUTCOME_FUNCTIONS
+            if task is not None and task.with_items is not None:
+                roots += ["item", "index"]
+    # The dialects' functions (``ctx()``, ``yaql("...")``, StackStorm's helpers) work in native
+    # documents too, so a converted file (``jupyter-workflows convert``) validates as it is.
+    from .dialect_functions import FUNCTION_NAMES
+
+    extra = getattr(smap, "dialect_names", None)
+    attributes: dict[str, frozenset[str]] = {"system": SYSTEM_ATTRIBUTES}
+    task_attributes = TASK_ATTRIBUTES
+    if extra is not None:
+        roots += [r for r in extra.get("roots", ()) if r not in roots]
+        functions |= set(extra.get("functions", ()))
+        attributes.update(extra.get("attributes", {}))
+        task_attributes = task_attributes | frozenset(extra.get("task_attributes", ()))
+    return NameRules(
+        roots=tuple(roots),
+        functions=frozenset(functions),
+        tasks=frozenset(cw.tasks),
+        task_attributes=task_attributes,
+        attributes=attributes,
+        quiet_functions=FUNCTION_NAMES,
+    )
+
+
+def _find_task(spec: WorkflowSpec, name: str):
+    for task_name, task, _path in _task_paths(spec):
+        if task_name == name:
+            return task
+    return None
+
+
+def template_name_errors(
+    text: str,
+    path: tuple[Any, ...],
+    spec: WorkflowSpec,
+    cw: CompiledWorkflow,
+    smap: SourceMap,
+    *,
+    shift: int = 0,
+) -> list[SpecError]:
+    """One positioned :class:`SpecError` per name in ``text`` that cannot resolve."""
+    from ..expressions import check_template_names
+
+    rules = name_rules(path, spec, cw, smap)
+    out: list[SpecError] = []
+    source = _source_path(smap, path)
+    problems = check_template_names(text, rules)
+    if not problems and "yaql(" in text:
+        from .dialect_functions import yaql_problems
+
+        problems = yaql_problems(text)
+    for offset, col_in, message in problems:
+        line, col = smap.locate_line(source, offset)
+        if (
+            offset == 1
+            and col is not None
+            and source not in smap.blocks
+            and "\n" not in text
+            and not getattr(smap, "dialect", None)  # translated text: columns are not the file's
+        ):
+            col = col + max(0, col_in - 1 - shift) + _quote_width(smap, source)
+        out.append(SpecError(message, file=smap.file, line=line, col=col))
+    return out
+
+
+def _quote_width(smap: SourceMap, path: tuple[Any, ...]) -> int:
+    """1 when the scalar at ``path`` was written quoted (its text starts one column later)."""
+    quoted = getattr(smap, "quoted", None)
+    return 1 if quoted and path in quoted else 0

@@ -54,6 +54,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import stat
 import threading
 import time
 import weakref
@@ -299,6 +300,7 @@ class SqliteStore(RunStore):
         self._commit_lock = threading.RLock()
         self._open_lock = threading.Lock()
         self._ready = False  # the schema was checked (and migrated) by this instance
+        self._checked = False  # PRAGMA quick_check passed before this instance's first write
         self._local = threading.local()
         self._connections: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._generation = 0  # bumped by close(): every thread reconnects afterwards
@@ -397,6 +399,18 @@ class SqliteStore(RunStore):
         first page right now: an empty file is an uninitialised store, and a short or invalid
         header is read once more after a moment before it is refused.
         """
+        try:
+            mode = os.stat(self.path).st_mode
+        except OSError:
+            mode = None
+        if mode is not None and stat.S_ISDIR(mode):
+            raise StoreError(f"{self.path}: not a jupyter_workflows store (it is a folder)")
+        if mode is not None and not stat.S_ISREG(mode):
+            # a FIFO would block the open below for ever; a device would be read for ever
+            raise StoreError(
+                f"{self.path}: not a jupyter_workflows store (not a regular file: a FIFO, a "
+                "device or a socket)"
+            )
         for attempt in range(2):
             try:
                 with open(self.path, "rb") as handle:
@@ -453,13 +467,40 @@ class SqliteStore(RunStore):
     def _writer(self) -> sqlite3.Connection:
         """A connection to write with; creates the folders, the file and the schema if needed."""
         if self._ready:
+            if not self._checked:
+                self._check_integrity()  # read before written: check before the first write
+                self._checked = True
             return self._connection()
         self._create_file()
         self._check_header()
-        if self._version(self._connection()) < SCHEMA_VERSION:
+        version = self._version(self._connection())
+        if version > 0:
+            self._check_integrity()
+        self._checked = True
+        if version < SCHEMA_VERSION:
             self._migrate()
         self._ready = True
         return self._connection()
+
+    def _check_integrity(self) -> None:
+        """Refuse to write into a damaged store (``PRAGMA quick_check``, once per instance).
+
+        A page damaged past the first is invisible until a query reads it; writing on top of it
+        can spread the damage. ``quick_check`` reads every page (O(size), without checking
+        index contents), so it runs when a store is first opened for writing, not per write.
+        """
+        with self._translate():
+            rows = self._connection().execute("PRAGMA quick_check(5)").fetchall()
+        findings = [str(row[0]) for row in rows]
+        if findings != ["ok"]:
+            finding = " ".join(" ".join(findings).replace("*** in database main ***", "").split())
+            raise StoreError(
+                f"{self.path}: the store is damaged ({finding[:200]}); refusing to write "
+                f"into it. Keep the file, recover what SQLite can into a new store "
+                f"(sqlite3 {self.path} .recover | sqlite3 NEW.db), or restore a copy made with "
+                f"sqlite3 {self.path} '.backup COPY.db'; list the damage with "
+                f"sqlite3 {self.path} 'PRAGMA integrity_check'"
+            )
 
     def _create_file(self) -> None:
         try:

@@ -238,3 +238,22 @@ def test_a_bad_prompt_file_stops_the_run_before_it_exists(engine: Any, tmp_path:
     with pytest.raises(SpecError, match="prompt_file: cannot read it"):
         wf.run({"topic": "x"})
     assert jw.runs() == []
+
+
+@pytest.mark.cluster
+def test_on_dask_workers_streamed_with_retries(
+    dask_engine: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same on a real LocalCluster: the prompt file is read where the run starts, the task
+    runs in a worker process, a 503 is retried, and the key stays out of the store."""
+    server = FakeLLM()
+    monkeypatch.setenv("LLM_TEST_KEY", KEY)
+    try:
+        server.failures = [503]
+        run = _workflow(tmp_path, server.url, stream=True, retry=2).run({"topic": "workers"})
+        assert run.status == "succeeded", run.error
+        assert run.outputs == {"text": "You asked: Summarise workers in 12 words."}
+        assert run.tasks[0]["attempts"] == 2
+        _no_key_anywhere(tmp_path, run)
+    finally:
+        server.close()

@@ -380,3 +380,41 @@ def test_the_default_starter_runs_the_workflow(files: list[Path], engine) -> Non
     run = jw.get_run(run_id).wait(30)
     assert run.status == "succeeded"
     assert run.outputs == {"text": "hello cron"}
+
+
+def test_sigterm_stops_serve_while_a_request_still_waits(tmp_path: Path) -> None:
+    """Issue 11: a request thread waiting on a long run must not keep ``serve`` alive."""
+    import contextlib
+    import threading
+
+    (tmp_path / "slow.yaml").write_text(
+        "name: slow\ntasks:\n  a: {action: core.shell, input: {command: 'sleep 120'}}\n"
+    )
+    port = _free_port()
+    proc = _serve(tmp_path, "slow.yaml", "--port", str(port))
+    url = f"http://127.0.0.1:{port}/workflows/api"
+    auth = {"Authorization": f"token {TOKEN}"}
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, (tmp_path / "serve.err").read_text()
+            try:
+                if httpx.get(f"{url}/", headers=auth).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, (tmp_path / "serve.err").read_text()
+            time.sleep(0.2)
+
+        def wait_on_the_run() -> None:
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.post(f"{url}/workflows/slow/runs?wait=true", headers=auth, timeout=180)
+
+        threading.Thread(target=wait_on_the_run, daemon=True).start()
+        time.sleep(3)  # the request is in a worker thread, waiting on the run
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=40)  # it used to never exit
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=15)

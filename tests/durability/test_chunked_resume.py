@@ -31,7 +31,7 @@ ITEMS = textwrap.dedent(
     import os
     import time
 
-    HERE = {here!r}  # not __file__: the workers import a shipped copy of this module
+    HERE = {here!r}  # not __file__: a worker elsewhere imports a shipped copy of this module
     LOG = os.path.join(HERE, "log.txt")
     GO = os.path.join(HERE, "go")
 

@@ -458,3 +458,60 @@ def test_cancel_an_interrupted_run(tmp_path: Path) -> None:
     assert shown["status"] == "cancelled"
     again = jw("resume", run_id, env=env, cwd=tmp_path)
     assert again.returncode == 1 and "cancelled" in again.stdout
+
+
+# -- controls on runs whose process is gone (issue 11) -------------------------------------------
+
+
+def _killed_mid_run(tmp_path: Path) -> tuple[str, dict[str, str]]:
+    env = inline_env(tmp_path)
+    (tmp_path / "slow.yaml").write_text(SLOW)
+    runner = start("run", "slow.yaml", "--json", env=env, cwd=tmp_path)
+    run_id = first_run_id(env)
+    wait_for_status(run_id, {"running"}, env=env)
+    runner.kill()
+    runner.communicate()
+    return run_id, env
+
+
+def test_cancel_an_interrupted_run_cancels_its_running_tasks(tmp_path: Path) -> None:
+    run_id, env = _killed_mid_run(tmp_path)
+    assert jw("cancel", run_id, env=env, cwd=tmp_path).returncode == 0
+    shown = json.loads(jw("show", run_id, "--json", env=env, cwd=tmp_path).stdout)
+    assert shown["status"] == "cancelled"
+    statuses = {t["status"] for t in shown["tasks"]}
+    assert "running" not in statuses and "cancelled" in statuses, shown["tasks"]
+
+
+def test_pause_an_interrupted_run_makes_it_paused_then_resume_finishes(tmp_path: Path) -> None:
+    run_id, env = _killed_mid_run(tmp_path)
+    paused = jw("pause", run_id, env=env, cwd=tmp_path)
+    assert paused.returncode == 0, paused.stderr
+    shown = json.loads(jw("show", run_id, "--json", env=env, cwd=tmp_path).stdout)
+    assert shown["status"] == "paused"
+    resumed = jw("resume", run_id, "--json", env=env, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["status"] == "succeeded"
+
+
+@pytest.mark.slow
+def test_cancel_a_paused_run_whose_process_exited(tmp_path: Path) -> None:
+    env = inline_env(tmp_path)
+    (tmp_path / "slow.yaml").write_text(SLOW)
+    runner = start("run", "slow.yaml", "--json", env=env, cwd=tmp_path)
+    try:
+        run_id = first_run_id(env)
+        wait_for_status(run_id, {"running"}, env=env)
+        assert jw("pause", run_id, env=env, cwd=tmp_path).returncode == 0
+        runner.communicate(timeout=60)  # a paused run's process exits (exit code 3)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert json.loads(jw("show", run_id, "--json", env=env, cwd=tmp_path).stdout)["status"] == (
+        "paused"
+    )
+    cancelled = jw("cancel", run_id, env=env, cwd=tmp_path)
+    assert cancelled.returncode == 0, cancelled.stderr
+    shown = json.loads(jw("show", run_id, "--json", env=env, cwd=tmp_path).stdout)
+    assert shown["status"] == "cancelled"  # it used to stay paused until a resume
+    assert all(t["status"] in ("succeeded", "cancelled") for t in shown["tasks"]), shown["tasks"]

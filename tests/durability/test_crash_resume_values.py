@@ -91,17 +91,17 @@ WORKFLOW = textwrap.dedent(
     parameters:
       seconds: {type: number, default: 2}
     tasks:
-      load: {action: "steps:load", on_success: features}
+      load: {action: "frames_steps:load", on_success: features}
       features:
-        action: "steps:features"
+        action: "frames_steps:features"
         input: {frame: "{{ task.load.result }}"}
         on_success: slow
       slow:
-        action: "steps:slow"
+        action: "frames_steps:slow"
         input: {frame: "{{ task.features.result }}", seconds: "{{ parameters.seconds }}"}
         on_success: report
       report:
-        action: "steps:report"
+        action: "frames_steps:report"
         input: {frame: "{{ task.features.result }}", xs: "{{ task.slow.result }}"}
     output_map:
       report: "{{ task.report.result }}"
@@ -150,7 +150,7 @@ def test_kill_mid_pipeline_of_dataframes_then_resume(where, tmp_path, request):
         scheduler = request.getfixturevalue("dask_cluster").scheduler_address
     folder = tmp_path
     # An absolute path: on Dask the workers import a copy of the module from elsewhere.
-    (folder / "steps.py").write_text(f"LOG_PATH = {str(folder / 'log.txt')!r}\n" + STEPS)
+    (folder / "frames_steps.py").write_text(f"LOG_PATH = {str(folder / 'log.txt')!r}\n" + STEPS)
     (folder / "wf.yaml").write_text(WORKFLOW)
     env = _env(folder, scheduler)
     proc = subprocess.Popen(

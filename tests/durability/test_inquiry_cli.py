@@ -258,3 +258,31 @@ def test_a_resume_after_the_deadline_times_the_inquiry_out(tmp_path: Path) -> No
         ("fallback", "succeeded"),
     ]
     assert data["tasks"][0]["error"].startswith("TimeoutError:")
+
+
+def test_a_respond_after_the_inquiry_timed_out_is_refused(tmp_path: Path) -> None:
+    """Issue 11: the timer died with the process, but a late answer is still late."""
+    env = inline_env(tmp_path)
+    (tmp_path / "timed.yaml").write_text(TIMED)
+    waiting = jwcli("run", "timed.yaml", "--json", env=env, cwd=tmp_path)
+    assert waiting.returncode == 3, waiting.stderr
+    run_id = json.loads(waiting.stdout)["run_id"]
+    time.sleep(1.2)
+    late = jwcli("respond", run_id, "ask", "--data", "{}", env=env, cwd=tmp_path)
+    assert late.returncode == 2, (late.stdout, late.stderr)
+    assert late.stderr.count("\n") == 1 and "timed out" in late.stderr, late.stderr
+    resumed = jwcli("resume", run_id, "--json", env=env, cwd=tmp_path)
+    data = json.loads(resumed.stdout)
+    assert [(t["task"], t["status"]) for t in data["tasks"]] == [
+        ("ask", "failed"),
+        ("fallback", "succeeded"),
+    ]
+
+
+def test_a_respond_in_time_is_still_recorded(tmp_path: Path) -> None:
+    env = inline_env(tmp_path)
+    (tmp_path / "approval.yaml").write_text(APPROVAL)
+    waiting = jwcli("run", "approval.yaml", "--json", env=env, cwd=tmp_path)
+    run_id = json.loads(waiting.stdout)["run_id"]
+    ok = jwcli("respond", run_id, "ask", "--data", '{"approved": true}', env=env, cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr  # no timeout on this inquiry: never late

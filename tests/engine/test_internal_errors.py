@@ -225,3 +225,29 @@ def test_the_cli_ends_with_one_line_on_an_internal_error(tmp_path):
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_an_executor_that_cannot_read_an_outcome_fails_the_attempt(dask_engine, monkeypatch):
+    """On Dask: building an outcome raises (a bug) -> the attempt fails with one line, the
+    executor's outcome thread lives on, and the next run is fine."""
+    from jupyter_workflows.executors.dask import DaskExecutor
+
+    original = DaskExecutor._outcome
+
+    def broken(self, future, envelope):
+        if ".b-" in future.key:
+            raise RuntimeError("could not read it")
+        return original(self, future, envelope)
+
+    monkeypatch.setattr(DaskExecutor, "_outcome", broken)
+    wf = jw.load(CHAIN)
+    run = wf.run(wait=False)
+    _ends(run)
+    assert run.status == "failed"
+    b = next(t for t in run.tasks if t["task"] == "b")
+    assert b["error"].startswith("InternalError: reading the outcome of chain.b-"), b["error"]
+    assert b["error"].endswith("failed: RuntimeError: could not read it")
+    monkeypatch.setattr(DaskExecutor, "_outcome", original)
+    again = wf.run(wait=False)
+    _ends(again)
+    assert again.status == "succeeded" and again.outputs == {"c": 3}

@@ -1444,8 +1444,8 @@ SCENARIOS: list[Scenario] = [
         tasks:
           approve:
             action: core.inquiry
-            decision:
-              - {when: "{{ result.approved }}", next: ship}
+            decision:  # strict templates: an empty response has no 'approved'
+              - {when: "{{ result.approved | default(false) }}", next: ship}
               - default: cleanup
           ship: {action: act}
           cleanup: {action: act}

@@ -1,8 +1,8 @@
 """Task modules from the workflow's folder run on workers that do not have that folder.
 
 A hand-started ``dask scheduler`` + ``dask worker`` pair on 127.0.0.1 whose workers see only
-the installed packages (no ``PYTHONPATH`` to the folder): the module is shipped as files and
-imported there, so module-level state (a ``threading.Lock``, a cache) works, which pickling the
+the installed packages (no ``PYTHONPATH`` to the folder) and behave as on another machine (they
+import from their own copy): the module is shipped as files and imported there, so module-level state (a ``threading.Lock``, a cache) works, which pickling the
 module by value cannot do. A function that cannot be shipped fails its attempt with one line.
 """
 
@@ -28,7 +28,8 @@ pytestmark = [pytest.mark.cluster, pytest.mark.timeout(180)]
 
 @pytest.fixture(scope="module")
 def pair() -> Iterator[RunningCluster]:
-    with scheduler_and_workers(2) as cluster:
+    # As on other machines: the workers import from their own copy, never from the folder.
+    with scheduler_and_workers(2, env={"JUPYTER_WORKFLOWS_COPY_CODE": "1"}) as cluster:
         yield cluster
 
 
@@ -134,3 +135,65 @@ def test_a_function_that_cannot_be_shipped_fails_with_one_line_naming_the_global
     finally:
         api.reset()
         cloudpickle.unregister_pickle_by_value(module)
+
+
+def test_two_folders_with_a_module_of_the_same_name_each_run_their_own(
+    pair: RunningCluster, tmp_path: Path
+) -> None:
+    # Job folders often all have a tasks.py: a worker that ran one must not give the other's
+    # function its module.
+    name = f"jw_same_{uuid.uuid4().hex[:8]}"
+    folders = []
+    for answer in ("one", "two"):
+        folder = tmp_path / answer
+        folder.mkdir()
+        (folder / f"{name}.py").write_text(f"def which():\n    return {answer!r}\n")
+        (folder / "wf.yaml").write_text(
+            f"name: same_{answer}\ntasks:\n  which: {{action: '{name}:which'}}\n"
+            "output_map: {which: '{{ task.which.result }}'}\n"
+        )
+        folders.append(folder)
+    api.configure(store=str(tmp_path / "state.db"), scheduler=pair.address)
+    try:
+        for folder, answer in zip(folders * 2, ["one", "two"] * 2, strict=True):
+            # Each folder's module, as a fresh process would load it (this process's own
+            # sys.path would otherwise find the first folder's copy for both).
+            sys.modules.pop(name, None)
+            for other in folders:
+                while str(other) in sys.path:
+                    sys.path.remove(str(other))
+            run = jw.load(str(folder / "wf.yaml")).run(wait=True)
+            assert run.status == "succeeded", run.error
+            assert run.outputs["which"] == answer
+    finally:
+        api.reset()
+        sys.modules.pop(name, None)
+        for folder in folders:
+            while str(folder) in sys.path:
+                sys.path.remove(str(folder))
+
+
+def test_a_worker_on_this_machine_imports_from_the_folder_itself(
+    dask_engine: object, tmp_path: Path
+) -> None:
+    """Same files visible to the worker: ``__file__`` is the author's, data beside it is found."""
+    name = f"jw_beside_{uuid.uuid4().hex[:8]}"
+    (tmp_path / "lookup.csv").write_text("answer\n42\n")
+    (tmp_path / f"{name}.py").write_text(
+        "import os\n\nHERE = os.path.dirname(os.path.abspath(__file__))\n\n\n"
+        "def answer():\n    with open(os.path.join(HERE, 'lookup.csv')) as f:\n"
+        "        return {'value': int(f.read().split()[1]), 'file': __file__}\n"
+    )
+    (tmp_path / "wf.yaml").write_text(
+        f"name: beside\ntasks:\n  a: {{action: '{name}:answer'}}\n"
+        "output_map: {out: '{{ task.a.result }}'}\n"
+    )
+    try:
+        run = jw.load(str(tmp_path / "wf.yaml")).run(wait=True)
+        assert run.status == "succeeded", run.error
+        assert run.outputs["out"]["value"] == 42
+        assert run.outputs["out"]["file"] == str(tmp_path / f"{name}.py")
+    finally:
+        sys.modules.pop(name, None)
+        while str(tmp_path) in sys.path:
+            sys.path.remove(str(tmp_path))

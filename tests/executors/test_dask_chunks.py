@@ -146,12 +146,22 @@ def test_a_failing_item_is_retried_alone(dask_engine, tmp_path: Path) -> None:
     assert _task(run, "fan")["attempts"] == 2
 
 
-def _failing_workflow(keep_going: bool, tmp_path: Path) -> jw.Workflow:
+def _failing_workflow(keep_going: bool, release: Path) -> jw.Workflow:
     @jw.task(name="chunk_bad_item")
     def bad(x: int) -> int:
         if x == 13:
             raise ValueError("thirteen")
         return x
+
+    @jw.task(name="chunk_hold")
+    def hold(release: str) -> str:
+        import os
+        import time
+
+        deadline = time.monotonic() + 60
+        while not os.path.exists(release) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return "released"
 
     tasks = {
         "fan": {
@@ -161,7 +171,7 @@ def _failing_workflow(keep_going: bool, tmp_path: Path) -> jw.Workflow:
             "batch_size": 20,
             "input": {"x": "{{ item }}"},
         },
-        "slow": {"action": "core.sleep", "input": {"seconds": 1}, "on_success": "after"},
+        "slow": {"action": "chunk_hold", "input": {"release": str(release)}, "on_success": "after"},
         "after": {"action": "core.echo", "input": {"message": "ran"}},
     }
     return _load(tasks, keep_going=keep_going)
@@ -171,7 +181,13 @@ def _failing_workflow(keep_going: bool, tmp_path: Path) -> jw.Workflow:
 def test_one_failed_item_fails_the_task_once_the_items_in_flight_settle(
     dask_engine, tmp_path: Path, keep_going: bool
 ) -> None:
-    run = _failing_workflow(keep_going, tmp_path).run()
+    release = tmp_path / "release"
+    run = _failing_workflow(keep_going, release).run(wait=False)
+    try:  # the other branch goes on only once the fan-out has failed
+        _wait_for(lambda: (run.live()["tasks"].get("fan") or {}).get("status") == "failed")
+    finally:
+        release.write_text("go")
+    run.wait(120)
     assert run.status == "failed"
     fan = _task(run, "fan")
     assert fan["status"] == "failed"

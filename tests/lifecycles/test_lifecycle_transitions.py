@@ -257,3 +257,39 @@ def test_the_picture_highlights_the_current_state(folder: Path) -> None:
     assert page.count("jw-current") == 1
     assert 'data-from="checked" data-to="review"' in page
     assert " * checked (processing)" in bundle["text/plain"]
+
+
+def test_a_held_lock_refuses_after_the_timeout_and_a_dead_holder_is_taken_over(
+    folder: Path,
+) -> None:
+    import os
+    import socket
+
+    from jupyter_workflows.engine.api import current_store
+
+    obj = jw.lifecycle(
+        folder / "dataset.yaml", "held", data={"path": str(folder / "sales.csv"), "rows": 3}
+    )
+    store = current_store()
+    alive = f"{socket.gethostname()}:{os.getpid()}:other-transition"
+    assert store.object_lock("held", alive)
+    with pytest.raises(
+        TransitionRefused,
+        match=r"held: draft -> failure refused: busy: another transition holds the object \(.*other-transition\) after 0.3s",
+    ):
+        obj.transition("failure", timeout=0.3)
+    store.object_unlock("held", alive)
+    # A process that died holding the lock (kill -9 mid-transition) does not block for ever.
+    dead = subprocess_pid_that_exited()
+    assert store.object_lock("held", f"{socket.gethostname()}:{dead}:crashed")
+    obj.transition("failure", timeout=5)
+    assert obj.state == "failure"
+
+
+def subprocess_pid_that_exited() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait(30)
+    return proc.pid

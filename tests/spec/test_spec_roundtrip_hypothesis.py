@@ -61,14 +61,16 @@ values = st.recursive(
     ),
     max_leaves=8,
 )
+# Names valid wherever a template may stand (templates are strict: ``result`` only in a
+# transition, ``item`` only in a with_items task; tests/spec/test_strict_templates.py).
 templates = st.sampled_from(
     [
-        "{{ result }}",
+        "{{ parameters }}",
         "{{ parameters | length }}",
-        "{{ item }}",
-        "n={{ index + 1 }}",
+        "{{ task | list }}",
+        "n={{ (vars | length) + 1 }}",
         "{{ vars | to_json }}",
-        "{% if result %}yes{% else %}no{% endif %}",
+        "{% if parameters %}yes{% else %}no{% endif %}",
         "{{ system.run_id }}",
     ]
 )

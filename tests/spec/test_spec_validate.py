@@ -254,7 +254,6 @@ def test_join_counts_distinct_sources() -> None:
         ("tasks: {a: {action: core.echo, input: {deep: [1, {x: '{{ ( }}'}]}}}", (2, 54)),
         ("tasks: {a: {action: core.echo, next: [{publish: {p: '{{ ] }}'}}]}}", (2, 53)),
         ("tasks: {a: {action: core.echo, decision: [{when: '{{ ! }}', next: a}]}}", (2, 50)),
-        ("tasks: {a: {action: core.echo, input: {x: '{{ x | no_such_filter }}'}}}", (2, 43)),
     ],
 )
 def test_template_errors_everywhere(snippet: str, where: tuple[int, int]) -> None:
@@ -265,6 +264,14 @@ def test_template_errors_everywhere(snippet: str, where: tuple[int, int]) -> Non
         jw.load(text).validate()
     assert info.value.message.startswith("template error: ")
     assert (info.value.line, info.value.col) == where
+
+
+def test_unknown_filter_is_positioned_at_the_filter() -> None:
+    text = "name: w\ntasks: {a: {action: core.echo, input: {x: '{{ parameters | no_such_filter }}'}}}\n"
+    with pytest.raises(SpecError) as info:
+        jw.load(text).validate()
+    assert info.value.message.startswith("unknown filter 'no_such_filter' in template")
+    assert (info.value.line, info.value.col) == (2, 60)
 
 
 def test_template_error_line_inside_a_literal_block() -> None:
