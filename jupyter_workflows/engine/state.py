@@ -385,7 +385,8 @@ class RunState:
         for target, source in deferred:
             self._fire(target, source)
 
-    def _on_cancel_requested(self, event: E.CancelRequested) -> None:
+    def _stop_everything(self) -> None:
+        """Cancel every attempt in flight or speculated and drop everything waiting to start."""
         for key in list(self.inflight):
             self._out.append(C.CancelAttempt(key))
         for key, _after in self.speculated.values():
@@ -396,17 +397,31 @@ class RunState:
         self.timers.clear()
         self.deferred.clear()
         self.deferred_submits.clear()
+
+    def _end_open_executions(self, status: str, time: float, error: str | None = None) -> None:
+        """End every unfinished execution (and its unfinished items) with ``status``."""
         for ex in self.execution_list():
-            if ex.status not in DONE_TASK:
-                ex.status = "cancelled"
-                ex.inquiry = None
-                ex.ended_at = event.time
-                if ex.items:
-                    for item in ex.items:
-                        if item.status not in DONE_TASK:
-                            item.status = "cancelled"
-                self.dirty.add(ex.id)
-                self._view(ex)
+            if ex.status in DONE_TASK:
+                continue
+            ex.status = status
+            ex.inquiry = None
+            ex.ended_at = time
+            if error is not None:
+                ex.error = error
+                ex.error_type = "InternalError"
+            for item in ex.items or ():
+                if item.status not in DONE_TASK:
+                    item.status = status
+                    if error is not None:
+                        item.error = error
+            if status == "failed" and ex.id not in self.unhandled:
+                self.unhandled.append(ex.id)
+            self.dirty.add(ex.id)
+            self._view(ex)
+
+    def _on_cancel_requested(self, event: E.CancelRequested) -> None:
+        self._stop_everything()
+        self._end_open_executions("cancelled", event.time)
         self._end("cancelled", "RunCancelled: the run was cancelled")
 
     def _on_internal_failure(self, event: E.InternalFailure) -> None:
@@ -415,32 +430,8 @@ class RunState:
         Unfinished executions fail with the engine's error and count as unhandled failures, so
         ``retry_failed`` starts them again; finished ones keep their results.
         """
-        for key in list(self.inflight):
-            self._out.append(C.CancelAttempt(key))
-        for key, _after in self.speculated.values():
-            self._out.append(C.CancelAttempt(key))
-        self.speculated.clear()
-        self.early.clear()
-        self.inflight.clear()
-        self.timers.clear()
-        self.deferred.clear()
-        self.deferred_submits.clear()
-        for ex in self.execution_list():
-            if ex.status not in DONE_TASK:
-                ex.status = "failed"
-                ex.error = event.error
-                ex.error_type = "InternalError"
-                ex.inquiry = None
-                ex.ended_at = event.time
-                if ex.items:
-                    for item in ex.items:
-                        if item.status not in DONE_TASK:
-                            item.status = "failed"
-                            item.error = event.error
-                if ex.id not in self.unhandled:
-                    self.unhandled.append(ex.id)
-                self.dirty.add(ex.id)
-                self._view(ex)
+        self._stop_everything()
+        self._end_open_executions("failed", event.time, event.error)
         self.failure = event.error
         self.failing = True
         self.internal = True  # retry_failed ends it again even when every task had finished
