@@ -671,7 +671,7 @@ def write_ref(value: Any, location: str, payload: bytes | None = None) -> Artifa
                     handle.flush()
                     os.fsync(handle.fileno())
                 digest, hash_name = sink.hasher.hexdigest(), sink.hash_name
-                path = Path(root) / digest[:2] / f"{digest}.pkl"
+                path = artifact_path(root, digest)
                 if path.exists():
                     os.unlink(tmp)
                 else:
