@@ -642,10 +642,11 @@ def _compile(text: str) -> Callable[[Mapping[str, Any]], Any]:
     """
     inner = _exact(text)
     if inner is not None:
-        expression = _ENV.compile_expression(inner, undefined_to_none=False)
-        path = _lookup_path(Parser(_ENV, inner, state="variable").parse_expression())
-        if path is not None:
+        parser = Parser(_ENV, inner, state="variable")
+        path = _lookup_path(parser.parse_expression())
+        if path is not None and parser.stream.eos:  # a plain lookup: no Jinja code to generate
             return functools.partial(_native_lookup, *path)
+        expression = _ENV.compile_expression(inner, undefined_to_none=False)
 
         def native(scope: Mapping[str, Any]) -> Any:
             return _to_native(expression(scope))
