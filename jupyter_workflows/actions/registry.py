@@ -14,6 +14,7 @@ import functools
 import hashlib
 import importlib
 import inspect
+import os
 import re
 import sys
 import threading
@@ -262,12 +263,58 @@ def _builtins() -> dict[str, ActionDef]:
     return builtins.BUILTINS
 
 
+#: Modules imported from each workflow folder (realpath -> {name: module}), so two folders that
+#: both have a ``tasks.py`` each get their own (job folders often do; so do a user's projects).
+_folder_modules: dict[str, dict[str, Any]] = {}
+_folder_lock = threading.RLock()
+
+
+def _import_module(module_name: str, base_dir: Path | None) -> Any:
+    """Import ``module_name`` for a workflow whose file is in ``base_dir``.
+
+    A module that ``base_dir`` itself provides (``tasks.py`` or ``tasks/__init__.py``) is
+    imported from there even when a module of the same name from another folder was imported
+    before: those are swapped out of ``sys.modules`` (and this folder's, imported before, back
+    in), as the Dask workers do with shipped folders. Anything else imports as Python would.
+    """
+    if base_dir is None:
+        return importlib.import_module(module_name)
+    folder = os.path.realpath(base_dir)
+    if folder not in sys.path and str(base_dir) not in sys.path:
+        sys.path.insert(0, str(base_dir))
+    top = module_name.partition(".")[0]
+    local = os.path.join(folder, top)
+    if not (os.path.isfile(local + ".py") or os.path.isfile(os.path.join(local, "__init__.py"))):
+        return importlib.import_module(module_name)
+
+    def provided(name: str) -> bool:
+        return name.partition(".")[0] == top
+
+    def from_folder(module: Any) -> bool:
+        file = getattr(module, "__file__", None)
+        return bool(file) and os.path.realpath(file).startswith(folder + os.sep)
+
+    with _folder_lock:
+        for name, module in list(sys.modules.items()):
+            if provided(name) and not from_folder(module):
+                del sys.modules[name]
+        known = _folder_modules.setdefault(folder, {})
+        sys.modules.update({n: m for n, m in known.items() if provided(n)})
+        sys.path.insert(0, folder)  # first while importing: this folder's module wins
+        importlib.invalidate_caches()
+        try:
+            return importlib.import_module(module_name)
+        finally:
+            sys.path.remove(folder)
+            known.update(
+                {n: m for n, m in list(sys.modules.items()) if provided(n) and from_folder(m)}
+            )
+
+
 def _import_path(path: str, base_dir: Path | None) -> Callable[..., Any]:
     module_name, _, attr = path.partition(":")
-    if base_dir is not None and str(base_dir) not in sys.path:
-        sys.path.insert(0, str(base_dir))
     try:
-        module = importlib.import_module(module_name)
+        module = _import_module(module_name, base_dir)
     except ImportError as exc:
         raise ActionNotFound(
             f"action {path!r}: cannot import module {module_name!r} ({exc})"

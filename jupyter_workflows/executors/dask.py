@@ -586,8 +586,12 @@ def _code_root(fn: Callable[..., Any]) -> tuple[str, Path] | None:
         return None
     if top in cloudpickle.list_registry_pickle_by_value():
         return None
-    module = sys.modules.get(top)
-    file = getattr(module, "__file__", None)
+    # The function's own module file first: another folder's module of the same name may be
+    # the one in sys.modules now (two workflow folders that both have a tasks.py).
+    file = (getattr(fn, "__globals__", None) or {}).get("__file__")
+    if not isinstance(file, str) or not file:
+        file = getattr(sys.modules.get(top), "__file__", None)
+        name = top
     if not file:
         return None
     path = Path(os.path.realpath(file))
@@ -595,7 +599,13 @@ def _code_root(fn: Callable[..., Any]) -> tuple[str, Path] | None:
         return None  # an extension module: installed, or not something we can ship
     if any(str(path).startswith(root + os.sep) for root in _installed()):
         return None
-    return top, (path.parent if path.name == "__init__.py" else path)
+    if path.name == "__init__.py":
+        path = path.parent
+    for _ in name.split(".")[1:]:  # up from a submodule to its top-level package
+        path = path.parent
+    if path.name != top and path.stem != top:
+        return None
+    return top, path
 
 
 def _code_files(root: Path) -> dict[str, Path]:
