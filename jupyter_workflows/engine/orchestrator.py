@@ -369,12 +369,13 @@ class Orchestrator:
 
     def _project(self, active: ActiveRun) -> None:
         state = active.state
-        if state.dirty:
+        changed = state.changed_executions()
+        if changed:
             now = time.monotonic()
             quiescent = active.quiescent
             later: set[str] = set()
             records = []
-            for exec_id in sorted(state.dirty):
+            for exec_id in changed:
                 ex = state.executions[exec_id]
                 if ex.items is not None and len(ex.items) > BIG_ITEMS and not quiescent:
                     if ex.status not in DONE_TASK:
@@ -388,9 +389,9 @@ class Orchestrator:
                 records.append(_task_record(active.run_id, ex))
             if records:
                 self.store.upsert_tasks(active.run_id, records)
-            state.dirty = later  # after: records the store refused are written again
-        if state.status_dirty:
-            state.status_dirty = False
+            # After the write: records the store refused are written again.
+            state.mark_projected(e for e in changed if e not in later)
+        if state.take_run_change():
             fields: dict[str, Any] = {"status": state.status}
             if state.started_at is not None:
                 fields["started_at"] = state.started_at
@@ -693,8 +694,7 @@ class Orchestrator:
         state.track_starts = self._reports_starts()
         for data in events:
             state.handle(E.event_from_dict(data))
-        state.dirty = set(state.executions)
-        state.status_dirty = True
+        state.mark_all_changed()
         active = ActiveRun(run_id, workflow, state, actions, no_cache=no_cache)
         parent_id = record.get("parent_run_id")
         if parent_id and record.get("parent_task"):
