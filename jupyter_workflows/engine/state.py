@@ -223,7 +223,7 @@ class RunState:
         self.now = event.time
         if self.done and type(event) not in _AFTER_END:
             return []
-        self._HANDLERS[type(event)](self, event)
+        getattr(self, self._HANDLERS[type(event)])(event)
         if not self.done:
             self._settle()
         out, self._out = self._out, []
@@ -337,7 +337,7 @@ class RunState:
         if what is None:
             return
         kind, ref, index = what
-        self._TIMERS[kind](self, ref, index)
+        getattr(self, self._TIMERS[kind])(ref, index)
 
     def _attempt_timed_out(self, key: str, _index: int | None) -> None:
         entry = self.inflight.pop(key, None)
@@ -1228,26 +1228,27 @@ class RunState:
             outputs = None
         self._finish_run(status, error, outputs)
 
-    #: Event type -> its handler: every event type has exactly one.
-    _HANDLERS: ClassVar[dict[type[E.Event], Callable[[RunState, Any], None]]] = {
-        E.RunStarted: _on_run_started,
-        E.AttemptDone: _on_attempt_done,
-        E.AttemptStarted: _on_attempt_started,
-        E.AttemptProgress: _on_attempt_progress,
-        E.TimerFired: _on_timer_fired,
-        E.InquiryResponded: _on_inquiry_responded,
-        E.PauseRequested: _on_pause_requested,
-        E.ResumeRequested: _on_resume_requested,
-        E.CancelRequested: _on_cancel_requested,
-        E.InternalFailure: _on_internal_failure,
-        E.RetryRequested: _on_retry_requested,
-        E.Recovered: _on_recovered,
+    #: Event type -> the name of its handler: every event type has exactly one. Names, not the
+    #: functions, so that a subclass (or a test injecting a bug) can override a handler.
+    _HANDLERS: ClassVar[dict[type[E.Event], str]] = {
+        E.RunStarted: "_on_run_started",
+        E.AttemptDone: "_on_attempt_done",
+        E.AttemptStarted: "_on_attempt_started",
+        E.AttemptProgress: "_on_attempt_progress",
+        E.TimerFired: "_on_timer_fired",
+        E.InquiryResponded: "_on_inquiry_responded",
+        E.PauseRequested: "_on_pause_requested",
+        E.ResumeRequested: "_on_resume_requested",
+        E.CancelRequested: "_on_cancel_requested",
+        E.InternalFailure: "_on_internal_failure",
+        E.RetryRequested: "_on_retry_requested",
+        E.Recovered: "_on_recovered",
     }
     #: Timer kind -> what happens when a timer of that kind fires, given ``(ref, item index)``.
-    _TIMERS: ClassVar[dict[str, Callable[[RunState, str, int | None], None]]] = {
-        "timeout": _attempt_timed_out,
-        "retry": _retry_due,
-        "inquiry": _inquiry_timed_out,
+    _TIMERS: ClassVar[dict[str, str]] = {
+        "timeout": "_attempt_timed_out",
+        "retry": "_retry_due",
+        "inquiry": "_inquiry_timed_out",
     }
 
 
