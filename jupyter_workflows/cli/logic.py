@@ -15,6 +15,7 @@ from typing import Any
 
 from ..definition import Workflow, load
 from ..exceptions import SpecError, WorkflowError
+from ..sources import load_target
 from ..values import to_json_form
 
 __all__ = ["exit_code", "load_target", "out", "render_trace"]
@@ -56,40 +57,6 @@ ENDED = ("succeeded", "failed", "cancelled")
 def exit_code(status: str) -> int:
     """CONTRACT §5 exit code for a run status."""
     return EXIT_CODES.get(status, 1)
-
-
-def load_target(file: str, workflow: str | None = None) -> Workflow:
-    """A workflow from a YAML/JSON file, an exported job folder, or a notebook.
-
-    Extensions are matched without regard to case (``HELLO.YAML``). ``workflow`` picks one of a
-    notebook's workflows; for a file or job folder, which hold one, it must name that one.
-    """
-    path = Path(file)
-    if path.is_dir():
-        for candidate in ("workflow.yaml", "workflow.yml", "workflow.json"):
-            if (path / candidate).is_file():
-                return _named(load(path / candidate), workflow, file)
-        raise SpecError("not a job folder: no workflow.yaml inside", file=file)
-    suffix = path.suffix.lower()
-    if suffix == ".ipynb":
-        from ..jupyter.notebook_loader import workflow_from_notebook
-
-        return workflow_from_notebook(path, workflow)
-    if not path.exists():
-        raise SpecError("no such file", file=file)
-    if suffix not in (".yaml", ".yml", ".json"):
-        raise SpecError("expected a .yaml, .yml, .json, .ipynb file or a job folder", file=file)
-    return _named(load(path), workflow, file)
-
-
-def _named(wf: Workflow, workflow: str | None, file: str) -> Workflow:
-    if workflow is not None and workflow != wf.name:
-        raise SpecError(
-            f"the file defines workflow {wf.name!r}, not {workflow!r} "
-            "(--workflow chooses among a notebook's workflows)",
-            file=file,
-        )
-    return wf
 
 
 def out(text: str, end: str = "\n") -> None:

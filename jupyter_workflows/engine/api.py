@@ -240,7 +240,7 @@ def start_run(
     SpecError, ParameterError, ActionNotFound
         Before any run exists.
     """
-    from ..definition import register_workflow
+    from ..sources import register_workflow
     from ..spec.params import resolve_parameters
 
     workflow.validate()

@@ -781,7 +781,7 @@ def prepare(
     workflow: Workflow,
 ) -> tuple[dict[str, ActionDef], CompiledWorkflow, frozenset[str], dict[str, str]]:
     """Resolve every task's action (or nested workflow) and merge action decorator defaults."""
-    from ..definition import get_workflow
+    from ..sources import get_workflow
 
     compiled = workflow.compiled
     actions: dict[str, ActionDef] = {}

@@ -167,9 +167,9 @@ class Run:
             return f"<Run {self.run_id}>"
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, Any]:
-        from ..jupyter.display import run_bundle
+        from .. import hooks
 
-        return run_bundle(self)
+        return hooks.display_bundle(self)  # the ``jupyter`` layer's display
 
     def live(self) -> dict[str, Any]:
         """A snapshot for live views (the widget): run info, latest state per task, open inquiries.

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..engine.run import Run
 
 __all__ = [
+    "bundle",
     "error_bundle",
     "run_bundle",
     "runs_bundle",
@@ -89,6 +90,19 @@ def _fail_safe(kind: str, obj: object, exc: BaseException) -> Bundle:
 
 
 # -- workflows ----------------------------------------------------------------------------------
+
+
+def bundle(obj: Any) -> Bundle:
+    """The display of a ``Workflow`` or a ``Run``: what their ``_repr_mimebundle_`` return.
+
+    Wired by the package root (:mod:`jupyter_workflows.hooks`): ``definition`` and ``engine``
+    are layers below this one and do not import it.
+    """
+    from ..definition import Workflow
+
+    if isinstance(obj, Workflow):
+        return workflow_bundle(obj)
+    return run_bundle(obj)
 
 
 def workflow_bundle(workflow: Workflow) -> Bundle:

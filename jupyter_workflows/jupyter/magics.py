@@ -484,12 +484,13 @@ class WorkflowMagics(Magics):
 
     # -- helpers --------------------------------------------------------------------------------
     def _workflow(self, name: str) -> Workflow:
-        from ..definition import get_workflow, load, registered_workflows
+        from ..definition import load
+        from ..sources import get_workflow, is_workflow_file_name, registered_workflows
 
         found = get_workflow(name)
         if found is not None:
             return found
-        if name.endswith((".yaml", ".yml", ".json")) or Path(name).is_file():
+        if is_workflow_file_name(name) or Path(name).is_file():
             return load(Path(name))
         known = ", ".join(sorted(registered_workflows())) or "none yet: define one with %%workflow"
         raise UsageError(f"unknown workflow {name!r} (defined: {known})")

@@ -124,7 +124,7 @@ class Lifecycle:
 
     def resolve(self, name: str) -> Workflow:
         """The workflow ``name``: registered in this process, else ``NAME.yaml`` beside the file."""
-        from ..definition import resolve_workflow
+        from ..sources import resolve_workflow
 
         return resolve_workflow(name, self.base_dir)
 
@@ -221,9 +221,9 @@ def load_lifecycle(source: str | os.PathLike[str], *, name: str | None = None) -
 
     Raises :class:`SpecError` (``FILE:LINE:COL: message``) for an invalid document.
     """
-    from ..definition import _looks_like_path
+    from ..sources import looks_like_path
 
-    if isinstance(source, os.PathLike) or (isinstance(source, str) and _looks_like_path(source)):
+    if isinstance(source, os.PathLike) or (isinstance(source, str) and looks_like_path(source)):
         path = Path(source)
         if not path.is_file():
             raise SpecError("no such lifecycle file", file=str(path))

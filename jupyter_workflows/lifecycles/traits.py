@@ -150,7 +150,7 @@ class Triggers:
         return {name: self.base_dir for name in [*self.spec.traits, *self.spec.hooks]}
 
     def resolve(self, name: str, owner: str | None = None) -> Workflow:
-        from ..definition import resolve_workflow
+        from ..sources import resolve_workflow
 
         base = self._resolvers().get(owner or "", self.base_dir)
         return resolve_workflow(name, base)
@@ -308,10 +308,10 @@ class Triggers:
 
 def load_triggers(source: str | os.PathLike[str]) -> Triggers:
     """A trigger document (``traits:``/``hooks:``) from a file or its text; positioned errors."""
-    from ..definition import _looks_like_path
+    from ..sources import looks_like_path
 
     path: Path | None = None
-    if isinstance(source, os.PathLike) or (isinstance(source, str) and _looks_like_path(source)):
+    if isinstance(source, os.PathLike) or (isinstance(source, str) and looks_like_path(source)):
         path = Path(source)
         if not path.is_file():
             raise SpecError("no such trigger file", file=str(path))

@@ -193,7 +193,7 @@ def _start_run(workflow: Workflow) -> Run:
 
 
 def _load(path: Path) -> Workflow:
-    from ..cli.logic import load_target
+    from ..sources import load_target
 
     return load_target(str(path))
 
