@@ -16,9 +16,6 @@ import yaml
 
 from . import hooks
 from .exceptions import ActionNotFound, SpecError
-from .spec.compile import CompiledWorkflow, compile_workflow
-from .spec.loader import SourceMap, check_regular_file, load_spec, read_text
-from .spec.models import WorkflowSpec
 
 # How a workflow is found (registered names, NAME.yaml beside a parent) lives in ``sources``;
 # these names stay importable from here.
@@ -30,6 +27,9 @@ from .sources import (
     registered_workflows,
     resolve_workflow,
 )
+from .spec.compile import CompiledWorkflow, compile_workflow
+from .spec.loader import SourceMap, check_regular_file, load_spec, read_text
+from .spec.models import WorkflowSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     import networkx as nx

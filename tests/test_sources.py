@@ -22,7 +22,9 @@ SHOUT = "name: shout\ntasks:\n  a: {action: core.noop}\n"
 def folder(tmp_path: Path) -> Path:
     (tmp_path / "UPPER.YAML").write_text(SHOUT)
     (tmp_path / "Mixed.Yml").write_text(SHOUT.replace("shout", "mixed"))
-    (tmp_path / "DATA.JSON").write_text('{"name": "jsonny", "tasks": {"a": {"action": "core.noop"}}}')
+    (tmp_path / "DATA.JSON").write_text(
+        '{"name": "jsonny", "tasks": {"a": {"action": "core.noop"}}}'
+    )
     (tmp_path / "notes.txt").write_text("tasks: not a workflow file\n")
     return tmp_path
 
@@ -40,12 +42,14 @@ def test_load_and_the_cli_target_read_upper_case_files(folder: Path) -> None:
     assert jw.load(folder / "UPPER.YAML").name == "shout"
     assert jw.load(str(folder / "DATA.JSON")).name == "jsonny"
     assert sources.load_target(str(folder / "Mixed.Yml")).name == "mixed"
-    with pytest.raises(SpecError, match="expected a .yaml, .yml, .json, .ipynb file"):
+    with pytest.raises(SpecError, match=r"expected a \.yaml, \.yml, \.json, \.ipynb file"):
         sources.load_target(str(folder / "notes.txt"))
 
 
 def test_rest_discovery_and_lookup_see_upper_case_files(folder: Path) -> None:
-    listed = {entry["path"]: entry for entry in discover_workflows(folder) if entry["source"] == "file"}
+    listed = {
+        entry["path"]: entry for entry in discover_workflows(folder) if entry["source"] == "file"
+    }
     assert set(listed) == {"UPPER.YAML", "Mixed.Yml", "DATA.JSON"}
     assert listed["UPPER.YAML"]["name"] == "shout"
     assert listed["UPPER.YAML"]["error"] is None

@@ -28,7 +28,7 @@ def _kind_of(path: Path) -> str:
 def list_triggers(paths: Sequence[str]) -> list[dict[str, Any]]:
     """One row per schedule, webhook and trait defined in ``paths``."""
     from ..sources import load_target
-    from ..server.schedules import next_fire
+    from ..spec.schedules import next_fire
 
     rows: list[dict[str, Any]] = []
     for name in paths:

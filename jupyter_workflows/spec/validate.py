@@ -280,7 +280,7 @@ def validate_compiled(
 
     # The schedule parses (cron or RRULE); `jupyter-workflows serve` runs it.
     if spec.schedule is not None:
-        from ..server.schedules import schedule_problem
+        from .schedules import schedule_problem
 
         problem = schedule_problem(spec.schedule)
         if problem is not None:
