@@ -127,7 +127,7 @@ def _workflow_bundle(workflow: Workflow) -> Bundle:
         compiled = workflow.compiled
         plain[0] += f": {len(compiled.tasks)} tasks"
         from ..spec.graph import graph_dict
-        from .widget import graph_mime_data, graph_svg
+        from .picture import graph_mime_data, graph_svg
 
         graph = graph_dict(compiled)
         picture = graph_svg(graph)
@@ -266,7 +266,7 @@ def run_graph_data(run: Run) -> Any:
     try:
         from ..spec.graph import graph_dict
         from .live import workflow_of
-        from .widget import graph_mime_data
+        from .picture import graph_mime_data
 
         workflow = workflow_of(run)
         if workflow is None:

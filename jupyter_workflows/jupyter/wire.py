@@ -7,11 +7,17 @@ draws it, so a change of meaning starts here and is copied there.
 
 The palettes (:data:`STATUS_COLORS`, :data:`EDGE_STYLES`) live here too, so
 the static SVG fallback and the live widget colour a state the same way.
+The edit operations (:data:`EditOp`, :data:`ConnectKind`) are defined with the
+edits themselves, in :mod:`jupyter_workflows.spec.edits`, and re-exported here.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal, TypedDict, get_args
+
+from ..spec.edits import CONNECT_KINDS, EDIT_OPS, ConnectKind, EditOp
+from ..values import summary_line
 
 __all__ = [
     "CONNECT_KINDS",
@@ -44,6 +50,7 @@ __all__ = [
     "RunState",
     "TaskState",
     "TaskStatus",
+    "jsonable",
 ]
 
 TaskState = Literal[
@@ -63,15 +70,6 @@ RunState = Literal[
 ]
 NodeKind = Literal["action", "workflow", "routing", "join", "parallel"]
 EdgeKind = Literal["success", "failure", "complete", "needs", "when", "decision"]
-EditOp = Literal[
-    "add_task",  # name, action; optional after (a task that goes on to it on success)
-    "remove_task",  # name; references to it in other tasks' transitions go too
-    "connect",  # source, target, kind: one of CONNECT_KINDS (on_success/on_failure/on_complete)
-    "disconnect",  # source, target, kind: any EdgeKind the graph drew
-    "set_task",  # name, yaml: the task's fields as YAML; optional rename
-    "replace",  # yaml: the whole document
-]
-ConnectKind = Literal["success", "failure", "complete"]
 EditTarget = Literal[
     "cell",  # the %%workflow cell the widget is shown under: the front end rewrites it
     "file",  # the YAML/JSON file the workflow was loaded from: the kernel rewrites it
@@ -82,8 +80,6 @@ TASK_STATES: tuple[str, ...] = get_args(TaskState)
 RUN_STATES: tuple[str, ...] = get_args(RunState)
 NODE_KINDS: tuple[str, ...] = get_args(NodeKind)
 EDGE_KINDS: tuple[str, ...] = get_args(EdgeKind)
-EDIT_OPS: tuple[str, ...] = get_args(EditOp)
-CONNECT_KINDS: tuple[str, ...] = get_args(ConnectKind)
 
 
 class GraphNode(TypedDict):
@@ -269,3 +265,12 @@ EDGE_STYLES: dict[str, tuple[str, str | None]] = {
     "decision": ("#d97706", None),
 }
 """Edge kind -> (stroke colour, SVG dash array or None); mirrors ``EDGE_STYLES`` in types.ts."""
+
+
+def jsonable(value: object) -> Any:
+    """``value`` as plain JSON, anything JSON cannot hold replaced by its one-line summary.
+
+    A trait that is not JSON breaks the comm message that carries it, and the
+    widget with it; a task's inputs are user data, so they are made safe here.
+    """
+    return json.loads(json.dumps(value, default=summary_line))
