@@ -59,7 +59,7 @@ _LAZY = {
     "resume": ("jupyter_workflows.engine.api", "resume"),
     "runs": ("jupyter_workflows.engine.api", "runs"),
     "triggers": ("jupyter_workflows.lifecycles.traits", "load_triggers"),
-    "workflow": ("jupyter_workflows.spec.python", "workflow"),
+    "workflow": ("jupyter_workflows.definition", "workflow"),
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,7 @@ __all__ = [
     "register_workflow",
     "registered_workflows",
     "resolve_workflow",
+    "workflow",
 ]
 
 _looks_like_path = looks_like_path  # the name other modules imported before ``sources``
@@ -363,3 +365,53 @@ def _stem_name(path: Path) -> str:
     stem = path.name.split(".")[0]
     stem = re.sub(r"[^A-Za-z0-9_.-]", "_", stem) or "workflow"
     return stem if re.match(r"[A-Za-z_]", stem) else f"_{stem}"
+
+
+def workflow(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    schedule: str | None = None,
+    register: bool = True,
+) -> Any:
+    """Turn a function into a :class:`~jupyter_workflows.Workflow` (``@jw.workflow``).
+
+    The function is traced once, at decoration time (:mod:`jupyter_workflows.spec.python`).
+
+    Parameters
+    ----------
+    name:
+        The workflow's name (default: the function's).
+    schedule:
+        A cron expression (``"0 9 * * *"``) for ``jupyter-workflows serve``.
+    register:
+        Make it resolvable by name (nested workflows, magics, REST).
+
+    Examples
+    --------
+    >>> import jupyter_workflows as jw
+    >>> @jw.task
+    ... def double(x: int) -> int:
+    ...     return 2 * x
+    >>> @jw.workflow
+    ... def pipeline(n: int = 3):
+    ...     "Double twice."
+    ...     return double(double(n))
+    >>> sorted(pipeline.compiled.tasks)
+    ['double', 'double_2']
+    """
+
+    def build(f: Callable[..., Any]) -> Workflow:
+        from .actions.registry import BUILDER
+        from .spec.python import trace
+
+        spec, smap, base_dir = trace(f, BUILDER, name=name, schedule=schedule)
+        wf = Workflow(spec, source_map=smap, base_dir=base_dir)
+        if register:
+            register_workflow(wf)
+        return wf
+
+    if fn is not None:
+        return build(fn)
+    return build

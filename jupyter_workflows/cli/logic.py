@@ -10,10 +10,8 @@ import json
 import os
 import sys
 from argparse import Namespace
-from pathlib import Path
 from typing import Any
 
-from ..definition import Workflow, load
 from ..exceptions import SpecError, WorkflowError
 from ..sources import load_target
 from ..values import to_json_form

@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Any
 from ..actions.registry import ActionDef
 from ..exceptions import ActionNotFound, InquiryError, RunStateError, WorkflowError
 from ..executors.base import Executor, Outcome, ResultRef, Submission
+from ..executors.runtime import AFTER, secret_source
 from ..expressions import MASKER, secret_function
 from ..spec.compile import CompiledWorkflow
 from . import commands as C
 from . import events as E
-from .context import AFTER, secret_source
 from .state import DONE_TASK, FINAL_RUN, Execution, RunState
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -899,7 +899,7 @@ def _digest(value: Any) -> str:
 def _failed(key: str, exc: BaseException, what: str | None = None) -> E.AttemptDone:
     """A failed attempt for an exception raised while starting it; ``what`` prefixes the
     message (``SpecError: nested workflow 'x': x.yaml:3:5: ...``)."""
-    from .context import error_line
+    from ..exceptions import error_line
 
     error = error_line(exc)
     if what:
@@ -910,7 +910,7 @@ def _failed(key: str, exc: BaseException, what: str | None = None) -> E.AttemptD
 
 def _internal(what: str, exc: BaseException) -> str:
     """The one-line error of a run the engine failed to drive; the traceback goes to the log."""
-    from .context import error_line
+    from ..exceptions import error_line
 
     logger.debug("internal error while %s", what, exc_info=exc)
     return _elide(f"InternalError: {what} failed: {error_line(exc)}")

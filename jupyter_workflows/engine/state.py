@@ -21,11 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..exceptions import NO_MESSAGE
 from ..expressions import ExpressionError, evaluate, exact_expression, render
 from ..spec.compile import FAILED, SUCCEEDED, CompiledWorkflow, CTask
 from . import commands as C
 from . import events as E
-from .context import NO_MESSAGE
 
 __all__ = ["Execution", "RunState", "RunStatus", "TaskStatus"]
 

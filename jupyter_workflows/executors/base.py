@@ -39,7 +39,7 @@ class Submission:
     queue: str | None = None
     priority: int = 0
     #: Called with ``(done, total)`` while the attempt runs, each time the task reports progress
-    #: (``context.progress``; at most every :data:`~jupyter_workflows.engine.context.PROGRESS_INTERVAL`
+    #: (``context.progress``; at most every :data:`~jupyter_workflows.executors.runtime.PROGRESS_INTERVAL`
     #: seconds, and always for ``done >= total``). From any thread; never raises. An executor
     #: that cannot report live progress may ignore it: the last report still arrives as
     #: :attr:`Outcome.progress`. Not for shipping: call it where the outcome callback runs.

@@ -126,9 +126,9 @@ from dask.system import cpu_count
 from distributed import Client, Future, LocalCluster, WorkerPlugin, get_worker
 from distributed import client as _distributed_client
 
-from ..engine.context import Envelope, error_line, run_task
 from ..store.artifacts import DEFAULT_THRESHOLD, ArtifactRef
 from .base import Executor, Outcome, ResultRef, Submission
+from .runtime import Envelope, error_line, run_task
 
 __all__ = [
     "DaskExecutor",
@@ -414,7 +414,7 @@ def run_shipped(payload: bytes, refs: dict[str, Any]) -> Envelope:
     unpickled once per worker for the same bytes.
 
     ``refs`` holds the upstream results (Dask resolved the futures to their envelopes, which
-    :func:`~jupyter_workflows.engine.context.run_task` unwraps). Never raises: a payload that
+    :func:`~jupyter_workflows.executors.runtime.run_task` unwraps). Never raises: a payload that
     cannot be loaded here fails the task like an exception of the task would.
 
     ``progress`` is ``(topic, key)`` or ``None``: where ``context.progress`` reports go.

@@ -3,7 +3,7 @@
 For tests and tiny runs: no cluster to start, nothing pickled. It keeps the Dask executor's
 semantics so the engine cannot tell them apart:
 
-* every attempt runs through :func:`~jupyter_workflows.engine.context.run_task` (logs captured
+* every attempt runs through :func:`~jupyter_workflows.executors.runtime.run_task` (logs captured
   per thread, failures returned as data, never raised);
 * results are held (as the attempt's :class:`~concurrent.futures.Future`) until
   :meth:`InlineExecutor.forget`, and a :class:`~jupyter_workflows.executors.base.ResultRef`
@@ -26,8 +26,8 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from typing import Any
 
-from ..engine.context import Envelope, error_line, run_task
 from .base import Executor, Outcome, ResultRef, Submission
+from .runtime import Envelope, error_line, run_task
 
 __all__ = ["InlineExecutor"]
 
