@@ -14,6 +14,7 @@ from typing import Any
 
 from ..exceptions import SpecError, WorkflowError
 from ..sources import load_target
+from ..statuses import ENDED_RUN
 from ..values import to_json_form
 
 __all__ = ["exit_code", "load_target", "out", "render_trace"]
@@ -49,7 +50,7 @@ EXIT_CODES = {
 }
 
 
-ENDED = ("succeeded", "failed", "cancelled")
+ENDED = ENDED_RUN
 
 
 def exit_code(status: str) -> int:
