@@ -17,7 +17,8 @@ where (``FILE:LINE:COL``, a task name, a run id) and what. Surfaces rely on that
 
 And the one home of one-line error text: :func:`first_line` (what surfaces print for an error
 they did not expect to be long), :func:`error_line` (``Type: message``, what a failed task
-reports, CONTRACT §2) and :func:`one_line` (any text folded onto one line).
+reports, CONTRACT §2), :func:`describe` (our errors as they are, others with their type) and
+:func:`one_line` (any text folded onto one line).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "SpecError",
     "StoreError",
     "WorkflowError",
+    "describe",
     "error_line",
     "first_line",
     "one_line",
@@ -120,6 +122,15 @@ def first_line(exc: BaseException) -> str:
     """The first line of ``str(exc)``, else the exception type's name (a message-less error)."""
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
+
+
+def describe(exc: BaseException) -> str:
+    """One line for a person: a :class:`WorkflowError` as it is (it already says where and
+    what), any other error prefixed with its type (``KeyError: 'x'``, or only the type's name)."""
+    if isinstance(exc, WorkflowError):
+        return first_line(exc)
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def error_line(exc: BaseException) -> str:

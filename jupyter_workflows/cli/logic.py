@@ -12,7 +12,7 @@ import sys
 from argparse import Namespace
 from typing import Any
 
-from ..exceptions import SpecError, WorkflowError
+from ..exceptions import SpecError, WorkflowError, first_line
 from ..sources import load_target
 from ..statuses import ENDED_RUN
 from ..values import to_json_form
@@ -130,7 +130,7 @@ def _connect(args: Namespace) -> None:
     except Exception as exc:
         raise UsageError(
             f"--scheduler {address}: cannot connect to the Dask scheduler: "
-            f"{type(exc).__name__}: {_first_line(exc)}"
+            f"{type(exc).__name__}: {first_line(exc)}"
         ) from exc
 
 
@@ -162,11 +162,6 @@ def _probe_scheduler(address: str) -> None:
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise UsageError(f"--scheduler {address}: cannot connect ({reason})") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def _print_warnings(warnings) -> None:

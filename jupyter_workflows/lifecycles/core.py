@@ -33,7 +33,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import RunNotFound, RunStateError, SpecError, WorkflowError
+from ..exceptions import RunNotFound, RunStateError, SpecError, WorkflowError, first_line
 from ..spec.loader import SourceMap, read_text
 from .spec import GUARD_SCOPE, LifecycleSpec, WorkflowRef, load_lifecycle_spec
 
@@ -625,7 +625,7 @@ class LifecycleObject:
             run = wf.run(params, wait=False)
         except WorkflowError as exc:
             raise TransitionRefused(
-                self.id, source, to, f"{what} did not start: {_first_line(exc)}"
+                self.id, source, to, f"{what} did not start: {first_line(exc)}"
             ) from None
         runs.append(run.run_id)
         status = _wait_for_end(run, timeout)
@@ -661,7 +661,7 @@ class LifecycleObject:
                 self.id,
                 rec["state"],
                 state,
-                f"the approval of {state!r} did not start: {_first_line(exc)}",
+                f"the approval of {state!r} did not start: {first_line(exc)}",
             ) from None
         return {"run_id": run.run_id, "task": "approve", "state": state}
 
@@ -683,7 +683,7 @@ class LifecycleObject:
                     self.id,
                     ref.workflow,
                     state,
-                    _first_line(exc),
+                    first_line(exc),
                 )
                 continue
             started.append(run.run_id)
@@ -999,11 +999,6 @@ def _public_entry(entry: dict[str, Any]) -> dict[str, Any]:
         else None
     )
     return out
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 _ = GUARD_SCOPE  # re-exported for the docs

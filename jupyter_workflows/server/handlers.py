@@ -50,6 +50,7 @@ from ..exceptions import (
     SpecError,
     StoreError,
     WorkflowError,
+    one_line,
 )
 from ..limits import LIMITS, hint
 from ..sources import get_workflow, is_workflow_file_name, registered_workflows, workflow_files
@@ -91,8 +92,7 @@ def _depth(value: Any, limit: int) -> int:
 
 
 def _one_line(text: str) -> str:
-    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
-    return " ".join(lines) if lines else "error"
+    return one_line(text) or "error"
 
 
 def _status_for(exc: BaseException) -> int:

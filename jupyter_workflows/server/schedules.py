@@ -32,7 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import SpecError
+from ..exceptions import SpecError, describe
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..definition import Workflow
@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 # Parsing schedule strings lives in ``spec.schedules`` (validation checks them); these names stay
 # importable from here.
-from ..spec.schedules import _one_line, next_fire, schedule_problem
+from ..spec.schedules import next_fire, schedule_problem
 
 __all__ = ["ScheduledWorkflow", "Scheduler", "next_fire", "schedule_problem"]
 
@@ -285,10 +285,7 @@ class Scheduler:
 
 def _describe(exc: BaseException) -> str:
     """A one-line reason: our own errors as they are, others prefixed with their type."""
-    from ..exceptions import WorkflowError
-
-    line = _one_line(exc)
-    return line if isinstance(exc, WorkflowError) else f"{type(exc).__name__}: {line}"
+    return describe(exc)
 
 
 def _mtime(path: Path) -> float | None:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from ..exceptions import SpecError
+from ..exceptions import SpecError, first_line
 from ..limits import LIMITS, hint
 
 __all__ = ["next_fire", "schedule_problem"]
@@ -121,7 +121,7 @@ def _next_cron(text: str, after: datetime) -> datetime:
     try:
         result = _bounded(lambda: croniter(text, after).get_next(datetime), text)
     except (ValueError, KeyError) as exc:  # croniter's errors derive from ValueError
-        raise SpecError(f"invalid schedule {text!r}: {_one_line(exc)}") from None
+        raise SpecError(f"invalid schedule {text!r}: {first_line(exc)}") from None
     assert isinstance(result, datetime)
     return result
 
@@ -142,7 +142,7 @@ def _next_rrule(text: str, after: datetime) -> datetime:
                 raise SpecError(f"invalid schedule {text!r}: INTERVAL must be at least 1")
         found = _bounded(lambda: rule.after(wall, inc=False), text)
     except (ValueError, TypeError, OverflowError) as exc:
-        raise SpecError(f"invalid schedule {text!r}: {_one_line(exc)}") from None
+        raise SpecError(f"invalid schedule {text!r}: {first_line(exc)}") from None
     if found is None:
         raise SpecError(
             f"schedule {text!r} never fires after {after.isoformat(timespec='seconds')}"
@@ -156,8 +156,3 @@ def _split_dtstart(line: str) -> list[str]:
         cut = upper.index(";RRULE:")
         return [line[:cut], line[cut + 1 :]]
     return [line]
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
