@@ -494,22 +494,7 @@ class Orchestrator:
         run_id = active.run_id
 
         def done(outcome: Outcome) -> None:
-            self.feed(
-                run_id,
-                E.AttemptDone(
-                    time.time(),
-                    key=outcome.key,
-                    ok=outcome.ok,
-                    result=outcome.result,
-                    error=outcome.error,
-                    error_type=outcome.error_type,
-                    logs=list(outcome.logs),
-                    started_at=outcome.started_at,
-                    ended_at=outcome.ended_at,
-                    worker=outcome.worker,
-                    progress=outcome.progress,
-                ),
-            )
+            self.feed(run_id, E.AttemptDone.from_outcome(time.time(), outcome))
 
         active.held.add(cmd.key)
         executor = self.executor

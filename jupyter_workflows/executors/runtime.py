@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 
 from ..exceptions import error_line
 from ..values import pickling_error
+from .base import Outcome
 
 __all__ = ["AFTER", "Envelope", "TaskContext", "await_in_thread", "error_line", "run_task"]
 
@@ -329,6 +330,22 @@ class Envelope:
     worker: str = ""
     #: The last ``(done, total)`` the task reported with ``context.progress``.
     progress: tuple[int, int] | None = None
+
+    def outcome(self, key: str) -> Outcome:
+        """The :class:`~jupyter_workflows.executors.base.Outcome` of submission ``key``: what
+        every executor reports once the envelope is back (``value`` becomes ``result``)."""
+        return Outcome(
+            key=key,
+            ok=self.ok,
+            result=self.value,
+            error=self.error,
+            logs=list(self.logs),
+            started_at=self.started_at,
+            ended_at=self.ended_at,
+            worker=self.worker,
+            error_type=self.error_type,
+            progress=self.progress,
+        )
 
     def keep_big_results(self, location: str, threshold: int) -> None:
         """Where the task ran: write the parts of the result above ``threshold`` pickled bytes
