@@ -47,6 +47,7 @@ import anywidget
 import traitlets
 
 from jupyter_workflows.exceptions import SpecError, WorkflowError
+from jupyter_workflows.exceptions import first_line as _one_line
 from jupyter_workflows.jupyter.edit_session import EditSession
 from jupyter_workflows.jupyter.picture import graph_mime_data, graph_svg
 from jupyter_workflows.jupyter.wire import (
@@ -67,6 +68,7 @@ from jupyter_workflows.jupyter.wire import (
     jsonable,
 )
 from jupyter_workflows.spec.edits import task_yaml
+from jupyter_workflows.statuses import LIVE_RUN as _LIVE_RUN_STATES
 from jupyter_workflows.values import preview, summary_line
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -624,11 +626,3 @@ class GraphWidget(anywidget.AnyWidget):
         if counts and any(key != "not started" for key in counts):
             parts.append(", ".join(f"{n} {state}" for state, n in counts.items()))
         return "; ".join(parts)
-
-
-_LIVE_RUN_STATES = frozenset({"pending", "running", "waiting", "paused"})
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__

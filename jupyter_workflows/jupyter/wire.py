@@ -17,6 +17,8 @@ import json
 from typing import Any, Literal, TypedDict, get_args
 
 from ..spec.edits import CONNECT_KINDS, EDIT_OPS, ConnectKind, EditOp
+from ..statuses import RUN_STATUSES, TASK_STATUSES, RunStatus
+from ..statuses import TaskStatus as TaskStatus_
 from ..values import summary_line
 
 __all__ = [
@@ -53,21 +55,9 @@ __all__ = [
     "jsonable",
 ]
 
-TaskState = Literal[
-    "pending",  # created, waiting for its inbound transitions
-    "scheduled",  # handed to the executor, not started on a worker yet
-    "running",  # an attempt is executing
-    "retrying",  # an attempt failed; the next one is due
-    "waiting",  # a human inquiry is open
-    "succeeded",
-    "failed",  # the last attempt failed
-    "skipped",  # a branch that was not taken
-    "cancelled",
-    "cached",  # a stored result was reused
-]
-RunState = Literal[
-    "pending", "running", "succeeded", "failed", "cancelled", "paused", "waiting", "interrupted"
-]
+#: The status names have one home, :mod:`jupyter_workflows.statuses`.
+TaskState = TaskStatus_
+RunState = RunStatus
 NodeKind = Literal["action", "workflow", "routing", "join", "parallel"]
 EdgeKind = Literal["success", "failure", "complete", "needs", "when", "decision"]
 EditTarget = Literal[
@@ -76,8 +66,8 @@ EditTarget = Literal[
     "none",  # nowhere to write: the YAML is shown with a Copy button (and is widget.yaml)
 ]
 
-TASK_STATES: tuple[str, ...] = get_args(TaskState)
-RUN_STATES: tuple[str, ...] = get_args(RunState)
+TASK_STATES: tuple[str, ...] = TASK_STATUSES
+RUN_STATES: tuple[str, ...] = RUN_STATUSES
 NODE_KINDS: tuple[str, ...] = get_args(NodeKind)
 EDGE_KINDS: tuple[str, ...] = get_args(EdgeKind)
 

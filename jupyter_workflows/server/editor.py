@@ -23,7 +23,7 @@ from typing import Any
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from ..exceptions import SpecError, WorkflowError
+from ..exceptions import SpecError, WorkflowError, first_line
 from .handlers import _WorkflowsHandler
 
 __all__ = ["editor_handlers"]
@@ -49,7 +49,7 @@ def _load(text: str, path: Path, label: str) -> Any:
     except SpecError:
         raise
     except WorkflowError as exc:  # an action that does not resolve
-        raise SpecError(str(exc).strip().splitlines()[0], file=label) from None
+        raise SpecError(first_line(exc), file=label) from None
     return workflow
 
 
@@ -66,7 +66,7 @@ def _answer(text: str, path: Path, label: str) -> dict[str, Any]:
     except SpecError as exc:
         return {
             "ok": False,
-            "error": str(exc).strip().splitlines()[0],
+            "error": first_line(exc),
             "line": exc.line,
             "col": exc.col,
             "graph": None,
