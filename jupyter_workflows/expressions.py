@@ -85,7 +85,7 @@ from jinja2 import BaseLoader, ChainableUndefined, Undefined, nodes
 from jinja2.exceptions import SecurityError, TemplateSyntaxError
 from jinja2.parser import Parser
 
-from jupyter_workflows.exceptions import WorkflowError
+from jupyter_workflows.exceptions import WorkflowError, one_line
 from jupyter_workflows.sandbox import BoundedSandbox
 
 __all__ = [
@@ -659,10 +659,6 @@ def _compile(text: str) -> Callable[[Mapping[str, Any]], Any]:
     return _ENV.bounded(_ENV.from_string(tree).render)
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
 def _quote(text: str) -> str:
     quoted = text.replace("\r", "\\r").replace("\n", "\\n")
     if len(quoted) > _MAX_QUOTED:
@@ -674,8 +670,10 @@ def _describe(error: BaseException) -> str:
     if isinstance(error, ExpressionError):
         return error.message
     if isinstance(error, TemplateSyntaxError):
-        return _one_line(f"{type(error).__name__}: line {error.lineno}: {error.message}")
-    message = _one_line(str(error))
+        return one_line(
+            f"{type(error).__name__}: line {error.lineno}: {error.message}", squeeze=True
+        )
+    message = one_line(str(error), squeeze=True)
     return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
@@ -751,7 +749,7 @@ def template_error(text: str) -> tuple[int, int, str] | None:
     try:
         _compile(text)
     except TemplateSyntaxError as error:
-        return (error.lineno or 1, 1, _one_line(error.message or type(error).__name__))
+        return (error.lineno or 1, 1, one_line(error.message or type(error).__name__, squeeze=True))
     except Exception as error:  # a recursion limit on absurd nesting, ...
         return (1, 1, _describe(error))
     return None

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from .._version import __version__
-from ..exceptions import WorkflowError
+from ..exceptions import WorkflowError, first_line
 
 __all__ = ["main"]
 
@@ -199,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (WorkflowError, UsageFailure) as exc:
         if debug:
             raise
-        print(_one_line(exc), file=sys.stderr)
+        print(first_line(exc), file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader of stdout went away (``| head``): stop quietly
         logic._drop_stdout()
@@ -211,15 +211,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         print(
-            f"internal error: {type(exc).__name__}: {_one_line(exc)} (rerun with --debug)",
+            f"internal error: {type(exc).__name__}: {first_line(exc)} (rerun with --debug)",
             file=sys.stderr,
         )
         return 2
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def _entry() -> None:  # pragma: no cover

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import RunNotFound, RunStateError, WorkflowError
+from ..exceptions import RunNotFound, RunStateError, WorkflowError, first_line
 from .run import REQUEST_SECONDS, TERMINAL, Run, effective_status, owner_alive
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -165,7 +165,7 @@ def _artifact_location(value: Any, what: str) -> str:
 
         fsspec.core.url_to_fs(url)
     except Exception as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        detail = first_line(exc)
         raise StoreError(f"{what} {str(value)!r}: not a usable location ({detail})") from None
     return url
 
@@ -240,7 +240,7 @@ def start_run(
     SpecError, ParameterError, ActionNotFound
         Before any run exists.
     """
-    from ..definition import register_workflow
+    from ..sources import register_workflow
     from ..spec.params import resolve_parameters
 
     workflow.validate()

@@ -19,43 +19,21 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
+from ..exceptions import NO_MESSAGE
 from ..expressions import ExpressionError, evaluate, exact_expression, render
 from ..spec.compile import FAILED, SUCCEEDED, CompiledWorkflow, CTask
+from ..statuses import DONE_TASK, RunStatus, TaskStatus
+from ..statuses import ENDED_RUN as FINAL_RUN
+from ..statuses import OK_TASK as _OK_TASK
 from . import commands as C
 from . import events as E
-from .context import NO_MESSAGE
 
 __all__ = ["Execution", "RunState", "RunStatus", "TaskStatus"]
 
-RunStatus = Literal[
-    "pending",  # created, not started
-    "running",  # tasks are running or about to
-    "succeeded",  # ended, no unhandled failure
-    "failed",  # ended with an unhandled failure (error names the task)
-    "cancelled",  # ended by a cancel request
-    "paused",  # no new task starts until resumed
-    "waiting",  # nothing runs but an inquiry is open
-    "interrupted",  # its orchestrator process is gone (a store-level status; see resume)
-]
-TaskStatus = Literal[
-    "pending",  # an item of a with_items task not started yet
-    "scheduled",  # submitted, waiting for a worker (executors that report starts)
-    "running",  # an attempt is executing (or submitted, where starts are not reported)
-    "retrying",  # an attempt failed; the next one is due after its delay
-    "waiting",  # an inquiry waits for a response
-    "succeeded",
-    "failed",
-    "skipped",  # an item never started because another item failed
-    "cancelled",  # the run was cancelled (or failed) while it ran or waited
-    "cached",  # its result came from the cache
-]
 #: How many chain steps may be queued speculatively behind a running one.
 SPECULATION_DEPTH = 4
-FINAL_RUN = frozenset({"succeeded", "failed", "cancelled"})
-DONE_TASK = frozenset({"succeeded", "failed", "skipped", "cancelled", "cached"})
-_OK_TASK = frozenset({"succeeded", "cached"})
 
 
 @dataclass

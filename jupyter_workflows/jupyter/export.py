@@ -563,7 +563,9 @@ class _Plan:
 
 
 def _sibling_file(base_dir: Path, name: str) -> bool:
-    return any((base_dir / f"{name}{ext}").is_file() for ext in (".yaml", ".yml", ".json"))
+    from ..sources import sibling_file
+
+    return sibling_file(base_dir, name) is not None
 
 
 def _walk(tasks: dict[str, Any]) -> Iterable[dict[str, Any]]:
@@ -654,23 +656,24 @@ def _current_cells() -> list[str] | None:
 def _resolve_source(
     source: str | os.PathLike[str] | Workflow, workflow: str | None
 ) -> tuple[Workflow, list[str] | None, Path]:
-    from ..definition import Workflow, get_workflow, load
+    from ..definition import Workflow, load
+    from ..sources import get_workflow, is_notebook, is_workflow_file_name, job_folder_file
 
     if isinstance(source, Workflow):
         return source, None, source.base_dir
     path = Path(source)
-    if path.suffix.lower() == ".ipynb":
+    if is_notebook(path.name):
         from .notebook_loader import code_cells, workflow_from_notebook
 
         wf = workflow_from_notebook(path, workflow)
         return wf, [src for _, src in code_cells(path)], path.resolve().parent
     if path.is_dir():
-        for candidate in ("workflow.yaml", "workflow.yml", "workflow.json"):
-            if (path / candidate).is_file():
-                wf = load(path / candidate)
-                return wf, None, wf.base_dir
+        inside = job_folder_file(path)
+        if inside is not None:
+            wf = load(inside)
+            return wf, None, wf.base_dir
         raise SpecError("not a job folder: no workflow.yaml inside", file=str(source))
-    if path.suffix in (".yaml", ".yml", ".json") or path.exists():
+    if is_workflow_file_name(path.name) or path.exists():
         wf = load(path)
         return wf, None, wf.base_dir
     registered = get_workflow(str(source))

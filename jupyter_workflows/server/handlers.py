@@ -50,8 +50,10 @@ from ..exceptions import (
     SpecError,
     StoreError,
     WorkflowError,
+    one_line,
 )
 from ..limits import LIMITS, hint
+from ..sources import get_workflow, is_workflow_file_name, registered_workflows, workflow_files
 from ..values import to_json_form
 
 __all__ = ["default_handlers", "discover_workflows", "find_workflow"]
@@ -60,7 +62,6 @@ T = TypeVar("T")
 
 #: Workflow files bigger than this in the root folder are not opened by ``GET workflows``.
 MAX_WORKFLOW_FILE_BYTES = 1_000_000
-_WORKFLOW_SUFFIXES = (".yaml", ".yml", ".json")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -91,8 +92,7 @@ def _depth(value: Any, limit: int) -> int:
 
 
 def _one_line(text: str) -> str:
-    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
-    return " ".join(lines) if lines else "error"
+    return one_line(text) or "error"
 
 
 def _status_for(exc: BaseException) -> int:
@@ -421,12 +421,12 @@ def _describe(wf: Any, source: str, path: str | None) -> dict[str, Any]:
 def discover_workflows(root_dir: Path) -> list[dict[str, Any]]:
     """Workflows registered in the server process, then workflow files in ``root_dir``.
 
-    Files are ``*.yaml``, ``*.yml`` and ``*.json`` directly in ``root_dir`` (not in sub-folders,
+    Files are ``*.yaml``, ``*.yml`` and ``*.json`` (any case: ``sources``) directly in ``root_dir`` (not in sub-folders,
     not hidden) whose top level has ``tasks``. A file that does not load is listed with its
     one-line ``error`` and no other details; one that loads but does not validate (an unknown
     task in ``on_success``, an action that does not resolve) keeps its details, with ``error``.
     """
-    from ..definition import load, registered_workflows
+    from ..definition import load
 
     out = []
     seen: set[Path] = set()
@@ -521,15 +521,7 @@ def _relative(path: Path | None, root_dir: Path) -> str | None:
 
 
 def _workflow_files(root_dir: Path) -> list[Path]:
-    try:
-        candidates = sorted(p for p in root_dir.iterdir() if p.suffix in _WORKFLOW_SUFFIXES)
-    except OSError:
-        return []
-    return [
-        p
-        for p in candidates
-        if not p.name.startswith(".") and p.is_file() and _looks_like_workflow(p)
-    ]
+    return [p for p in workflow_files(root_dir) if _looks_like_workflow(p)]
 
 
 def find_workflow(name: str, root_dir: Path) -> Any:
@@ -538,13 +530,13 @@ def find_workflow(name: str, root_dir: Path) -> Any:
     ``name`` may also be a file name in ``root_dir`` (``hello.yaml``). Raises
     :class:`SpecError` when the file that would define it is invalid.
     """
-    from ..definition import get_workflow, load
+    from ..definition import load
 
     found = get_workflow(name)
     if found is not None:
         return found
     if (
-        name.endswith(_WORKFLOW_SUFFIXES)
+        is_workflow_file_name(name)
         and "/" not in name
         and "\\" not in name
         and not name.startswith(".")

@@ -12,7 +12,7 @@ from typing import Any
 
 import networkx as nx
 
-from ..exceptions import SpecError
+from ..exceptions import SpecError, first_line
 from .compile import CompiledWorkflow
 from .loader import SourceMap, gather_errors
 from .models import WorkflowSpec
@@ -216,12 +216,12 @@ def validate_compiled(
             except SpecError as exc:
                 if exc.line is None:
                     errors.append(
-                        smap.error(f"task {name!r}: {_one_line(exc)}", (*paths[name], key))
+                        smap.error(f"task {name!r}: {first_line(exc)}", (*paths[name], key))
                     )
                 else:
                     errors.append(_nested_error(exc, smap, (*paths[name], key), name, target))
             except Exception as exc:
-                errors.append(smap.error(f"task {name!r}: {_one_line(exc)}", (*paths[name], key)))
+                errors.append(smap.error(f"task {name!r}: {first_line(exc)}", (*paths[name], key)))
 
     # Parameter defaults fit their declared type.
     from .params import check_value
@@ -280,7 +280,7 @@ def validate_compiled(
 
     # The schedule parses (cron or RRULE); `jupyter-workflows serve` runs it.
     if spec.schedule is not None:
-        from ..server.schedules import schedule_problem
+        from .schedules import schedule_problem
 
         problem = schedule_problem(spec.schedule)
         if problem is not None:
@@ -367,11 +367,6 @@ def _unknown(smap: SourceMap, path, name, target, cw: CompiledWorkflow, key) -> 
     if hint:
         msg += f" (did you mean {hint[0]!r}?)"
     return smap.error(msg, path)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 # -- strict templates: names that cannot resolve ----------------------------------------------
