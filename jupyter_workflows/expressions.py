@@ -764,7 +764,7 @@ def template_syntax_error(text: str) -> tuple[int, int, str] | None:
     try:
         tree = parse_template(text)
     except TemplateSyntaxError as error:
-        return (error.lineno or 1, 1, _one_line(error.message or type(error).__name__))
+        return (error.lineno or 1, 1, one_line(error.message or type(error).__name__, squeeze=True))
     except Exception as error:  # a recursion limit on absurd nesting, ...
         return (1, 1, _describe(error))
     return template_error(text) if needs_compile_check(tree) else None
