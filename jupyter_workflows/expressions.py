@@ -682,6 +682,51 @@ def _render_error(text: str, error: Exception) -> ExpressionError:
     return ExpressionError(message, template=text)
 
 
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def parse_template(text: str) -> nodes.Template:
+    """Jinja's syntax tree of ``text``, parsed once (validation asks several questions of it).
+
+    Raises Jinja's ``TemplateSyntaxError`` (not cached: a failed parse is parsed again).
+    The tree is shared: callers must not change it.
+    """
+    return _ENV.parse(text)
+
+
+#: Nodes that declare names inside a template; a tree without them names only what it reads.
+_DECLARING = (
+    nodes.For,
+    nodes.Assign,
+    nodes.AssignBlock,
+    nodes.Macro,
+    nodes.CallBlock,
+    nodes.FilterBlock,
+    nodes.With,
+    nodes.Scope,
+    nodes.Block,
+    nodes.Import,
+    nodes.FromImport,
+    nodes.OverlayScope,
+)
+
+
+def _undeclared_names(tree: nodes.Template) -> set[str]:
+    """The names ``tree`` reads from its scope: Jinja's own analysis only where the template
+    declares names itself (it generates Python code to find out, ~3 ms a template); a plain
+    expression's loaded names otherwise."""
+    from jinja2 import meta
+
+    if tree.find(_DECLARING) is not None:  # type: ignore[arg-type]
+        return meta.find_undeclared_variables(tree)
+    return {node.name for node in tree.find_all(nodes.Name) if node.ctx == "load"}
+
+
+def needs_compile_check(tree: nodes.Template) -> bool:
+    """Whether compiling ``tree`` can find errors its parse did not: Jinja reports some only
+    while generating code (an assignment to ``loop``, a block defined twice); a template of
+    output and expressions alone has none (its filters and tests are checked by name)."""
+    return any(not isinstance(node, nodes.Output) for node in tree.body)
+
+
 def template_error(text: str) -> tuple[int, int, str] | None:
     """Compile ``text`` without rendering it and report a syntax error.
 
@@ -708,6 +753,21 @@ def template_error(text: str) -> tuple[int, int, str] | None:
     except Exception as error:  # a recursion limit on absurd nesting, ...
         return (1, 1, _describe(error))
     return None
+
+
+def template_syntax_error(text: str) -> tuple[int, int, str] | None:
+    """:func:`template_error` for validation: parse only (once, shared with the name checks),
+    and compile just the templates that have statements, where Jinja finds more errors while
+    generating code. A 20,000-entry ``decision`` validates in a fraction of the time."""
+    if not isinstance(text, str) or not is_template(text):
+        return None
+    try:
+        tree = parse_template(text)
+    except TemplateSyntaxError as error:
+        return (error.lineno or 1, 1, one_line(error.message or type(error).__name__, squeeze=True))
+    except Exception as error:  # a recursion limit on absurd nesting, ...
+        return (1, 1, _describe(error))
+    return template_error(text) if needs_compile_check(tree) else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -908,16 +968,14 @@ def check_template_names(text: str, rules: NameRules) -> list[tuple[int, int, st
         ``(line, column, message)`` within ``text`` (1-based) for each problem; empty when the
         template is fine or does not even parse (:func:`template_error` reports that).
     """
-    from jinja2 import meta
-
     if not isinstance(text, str) or not is_template(text):
         return []
     try:
-        tree = _ENV.parse(text)
+        tree = parse_template(text)
     except Exception:
         return []
     try:
-        undeclared = meta.find_undeclared_variables(tree)
+        undeclared = _undeclared_names(tree)
     except Exception:  # an unknown filter or test stops Jinja's analysis: report those alone
         undeclared = set()
     problems: list[tuple[int, int, str]] = []

@@ -46,6 +46,16 @@ def test_load_and_the_cli_target_read_upper_case_files(folder: Path) -> None:
         sources.load_target(str(folder / "notes.txt"))
 
 
+def test_an_upper_case_json_file_is_strict_json(tmp_path: Path) -> None:
+    loose = tmp_path / "LOOSE.JSON"
+    loose.write_text("{name: loose, tasks: {a: {action: core.noop}}}")  # YAML, not JSON
+    with pytest.raises(SpecError, match=r"LOOSE\.JSON:1"):
+        jw.load(loose)
+    same = tmp_path / "LOOSE.YAML"
+    same.write_text(loose.read_text())
+    assert jw.load(same).name == "loose"  # the same text is fine as YAML
+
+
 def test_rest_discovery_and_lookup_see_upper_case_files(folder: Path) -> None:
     listed = {
         entry["path"]: entry for entry in discover_workflows(folder) if entry["source"] == "file"

@@ -1,23 +1,14 @@
-"""Schedules: when a workflow's ``schedule:`` fires next, and the loop that starts its runs.
+"""The loop that starts scheduled runs (``jupyter-workflows serve``, the server extension).
 
-Two kinds of schedule string are understood:
+When a ``schedule:`` string (cron or RRULE) fires next is :mod:`jupyter_workflows.spec.schedules`
+(a pure function, also used by validation); :func:`next_fire` and :func:`schedule_problem` stay
+importable from here. The :class:`Scheduler` uses the host's local time.
 
-* **cron**, five fields (``minute hour day-of-month month day-of-week``) or an alias
-  (``@hourly``, ``@daily``, ``@weekly``, ``@monthly``, ``@yearly``), via ``croniter``;
-* **RRULE** (RFC 5545), a string that starts with ``RRULE:`` or ``DTSTART``, via
-  ``dateutil.rrule``. Without a ``DTSTART`` the rule is anchored at midnight of the day it is
-  computed from, so ``FREQ=HOURLY;INTERVAL=2`` fires at even hours and ``FREQ=MINUTELY;INTERVAL=15``
-  at :00, :15, :30 and :45.
-
-Both are read in wall-clock time, like cron: :func:`next_fire` returns a datetime in the same
-time zone as ``after`` (naive in, naive out). The :class:`Scheduler` uses the host's local time.
-
-The computation (:func:`next_fire`) is a pure function. The :class:`Scheduler` holds the
-schedules of a set of workflow files and starts their runs; its clock, its run starter and the
-loop's sleep are injectable, so tests drive it with a fake clock instead of waiting minutes.
-Policy, as in Airflow with ``catchup=False``: fires missed while the server was down (or while the
-loop was late) are not replayed; one run starts, and the next fire is computed from now. A run
-starts at each fire even if the previous one is still running.
+The :class:`Scheduler` holds the schedules of a set of workflow files and starts their runs; its
+clock, its run starter and the loop's sleep are injectable, so tests drive it with a fake clock
+instead of waiting minutes. Policy, as in Airflow with ``catchup=False``: fires missed while the
+server was down (or while the loop was late) are not replayed; one run starts, and the next fire
+is computed from now. A run starts at each fire even if the previous one is still running.
 """
 
 from __future__ import annotations

@@ -264,10 +264,10 @@ def yaql_problems(text: str) -> list[tuple[int, int, str]]:
     from jinja2 import nodes
     from yaql.language import exceptions as yaql_errors
 
-    from ..expressions import _ENV
+    from ..expressions import parse_template
 
     try:
-        tree = _ENV.parse(text)
+        tree = parse_template(text)
     except Exception:
         return []
     out = []

@@ -98,7 +98,7 @@ def validate_compiled(
     ``resolve_action``/``resolve_workflow`` raise when a name does not resolve; their error's
     message is reported at the task's ``action``/``workflow`` field.
     """
-    from ..expressions import template_error
+    from ..expressions import template_syntax_error
 
     spec = cw.spec
     warnings: list[Warning_] = []
@@ -126,7 +126,7 @@ def validate_compiled(
         if names:
             name_errors.extend(names)
             continue
-        problem = template_error(text)
+        problem = template_syntax_error(text)
         if problem is not None:
             offset, _col, message = problem
             line, col = smap.locate_line(_source_path(smap, path), offset)
