@@ -99,3 +99,33 @@ def test_the_cli_validates_and_runs_an_upper_case_file(folder: Path) -> None:
     ran = run_cli("run", "DATA.JSON", "--json", env=env, cwd=folder)
     assert ran.returncode == 0, ran.stderr
     assert '"succeeded"' in ran.stdout, ran.stdout
+
+
+def test_a_slow_file_is_listed_with_an_error_and_later_with_its_details(tmp_path: Path) -> None:
+    """``discovery_seconds``: a request never waits longer for one file; the file's own thread
+    goes on and the next listing shows what it found. Other files are listed as usual."""
+    import time
+
+    from jupyter_workflows.limits import LIMITS
+
+    (tmp_path / "quick.yaml").write_text("name: quick\ntasks:\n  a: {action: core.noop}\n")
+    lines = ["name: slow", "tasks:", "  a:", "    action: core.noop", "    decision:"]
+    lines += [f'      - {{when: "{{{{ result == {i} }}}}", next: [b]}}' for i in range(3000)]
+    lines += ["      - {default: [b]}", "  b: {action: core.noop}"]
+    (tmp_path / "slow.yaml").write_text("\n".join(lines) + "\n")
+    before = LIMITS.discovery_seconds
+    LIMITS.discovery_seconds = 0.01
+    try:
+        started = time.monotonic()
+        first = {e["path"]: e for e in discover_workflows(tmp_path) if e["source"] == "file"}
+        assert time.monotonic() - started < 30
+        assert "still loading after 0.01 s" in first["slow.yaml"]["error"]
+        assert "discovery_seconds" in first["slow.yaml"]["error"]
+        assert first["slow.yaml"]["tasks"] is None
+        LIMITS.discovery_seconds = 120.0  # wait for the same thread, not a new one
+        second = {e["path"]: e for e in discover_workflows(tmp_path) if e["source"] == "file"}
+        assert second["slow.yaml"]["error"] is None, second["slow.yaml"]["error"]
+        assert second["slow.yaml"]["name"] == "slow" and second["slow.yaml"]["tasks"]
+        assert second["quick.yaml"]["error"] is None
+    finally:
+        LIMITS.discovery_seconds = before

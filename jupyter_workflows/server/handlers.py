@@ -32,6 +32,7 @@ import functools
 import json
 import math
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -50,6 +51,7 @@ from ..exceptions import (
     SpecError,
     StoreError,
     WorkflowError,
+    describe,
     one_line,
 )
 from ..limits import LIMITS, hint
@@ -451,16 +453,79 @@ def discover_workflows(root_dir: Path) -> list[dict[str, Any]]:
         if cached is not None and cached[0] == version:
             out.append(dict(cached[1]))  # unchanged since it was validated: no work at all
             continue
-        entry = _discover_file(path, rel, root_dir, load)
-        _DISCOVERED[key] = (version, entry)
-        out.append(dict(entry))
-    for key in [k for k in _DISCOVERED if k[1] == str(root_dir) and k[0] not in live]:
-        _DISCOVERED.pop(key, None)
+        out.append(dict(_discover_bounded(key, version, path, rel, root_dir, load)))
+    with _DISCOVERY_LOCK:
+        for key in [k for k in _DISCOVERED if k[1] == str(root_dir) and k[0] not in live]:
+            _DISCOVERED.pop(key, None)
     return out
 
 
 #: ``(file, root) -> ((mtime_ns, size), entry)``: discovery validates a file once per version.
 _DISCOVERED: dict[tuple[Path, str], tuple[tuple[int, int], dict[str, Any]]] = {}
+#: Files being loaded now, ``(file, root) -> ((mtime_ns, size), done)``: one thread per version.
+_LOADING: dict[tuple[Path, str], tuple[tuple[int, int], Any]] = {}
+_DISCOVERY_LOCK = threading.Lock()
+
+
+def _discover_bounded(
+    key: tuple[Path, str],
+    version: tuple[int, int],
+    path: Path,
+    rel: str,
+    root_dir: Path,
+    load: Callable[..., Any],
+) -> dict[str, Any]:
+    """:func:`_discover_file` on its own thread, waited for at most ``discovery_seconds``.
+
+    A file that takes longer is listed with a one-line error this time; its thread goes on (it
+    is bounded step by step by the other limits) and caches the real entry for the next
+    listing. A request never waits longer than the limit for one file, and a file that is
+    still loading is not loaded a second time by the next request.
+    """
+    with _DISCOVERY_LOCK:
+        loading = _LOADING.get(key)
+        if loading is None or loading[0] != version:
+            done = threading.Event()
+            loading = (version, done)
+            _LOADING[key] = loading
+
+            def work() -> None:
+                try:
+                    entry = _discover_file(path, rel, root_dir, load)
+                except BaseException as exc:  # noqa: BLE001 - listed, never raised into a thread
+                    entry = _broken(path, rel, f"{rel}: internal error: {describe(exc)}")
+                with _DISCOVERY_LOCK:
+                    _DISCOVERED[key] = (version, entry)
+                    if _LOADING.get(key) is loading:
+                        del _LOADING[key]
+                done.set()
+
+            threading.Thread(target=work, name=f"jw-discover-{rel}", daemon=True).start()
+    if loading[1].wait(LIMITS.discovery_seconds):
+        with _DISCOVERY_LOCK:
+            cached = _DISCOVERED.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+    return _broken(
+        path,
+        rel,
+        f"{rel}: still loading after {LIMITS.discovery_seconds:g} s; listed when it is done "
+        + hint("discovery_seconds"),
+    )
+
+
+def _broken(path: Path, rel: str, error: str) -> dict[str, Any]:
+    """The entry of a file that could not be listed: its name and one-line ``error``."""
+    return {
+        "name": path.stem,
+        "description": None,
+        "parameters": None,
+        "schedule": None,
+        "tasks": None,
+        "source": "file",
+        "path": rel,
+        "error": error,
+    }
 
 
 def _discover_file(
@@ -474,16 +539,7 @@ def _discover_file(
     """
 
     def broken(error: str) -> dict[str, Any]:
-        return {
-            "name": path.stem,
-            "description": None,
-            "parameters": None,
-            "schedule": None,
-            "tasks": None,
-            "source": "file",
-            "path": rel,
-            "error": error,
-        }
+        return _broken(path, rel, error)
 
     if path.stat().st_size > LIMITS.discovery_file_bytes:
         return broken(
