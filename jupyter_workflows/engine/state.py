@@ -6,6 +6,14 @@ deterministic, replaying a run's persisted event log into a fresh ``RunState`` r
 that is how a run is resumed after a crash (the ``Recovered`` event then re-submits whatever was in
 flight). :meth:`RunState.validate` checks its invariants; tests call it after every step.
 
+Events are dispatched by type (``RunState._HANDLERS``). Statuses change in one place each, with
+their bookkeeping: ``_set_status`` (an execution: end time, store projection, the ``task.<name>``
+view templates read), ``_item_ended`` (a ``with_items`` item: counted, then the next items start
+or the task ends) and ``_set_run_status``/``_finish_run`` (the run: start and end times, error,
+``RunFinished``). The orchestrator reads what changed through :meth:`RunState.changed_executions`
+and :meth:`RunState.take_run_change`; ``{{ task.X.result }}`` inputs arrive resolved at compile
+time (``CTask.result_refs``).
+
 Semantics implemented here (CONTRACT §1.1, §1.4, §2): transitions fire in order when their
 ``when`` holds (``publish`` first, then ``do``); the commands ``fail``/``noop``/``retry``; joins
 (``all``/N distinct sources, run once); loops bounded by ``max_runs``; ``with_items`` with

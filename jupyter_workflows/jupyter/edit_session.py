@@ -21,7 +21,7 @@ import pathlib
 import tempfile
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import SpecError, WorkflowError
+from ..exceptions import SpecError, WorkflowError, first_line
 from ..spec.edits import apply_edit, dump_document, edited_text
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -176,8 +176,7 @@ class EditSession:
         except SpecError:
             raise
         except WorkflowError as exc:  # an action that does not resolve, say
-            lines = str(exc).strip().splitlines()
-            raise SpecError(lines[0] if lines else type(exc).__name__, file=self.label) from None
+            raise SpecError(first_line(exc), file=self.label) from None
         return workflow
 
     def _write_file(self, text: str) -> None:
