@@ -21,7 +21,10 @@ differs, and how it is read (docs/dialects.md has the full table):
 - ``concurrency`` (children in flight, attune's default 1) is the native ``batch_size``;
   attune's ``batch_size`` (entries per child) makes each ``item`` a list of that many entries;
 - ``iterate_cache`` (a Data Cache namespace) is ``with_items`` over the key-value store entry
-  ``cache/OWNER_TYPE/OWNER_REF/NAMESPACE`` (see :func:`cache_key`).
+  ``cache/OWNER_TYPE/OWNER_REF/NAMESPACE`` (see :func:`cache_key`);
+- ``wait_for: {inquiry: ID}`` on task T is a ``core.inquiry`` task ``T_inquiry`` that runs where
+  T would have started and starts T once answered; ``inquiry.T.response`` is its result;
+- an action file (``workflow_file:``) is its graph file with the action's parameters.
 
 The pack configuration comes from the pack's ``pack.yaml`` (``conf_schema`` defaults, then
 ``config``), found above the workflow file, overlaid by ``jw.configure(pack_config={PACK:
@@ -45,6 +48,8 @@ _REWRITES = (
     (re.compile(r"(?<![\w.])result\(\s*\)"), "result"),
     (re.compile(r"(?<![\w.])keystore\.(\w+)"), r"kv.get('\1')"),
     (re.compile(r"\bkv\.get_secret\("), "secret("),
+    (re.compile(r"(?<![\w.])task\.(\w+)\.inquiry_id\b"), r"task.\1.result.inquiry_id"),
+    (re.compile(r"(?<![\w.])inquiry\.(\w+)\.response\b"), r"task.\1_inquiry.result"),
     (re.compile(r"\bsystem\.execution_id\b"), "system.run_id"),
     (re.compile(r"\bsystem\.identity(\.login)?\b"), "system.user"),
     (re.compile(r"\bbatch\(\s*size\s*="), "batch("),
@@ -315,7 +320,9 @@ def _iterate_cache(
             "'iterate_cache' and 'with_items' exclude each other (as in attune)", where, key=True
         )
     if not isinstance(spec, dict):
-        raise smap.error("'iterate_cache' must be a mapping (owner_type, owner_ref, namespace...)", where)
+        raise smap.error(
+            "'iterate_cache' must be a mapping (owner_type, owner_ref, namespace...)", where
+        )
     for key in spec:
         if key not in _CACHE_FIELDS:
             raise smap.error(
@@ -368,13 +375,9 @@ def _task(body: Any, smap: SourceMap, path: tuple[Any, ...], pack: str | None) -
     if not isinstance(body, dict):
         return body
     body = dict(body)
-    if "wait_for" in body:
-        raise smap.error(
-            "attune's 'wait_for' (an inquiry an action created in attune) has no equivalent here;"
-            " use a task with action core.inquiry before this one (docs/dialects.md)",
-            (*path, "wait_for"),
-            key=True,
-        )
+    wait_for = body.pop("wait_for", None)
+    if wait_for is not None:
+        _check_wait_for(wait_for, body, smap, path)
     if "iterate_cache" in body:
         body["with_items"] = _iterate_cache(body, pack, smap, path)
     iterated = "with_items" in body
@@ -388,7 +391,9 @@ def _task(body: Any, smap: SourceMap, path: tuple[Any, ...], pack: str | None) -
             raise smap.error("'batch_size' must be an integer >= 1", (*path, "batch_size"))
         if not iterated:
             raise smap.error(
-                "'batch_size' needs 'with_items' or 'iterate_cache'", (*path, "batch_size"), key=True
+                "'batch_size' needs 'with_items' or 'iterate_cache'",
+                (*path, "batch_size"),
+                key=True,
             )
         body["with_items"] = _batch_items(body["with_items"], entries, smap, path)
     for key in ("permission_set_refs", "assigned_to"):  # who may answer an inquiry
@@ -412,6 +417,91 @@ def _task(body: Any, smap: SourceMap, path: tuple[Any, ...], pack: str | None) -
             k: _task(v, smap, (*path, "tasks", k), pack) for k, v in body["tasks"].items()
         }
     return body
+
+
+# -- wait_for: {inquiry} -------------------------------------------------------------------
+
+
+def _check_wait_for(
+    wait_for: Any, body: dict[str, Any], smap: SourceMap, path: tuple[Any, ...]
+) -> None:
+    where = (*path, "wait_for")
+    if not isinstance(wait_for, dict) or "inquiry" not in wait_for:
+        raise smap.error("'wait_for' must be a mapping with 'inquiry' (as in attune)", where)
+    for key in wait_for:
+        if key != "inquiry":
+            raise smap.error(
+                f"unknown field {key!r} in wait_for (known: inquiry)", (*where, key), key=True
+            )
+    if "with_items" in body or "iterate_cache" in body or "tasks" in body:
+        raise smap.error(
+            "'wait_for' cannot guard a with_items, iterate_cache or parallel task (as in attune)",
+            where,
+            key=True,
+        )
+
+
+def _retarget(value: Any, old: str, new: str) -> Any:
+    """Every transition target ``old`` in a task's fields, as ``new``."""
+    if isinstance(value, str):
+        return new if value == old else value
+    if isinstance(value, list):
+        return [_retarget(v, old, new) for v in value]
+    return value
+
+
+def _guards(
+    raw: dict[str, Any], tasks: dict[str, Any], smap: SourceMap, pack: str | None
+) -> dict[str, Any]:
+    """attune's ``wait_for: {inquiry: ID}`` on task G: a ``core.inquiry`` task ``G_inquiry``
+    runs where G would have started (every transition to G goes to it) and starts G once
+    answered; ``inquiry.G.response`` is its result."""
+    guarded = {
+        name: body["wait_for"]
+        for name, body in raw.items()
+        if isinstance(body, dict) and isinstance(body.get("wait_for"), dict)
+    }
+    if not guarded:
+        return tasks
+    for name in guarded:
+        gate = f"{name}_inquiry"
+        if gate in tasks:
+            raise smap.error(
+                f"task {name!r}: its wait_for needs the task name {gate!r}, which is taken",
+                ("tasks", name, "wait_for"),
+                key=True,
+            )
+        for body in tasks.values():
+            if not isinstance(body, dict):
+                continue
+            for key in ("on_success", "on_failure", "on_complete"):
+                if key in body:
+                    body[key] = _retarget(body[key], name, gate)
+            for transition in body.get("next") or []:
+                if isinstance(transition, dict) and "do" in transition:
+                    transition["do"] = _retarget(transition["do"], name, gate)
+            for entry in body.get("decision") or []:
+                if isinstance(entry, dict):
+                    for key in ("next", "default"):
+                        if key in entry:
+                            entry[key] = _retarget(entry[key], name, gate)
+    out: dict[str, Any] = {}
+    for name, body in tasks.items():
+        if name in guarded:
+            gate = f"{name}_inquiry"
+            ident = _expression(guarded[name]["inquiry"], pack)
+            ident_text = ident if isinstance(ident, str) else repr(ident)
+            out[gate] = {
+                "action": "core.inquiry",
+                "description": f"attune wait_for: the response that releases task {name!r}",
+                "input": {"prompt": f"Response to inquiry {ident_text} for task '{name}'"},
+                "next": [{"when": "{{ succeeded() }}", "do": [name]}],
+            }
+            line, col = smap.locate(("tasks", name, "wait_for"))
+            if line is not None:
+                smap.values[("tasks", gate)] = (line, col or 1)
+        out[name] = body
+    return out
 
 
 #: Names attune templates may use besides the native ones (``validate``).
@@ -456,11 +546,9 @@ def _action_file(data: dict[str, Any], smap: SourceMap) -> dict[str, Any]:
         try:
             ParameterSpec.model_validate(schema)
         except ValueError as exc:
-            first = str(exc).splitlines()
-            raise smap.error(
-                f"parameter {name!r}: {first[2].strip() if len(first) > 2 else exc}",
-                ("parameters", name),
-            ) from None
+            errors = getattr(exc, "errors", None)
+            detail = errors()[0].get("msg", "invalid") if callable(errors) else str(exc)
+            raise smap.error(f"parameter {name!r}: {detail}", ("parameters", name)) from None
     from ..exceptions import SpecError
 
     graph = Path(smap.file).parent / relative
@@ -500,7 +588,9 @@ def translate_attune(data: dict[str, Any], smap: SourceMap) -> dict[str, Any]:
     out = {k: v for k, v in data.items() if k not in ("ref", "label", "metadata", "output_schema")}
     if "name" not in out and isinstance(data.get("ref"), str):
         out = {"name": data["ref"], **out}
-        smap.values[("name",)] = smap.locate(("ref",))
+        line, col = smap.locate(("ref",))
+        if line is not None:
+            smap.values[("name",)] = (line, col or 1)
     if "description" not in out and isinstance(data.get("label"), str):
         out["description"] = data["label"]
     if "parameters" in out:
@@ -510,5 +600,7 @@ def translate_attune(data: dict[str, Any], smap: SourceMap) -> dict[str, Any]:
     if "output_map" in out:
         out["output_map"] = _expression(out["output_map"], pack)
     if isinstance(out.get("tasks"), dict):
-        out["tasks"] = {k: _task(v, smap, ("tasks", k), pack) for k, v in out["tasks"].items()}
+        raw = out["tasks"]
+        out["tasks"] = {k: _task(v, smap, ("tasks", k), pack) for k, v in raw.items()}
+        out["tasks"] = _guards(raw, out["tasks"], smap, pack)
     return out

@@ -339,7 +339,7 @@ def attune_cache(context: Any, key: str) -> list[Any]:
     )
 
 
-FUNCTIONS = {
+FUNCTIONS: dict[str, Any] = {
     "ctx": ctx,
     "yaql": yaql,
     "task_status": task_status,
@@ -352,5 +352,5 @@ FUNCTIONS = {
 FUNCTION_NAMES = frozenset(FUNCTIONS)
 #: attune's ``now()`` and ``uuid()``: known in attune documents only (a native document that
 #: calls ``now()`` is refused by the strict templates, as before).
-ATTUNE_ONLY = {"now": now, "uuid": uuid_}
+ATTUNE_ONLY: dict[str, Any] = {"now": now, "uuid": uuid_}
 register_globals({**FUNCTIONS, **ATTUNE_ONLY})

@@ -25,7 +25,9 @@ INSTALL_PACKS = HERE / "packs/core/workflows/install_packs.yaml"
 CACHE_WORKFLOW = HERE / "docs/examples/cache-iteration-workflow.workflow.yaml"
 CACHE_ACTION = HERE / "docs/examples/cache-iteration-workflow-action.yaml"
 INQUIRY_ACTION = HERE / "tests/fixtures/packs/test_pack/actions/inquiry_workflow.yaml"
-INQUIRY_WORKFLOW = HERE / "tests/fixtures/packs/test_pack/actions/workflows/inquiry_workflow.workflow.yaml"
+INQUIRY_WORKFLOW = (
+    HERE / "tests/fixtures/packs/test_pack/actions/workflows/inquiry_workflow.workflow.yaml"
+)
 
 _lock = threading.Lock()
 #: What the pack actions return / whether they fail, set per test.
@@ -139,8 +141,12 @@ def test_install_packs_happy_path(engine: Any, install_packs: Path) -> None:
     )
     calls = dict(CALLS)
     # initialize published temp_dir from uuid(); download_packs got it through workflow.*
-    assert calls["attune_core.download_packs"]["destination_dir"].startswith("/tmp/attune-pack-install-")
-    assert len(calls["attune_core.download_packs"]["destination_dir"]) > len("/tmp/attune-pack-install-")
+    assert calls["attune_core.download_packs"]["destination_dir"].startswith(
+        "/tmp/attune-pack-install-"
+    )
+    assert len(calls["attune_core.download_packs"]["destination_dir"]) > len(
+        "/tmp/attune-pack-install-"
+    )
     assert calls["attune_core.download_packs"]["packs"] == ["https://example.com/a.git"]
     # workflow.downloaded_packs | map(attribute='pack_path') | list
     assert calls["attune_core.build_pack_envs"]["pack_paths"] == ["/tmp/x/slack", "/tmp/x/aws"]
@@ -182,7 +188,9 @@ def test_install_packs_missing_dependencies_clean_up(engine: Any, install_packs:
     assert run.status == "succeeded", run.error  # the failure branch handled it
 
 
-def test_install_packs_env_build_failure_with_force_goes_on(engine: Any, install_packs: Path) -> None:
+def test_install_packs_env_build_failure_with_force_goes_on(
+    engine: Any, install_packs: Path
+) -> None:
     """``on_failure: [{when: force or skip_env_build, do: [{when: not skip_tests, next:
     run_tests}, ...]}]`` (nested conditions) joins both conditions with ``failed()``."""
     PLAN["attune_core.download_packs"] = DOWNLOADED
@@ -204,7 +212,9 @@ def test_install_packs_env_build_failure_with_force_goes_on(engine: Any, install
     assert run.status == "succeeded", run.error
 
 
-def test_install_packs_env_build_failure_without_force_cleans_up(engine: Any, install_packs: Path) -> None:
+def test_install_packs_env_build_failure_without_force_cleans_up(
+    engine: Any, install_packs: Path
+) -> None:
     PLAN["attune_core.download_packs"] = DOWNLOADED
     PLAN["attune_core.get_pack_dependencies"] = {"missing_dependencies": []}
     PLAN["attune_core.build_pack_envs"] = RuntimeError("pip failed")
@@ -250,7 +260,10 @@ def _examples_pack(tmp_path: Path) -> Path:
 
 def _users(n: int) -> list[dict[str, Any]]:
     return [
-        {"external_id": f"u{i}", "value": {"name": f"user {i}", "score": float("nan") if i == 3 else i}}
+        {
+            "external_id": f"u{i}",
+            "value": {"name": f"user {i}", "score": float("nan") if i == 3 else i},
+        }
         for i in range(n)
     ]
 
@@ -306,16 +319,72 @@ def test_cache_iteration_missing_cache_is_one_line(engine: Any) -> None:
 # -- tests/fixtures/packs/test_pack (wait_for.inquiry) --------------------------------------
 
 
-@pytest.mark.parametrize("path", [INQUIRY_WORKFLOW, INQUIRY_ACTION])
-def test_inquiry_wait_for_is_refused_with_one_line(path: Path) -> None:
+@jw.task(name="test_pack.create_inquiry")
+def create_inquiry(**inputs: Any) -> Any:
+    _play("test_pack.create_inquiry", inputs)
+    return {"inquiry_id": 42, "status": "pending"}
+
+
+INQUIRY_PARAMETERS = {
+    "purpose": "release",
+    "prompt": "Ship it?",
+    "response_schema": {"type": "object", "properties": {"approved": {"type": "boolean"}}},
+    "response_options": ["yes", "no"],
+    "timeout_seconds": 60,
+}
+
+
+@pytest.mark.parametrize(
+    ("answer", "handler", "outcome"),
+    [(True, "approved_handler", "approved"), (False, "denied_handler", "denied")],
+)
+def test_inquiry_workflow_waits_for_the_response(
+    engine: Any, answer: bool, handler: str, outcome: str
+) -> None:
+    """The action file (its parameters) with its graph: the guarded task starts only once the
+    inquiry is answered, and its transitions read ``inquiry.guarded_task.response``."""
+    workflow = jw.load(INQUIRY_ACTION)
+    assert workflow.name == "inquiry_workflow"
+    assert workflow.spec.parameters["timeout_seconds"].required
+    run = workflow.run(INQUIRY_PARAMETERS)
+    assert run.status == "waiting", run.error
+    assert sorted(_ran(run)) == ["guarded_task_inquiry", "request_inquiry"]
+    (call,) = [c for n, c in CALLS if n == "test_pack.create_inquiry"]
+    assert call == INQUIRY_PARAMETERS
+    gate = next(t for t in run.tasks if t["task"] == "guarded_task_inquiry")
+    assert gate["status"] == "waiting"
+    run.respond("guarded_task_inquiry", {"approved": answer, "note": None})
+    run.wait(timeout=120)
+    assert run.status == "succeeded", run.error
+    assert sorted(_ran(run)) == sorted(
+        ["request_inquiry", "guarded_task_inquiry", "guarded_task", handler]
+    )
+    assert run.outputs == {
+        "inquiry_id": 42,
+        "outcome": outcome,
+        "response": {"approved": answer, "note": None},
+    }
+
+
+def test_inquiry_graph_file_alone_needs_its_parameters(engine: Any) -> None:
+    """The graph file without its action file has no declared parameters: a run that passes
+    them is refused with one line (attune keeps them in the action file)."""
+    with pytest.raises(Exception) as info:
+        jw.load(INQUIRY_WORKFLOW).run(INQUIRY_PARAMETERS)
+    assert str(info.value) == (
+        "workflow 'inquiry_workflow' has no parameter 'purpose' (declared: none)"
+    )
+
+
+def test_wait_for_bad_shapes_are_positioned(tmp_path: Path) -> None:
+    path = tmp_path / "w.yaml"
+    path.write_text(
+        "ref: p.w\ntasks:\n  - name: a\n    action: core.echo\n    next: [{do: [b]}]\n"
+        "  - name: b\n    action: core.echo\n    wait_for: {inquiry: 1, after: 2}\n"
+    )
     with pytest.raises(SpecError) as info:
         jw.load(path)
-    text = str(info.value)
-    assert "\n" not in text
-    assert text.startswith(f"{INQUIRY_WORKFLOW}:25:5: ") or text.startswith(
-        f"{INQUIRY_WORKFLOW.relative_to(Path.cwd()) if INQUIRY_WORKFLOW.is_relative_to(Path.cwd()) else INQUIRY_WORKFLOW}:25:5: "
-    ), text
-    assert "wait_for" in text
+    assert str(info.value) == f"{path}:8:28: unknown field 'after' in wait_for (known: inquiry)"
 
 
 # -- pack.config / config -------------------------------------------------------------------
@@ -379,5 +448,7 @@ def test_unknown_attune_fields_are_positioned(tmp_path: Path) -> None:
     )
     with pytest.raises(SpecError) as info:
         jw.load(path)
-    assert str(info.value) == f"{path}:8:7: unknown field 'colour' in iterate_cache (known: " \
+    assert (
+        str(info.value) == f"{path}:8:7: unknown field 'colour' in iterate_cache (known: "
         "owner_type, owner_ref, namespace, generation, require_fresh, page_size)"
+    )
