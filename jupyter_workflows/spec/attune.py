@@ -11,7 +11,7 @@ differs, and how it is read (docs/dialects.md has the full table):
   informational;
 - in templates, ``workflow.x``/``variables.x`` (attune's run-variable scope) is ``vars.x``,
   ``tasks.x`` is ``task.x``, ``result()`` is ``result``, ``config.x`` and ``pack.config.x`` (the
-  pack's configuration) are ``pack_config('PACK').x``, ``keystore.k`` is ``kv.get('k')``,
+  pack's configuration) are ``pack_config('PACK').x``, ``keystore.k`` is ``secret('k')``,
   ``kv.get_secret(k)`` is ``secret(k)``, ``system.execution_id`` is ``system.run_id``,
   ``system.identity`` is ``system.user``, Tera's ``batch(size=N)`` is ``batch(N)`` and
   ``a ? b : c`` is ``(b if a else c)``;
@@ -46,7 +46,7 @@ _REWRITES = (
     (re.compile(r"(?<![\w.])(?:workflow|variables)\."), "vars."),
     (re.compile(r"(?<![\w.])tasks\."), "task."),
     (re.compile(r"(?<![\w.])result\(\s*\)"), "result"),
-    (re.compile(r"(?<![\w.])keystore\.(\w+)"), r"kv.get('\1')"),
+    (re.compile(r"(?<![\w.])keystore\.(\w+)"), r"secret('\1')"),
     (re.compile(r"\bkv\.get_secret\("), "secret("),
     (re.compile(r"(?<![\w.])task\.(\w+)\.inquiry_id\b"), r"task.\1.result.inquiry_id"),
     (re.compile(r"(?<![\w.])inquiry\.(\w+)\.response\b"), r"task.\1_inquiry.result"),
