@@ -484,3 +484,23 @@ def test_unsupported_attune_system_name_is_positioned(tmp_path: Path) -> None:
         jw.load(path).validate()
     text = str(info.value)
     assert text.startswith(f"{path}:5:") and "workflow_start" in text and "\n" not in text
+
+
+@pytest.mark.parametrize("fixture", ["install_packs", "cache", "inquiry"])
+def test_converted_native_document_validates(
+    fixture: str, install_packs: Path, tmp_path: Path
+) -> None:
+    """``jupyter-workflows convert``'s output (``to_yaml``) validates as a native document."""
+    source = {
+        "install_packs": install_packs,
+        "cache": _examples_pack(tmp_path),
+        "inquiry": INQUIRY_ACTION,
+    }[fixture]
+    workflow = jw.load(source)
+    workflow.validate()
+    native = tmp_path / "native.yaml"
+    native.write_text(workflow.to_yaml())
+    again = jw.load(native)
+    again.validate()
+    assert getattr(again.source_map, "dialect", None) is None
+    assert sorted(again.compiled.tasks) == sorted(workflow.compiled.tasks)
