@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import hooks as _hooks
 from ._version import __version__
 from .actions.builtins import record
 from .actions.registry import task
@@ -58,7 +59,7 @@ _LAZY = {
     "resume": ("jupyter_workflows.engine.api", "resume"),
     "runs": ("jupyter_workflows.engine.api", "runs"),
     "triggers": ("jupyter_workflows.lifecycles.traits", "load_triggers"),
-    "workflow": ("jupyter_workflows.spec.python", "workflow"),
+    "workflow": ("jupyter_workflows.definition", "workflow"),
 }
 
 
@@ -75,6 +76,33 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+# -- the composition root ------------------------------------------------------------------------
+# The layers point one way (docs/architecture.md); the calls users make on lower-layer objects
+# that a higher layer answers are wired here, the one module that knows every layer, and stay
+# lazy: nothing below loads until it is called.
+def _start_run(workflow: Any, parameters: Any = None, **options: Any) -> Any:
+    from .engine.api import start_run
+
+    return start_run(workflow, parameters, **options)
+
+
+def _display_bundle(obj: Any) -> dict[str, Any]:
+    from .jupyter.display import bundle
+
+    return bundle(obj)
+
+
+def _notebook_workflow(path: Any, workflow: str | None = None) -> Any:
+    from .jupyter.notebook_loader import workflow_from_notebook
+
+    return workflow_from_notebook(path, workflow)
+
+
+_hooks.install(
+    start_run=_start_run, display_bundle=_display_bundle, notebook_workflow=_notebook_workflow
+)
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:

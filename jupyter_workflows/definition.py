@@ -9,14 +9,25 @@ from __future__ import annotations
 
 import functools
 import os
-import re
-import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from . import hooks
 from .exceptions import ActionNotFound, SpecError
+
+# How a workflow is found (registered names, NAME.yaml beside a parent) lives in ``sources``;
+# these names stay importable from here.
+from .sources import (
+    get_workflow,
+    is_notebook,
+    looks_like_path,
+    register_workflow,
+    registered_workflows,
+    resolve_workflow,
+)
 from .spec.compile import CompiledWorkflow, compile_workflow
 from .spec.loader import SourceMap, check_regular_file, load_spec, read_text
 from .spec.models import WorkflowSpec
@@ -27,10 +38,17 @@ if TYPE_CHECKING:  # pragma: no cover
     from .engine.run import Run
     from .spec.validate import Warning_
 
-__all__ = ["Workflow", "get_workflow", "load", "register_workflow", "resolve_workflow"]
+__all__ = [
+    "Workflow",
+    "get_workflow",
+    "load",
+    "register_workflow",
+    "registered_workflows",
+    "resolve_workflow",
+    "workflow",
+]
 
-_WORKFLOWS: dict[str, Workflow] = {}
-_LOCK = threading.Lock()
+_looks_like_path = looks_like_path  # the name other modules imported before ``sources``
 
 
 class Workflow:
@@ -242,14 +260,12 @@ class Workflow:
         wait:
             Block until the run ends (or pauses, or waits for an inquiry).
         """
-        from .engine.api import start_run
-
-        return start_run(self, parameters, wait=wait, **options)
+        # ``engine.api.start_run``: the engine is a layer above this one (see ``hooks``).
+        run: Run = hooks.start_run(self, parameters, wait=wait, **options)
+        return run
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, Any]:
-        from .jupyter.display import workflow_bundle
-
-        return workflow_bundle(self)
+        return hooks.display_bundle(self)  # the ``jupyter`` layer's display
 
 
 _TASK_ORDER = [
@@ -305,24 +321,6 @@ def _tidy_task(task: dict[str, Any]) -> dict[str, Any]:
 _ACCEPTS = "jw.load() takes a .yaml, .yml or .json workflow file, or the YAML/JSON text itself"
 
 
-def _looks_like_path(value: str) -> bool:
-    """A path rather than a document: one line that names something on disk, a workflow file's
-    name, or one line with no ``key: value`` mapping (as YAML that would be a bare string, never
-    a workflow).
-
-    Decided on the string and at most an ``lstat``: nothing is opened here, so a FIFO or a
-    device is never touched (:func:`load` then refuses anything but a regular file), and a name
-    too long for the OS is simply not there.
-    """
-    if not value.strip() or "{" in value or any(c < " " for c in value):
-        return False  # empty, flow YAML/JSON, several lines, control characters: text
-    if len(value) < 4096 and os.path.lexists(value):
-        return True
-    if re.match(r"\s*[^\s:#][^:]*:(\s|$)", value):
-        return False  # ``name: x``: a one-line YAML mapping
-    return value.endswith((".yaml", ".yml", ".json", ".ipynb")) or ":" not in value
-
-
 def load(source: str | os.PathLike[str], *, name: str | None = None) -> Workflow:
     """Load a workflow from a file path or from YAML/JSON text.
 
@@ -338,7 +336,7 @@ def load(source: str | os.PathLike[str], *, name: str | None = None) -> Workflow
     SpecError
         With ``FILE:LINE:COL`` for any invalid document.
     """
-    if isinstance(source, os.PathLike) or (isinstance(source, str) and _looks_like_path(source)):
+    if isinstance(source, os.PathLike) or (isinstance(source, str) and looks_like_path(source)):
         path = Path(source)
         try:
             check_regular_file(path)
@@ -346,7 +344,7 @@ def load(source: str | os.PathLike[str], *, name: str | None = None) -> Workflow
             if exc.message == "no such file":
                 raise SpecError(f"no such file ({_ACCEPTS})", file=exc.file) from None
             raise
-        if path.suffix == ".ipynb":
+        if is_notebook(path.name):
             raise SpecError(
                 f"{_ACCEPTS}; a notebook runs with `jupyter-workflows run {path}` "
                 "or its %%workflow cells",
@@ -369,33 +367,51 @@ def _stem_name(path: Path) -> str:
     return stem if re.match(r"[A-Za-z_]", stem) else f"_{stem}"
 
 
-def register_workflow(workflow: Workflow) -> Workflow:
-    """Make ``workflow`` resolvable by name (nested runs, magics, the REST API)."""
-    with _LOCK:
-        _WORKFLOWS[workflow.name] = workflow
-    return workflow
+def workflow(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    schedule: str | None = None,
+    register: bool = True,
+) -> Any:
+    """Turn a function into a :class:`~jupyter_workflows.Workflow` (``@jw.workflow``).
 
+    The function is traced once, at decoration time (:mod:`jupyter_workflows.spec.python`).
 
-def get_workflow(name: str) -> Workflow | None:
-    """The registered workflow called ``name``, if any."""
-    return _WORKFLOWS.get(name)
+    Parameters
+    ----------
+    name:
+        The workflow's name (default: the function's).
+    schedule:
+        A cron expression (``"0 9 * * *"``) for ``jupyter-workflows serve``.
+    register:
+        Make it resolvable by name (nested workflows, magics, REST).
 
+    Examples
+    --------
+    >>> import jupyter_workflows as jw
+    >>> @jw.task
+    ... def double(x: int) -> int:
+    ...     return 2 * x
+    >>> @jw.workflow
+    ... def pipeline(n: int = 3):
+    ...     "Double twice."
+    ...     return double(double(n))
+    >>> sorted(pipeline.compiled.tasks)
+    ['double', 'double_2']
+    """
 
-def registered_workflows() -> dict[str, Workflow]:
-    """All registered workflows (a copy)."""
-    return dict(_WORKFLOWS)
+    def build(f: Callable[..., Any]) -> Workflow:
+        from .actions.registry import BUILDER
+        from .spec.python import trace
 
+        spec, smap, base_dir = trace(f, BUILDER, name=name, schedule=schedule)
+        wf = Workflow(spec, source_map=smap, base_dir=base_dir)
+        if register:
+            register_workflow(wf)
+        return wf
 
-def resolve_workflow(name: str, base_dir: str | Path | None = None) -> Workflow:
-    """A registered workflow, else ``NAME.yaml``/``NAME.yml`` in ``base_dir``."""
-    found = _WORKFLOWS.get(name)
-    if found is not None:
-        return found
-    if base_dir is not None:
-        for ext in (".yaml", ".yml", ".json"):
-            candidate = Path(base_dir) / f"{name}{ext}"
-            if candidate.is_file():
-                return load(candidate)
-    raise ActionNotFound(
-        f"unknown workflow {name!r} (register it, or put {name}.yaml beside the parent workflow)"
-    )
+    if fn is not None:
+        return build(fn)
+    return build

@@ -14,11 +14,17 @@ where (``FILE:LINE:COL``, a task name, a run id) and what. Surfaces rely on that
     ├── StoreError           the store cannot be read or written (corrupt, newer schema)
     ├── InquiryError         a response does not fit the inquiry's schema, or nothing waits
     └── RunStateError        the run cannot do that now (resume a running run, ...)
+
+And the one home of one-line error text: :func:`first_line` (what surfaces print for an error
+they did not expect to be long), :func:`error_line` (``Type: message``, what a failed task
+reports, CONTRACT §2), :func:`describe` (our errors as they are, others with their type) and
+:func:`one_line` (any text folded onto one line).
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "NO_MESSAGE",
     "ActionNotFound",
     "InquiryError",
     "ParameterError",
@@ -27,6 +33,10 @@ __all__ = [
     "SpecError",
     "StoreError",
     "WorkflowError",
+    "describe",
+    "error_line",
+    "first_line",
+    "one_line",
 ]
 
 
@@ -101,3 +111,50 @@ class InquiryError(WorkflowError):
 
 class RunStateError(WorkflowError):
     """The run is in a state that does not allow the request."""
+
+
+# -- one-line error text ------------------------------------------------------------------------
+#: The message of an exception raised without one (``raise KeyError()``).
+NO_MESSAGE = "(no message)"
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of ``str(exc)``, else the exception type's name (a message-less error)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def describe(exc: BaseException) -> str:
+    """One line for a person: a :class:`WorkflowError` as it is (it already says where and
+    what), any other error prefixed with its type (``KeyError: 'x'``, or only the type's name)."""
+    if isinstance(exc, WorkflowError):
+        return first_line(exc)
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def error_line(exc: BaseException) -> str:
+    """``Type: message`` on one line, always: the first line of the message that says
+    something (blank and rule-only lines such as ``-----`` are skipped), or :data:`NO_MESSAGE`
+    when the exception has none (CONTRACT §2)."""
+    try:
+        text = str(exc)
+    except Exception:  # a broken __str__ must not hide the error itself
+        text = ""
+    message = next((line.strip() for line in text.splitlines() if _says_something(line)), "")
+    name = type(exc).__name__
+    if isinstance(exc, TimeoutError):
+        name = "TimeoutError"
+    return f"{name}: {message or NO_MESSAGE}"
+
+
+def _says_something(line: str) -> bool:
+    return any(c.isalnum() for c in line)
+
+
+def one_line(text: str, *, squeeze: bool = False) -> str:
+    """``text`` on one line: its non-blank lines, stripped, joined by a space; with ``squeeze``
+    every run of white space (inside lines too) becomes one space."""
+    if squeeze:
+        return " ".join(str(text).split())
+    return " ".join(line.strip() for line in str(text).strip().splitlines() if line.strip())

@@ -85,7 +85,7 @@ from jinja2 import BaseLoader, ChainableUndefined, Undefined, nodes
 from jinja2.exceptions import SecurityError, TemplateSyntaxError
 from jinja2.parser import Parser
 
-from jupyter_workflows.exceptions import WorkflowError
+from jupyter_workflows.exceptions import WorkflowError, one_line
 from jupyter_workflows.sandbox import BoundedSandbox
 
 __all__ = [
@@ -659,10 +659,6 @@ def _compile(text: str) -> Callable[[Mapping[str, Any]], Any]:
     return _ENV.bounded(_ENV.from_string(tree).render)
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
 def _quote(text: str) -> str:
     quoted = text.replace("\r", "\\r").replace("\n", "\\n")
     if len(quoted) > _MAX_QUOTED:
@@ -674,14 +670,61 @@ def _describe(error: BaseException) -> str:
     if isinstance(error, ExpressionError):
         return error.message
     if isinstance(error, TemplateSyntaxError):
-        return _one_line(f"{type(error).__name__}: line {error.lineno}: {error.message}")
-    message = _one_line(str(error))
+        return one_line(
+            f"{type(error).__name__}: line {error.lineno}: {error.message}", squeeze=True
+        )
+    message = one_line(str(error), squeeze=True)
     return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
 def _render_error(text: str, error: Exception) -> ExpressionError:
     message = MASKER.mask_text(f"cannot render {_quote(text)}: {_describe(error)}")
     return ExpressionError(message, template=text)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def parse_template(text: str) -> nodes.Template:
+    """Jinja's syntax tree of ``text``, parsed once (validation asks several questions of it).
+
+    Raises Jinja's ``TemplateSyntaxError`` (not cached: a failed parse is parsed again).
+    The tree is shared: callers must not change it.
+    """
+    return _ENV.parse(text)
+
+
+#: Nodes that declare names inside a template; a tree without them names only what it reads.
+_DECLARING = (
+    nodes.For,
+    nodes.Assign,
+    nodes.AssignBlock,
+    nodes.Macro,
+    nodes.CallBlock,
+    nodes.FilterBlock,
+    nodes.With,
+    nodes.Scope,
+    nodes.Block,
+    nodes.Import,
+    nodes.FromImport,
+    nodes.OverlayScope,
+)
+
+
+def _undeclared_names(tree: nodes.Template) -> set[str]:
+    """The names ``tree`` reads from its scope: Jinja's own analysis only where the template
+    declares names itself (it generates Python code to find out, ~3 ms a template); a plain
+    expression's loaded names otherwise."""
+    from jinja2 import meta
+
+    if tree.find(_DECLARING) is not None:  # type: ignore[arg-type]
+        return meta.find_undeclared_variables(tree)
+    return {node.name for node in tree.find_all(nodes.Name) if node.ctx == "load"}
+
+
+def needs_compile_check(tree: nodes.Template) -> bool:
+    """Whether compiling ``tree`` can find errors its parse did not: Jinja reports some only
+    while generating code (an assignment to ``loop``, a block defined twice); a template of
+    output and expressions alone has none (its filters and tests are checked by name)."""
+    return any(not isinstance(node, nodes.Output) for node in tree.body)
 
 
 def template_error(text: str) -> tuple[int, int, str] | None:
@@ -706,10 +749,25 @@ def template_error(text: str) -> tuple[int, int, str] | None:
     try:
         _compile(text)
     except TemplateSyntaxError as error:
-        return (error.lineno or 1, 1, _one_line(error.message or type(error).__name__))
+        return (error.lineno or 1, 1, one_line(error.message or type(error).__name__, squeeze=True))
     except Exception as error:  # a recursion limit on absurd nesting, ...
         return (1, 1, _describe(error))
     return None
+
+
+def template_syntax_error(text: str) -> tuple[int, int, str] | None:
+    """:func:`template_error` for validation: parse only (once, shared with the name checks),
+    and compile just the templates that have statements, where Jinja finds more errors while
+    generating code. A 20,000-entry ``decision`` validates in a fraction of the time."""
+    if not isinstance(text, str) or not is_template(text):
+        return None
+    try:
+        tree = parse_template(text)
+    except TemplateSyntaxError as error:
+        return (error.lineno or 1, 1, one_line(error.message or type(error).__name__, squeeze=True))
+    except Exception as error:  # a recursion limit on absurd nesting, ...
+        return (1, 1, _describe(error))
+    return template_error(text) if needs_compile_check(tree) else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -910,16 +968,14 @@ def check_template_names(text: str, rules: NameRules) -> list[tuple[int, int, st
         ``(line, column, message)`` within ``text`` (1-based) for each problem; empty when the
         template is fine or does not even parse (:func:`template_error` reports that).
     """
-    from jinja2 import meta
-
     if not isinstance(text, str) or not is_template(text):
         return []
     try:
-        tree = _ENV.parse(text)
+        tree = parse_template(text)
     except Exception:
         return []
     try:
-        undeclared = meta.find_undeclared_variables(tree)
+        undeclared = _undeclared_names(tree)
     except Exception:  # an unknown filter or test stops Jinja's analysis: report those alone
         undeclared = set()
     problems: list[tuple[int, int, str]] = []

@@ -107,7 +107,7 @@ def pickling_error(value: Any) -> str | None:
     try:
         cloudpickle.dumps(value, protocol=5, buffer_callback=_drop)
     except Exception as exc:  # whatever __reduce__ raises
-        from jupyter_workflows.engine.context import error_line
+        from .exceptions import error_line
 
         return (
             f"PicklingError: the result (a {type_name(value)}) cannot be pickled, "

@@ -52,7 +52,7 @@ LAZY = {
     "resume": ("jupyter_workflows.engine.api", "resume"),
     "runs": ("jupyter_workflows.engine.api", "runs"),
     "triggers": ("jupyter_workflows.lifecycles.traits", "load_triggers"),
-    "workflow": ("jupyter_workflows.spec.python", "workflow"),
+    "workflow": ("jupyter_workflows.definition", "workflow"),
 }
 
 EAGER = [name for name in PUBLIC if name not in LAZY]

@@ -11,14 +11,10 @@ import subprocess
 import time
 from typing import Any
 
+from .base import ActionDef, ActionFailed, _plain
 from .llm import llm_prompt
-from .registry import ActionDef, _plain
 
-__all__ = ["BUILTINS", "record"]
-
-
-class ActionFailed(Exception):
-    """Raised by ``core.fail`` and by builtins whose work failed (non-zero exit, HTTP error)."""
+__all__ = ["BUILTINS", "ActionFailed", "record"]
 
 
 def noop() -> None:

@@ -57,7 +57,7 @@ def llm_prompt(
     """Ask an OpenAI-compatible chat-completions server; return the reply's text."""
     import httpx
 
-    from .builtins import ActionFailed
+    from .base import ActionFailed
 
     base = (base_url or os.environ.get("OPENAI_BASE_URL") or "http://127.0.0.1:11434/v1").rstrip(
         "/"
@@ -117,7 +117,7 @@ def llm_prompt(
 
 def _read_stream(lines: Any) -> tuple[str, dict[str, Any] | None, str | None]:
     """The text, usage and model of a chat-completions event stream."""
-    from .builtins import ActionFailed
+    from .base import ActionFailed
 
     parts: list[str] = []
     usage = model = None

@@ -11,48 +11,19 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import hashlib
 import importlib
-import inspect
 import os
 import re
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, overload
 
 from ..exceptions import ActionNotFound, SpecError
+from .base import ActionDef, _plain, _signature, _wants_context
 
 __all__ = ["ActionDef", "TaskFunction", "get_registry", "resolve_action", "task"]
-
-
-@dataclass(frozen=True)
-class ActionDef:
-    """A resolved action: the function and the options its decorator gave."""
-
-    name: str
-    fn: Callable[..., Any]
-    resources: dict[str, float] | None = None
-    retry: Any = None
-    timeout: float | None = None
-    cache: Any = None
-    queue: str | None = None
-    #: True for ``core.inquiry`` and nested-workflow-like actions the engine handles itself.
-    engine_side: bool = False
-    wants_context: bool = False
-    signature: inspect.Signature | None = field(default=None, compare=False)
-
-    @functools.cached_property
-    def code_hash(self) -> str:
-        """A hash of the function's source (or bytecode), for cache keys."""
-        try:
-            src = inspect.getsource(self.fn).encode()
-        except (OSError, TypeError):
-            code = getattr(self.fn, "__code__", None)
-            src = code.co_code if code is not None else repr(self.fn).encode()
-        return hashlib.sha256(src).hexdigest()[:16]
 
 
 _REGISTRY: dict[str, ActionDef] = {}
@@ -64,13 +35,6 @@ BUILDER: contextvars.ContextVar[Any] = contextvars.ContextVar("jw_builder", defa
 def get_registry() -> dict[str, ActionDef]:
     """The registered actions (a copy)."""
     return dict(_REGISTRY)
-
-
-def _wants_context(fn: Callable[..., Any]) -> bool:
-    try:
-        return "context" in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 class TaskFunction:
@@ -242,19 +206,6 @@ def _check_options(name: str | None, **given: Any) -> dict[str, Any]:
         "cache": parsed.cache,
         "queue": parsed.queue,
     }
-
-
-def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
-    try:
-        return inspect.signature(fn)
-    except (TypeError, ValueError):
-        return None
-
-
-def _plain(name: str, fn: Callable[..., Any], **options: Any) -> ActionDef:
-    return ActionDef(
-        name=name, fn=fn, wants_context=_wants_context(fn), signature=_signature(fn), **options
-    )
 
 
 def _builtins() -> dict[str, ActionDef]:

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from .._version import __version__
-from ..exceptions import WorkflowError
+from ..exceptions import WorkflowError, first_line
 
 __all__ = ["main"]
 
@@ -156,6 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_lifecycle_commands(add)
 
+    from .store_commands import add_commands as add_store_commands
+
+    add_store_commands(add, common)
+
     p = add("serve", "run schedules and the REST API without JupyterLab")
     p.add_argument("--port", type=int, default=8899)
     p.add_argument("--ip", default="127.0.0.1")
@@ -199,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (WorkflowError, UsageFailure) as exc:
         if debug:
             raise
-        print(_one_line(exc), file=sys.stderr)
+        print(first_line(exc), file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader of stdout went away (``| head``): stop quietly
         logic._drop_stdout()
@@ -211,15 +215,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         print(
-            f"internal error: {type(exc).__name__}: {_one_line(exc)} (rerun with --debug)",
+            f"internal error: {type(exc).__name__}: {first_line(exc)} (rerun with --debug)",
             file=sys.stderr,
         )
         return 2
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def _entry() -> None:  # pragma: no cover

@@ -10,11 +10,11 @@ import json
 import os
 import sys
 from argparse import Namespace
-from pathlib import Path
 from typing import Any
 
-from ..definition import Workflow, load
-from ..exceptions import SpecError, WorkflowError
+from ..exceptions import SpecError, WorkflowError, first_line
+from ..sources import load_target
+from ..statuses import ENDED_RUN
 from ..values import to_json_form
 
 __all__ = ["exit_code", "load_target", "out", "render_trace"]
@@ -50,46 +50,12 @@ EXIT_CODES = {
 }
 
 
-ENDED = ("succeeded", "failed", "cancelled")
+ENDED = ENDED_RUN
 
 
 def exit_code(status: str) -> int:
     """CONTRACT §5 exit code for a run status."""
     return EXIT_CODES.get(status, 1)
-
-
-def load_target(file: str, workflow: str | None = None) -> Workflow:
-    """A workflow from a YAML/JSON file, an exported job folder, or a notebook.
-
-    Extensions are matched without regard to case (``HELLO.YAML``). ``workflow`` picks one of a
-    notebook's workflows; for a file or job folder, which hold one, it must name that one.
-    """
-    path = Path(file)
-    if path.is_dir():
-        for candidate in ("workflow.yaml", "workflow.yml", "workflow.json"):
-            if (path / candidate).is_file():
-                return _named(load(path / candidate), workflow, file)
-        raise SpecError("not a job folder: no workflow.yaml inside", file=file)
-    suffix = path.suffix.lower()
-    if suffix == ".ipynb":
-        from ..jupyter.notebook_loader import workflow_from_notebook
-
-        return workflow_from_notebook(path, workflow)
-    if not path.exists():
-        raise SpecError("no such file", file=file)
-    if suffix not in (".yaml", ".yml", ".json"):
-        raise SpecError("expected a .yaml, .yml, .json, .ipynb file or a job folder", file=file)
-    return _named(load(path), workflow, file)
-
-
-def _named(wf: Workflow, workflow: str | None, file: str) -> Workflow:
-    if workflow is not None and workflow != wf.name:
-        raise SpecError(
-            f"the file defines workflow {wf.name!r}, not {workflow!r} "
-            "(--workflow chooses among a notebook's workflows)",
-            file=file,
-        )
-    return wf
 
 
 def out(text: str, end: str = "\n") -> None:
@@ -164,7 +130,7 @@ def _connect(args: Namespace) -> None:
     except Exception as exc:
         raise UsageError(
             f"--scheduler {address}: cannot connect to the Dask scheduler: "
-            f"{type(exc).__name__}: {_first_line(exc)}"
+            f"{type(exc).__name__}: {first_line(exc)}"
         ) from exc
 
 
@@ -196,11 +162,6 @@ def _probe_scheduler(address: str) -> None:
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise UsageError(f"--scheduler {address}: cannot connect ({reason})") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def _print_warnings(warnings) -> None:

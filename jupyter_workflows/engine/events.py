@@ -8,7 +8,10 @@ store's append-only event log holds, and replaying the log rebuilds a run exactl
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..executors.base import Outcome
 
 __all__ = [
     "AttemptDone",
@@ -65,6 +68,23 @@ class AttemptDone(Event):
     cached: bool = False
     #: The last ``(done, total)`` the task reported with ``context.progress``, if any.
     progress: tuple[int, int] | list[int] | None = None
+
+    @classmethod
+    def from_outcome(cls, time: float, outcome: Outcome) -> AttemptDone:
+        """The event for an executor's :class:`~jupyter_workflows.executors.base.Outcome`."""
+        return cls(
+            time,
+            key=outcome.key,
+            ok=outcome.ok,
+            result=outcome.result,
+            error=outcome.error,
+            error_type=outcome.error_type,
+            logs=list(outcome.logs),
+            started_at=outcome.started_at,
+            ended_at=outcome.ended_at,
+            worker=outcome.worker,
+            progress=outcome.progress,
+        )
 
 
 @dataclass(frozen=True, slots=True)

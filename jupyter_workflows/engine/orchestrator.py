@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Any
 from ..actions.registry import ActionDef
 from ..exceptions import ActionNotFound, InquiryError, RunStateError, WorkflowError
 from ..executors.base import Executor, Outcome, ResultRef, Submission
+from ..executors.runtime import AFTER, secret_source
 from ..expressions import MASKER, secret_function
 from ..spec.compile import CompiledWorkflow
 from . import commands as C
 from . import events as E
-from .context import AFTER, secret_source
 from .state import DONE_TASK, FINAL_RUN, Execution, RunState
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -369,12 +369,13 @@ class Orchestrator:
 
     def _project(self, active: ActiveRun) -> None:
         state = active.state
-        if state.dirty:
+        changed = state.changed_executions()
+        if changed:
             now = time.monotonic()
             quiescent = active.quiescent
             later: set[str] = set()
             records = []
-            for exec_id in sorted(state.dirty):
+            for exec_id in changed:
                 ex = state.executions[exec_id]
                 if ex.items is not None and len(ex.items) > BIG_ITEMS and not quiescent:
                     if ex.status not in DONE_TASK:
@@ -388,9 +389,9 @@ class Orchestrator:
                 records.append(_task_record(active.run_id, ex))
             if records:
                 self.store.upsert_tasks(active.run_id, records)
-            state.dirty = later  # after: records the store refused are written again
-        if state.status_dirty:
-            state.status_dirty = False
+            # After the write: records the store refused are written again.
+            state.mark_projected(e for e in changed if e not in later)
+        if state.take_run_change():
             fields: dict[str, Any] = {"status": state.status}
             if state.started_at is not None:
                 fields["started_at"] = state.started_at
@@ -494,22 +495,7 @@ class Orchestrator:
         run_id = active.run_id
 
         def done(outcome: Outcome) -> None:
-            self.feed(
-                run_id,
-                E.AttemptDone(
-                    time.time(),
-                    key=outcome.key,
-                    ok=outcome.ok,
-                    result=outcome.result,
-                    error=outcome.error,
-                    error_type=outcome.error_type,
-                    logs=list(outcome.logs),
-                    started_at=outcome.started_at,
-                    ended_at=outcome.ended_at,
-                    worker=outcome.worker,
-                    progress=outcome.progress,
-                ),
-            )
+            self.feed(run_id, E.AttemptDone.from_outcome(time.time(), outcome))
 
         active.held.add(cmd.key)
         executor = self.executor
@@ -693,8 +679,7 @@ class Orchestrator:
         state.track_starts = self._reports_starts()
         for data in events:
             state.handle(E.event_from_dict(data))
-        state.dirty = set(state.executions)
-        state.status_dirty = True
+        state.mark_all_changed()
         active = ActiveRun(run_id, workflow, state, actions, no_cache=no_cache)
         parent_id = record.get("parent_run_id")
         if parent_id and record.get("parent_task"):
@@ -781,7 +766,7 @@ def prepare(
     workflow: Workflow,
 ) -> tuple[dict[str, ActionDef], CompiledWorkflow, frozenset[str], dict[str, str]]:
     """Resolve every task's action (or nested workflow) and merge action decorator defaults."""
-    from ..definition import get_workflow
+    from ..sources import get_workflow
 
     compiled = workflow.compiled
     actions: dict[str, ActionDef] = {}
@@ -899,7 +884,7 @@ def _digest(value: Any) -> str:
 def _failed(key: str, exc: BaseException, what: str | None = None) -> E.AttemptDone:
     """A failed attempt for an exception raised while starting it; ``what`` prefixes the
     message (``SpecError: nested workflow 'x': x.yaml:3:5: ...``)."""
-    from .context import error_line
+    from ..exceptions import error_line
 
     error = error_line(exc)
     if what:
@@ -910,7 +895,7 @@ def _failed(key: str, exc: BaseException, what: str | None = None) -> E.AttemptD
 
 def _internal(what: str, exc: BaseException) -> str:
     """The one-line error of a run the engine failed to drive; the traceback goes to the log."""
-    from .context import error_line
+    from ..exceptions import error_line
 
     logger.debug("internal error while %s", what, exc_info=exc)
     return _elide(f"InternalError: {what} failed: {error_line(exc)}")

@@ -7,13 +7,12 @@ import threading
 from typing import TYPE_CHECKING
 
 from ..expressions import MASKER
+from ..statuses import REPORTED_TASK
 
 if TYPE_CHECKING:  # pragma: no cover
     from .orchestrator import ActiveRun, Orchestrator
 
 __all__ = ["attach_progress"]
-
-_FINAL = {"succeeded", "failed", "cached", "cancelled", "skipped", "waiting"}
 
 
 def attach_progress(orch: Orchestrator, run_id: str, stream=None) -> None:
@@ -40,7 +39,7 @@ def attach_progress(orch: Orchestrator, run_id: str, stream=None) -> None:
         with lock:
             state = run.state
             for ex in state.execution_list():
-                if ex.status in _FINAL and seen.get(ex.id) != ex.status:
+                if ex.status in REPORTED_TASK and seen.get(ex.id) != ex.status:
                     seen[ex.id] = ex.status
                     took = ""
                     if ex.started_at and ex.ended_at:

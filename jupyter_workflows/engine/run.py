@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..exceptions import RunStateError
 from ..expressions import MASKER
+from ..statuses import DONE_TASK, ENDED_RUN, SETTLED_RUN
 from ..values import to_json_form
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -23,9 +24,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["TERMINAL", "Run"]
 
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
-#: Task statuses that are final: a cancel leaves them as they are.
-_SETTLED_TASK = frozenset({"succeeded", "failed", "skipped", "cancelled", "cached"})
+#: Ended runs (``statuses.ENDED_RUN``; the name other modules import from here).
+TERMINAL = ENDED_RUN
 #: A run not updated by its owner for this long is ``interrupted`` (its process is gone).
 STALE_SECONDS = 10.0
 #: How long a control waits for another process to apply it (its heartbeat is every 2 s).
@@ -167,9 +167,9 @@ class Run:
             return f"<Run {self.run_id}>"
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, Any]:
-        from ..jupyter.display import run_bundle
+        from .. import hooks
 
-        return run_bundle(self)
+        return hooks.display_bundle(self)  # the ``jupyter`` layer's display
 
     def live(self) -> dict[str, Any]:
         """A snapshot for live views (the widget): run info, latest state per task, open inquiries.
@@ -233,7 +233,7 @@ class Run:
                 raise TimeoutError(f"run {self.run_id} still {self.status} after {timeout}s")
             return self
         deadline = None if timeout is None else time.monotonic() + timeout
-        while self.status not in TERMINAL | {"paused", "waiting", "interrupted"}:
+        while self.status not in SETTLED_RUN:
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"run {self.run_id} still {self.status} after {timeout}s")
             time.sleep(0.2)
@@ -295,7 +295,7 @@ class Run:
             open_tasks = [
                 {**t, "status": "cancelled", "ended_at": t.get("ended_at") or now}
                 for t in store.get_tasks(self.run_id)
-                if t.get("status") not in _SETTLED_TASK
+                if t.get("status") not in DONE_TASK
             ]
             if open_tasks:
                 store.upsert_tasks(self.run_id, open_tasks)

@@ -6,6 +6,14 @@ deterministic, replaying a run's persisted event log into a fresh ``RunState`` r
 that is how a run is resumed after a crash (the ``Recovered`` event then re-submits whatever was in
 flight). :meth:`RunState.validate` checks its invariants; tests call it after every step.
 
+Events are dispatched by type (``RunState._HANDLERS``). Statuses change in one place each, with
+their bookkeeping: ``_set_status`` (an execution: end time, store projection, the ``task.<name>``
+view templates read), ``_item_ended`` (a ``with_items`` item: counted, then the next items start
+or the task ends) and ``_set_run_status``/``_finish_run`` (the run: start and end times, error,
+``RunFinished``). The orchestrator reads what changed through :meth:`RunState.changed_executions`
+and :meth:`RunState.take_run_change`; ``{{ task.X.result }}`` inputs arrive resolved at compile
+time (``CTask.result_refs``).
+
 Semantics implemented here (CONTRACT §1.1, §1.4, §2): transitions fire in order when their
 ``when`` holds (``publish`` first, then ``do``); the commands ``fail``/``noop``/``retry``; joins
 (``all``/N distinct sources, run once); loops bounded by ``max_runs``; ``with_items`` with
@@ -17,45 +25,23 @@ remediation rule, fail-fast and ``keep_going``; inquiries; nested runs; pause, r
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from ..expressions import ExpressionError, evaluate, exact_expression, render
+from ..exceptions import NO_MESSAGE
+from ..expressions import ExpressionError, evaluate, render
 from ..spec.compile import FAILED, SUCCEEDED, CompiledWorkflow, CTask
+from ..statuses import DONE_TASK, RunStatus, TaskStatus
+from ..statuses import ENDED_RUN as FINAL_RUN
+from ..statuses import OK_TASK as _OK_TASK
 from . import commands as C
 from . import events as E
-from .context import NO_MESSAGE
 
 __all__ = ["Execution", "RunState", "RunStatus", "TaskStatus"]
 
-RunStatus = Literal[
-    "pending",  # created, not started
-    "running",  # tasks are running or about to
-    "succeeded",  # ended, no unhandled failure
-    "failed",  # ended with an unhandled failure (error names the task)
-    "cancelled",  # ended by a cancel request
-    "paused",  # no new task starts until resumed
-    "waiting",  # nothing runs but an inquiry is open
-    "interrupted",  # its orchestrator process is gone (a store-level status; see resume)
-]
-TaskStatus = Literal[
-    "pending",  # an item of a with_items task not started yet
-    "scheduled",  # submitted, waiting for a worker (executors that report starts)
-    "running",  # an attempt is executing (or submitted, where starts are not reported)
-    "retrying",  # an attempt failed; the next one is due after its delay
-    "waiting",  # an inquiry waits for a response
-    "succeeded",
-    "failed",
-    "skipped",  # an item never started because another item failed
-    "cancelled",  # the run was cancelled (or failed) while it ran or waited
-    "cached",  # its result came from the cache
-]
 #: How many chain steps may be queued speculatively behind a running one.
 SPECULATION_DEPTH = 4
-FINAL_RUN = frozenset({"succeeded", "failed", "cancelled"})
-DONE_TASK = frozenset({"succeeded", "failed", "skipped", "cancelled", "cached"})
-_OK_TASK = frozenset({"succeeded", "cached"})
 
 
 @dataclass
@@ -200,9 +186,10 @@ class RunState:
         self.ended_at: float | None = None
         self.submissions = 0
         self.now = 0.0
-        #: Executions changed since the orchestrator last looked (for store projections).
-        self.dirty: set[str] = set()
-        self.status_dirty = True
+        #: Executions changed since the orchestrator last projected them (see ``changed_executions``).
+        self._dirty: set[str] = set()
+        #: The run's own record changed since the orchestrator last projected it.
+        self._status_dirty = True
         self._kv = _KV(kv_get)
         self._secret = secret
         self._system = {"run_id": run_id, "workflow": workflow.name, **(system or {})}
@@ -220,10 +207,9 @@ class RunState:
         """Apply ``event``; return the commands it leads to."""
         self._out = []
         self.now = event.time
-        if self.done and not isinstance(event, (E.Recovered, E.RetryRequested, E.InternalFailure)):
+        if self.done and type(event) not in _AFTER_END:
             return []
-        method = getattr(self, "_on_" + event.type)
-        method(event)
+        getattr(self, self._HANDLERS[type(event)])(event)
         if not self.done:
             self._settle()
         out, self._out = self._out, []
@@ -234,6 +220,26 @@ class RunState:
 
     def open_inquiries(self) -> list[Execution]:
         return [e for e in self.execution_list() if e.status == "waiting" and e.inquiry is not None]
+
+    # -- what the orchestrator projects to the store ----------------------------------------------
+    def changed_executions(self) -> list[str]:
+        """Ids of the executions changed since they were last projected, sorted."""
+        return sorted(self._dirty)
+
+    def mark_projected(self, exec_ids: Iterable[str]) -> None:
+        """``exec_ids`` are in the store now (ids left out stay changed and come again)."""
+        self._dirty.difference_update(exec_ids)
+
+    def take_run_change(self) -> bool:
+        """Whether the run's own record (status, times, outputs, error) changed since the last
+        call; the call itself counts as projecting it."""
+        changed, self._status_dirty = self._status_dirty, False
+        return changed
+
+    def mark_all_changed(self) -> None:
+        """Everything is to be projected again (a run taken over from the store)."""
+        self._dirty = set(self.executions)
+        self._status_dirty = True
 
     def validate(self) -> None:
         """Assert the invariants (tests call this after every step)."""
@@ -261,9 +267,7 @@ class RunState:
     def _on_run_started(self, event: E.RunStarted) -> None:
         if self.status != "pending":
             return
-        self.status = "running"
-        self.status_dirty = True
-        self.started_at = event.time
+        self._set_run_status("running")
         try:
             self.vars = {}
             scope = self._scope()
@@ -289,7 +293,7 @@ class RunState:
             ex.worker = event.worker
         if event.progress is not None and index is None:
             ex.reported = _progress_pair(event.progress)
-        self.dirty.add(ex.id)
+        self._dirty.add(ex.id)
         if event.ok:
             self._attempt_ok(ex, index, event.key, event.result, event.cached)
         else:
@@ -302,11 +306,9 @@ class RunState:
             return  # late, or an item (a with_items task is running while any item is)
         ex = self.executions[entry[0]]
         if ex.status == "scheduled":
-            ex.status = "running"
             if event.worker:
                 ex.worker = event.worker
-            self.dirty.add(ex.id)
-            self._view(ex)
+            self._set_status(ex, "running")
 
     def _on_attempt_progress(self, event: E.AttemptProgress) -> None:
         entry = self.inflight.get(event.key)
@@ -314,46 +316,49 @@ class RunState:
             return  # late, or an item (a with_items task counts its items)
         ex = self.executions[entry[0]]
         ex.reported = _progress_pair((event.done, event.total))
-        self.dirty.add(ex.id)
-        self._view(ex)
+        self._changed(ex)
 
     def _on_timer_fired(self, event: E.TimerFired) -> None:
         what = self.timers.pop(event.timer, None)
         if what is None:
             return
         kind, ref, index = what
-        if kind == "timeout":
-            entry = self.inflight.pop(ref, None)
-            if entry is None:
-                return
-            exec_id, index, attempt = entry
-            ex = self.executions[exec_id]
-            self._out.append(C.CancelAttempt(ref))
+        getattr(self, self._TIMERS[kind])(ref, index)
+
+    def _attempt_timed_out(self, key: str, _index: int | None) -> None:
+        entry = self.inflight.pop(key, None)
+        if entry is None:
+            return
+        exec_id, index, attempt = entry
+        ex = self.executions[exec_id]
+        self._out.append(C.CancelAttempt(key))
+        task = self.wf.tasks[ex.task]
+        self._attempt_failed(
+            ex,
+            index,
+            attempt,
+            f"TimeoutError: task {ex.task!r} timed out after {task.timeout:g}s",
+            "TimeoutError",
+        )
+
+    def _retry_due(self, exec_id: str, index: int | None) -> None:
+        ex = self.executions[exec_id]
+        if self.status == "paused":
+            self.deferred_submits.append((ex.id, index))
+        elif ex.status not in DONE_TASK:
+            self._submit(ex, index)
+
+    def _inquiry_timed_out(self, exec_id: str, _index: int | None) -> None:
+        ex = self.executions[exec_id]
+        if ex.status == "waiting":
             task = self.wf.tasks[ex.task]
-            self._attempt_failed(
+            ex.inquiry = None
+            self._finish_execution(
                 ex,
-                index,
-                attempt,
-                f"TimeoutError: task {ex.task!r} timed out after {task.timeout:g}s",
-                "TimeoutError",
+                ok=False,
+                error=f"TimeoutError: inquiry {ex.task!r} got no response within {task.timeout:g}s",
+                error_type="TimeoutError",
             )
-        elif kind == "retry":
-            ex = self.executions[ref]
-            if self.status == "paused":
-                self.deferred_submits.append((ex.id, index))
-            elif ex.status not in DONE_TASK:
-                self._submit(ex, index)
-        elif kind == "inquiry":
-            ex = self.executions[ref]
-            if ex.status == "waiting":
-                task = self.wf.tasks[ex.task]
-                ex.inquiry = None
-                self._finish_execution(
-                    ex,
-                    ok=False,
-                    error=f"TimeoutError: inquiry {ex.task!r} got no response within {task.timeout:g}s",
-                    error_type="TimeoutError",
-                )
 
     def _on_inquiry_responded(self, event: E.InquiryResponded) -> None:
         ex = self.executions.get(event.exec_id)
@@ -366,16 +371,14 @@ class RunState:
 
     def _on_pause_requested(self, event: E.PauseRequested) -> None:
         if self.status in ("running", "waiting"):
-            self.status = "paused"
-            self.status_dirty = True
+            self._set_run_status("paused")
             # Nothing new may start while paused: withdraw the speculative starts.
             self._withdraw_speculation()
 
     def _on_resume_requested(self, event: E.ResumeRequested) -> None:
         if self.status != "paused":
             return
-        self.status = "running"
-        self.status_dirty = True
+        self._set_run_status("running")
         deferred, self.deferred = self.deferred, []
         submits, self.deferred_submits = self.deferred_submits, []
         for exec_id, index in submits:
@@ -398,14 +401,12 @@ class RunState:
         self.deferred.clear()
         self.deferred_submits.clear()
 
-    def _end_open_executions(self, status: str, time: float, error: str | None = None) -> None:
+    def _end_open_executions(self, status: TaskStatus, error: str | None = None) -> None:
         """End every unfinished execution (and its unfinished items) with ``status``."""
         for ex in self.execution_list():
             if ex.status in DONE_TASK:
                 continue
-            ex.status = status
             ex.inquiry = None
-            ex.ended_at = time
             if error is not None:
                 ex.error = error
                 ex.error_type = "InternalError"
@@ -416,12 +417,11 @@ class RunState:
                         item.error = error
             if status == "failed" and ex.id not in self.unhandled:
                 self.unhandled.append(ex.id)
-            self.dirty.add(ex.id)
-            self._view(ex)
+            self._set_status(ex, status)
 
     def _on_cancel_requested(self, event: E.CancelRequested) -> None:
         self._stop_everything()
-        self._end_open_executions("cancelled", event.time)
+        self._end_open_executions("cancelled")
         self._end("cancelled", "RunCancelled: the run was cancelled")
 
     def _on_internal_failure(self, event: E.InternalFailure) -> None:
@@ -431,18 +431,13 @@ class RunState:
         ``retry_failed`` starts them again; finished ones keep their results.
         """
         self._stop_everything()
-        self._end_open_executions("failed", event.time, event.error)
+        self._end_open_executions("failed", event.error)
         self.failure = event.error
         self.failing = True
         self.internal = True  # retry_failed ends it again even when every task had finished
-        self.status = "failed"
-        self.status_dirty = True
-        self.ended_at = event.time
-        self.error = event.error
         self.group_failures.clear()
         # No output_map: the values it would read may be what broke the engine.
-        self.outputs = None
-        self._out.append(C.RunFinished(self.status, self.outputs, self.error))
+        self._finish_run("failed", event.error, None)
 
     def _on_retry_requested(self, event: E.RetryRequested) -> None:
         """Reopen a failed run: the tasks that failed it run again (a new execution each), and
@@ -452,12 +447,9 @@ class RunState:
         self.internal = False
         unhandled, self.unhandled = self.unhandled, []
         dropped, self.dropped = self.dropped, []
-        self.status = "running"
-        self.status_dirty = True
+        self._set_run_status("running")
         self.failure = None
         self.failing = False
-        self.error = None
-        self.ended_at = None
         self.outputs = None
         work: list[tuple[str, str | None] | None] = []
         for exec_id in unhandled:
@@ -622,8 +614,7 @@ class RunState:
         self.executions[exec_id] = ex
         self.order.append(exec_id)
         self.latest[task.name] = exec_id
-        self.dirty.add(exec_id)
-        self._view(ex)
+        self._changed(ex)
         return ex
 
     def _group_result(self, task: CTask) -> dict[str, Any]:
@@ -674,10 +665,10 @@ class RunState:
             self._items_settle(ex)  # starts the first batch
             return
         if task.name in self.inquiries:
-            ex.status = "waiting"
             data = ex.input if isinstance(ex.input, dict) else {}
             ex.inquiry = {"prompt": str(data.get("prompt", "")), "schema": data.get("schema")}
             ex.attempts = ex.retry_base + 1
+            self._set_status(ex, "waiting")
             self._out.append(
                 C.OpenInquiry(ex.id, ex.task, ex.inquiry["prompt"], ex.inquiry["schema"])
             )
@@ -698,13 +689,12 @@ class RunState:
         if index is None:
             ex.attempts += 1
             attempt = ex.attempts
-            # A nested run starts at once; an action waits for a worker where that is reported.
-            ex.status = (
-                "scheduled" if self.track_starts and task.name not in self.children else "running"
-            )
             ex.reported = None  # a new attempt starts from nothing
             kwargs = ex.input
             item_value = None
+            # A nested run starts at once; an action waits for a worker where that is reported.
+            scheduled = self.track_starts and task.name not in self.children
+            self._set_status(ex, "scheduled" if scheduled else "running")
         else:
             assert ex.items is not None
             item = ex.items[index]
@@ -714,19 +704,17 @@ class RunState:
             item.key = key
             attempt = item.attempts
             ex.attempts = max(ex.attempts, attempt)
-            ex.status = "running"
             item_value = item.value
+            error = None
             try:
                 kwargs = render(task.input, self._scope(item=item.value, index=index))
             except ExpressionError as exc:
-                item.status = "failed"
-                item.error = f"ExpressionError: {exc}"
-                self._item_final(ex, index)
-                self._items_settle(ex)
+                error = f"ExpressionError: {exc}"
+            self._set_status(ex, "running")
+            if error is not None:
+                self._item_ended(ex, index, "failed", error=error)
                 return
         self.inflight[key] = (ex.id, index, attempt)
-        self.dirty.add(ex.id)
-        self._view(ex)
         if task.timeout:
             self.timers[f"timeout:{key}"] = ("timeout", key, index)
             self._out.append(C.StartTimer(f"timeout:{key}", task.timeout))
@@ -738,14 +726,10 @@ class RunState:
             )
             return
         refs = {}
-        for arg, raw in task.input.items():
-            if isinstance(raw, str):
-                inner = exact_expression(raw)
-                if inner and inner.startswith("task.") and inner.endswith(".result"):
-                    name = inner[5:-7]
-                    up = self.executions.get(self.latest.get(name, ""))
-                    if up is not None and up.result_key is not None:
-                        refs[arg] = up.result_key
+        for arg, name in task.result_refs.items():
+            up = self.executions.get(self.latest.get(name, ""))
+            if up is not None and up.result_key is not None:
+                refs[arg] = up.result_key
         cache = None
         if task.cache is not None:
             cache_key = None
@@ -814,12 +798,10 @@ class RunState:
         ):
             return
         refs: dict[str, str] = {}
-        for arg, raw in nxt.input.items():
-            if _has_template(raw):
-                inner = exact_expression(raw) if isinstance(raw, str) else None
-                if inner != f"task.{task.name}.result":
-                    return
-                refs[arg] = key
+        for arg in nxt.templated_inputs:
+            if nxt.result_refs.get(arg) != task.name:
+                return
+            refs[arg] = key
         self.submissions += 1
         spec_key = f"{self.wf.name}.{nxt.name}-{self._key_run}-{self.submissions}"
         self.speculated[nxt.name] = (spec_key, key)
@@ -854,10 +836,8 @@ class RunState:
         if early is not None and early.error_type == "Skipped":
             return False  # it did not run: submit it the ordinary way
         ex.attempts = 1
-        ex.status = "running"
         self.inflight[spec_key] = (ex.id, None, 1)
-        self.dirty.add(ex.id)
-        self._view(ex)
+        self._set_status(ex, "running")
         self._speculate(self.wf.tasks[ex.task], spec_key, SPECULATION_DEPTH)
         if early is not None:
             self._on_attempt_done(early)
@@ -871,12 +851,7 @@ class RunState:
             ex.result_key = None if cached else key
             self._finish_execution(ex, ok=True, result=result, cached=cached)
             return
-        assert ex.items is not None
-        item = ex.items[index]
-        item.status = "cached" if cached else "succeeded"
-        item.result = result
-        self._item_final(ex, index)
-        self._items_settle(ex)
+        self._item_ended(ex, index, "cached" if cached else "succeeded", result=result)
 
     def _attempt_failed(
         self, ex: Execution, index: int | None, attempt: int, error: str, error_type: str | None
@@ -886,14 +861,10 @@ class RunState:
         if tries <= task.retry.count and not (self.failing and not self.wf.spec.keep_going):
             delay = task.retry.delay_for(tries)
             ex.logs.append(f"attempt {attempt} failed: {error}; retrying in {delay:g}s")
-            if index is None:
-                ex.status = "retrying"
-            else:
+            if index is not None:
                 assert ex.items is not None
                 ex.items[index].status = "retrying"
-                ex.status = "retrying"
-            self.dirty.add(ex.id)
-            self._view(ex)
+            self._set_status(ex, "retrying")
             name = f"retry:{ex.id}:{index}:{attempt}"
             self.timers[name] = ("retry", ex.id, index)
             self._out.append(C.StartTimer(name, delay))
@@ -901,21 +872,32 @@ class RunState:
         if index is None:
             self._finish_execution(ex, ok=False, error=error, error_type=error_type)
             return
-        assert ex.items is not None
-        ex.items[index].status = "failed"
-        ex.items[index].error = error
         if ex.error_type is None:
             ex.error_type = error_type
-        self._item_final(ex, index)
-        self._items_settle(ex)
+        self._item_ended(ex, index, "failed", error=error)
 
-    @staticmethod
-    def _item_final(ex: Execution, index: int) -> None:
-        """Count an item that reached succeeded, cached or failed."""
+    def _item_ended(
+        self,
+        ex: Execution,
+        index: int,
+        status: Literal["succeeded", "cached", "failed"],
+        *,
+        result: Any = None,
+        error: str | None = None,
+    ) -> None:
+        """The one place an item's attempts end: record it, count it, then start the next
+        items or finish the task (:meth:`_items_settle`)."""
+        assert ex.items is not None
+        item = ex.items[index]
+        item.status = status
+        if status == "failed":
+            item.error = error
+            if ex.first_failed is None or index < ex.first_failed:
+                ex.first_failed = index
+        else:
+            item.result = result
         ex.items_done += 1
-        failed = ex.items is not None and ex.items[index].status == "failed"
-        if failed and (ex.first_failed is None or index < ex.first_failed):
-            ex.first_failed = index
+        self._items_settle(ex)
 
     def _items_settle(self, ex: Execution) -> None:
         """After an item ended: start the next, or finish the task."""
@@ -938,8 +920,7 @@ class RunState:
                         # Its input did not render and ``_submit`` settled the task: start no more.
                         return
             active = ex.cursor - ex.items_done
-        self.dirty.add(ex.id)
-        self._view(ex)
+        self._changed(ex)
         if active:
             return
         if ex.first_failed is not None:
@@ -976,20 +957,55 @@ class RunState:
         error_type: str | None = None,
         cached: bool = False,
     ) -> None:
-        ex.ended_at = self.now
         if ok:
-            ex.status = "cached" if cached else "succeeded"
             ex.result = result
             ex.error = None
+            self._set_status(ex, "cached" if cached else "succeeded")
         else:
-            ex.status = "failed"
             if result is not None:
                 ex.result = result
             ex.error = error or f"{error_type or ex.error_type or 'TaskFailed'}: {NO_MESSAGE}"
             ex.error_type = error_type or ex.error_type
-        self.dirty.add(ex.id)
-        self._view(ex)
+            self._set_status(ex, "failed")
         self._transitions(ex)
+
+    # -- where statuses change ----------------------------------------------------------------
+    def _set_status(self, ex: Execution, status: TaskStatus) -> None:
+        """The one place an execution's status changes, with its bookkeeping.
+
+        A final status stamps ``ended_at``; the execution is marked for the store's projection
+        and its ``task.<name>`` view (what templates read) follows. Set the fields the view
+        shows (result, error, attempts) before calling this.
+        """
+        ex.status = status
+        if status in DONE_TASK:
+            ex.ended_at = self.now
+        self._changed(ex)
+
+    def _changed(self, ex: Execution) -> None:
+        """``ex`` changed: project it to the store, refresh its ``task.<name>`` view."""
+        self._dirty.add(ex.id)
+        self._view(ex)
+
+    def _set_run_status(self, status: RunStatus, error: str | None = None) -> None:
+        """The one place the run's status changes, with its bookkeeping.
+
+        ``started_at`` at the first start; ``ended_at`` and ``error`` when it ends, cleared when
+        a retry reopens it; the store's run record follows (:meth:`take_run_change`).
+        """
+        if status == "running" and self.started_at is None:
+            self.started_at = self.now
+        final = status in FINAL_RUN
+        self.ended_at = self.now if final else None
+        self.error = error if final else None
+        self.status = status
+        self._status_dirty = True
+
+    def _finish_run(self, status: RunStatus, error: str | None, outputs: Any) -> None:
+        """End the run with ``status``: its outputs kept, ``RunFinished`` sent."""
+        self.outputs = outputs
+        self._set_run_status(status, error)
+        self._out.append(C.RunFinished(status, outputs, error))
 
     def _view(self, ex: Execution) -> None:
         if self.latest.get(ex.task) != ex.id:
@@ -1142,23 +1158,18 @@ class RunState:
         busy = bool(self.inflight) or any(kind == "retry" for kind, _, _ in self.timers.values())
         if busy:
             if self.status != "running":
-                self.status = "running"
-                self.status_dirty = True
+                self._set_run_status("running")
             return
         waiting = bool(self.open_inquiries())
         if waiting and not (self.failing and not self.wf.spec.keep_going):
             if self.status != "waiting":
-                self.status = "waiting"
-                self.status_dirty = True
+                self._set_run_status("waiting")
             return
         if waiting:
             # Failing: an open inquiry will never be answered usefully; cancel it.
             for ex in self.open_inquiries():
-                ex.status = "cancelled"
                 ex.inquiry = None
-                ex.ended_at = self.now
-                self.dirty.add(ex.id)
-                self._view(ex)
+                self._set_status(ex, "cancelled")
             self.timers.clear()
         if self.group_failures:
             # Nothing else will happen: members of a failed group that never started never
@@ -1187,10 +1198,6 @@ class RunState:
             self._end("succeeded", None)
 
     def _end(self, status: RunStatus, error: str | None) -> None:
-        self.status = status
-        self.status_dirty = True
-        self.ended_at = self.now
-        self.error = error
         self.timers.clear()
         self.group_failures.clear()  # a group still waiting on members never ends now
         # Speculative attempts still out there will be ignored; a retry submits afresh.
@@ -1203,12 +1210,36 @@ class RunState:
             )
         except ExpressionError as exc:
             if status == "succeeded":
-                self.status = "failed"
-                self.error = f"ExpressionError: output_map: {exc}"
+                status, error = "failed", f"ExpressionError: output_map: {exc}"
             outputs = None
-        self.outputs = outputs
-        self._out.append(C.RunFinished(self.status, self.outputs, self.error))
+        self._finish_run(status, error, outputs)
 
+    #: Event type -> the name of its handler: every event type has exactly one. Names, not the
+    #: functions, so that a subclass (or a test injecting a bug) can override a handler.
+    _HANDLERS: ClassVar[dict[type[E.Event], str]] = {
+        E.RunStarted: "_on_run_started",
+        E.AttemptDone: "_on_attempt_done",
+        E.AttemptStarted: "_on_attempt_started",
+        E.AttemptProgress: "_on_attempt_progress",
+        E.TimerFired: "_on_timer_fired",
+        E.InquiryResponded: "_on_inquiry_responded",
+        E.PauseRequested: "_on_pause_requested",
+        E.ResumeRequested: "_on_resume_requested",
+        E.CancelRequested: "_on_cancel_requested",
+        E.InternalFailure: "_on_internal_failure",
+        E.RetryRequested: "_on_retry_requested",
+        E.Recovered: "_on_recovered",
+    }
+    #: Timer kind -> what happens when a timer of that kind fires, given ``(ref, item index)``.
+    _TIMERS: ClassVar[dict[str, str]] = {
+        "timeout": "_attempt_timed_out",
+        "retry": "_retry_due",
+        "inquiry": "_inquiry_timed_out",
+    }
+
+
+#: Events a run that has ended still takes; it ignores every other once it is final.
+_AFTER_END: frozenset[type[E.Event]] = frozenset({E.Recovered, E.RetryRequested, E.InternalFailure})
 
 _ERROR_TYPE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 
@@ -1246,14 +1277,3 @@ class _KV:
         if self._getter is None:
             return default
         return self._getter(key, default)
-
-
-def _has_template(value: Any) -> bool:
-    """Whether an input value holds a template anywhere."""
-    if isinstance(value, str):
-        return "{{" in value or "{%" in value
-    if isinstance(value, dict):
-        return any(_has_template(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(_has_template(v) for v in value)
-    return False

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..exceptions import error_line
+
 __all__ = ["Executor", "Outcome", "ResultRef", "Submission"]
 
 
@@ -39,7 +41,7 @@ class Submission:
     queue: str | None = None
     priority: int = 0
     #: Called with ``(done, total)`` while the attempt runs, each time the task reports progress
-    #: (``context.progress``; at most every :data:`~jupyter_workflows.engine.context.PROGRESS_INTERVAL`
+    #: (``context.progress``; at most every :data:`~jupyter_workflows.executors.runtime.PROGRESS_INTERVAL`
     #: seconds, and always for ``done >= total``). From any thread; never raises. An executor
     #: that cannot report live progress may ignore it: the last report still arrives as
     #: :attr:`Outcome.progress`. Not for shipping: call it where the outcome callback runs.
@@ -87,6 +89,18 @@ class Outcome:
     error_type: str | None = None
     #: The last ``(done, total)`` the task reported (``Envelope.progress``), if any.
     progress: tuple[int, int] | None = None
+
+    @classmethod
+    def failed(cls, key: str, error_type: str, message: str = "") -> Outcome:
+        """A failed attempt the executor itself decided (``CancelledError: ...``)."""
+        error = f"{error_type}: {message}" if message else error_type
+        return cls(key=key, ok=False, error=error, error_type=error_type)
+
+    @classmethod
+    def failed_by(cls, key: str, exc: BaseException) -> Outcome:
+        """A failed attempt for an exception raised around it (never by the task: the runtime
+        catches those and its :class:`~jupyter_workflows.executors.runtime.Envelope` says)."""
+        return cls(key=key, ok=False, error=error_line(exc), error_type=type(exc).__name__)
 
 
 class Executor(ABC):

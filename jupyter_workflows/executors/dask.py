@@ -126,9 +126,9 @@ from dask.system import cpu_count
 from distributed import Client, Future, LocalCluster, WorkerPlugin, get_worker
 from distributed import client as _distributed_client
 
-from ..engine.context import Envelope, error_line, run_task
 from ..store.artifacts import DEFAULT_THRESHOLD, ArtifactRef
 from .base import Executor, Outcome, ResultRef, Submission
+from .runtime import Envelope, error_line, run_task
 
 __all__ = [
     "DaskExecutor",
@@ -414,7 +414,7 @@ def run_shipped(payload: bytes, refs: dict[str, Any]) -> Envelope:
     unpickled once per worker for the same bytes.
 
     ``refs`` holds the upstream results (Dask resolved the futures to their envelopes, which
-    :func:`~jupyter_workflows.engine.context.run_task` unwraps). Never raises: a payload that
+    :func:`~jupyter_workflows.executors.runtime.run_task` unwraps). Never raises: a payload that
     cannot be loaded here fails the task like an exception of the task would.
 
     ``progress`` is ``(topic, key)`` or ``None``: where ``context.progress`` reports go.
@@ -780,13 +780,8 @@ def _keep(sub: Submission) -> tuple[str, int] | None:
     return sub.artifacts, threshold
 
 
-def _failed(key: str, error_type: str, message: str) -> Outcome:
-    error = f"{error_type}: {message}" if message else error_type
-    return Outcome(key=key, ok=False, error=error, error_type=error_type)
-
-
-def _failed_by(key: str, exc: BaseException) -> Outcome:
-    return Outcome(key=key, ok=False, error=error_line(exc), error_type=type(exc).__name__)
+_failed = Outcome.failed
+_failed_by = Outcome.failed_by
 
 
 def _format_resources(resources: dict[str, float]) -> str:
@@ -1758,18 +1753,7 @@ class DaskExecutor(Executor):
     def _outcome(self, future: Future, envelope: Any) -> Outcome:
         key = future.key
         if isinstance(envelope, Envelope):
-            return Outcome(
-                key=key,
-                ok=envelope.ok,
-                result=envelope.value,
-                error=envelope.error,
-                logs=list(envelope.logs),
-                started_at=envelope.started_at,
-                ended_at=envelope.ended_at,
-                worker=envelope.worker,
-                error_type=envelope.error_type,
-                progress=envelope.progress,
-            )
+            return envelope.outcome(key)
         if isinstance(envelope, BaseException):
             return _failed_by(key, envelope)
         status = future.status

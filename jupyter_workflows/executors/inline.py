@@ -3,7 +3,7 @@
 For tests and tiny runs: no cluster to start, nothing pickled. It keeps the Dask executor's
 semantics so the engine cannot tell them apart:
 
-* every attempt runs through :func:`~jupyter_workflows.engine.context.run_task` (logs captured
+* every attempt runs through :func:`~jupyter_workflows.executors.runtime.run_task` (logs captured
   per thread, failures returned as data, never raised);
 * results are held (as the attempt's :class:`~concurrent.futures.Future`) until
   :meth:`InlineExecutor.forget`, and a :class:`~jupyter_workflows.executors.base.ResultRef`
@@ -26,8 +26,8 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from typing import Any
 
-from ..engine.context import Envelope, error_line, run_task
 from .base import Executor, Outcome, ResultRef, Submission
+from .runtime import Envelope, error_line, run_task
 
 __all__ = ["InlineExecutor"]
 
@@ -186,8 +186,7 @@ def _raiser(exc: BaseException) -> Callable[[], None]:
     return fail
 
 
-def _failed(key: str, error_type: str, message: str) -> Outcome:
-    return Outcome(key=key, ok=False, error=f"{error_type}: {message}", error_type=error_type)
+_failed = Outcome.failed
 
 
 def _outcome(key: str, future: Future[Envelope]) -> Outcome:
@@ -196,16 +195,5 @@ def _outcome(key: str, future: Future[Envelope]) -> Outcome:
     except CancelledError:
         return _failed(key, "CancelledError", f"{key} was cancelled")
     except BaseException as exc:  # run_task never raises; a bug guard
-        return Outcome(key=key, ok=False, error=error_line(exc), error_type=type(exc).__name__)
-    return Outcome(
-        key=key,
-        ok=envelope.ok,
-        result=envelope.value,
-        error=envelope.error,
-        logs=list(envelope.logs),
-        started_at=envelope.started_at,
-        ended_at=envelope.ended_at,
-        worker=envelope.worker,
-        error_type=envelope.error_type,
-        progress=envelope.progress,
-    )
+        return Outcome.failed_by(key, exc)
+    return envelope.outcome(key)

@@ -19,6 +19,7 @@ import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from ..exceptions import describe
 from .wire import GRAPH_MIME, STATUS_COLORS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -26,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..engine.run import Run
 
 __all__ = [
+    "bundle",
     "error_bundle",
     "run_bundle",
     "runs_bundle",
@@ -91,6 +93,19 @@ def _fail_safe(kind: str, obj: object, exc: BaseException) -> Bundle:
 # -- workflows ----------------------------------------------------------------------------------
 
 
+def bundle(obj: Any) -> Bundle:
+    """The display of a ``Workflow`` or a ``Run``: what their ``_repr_mimebundle_`` return.
+
+    Wired by the package root (:mod:`jupyter_workflows.hooks`): ``definition`` and ``engine``
+    are layers below this one and do not import it.
+    """
+    from ..definition import Workflow
+
+    if isinstance(obj, Workflow):
+        return workflow_bundle(obj)
+    return run_bundle(obj)
+
+
 def workflow_bundle(workflow: Workflow) -> Bundle:
     """``text/plain`` and ``text/html`` (graph picture, parameters) for a workflow; never raises."""
     try:
@@ -113,13 +128,13 @@ def _workflow_bundle(workflow: Workflow) -> Bundle:
         compiled = workflow.compiled
         plain[0] += f": {len(compiled.tasks)} tasks"
         from ..spec.graph import graph_dict
-        from .widget import graph_mime_data, graph_svg
+        from .picture import graph_mime_data, graph_svg
 
         graph = graph_dict(compiled)
         picture = graph_svg(graph)
         graph_data = graph_mime_data(graph)
     except Exception as exc:  # an invalid workflow still shows its name and the reason
-        message = _one_line(exc)
+        message = describe(exc)
         plain.append(f"  cannot draw the graph: {message}")
         parts.append(f'<div style="color:#dc2626">cannot draw the graph: {_esc(message)}</div>')
     params = workflow.spec.parameters
@@ -252,7 +267,7 @@ def run_graph_data(run: Run) -> Any:
     try:
         from ..spec.graph import graph_dict
         from .live import workflow_of
-        from .widget import graph_mime_data
+        from .picture import graph_mime_data
 
         workflow = workflow_of(run)
         if workflow is None:
@@ -304,16 +319,6 @@ def runs_bundle(runs: Iterable[Run]) -> Bundle:
 # -- errors -------------------------------------------------------------------------------------
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    first = text[0] if text else ""
-    from ..exceptions import WorkflowError
-
-    if isinstance(exc, WorkflowError):
-        return first or type(exc).__name__
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-
-
 def error_bundle(error: BaseException, *, label: str | None = None) -> Bundle:
     """A one-line error, positioned when it is a :class:`SpecError`; never raises.
 
@@ -326,7 +331,7 @@ def error_bundle(error: BaseException, *, label: str | None = None) -> Bundle:
             where = ":".join(str(p) for p in (label, error.line, error.col) if p is not None)
             text = f"{where}: {error.message}"
         else:
-            text = _one_line(error)
+            text = describe(error)
         return {
             "text/plain": text,
             "text/html": f'<pre style="color:#dc2626;white-space:pre-wrap">{_esc(text)}</pre>',

@@ -20,7 +20,7 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
-from ..exceptions import SpecError, WorkflowError
+from ..exceptions import SpecError, WorkflowError, first_line
 
 __all__ = ["LifecycleMagics"]
 
@@ -38,14 +38,9 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
 def _where(exc: SpecError) -> str:
     if exc.file not in (None, "<cell>"):
-        return _one_line(exc)
+        return first_line(exc)
     where = ["<cell>"] + [str(p) for p in (exc.line, exc.col) if p is not None]
     return f"{':'.join(where)}: {exc.message}"
 
@@ -79,7 +74,7 @@ class LifecycleMagics(Magics):
         except SpecError as exc:
             raise UsageError(_where(exc)) from None
         except WorkflowError as exc:
-            raise UsageError(_one_line(exc)) from None
+            raise UsageError(first_line(exc)) from None
         register_lifecycle(lc)
         if not self.headless:
             display(lc)
@@ -102,7 +97,7 @@ class LifecycleMagics(Magics):
         except UsageError:
             raise
         except WorkflowError as exc:
-            raise UsageError(_one_line(exc)) from None
+            raise UsageError(first_line(exc)) from None
 
     def _cmd_new(self, words: list[str]) -> Any:
         from ..lifecycles.core import get_lifecycle, load_lifecycle

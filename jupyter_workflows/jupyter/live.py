@@ -28,6 +28,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from ..statuses import SETTLED_RUN
 from .widget import GraphWidget
 from .wire import RUN_STATES, TASK_STATES
 
@@ -41,7 +42,7 @@ __all__ = ["LiveBinding", "bind_run", "widget_for_run", "widget_for_workflow"]
 logger = logging.getLogger(__name__)
 
 #: Run states after which nothing happens without outside help: pushed at once, then idle.
-SETTLED = frozenset({"succeeded", "failed", "cancelled", "paused", "waiting", "interrupted"})
+SETTLED = SETTLED_RUN
 DEFAULT_INTERVAL = 0.1
 
 

@@ -34,7 +34,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from ..exceptions import SpecError, WorkflowError
+from ..exceptions import SpecError, WorkflowError, first_line
 
 if TYPE_CHECKING:  # pragma: no cover
     from IPython.core.interactiveshell import InteractiveShell
@@ -202,11 +202,6 @@ class SkippedCommand:
 # -- the magics ---------------------------------------------------------------------------------
 
 
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
 def _display(obj: Any, *, raw: bool = False, update: bool = False) -> Any:
     """Display ``obj``; with ``update``, return a handle to redisplay it once the run settles.
 
@@ -315,7 +310,7 @@ class WorkflowMagics(Magics):
         except SpecError as exc:
             raise UsageError(self._where(exc)) from None
         except WorkflowError as exc:
-            raise UsageError(_one_line(exc)) from None
+            raise UsageError(first_line(exc)) from None
         for warning in warnings:
             line = f"{warning.line + self.line_offset}" if warning.line is not None else None
             where = ":".join(p for p in (self.cell_label, line, str(warning.col or "")) if p)
@@ -326,7 +321,7 @@ class WorkflowMagics(Magics):
     def _where(self, exc: SpecError) -> str:
         """The error's one line, positioned in the cell (``<cell>:LINE:COL: message``)."""
         if exc.file != "<cell>":  # from another file (a nested workflow beside this one)
-            return _one_line(exc)
+            return first_line(exc)
         if exc.line is None:
             return f"{self.cell_label}: {exc.message}"
         where = [self.cell_label, str(exc.line + self.line_offset)]
@@ -352,7 +347,7 @@ class WorkflowMagics(Magics):
         except UsageError:
             raise
         except WorkflowError as exc:
-            raise UsageError(_one_line(exc)) from None
+            raise UsageError(first_line(exc)) from None
 
     workflow_line.__doc__ = _line_help()
 
@@ -462,7 +457,7 @@ class WorkflowMagics(Magics):
                 )
             where = " (kept the previous configuration)" if previous is not None else ""
             raise UsageError(
-                f"%workflow cluster: {type(exc).__name__}: {_one_line(exc)}{where}"
+                f"%workflow cluster: {type(exc).__name__}: {first_line(exc)}{where}"
             ) from None
         link = executor.dashboard_link
         name = type(executor).__name__
@@ -484,12 +479,13 @@ class WorkflowMagics(Magics):
 
     # -- helpers --------------------------------------------------------------------------------
     def _workflow(self, name: str) -> Workflow:
-        from ..definition import get_workflow, load, registered_workflows
+        from ..definition import load
+        from ..sources import get_workflow, is_workflow_file_name, registered_workflows
 
         found = get_workflow(name)
         if found is not None:
             return found
-        if name.endswith((".yaml", ".yml", ".json")) or Path(name).is_file():
+        if is_workflow_file_name(name) or Path(name).is_file():
             return load(Path(name))
         known = ", ".join(sorted(registered_workflows())) or "none yet: define one with %%workflow"
         raise UsageError(f"unknown workflow {name!r} (defined: {known})")
@@ -504,7 +500,7 @@ class WorkflowMagics(Magics):
         except SpecError as exc:
             raise UsageError(str(exc)) from None
         except WorkflowError as exc:
-            raise UsageError(_one_line(exc)) from None
+            raise UsageError(first_line(exc)) from None
         self.last_run = run
         return run
 

@@ -7,11 +7,19 @@ draws it, so a change of meaning starts here and is copied there.
 
 The palettes (:data:`STATUS_COLORS`, :data:`EDGE_STYLES`) live here too, so
 the static SVG fallback and the live widget colour a state the same way.
+The edit operations (:data:`EditOp`, :data:`ConnectKind`) are defined with the
+edits themselves, in :mod:`jupyter_workflows.spec.edits`, and re-exported here.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal, TypedDict, get_args
+
+from ..spec.edits import CONNECT_KINDS, EDIT_OPS, ConnectKind, EditOp
+from ..statuses import RUN_STATUSES, TASK_STATUSES, RunStatus
+from ..statuses import TaskStatus as TaskStatus_
+from ..values import summary_line
 
 __all__ = [
     "CONNECT_KINDS",
@@ -44,46 +52,24 @@ __all__ = [
     "RunState",
     "TaskState",
     "TaskStatus",
+    "jsonable",
 ]
 
-TaskState = Literal[
-    "pending",  # created, waiting for its inbound transitions
-    "scheduled",  # handed to the executor, not started on a worker yet
-    "running",  # an attempt is executing
-    "retrying",  # an attempt failed; the next one is due
-    "waiting",  # a human inquiry is open
-    "succeeded",
-    "failed",  # the last attempt failed
-    "skipped",  # a branch that was not taken
-    "cancelled",
-    "cached",  # a stored result was reused
-]
-RunState = Literal[
-    "pending", "running", "succeeded", "failed", "cancelled", "paused", "waiting", "interrupted"
-]
+#: The status names have one home, :mod:`jupyter_workflows.statuses`.
+TaskState = TaskStatus_
+RunState = RunStatus
 NodeKind = Literal["action", "workflow", "routing", "join", "parallel"]
 EdgeKind = Literal["success", "failure", "complete", "needs", "when", "decision"]
-EditOp = Literal[
-    "add_task",  # name, action; optional after (a task that goes on to it on success)
-    "remove_task",  # name; references to it in other tasks' transitions go too
-    "connect",  # source, target, kind: one of CONNECT_KINDS (on_success/on_failure/on_complete)
-    "disconnect",  # source, target, kind: any EdgeKind the graph drew
-    "set_task",  # name, yaml: the task's fields as YAML; optional rename
-    "replace",  # yaml: the whole document
-]
-ConnectKind = Literal["success", "failure", "complete"]
 EditTarget = Literal[
     "cell",  # the %%workflow cell the widget is shown under: the front end rewrites it
     "file",  # the YAML/JSON file the workflow was loaded from: the kernel rewrites it
     "none",  # nowhere to write: the YAML is shown with a Copy button (and is widget.yaml)
 ]
 
-TASK_STATES: tuple[str, ...] = get_args(TaskState)
-RUN_STATES: tuple[str, ...] = get_args(RunState)
+TASK_STATES: tuple[str, ...] = TASK_STATUSES
+RUN_STATES: tuple[str, ...] = RUN_STATUSES
 NODE_KINDS: tuple[str, ...] = get_args(NodeKind)
 EDGE_KINDS: tuple[str, ...] = get_args(EdgeKind)
-EDIT_OPS: tuple[str, ...] = get_args(EditOp)
-CONNECT_KINDS: tuple[str, ...] = get_args(ConnectKind)
 
 
 class GraphNode(TypedDict):
@@ -269,3 +255,12 @@ EDGE_STYLES: dict[str, tuple[str, str | None]] = {
     "decision": ("#d97706", None),
 }
 """Edge kind -> (stroke colour, SVG dash array or None); mirrors ``EDGE_STYLES`` in types.ts."""
+
+
+def jsonable(value: object) -> Any:
+    """``value`` as plain JSON, anything JSON cannot hold replaced by its one-line summary.
+
+    A trait that is not JSON breaks the comm message that carries it, and the
+    widget with it; a task's inputs are user data, so they are made safe here.
+    """
+    return json.loads(json.dumps(value, default=summary_line))

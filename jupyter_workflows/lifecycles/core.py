@@ -33,7 +33,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import RunNotFound, RunStateError, SpecError, WorkflowError
+from ..exceptions import RunNotFound, RunStateError, SpecError, WorkflowError, first_line
 from ..spec.loader import SourceMap, read_text
 from .spec import GUARD_SCOPE, LifecycleSpec, WorkflowRef, load_lifecycle_spec
 
@@ -124,7 +124,7 @@ class Lifecycle:
 
     def resolve(self, name: str) -> Workflow:
         """The workflow ``name``: registered in this process, else ``NAME.yaml`` beside the file."""
-        from ..definition import resolve_workflow
+        from ..sources import resolve_workflow
 
         return resolve_workflow(name, self.base_dir)
 
@@ -221,9 +221,9 @@ def load_lifecycle(source: str | os.PathLike[str], *, name: str | None = None) -
 
     Raises :class:`SpecError` (``FILE:LINE:COL: message``) for an invalid document.
     """
-    from ..definition import _looks_like_path
+    from ..sources import looks_like_path
 
-    if isinstance(source, os.PathLike) or (isinstance(source, str) and _looks_like_path(source)):
+    if isinstance(source, os.PathLike) or (isinstance(source, str) and looks_like_path(source)):
         path = Path(source)
         if not path.is_file():
             raise SpecError("no such lifecycle file", file=str(path))
@@ -625,7 +625,7 @@ class LifecycleObject:
             run = wf.run(params, wait=False)
         except WorkflowError as exc:
             raise TransitionRefused(
-                self.id, source, to, f"{what} did not start: {_first_line(exc)}"
+                self.id, source, to, f"{what} did not start: {first_line(exc)}"
             ) from None
         runs.append(run.run_id)
         status = _wait_for_end(run, timeout)
@@ -661,7 +661,7 @@ class LifecycleObject:
                 self.id,
                 rec["state"],
                 state,
-                f"the approval of {state!r} did not start: {_first_line(exc)}",
+                f"the approval of {state!r} did not start: {first_line(exc)}",
             ) from None
         return {"run_id": run.run_id, "task": "approve", "state": state}
 
@@ -683,7 +683,7 @@ class LifecycleObject:
                     self.id,
                     ref.workflow,
                     state,
-                    _first_line(exc),
+                    first_line(exc),
                 )
                 continue
             started.append(run.run_id)
@@ -999,11 +999,6 @@ def _public_entry(entry: dict[str, Any]) -> dict[str, Any]:
         else None
     )
     return out
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 _ = GUARD_SCOPE  # re-exported for the docs

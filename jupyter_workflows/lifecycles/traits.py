@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from ..exceptions import SpecError, WorkflowError
+from ..exceptions import SpecError, WorkflowError, first_line
 from ..spec.loader import (
     SourceMap,
     gather_errors,
@@ -150,7 +150,7 @@ class Triggers:
         return {name: self.base_dir for name in [*self.spec.traits, *self.spec.hooks]}
 
     def resolve(self, name: str, owner: str | None = None) -> Workflow:
-        from ..definition import resolve_workflow
+        from ..sources import resolve_workflow
 
         base = self._resolvers().get(owner or "", self.base_dir)
         return resolve_workflow(name, base)
@@ -165,13 +165,13 @@ class Triggers:
                     self.resolve(ref.workflow, name).validate()
                 except WorkflowError as exc:
                     where = ("traits", name, "workflows", i)
-                    message = f"trait {name!r}: workflow {ref.workflow!r}: {_first_line(exc)}"
+                    message = f"trait {name!r}: workflow {ref.workflow!r}: {first_line(exc)}"
                     errors.append(smap.error(message, where))
         for name, hook in self.spec.hooks.items():
             try:
                 self.resolve(hook.workflow, name).validate()
             except WorkflowError as exc:
-                message = f"hook {name!r}: workflow {hook.workflow!r}: {_first_line(exc)}"
+                message = f"hook {name!r}: workflow {hook.workflow!r}: {first_line(exc)}"
                 errors.append(smap.error(message, ("hooks", name, "workflow")))
         if errors:
             raise gather_errors(errors)
@@ -234,7 +234,7 @@ class Triggers:
                         params = {k: file[k] for k in wf.spec.parameters if k in file}
                     run = wf.run(params, wait=False)
                 except WorkflowError as exc:
-                    errors.append(f"trait {name!r}: workflow {ref.workflow!r}: {_first_line(exc)}")
+                    errors.append(f"trait {name!r}: workflow {ref.workflow!r}: {first_line(exc)}")
                     log.error("jupyter-workflows traits: %s: %s", p, errors[-1])
                     continue
                 log.info(
@@ -308,10 +308,10 @@ class Triggers:
 
 def load_triggers(source: str | os.PathLike[str]) -> Triggers:
     """A trigger document (``traits:``/``hooks:``) from a file or its text; positioned errors."""
-    from ..definition import _looks_like_path
+    from ..sources import looks_like_path
 
     path: Path | None = None
-    if isinstance(source, os.PathLike) or (isinstance(source, str) and _looks_like_path(source)):
+    if isinstance(source, os.PathLike) or (isinstance(source, str) and looks_like_path(source)):
         path = Path(source)
         if not path.is_file():
             raise SpecError("no such trigger file", file=str(path))
@@ -453,7 +453,7 @@ class FolderWatcher:
                 "jupyter-workflows traits: %s: %s: %s",
                 args[0] if args else "",
                 type(exc).__name__,
-                _first_line(exc),
+                first_line(exc),
             )
             return []
 
@@ -480,12 +480,7 @@ class FolderWatcher:
                     if root is not None:
                         self.started += self._safe(self.triggers.process, p, root)
         except Exception as exc:  # pragma: no cover - the folder vanished, ...
-            log.error("jupyter-workflows traits: the watcher stopped: %s", _first_line(exc))
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
+            log.error("jupyter-workflows traits: the watcher stopped: %s", first_line(exc))
 
 
 def triggers_from(paths: Iterable[str | os.PathLike[str]]) -> Triggers | None:

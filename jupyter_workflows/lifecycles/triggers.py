@@ -15,10 +15,11 @@ __all__ = ["list_triggers", "split_paths"]
 
 
 def _kind_of(path: Path) -> str:
+    from ..sources import is_workflow_file_name
     from ..spec.loader import parse_document, read_text
     from .spec import document_kind
 
-    if path.suffix.lower() not in (".yaml", ".yml", ".json"):
+    if not is_workflow_file_name(path.name):
         return "workflow"
     data, _ = parse_document(read_text(path), file=str(path))
     return document_kind(data)
@@ -26,8 +27,8 @@ def _kind_of(path: Path) -> str:
 
 def list_triggers(paths: Sequence[str]) -> list[dict[str, Any]]:
     """One row per schedule, webhook and trait defined in ``paths``."""
-    from ..cli.logic import load_target
-    from ..server.schedules import next_fire
+    from ..sources import load_target
+    from ..spec.schedules import next_fire
 
     rows: list[dict[str, Any]] = []
     for name in paths:

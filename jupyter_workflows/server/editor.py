@@ -8,8 +8,9 @@ model (saved through the contents API, undo, dirty marker); the server only comp
   the first error as ``FILE:LINE:COL: message`` with its ``line``/``col``. Always 200: an
   invalid workflow is an answer, not a failed request.
 * ``POST edit`` ``{"text", "path", "op", ...}``: one graph edit (the widget's
-  :data:`~jupyter_workflows.jupyter.wire.EditOp`) applied to the text, written back in the
-  author's style (:mod:`~jupyter_workflows.jupyter.yaml_roundtrip`: comments, quoting, order
+  :data:`~jupyter_workflows.spec.edits.EditOp`, applied by the same pure
+  :func:`~jupyter_workflows.spec.edits.apply_edit`) to the text, written back in the
+  author's style (:mod:`~jupyter_workflows.spec.yaml_roundtrip`: comments, quoting, order
   kept), validated; 200 with the new text and graph, 400 with the one-line reason when the
   edit is refused (nothing is written anywhere: the browser puts the text in the editor).
 """
@@ -22,7 +23,7 @@ from typing import Any
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from ..exceptions import SpecError, WorkflowError
+from ..exceptions import SpecError, WorkflowError, first_line
 from .handlers import _WorkflowsHandler
 
 __all__ = ["editor_handlers"]
@@ -48,44 +49,56 @@ def _load(text: str, path: Path, label: str) -> Any:
     except SpecError:
         raise
     except WorkflowError as exc:  # an action that does not resolve
-        raise SpecError(str(exc).strip().splitlines()[0], file=label) from None
+        raise SpecError(first_line(exc), file=label) from None
     return workflow
 
 
+def _graph(workflow: Any) -> dict[str, Any]:
+    from ..jupyter.picture import graph_mime_data
+    from ..spec.graph import graph_dict
+
+    return dict(graph_mime_data(graph_dict(workflow.compiled)))
+
+
 def _answer(text: str, path: Path, label: str) -> dict[str, Any]:
-    from ..jupyter.widget import graph_mime_data
-
     try:
-        workflow = _load(text, path, label)
-        from ..spec.graph import graph_dict
-
-        graph = graph_mime_data(graph_dict(workflow.compiled))
+        graph = _graph(_load(text, path, label))
     except SpecError as exc:
         return {
             "ok": False,
-            "error": str(exc).strip().splitlines()[0],
+            "error": first_line(exc),
             "line": exc.line,
             "col": exc.col,
             "graph": None,
         }
+    return _accepted(graph)
+
+
+def _accepted(graph: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True, "error": None, "line": None, "col": None, "graph": graph}
 
 
 def _edit(text: str, path: Path, label: str, message: dict[str, Any]) -> dict[str, Any]:
-    from ..jupyter.widget import apply_edit, dump_document
-    from ..jupyter.yaml_roundtrip import round_trip
+    from ..spec.edits import apply_edit, edited_text
     from ..spec.loader import parse_document
 
     data, _ = parse_document(text, file=label)
     if not isinstance(data, dict):
         raise SpecError("the document is not a mapping of fields", file=label)
     edited = apply_edit(data, message)
-    json_file = path.suffix.lower() == ".json"
-    new_text = None if json_file else round_trip(text, edited)
-    if new_text is None:
-        new_text = dump_document(edited, json_file=json_file)
-    _load(new_text, path, label)  # refused edits never reach the editor
-    return {"text": new_text, **_answer(new_text, path, label)}
+    new_text = edited_text(text, edited, json_file=path.suffix.lower() == ".json")
+    workflow = _load(new_text, path, label)  # refused edits never reach the editor
+    return {"text": new_text, **_accepted(_graph(workflow))}
+
+
+def _text_and_path(handler: _WorkflowsHandler, shape: str) -> tuple[dict[str, Any], Path, str]:
+    """The request body (``{"text": str, "path": str, ...}``), the file it names inside the
+    server's root, and the label errors are positioned with; 400 for anything else."""
+    body = handler.json_body(required=True)
+    if not isinstance(body, dict) or not isinstance(body.get("text"), str):
+        raise web.HTTPError(400, f"the body must be {shape}")
+    relative = str(body.get("path") or "")
+    return body, _inside(handler.root_dir, relative), relative
 
 
 class ValidateHandler(_WorkflowsHandler):
@@ -94,11 +107,7 @@ class ValidateHandler(_WorkflowsHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        body = self.json_body(required=True)
-        if not isinstance(body, dict) or not isinstance(body.get("text"), str):
-            raise web.HTTPError(400, 'the body must be {"text": "...", "path": "..."}')
-        relative = str(body.get("path") or "")
-        path = _inside(self.root_dir, relative)
+        body, path, relative = _text_and_path(self, '{"text": "...", "path": "..."}')
         self.send(await self.call(_answer, body["text"], path, relative or path.name))
 
 
@@ -108,11 +117,7 @@ class EditHandler(_WorkflowsHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        body = self.json_body(required=True)
-        if not isinstance(body, dict) or not isinstance(body.get("text"), str):
-            raise web.HTTPError(400, 'the body must be {"text": "...", "path": "...", "op": ...}')
-        relative = str(body.get("path") or "")
-        path = _inside(self.root_dir, relative)
+        body, path, relative = _text_and_path(self, '{"text": "...", "path": "...", "op": ...}')
         message = {k: v for k, v in body.items() if k not in ("text", "path")}
         self.send(await self.call(_edit, body["text"], path, relative or path.name, message))
 

@@ -32,6 +32,7 @@ import functools
 import json
 import math
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -50,8 +51,11 @@ from ..exceptions import (
     SpecError,
     StoreError,
     WorkflowError,
+    describe,
+    one_line,
 )
 from ..limits import LIMITS, hint
+from ..sources import get_workflow, is_workflow_file_name, registered_workflows, workflow_files
 from ..values import to_json_form
 
 __all__ = ["default_handlers", "discover_workflows", "find_workflow"]
@@ -60,7 +64,6 @@ T = TypeVar("T")
 
 #: Workflow files bigger than this in the root folder are not opened by ``GET workflows``.
 MAX_WORKFLOW_FILE_BYTES = 1_000_000
-_WORKFLOW_SUFFIXES = (".yaml", ".yml", ".json")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -91,8 +94,7 @@ def _depth(value: Any, limit: int) -> int:
 
 
 def _one_line(text: str) -> str:
-    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
-    return " ".join(lines) if lines else "error"
+    return one_line(text) or "error"
 
 
 def _status_for(exc: BaseException) -> int:
@@ -421,12 +423,12 @@ def _describe(wf: Any, source: str, path: str | None) -> dict[str, Any]:
 def discover_workflows(root_dir: Path) -> list[dict[str, Any]]:
     """Workflows registered in the server process, then workflow files in ``root_dir``.
 
-    Files are ``*.yaml``, ``*.yml`` and ``*.json`` directly in ``root_dir`` (not in sub-folders,
+    Files are ``*.yaml``, ``*.yml`` and ``*.json`` (any case: ``sources``) directly in ``root_dir`` (not in sub-folders,
     not hidden) whose top level has ``tasks``. A file that does not load is listed with its
     one-line ``error`` and no other details; one that loads but does not validate (an unknown
     task in ``on_success``, an action that does not resolve) keeps its details, with ``error``.
     """
-    from ..definition import load, registered_workflows
+    from ..definition import load
 
     out = []
     seen: set[Path] = set()
@@ -451,16 +453,79 @@ def discover_workflows(root_dir: Path) -> list[dict[str, Any]]:
         if cached is not None and cached[0] == version:
             out.append(dict(cached[1]))  # unchanged since it was validated: no work at all
             continue
-        entry = _discover_file(path, rel, root_dir, load)
-        _DISCOVERED[key] = (version, entry)
-        out.append(dict(entry))
-    for key in [k for k in _DISCOVERED if k[1] == str(root_dir) and k[0] not in live]:
-        _DISCOVERED.pop(key, None)
+        out.append(dict(_discover_bounded(key, version, path, rel, root_dir, load)))
+    with _DISCOVERY_LOCK:
+        for key in [k for k in _DISCOVERED if k[1] == str(root_dir) and k[0] not in live]:
+            _DISCOVERED.pop(key, None)
     return out
 
 
 #: ``(file, root) -> ((mtime_ns, size), entry)``: discovery validates a file once per version.
 _DISCOVERED: dict[tuple[Path, str], tuple[tuple[int, int], dict[str, Any]]] = {}
+#: Files being loaded now, ``(file, root) -> ((mtime_ns, size), done)``: one thread per version.
+_LOADING: dict[tuple[Path, str], tuple[tuple[int, int], Any]] = {}
+_DISCOVERY_LOCK = threading.Lock()
+
+
+def _discover_bounded(
+    key: tuple[Path, str],
+    version: tuple[int, int],
+    path: Path,
+    rel: str,
+    root_dir: Path,
+    load: Callable[..., Any],
+) -> dict[str, Any]:
+    """:func:`_discover_file` on its own thread, waited for at most ``discovery_seconds``.
+
+    A file that takes longer is listed with a one-line error this time; its thread goes on (it
+    is bounded step by step by the other limits) and caches the real entry for the next
+    listing. A request never waits longer than the limit for one file, and a file that is
+    still loading is not loaded a second time by the next request.
+    """
+    with _DISCOVERY_LOCK:
+        loading = _LOADING.get(key)
+        if loading is None or loading[0] != version:
+            done = threading.Event()
+            loading = (version, done)
+            _LOADING[key] = loading
+
+            def work() -> None:
+                try:
+                    entry = _discover_file(path, rel, root_dir, load)
+                except BaseException as exc:  # noqa: BLE001 - listed, never raised into a thread
+                    entry = _broken(path, rel, f"{rel}: internal error: {describe(exc)}")
+                with _DISCOVERY_LOCK:
+                    _DISCOVERED[key] = (version, entry)
+                    if _LOADING.get(key) is loading:
+                        del _LOADING[key]
+                done.set()
+
+            threading.Thread(target=work, name=f"jw-discover-{rel}", daemon=True).start()
+    if loading[1].wait(LIMITS.discovery_seconds):
+        with _DISCOVERY_LOCK:
+            cached = _DISCOVERED.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+    return _broken(
+        path,
+        rel,
+        f"{rel}: still loading after {LIMITS.discovery_seconds:g} s; listed when it is done "
+        + hint("discovery_seconds"),
+    )
+
+
+def _broken(path: Path, rel: str, error: str) -> dict[str, Any]:
+    """The entry of a file that could not be listed: its name and one-line ``error``."""
+    return {
+        "name": path.stem,
+        "description": None,
+        "parameters": None,
+        "schedule": None,
+        "tasks": None,
+        "source": "file",
+        "path": rel,
+        "error": error,
+    }
 
 
 def _discover_file(
@@ -474,16 +539,7 @@ def _discover_file(
     """
 
     def broken(error: str) -> dict[str, Any]:
-        return {
-            "name": path.stem,
-            "description": None,
-            "parameters": None,
-            "schedule": None,
-            "tasks": None,
-            "source": "file",
-            "path": rel,
-            "error": error,
-        }
+        return _broken(path, rel, error)
 
     if path.stat().st_size > LIMITS.discovery_file_bytes:
         return broken(
@@ -521,15 +577,7 @@ def _relative(path: Path | None, root_dir: Path) -> str | None:
 
 
 def _workflow_files(root_dir: Path) -> list[Path]:
-    try:
-        candidates = sorted(p for p in root_dir.iterdir() if p.suffix in _WORKFLOW_SUFFIXES)
-    except OSError:
-        return []
-    return [
-        p
-        for p in candidates
-        if not p.name.startswith(".") and p.is_file() and _looks_like_workflow(p)
-    ]
+    return [p for p in workflow_files(root_dir) if _looks_like_workflow(p)]
 
 
 def find_workflow(name: str, root_dir: Path) -> Any:
@@ -538,13 +586,13 @@ def find_workflow(name: str, root_dir: Path) -> Any:
     ``name`` may also be a file name in ``root_dir`` (``hello.yaml``). Raises
     :class:`SpecError` when the file that would define it is invalid.
     """
-    from ..definition import get_workflow, load
+    from ..definition import load
 
     found = get_workflow(name)
     if found is not None:
         return found
     if (
-        name.endswith(_WORKFLOW_SUFFIXES)
+        is_workflow_file_name(name)
         and "/" not in name
         and "\\" not in name
         and not name.startswith(".")
@@ -580,6 +628,8 @@ class IndexHandler(_WorkflowsHandler):
             {
                 "name": "jupyter_workflows",
                 "version": __version__,
+                "dashboard_proxy": self._dashboard_proxy(),
+                "dashboard": self._dashboard(),
                 "endpoints": [
                     "GET workflows",
                     "POST workflows/{name}/runs",
@@ -600,6 +650,31 @@ class IndexHandler(_WorkflowsHandler):
                 ],
             }
         )
+
+
+    def _dashboard_proxy(self) -> str | None:
+        """``{base_url}proxy/`` when jupyter-server-proxy is enabled in this server: a Dask
+        dashboard on this machine's loopback (``http://127.0.0.1:PORT/status``) is then
+        reachable from any browser as ``{base_url}proxy/PORT/status``, through Jupyter's auth."""
+        app = self.settings.get("serverapp")
+        manager = getattr(app, "extension_manager", None)
+        package = (getattr(manager, "extensions", None) or {}).get("jupyter_server_proxy")
+        if package is None or not getattr(package, "enabled", False):
+            return None
+        from jupyter_server.utils import url_path_join
+
+        return str(url_path_join(self.settings.get("base_url", "/") or "/", "proxy/"))
+
+    def _dashboard(self) -> str | None:
+        """The dashboard of the Dask cluster this server's runs use, once it is started."""
+        from ..engine import api
+
+        orchestrator = api._orchestrator
+        executor = getattr(orchestrator, "_executor", None) if orchestrator else None
+        try:
+            return str(executor.dashboard_link) if executor and executor.dashboard_link else None
+        except Exception:  # a cluster going away: no link, not a 500
+            return None
 
 
 class WorkflowsHandler(_WorkflowsHandler):

@@ -88,6 +88,12 @@ class CTask:
     description: str | None = None
     #: Items per executor task for ``with_items`` (``None``: chosen by the executor; 1: none).
     chunk_size: int | None = None
+    #: Inputs that are exactly ``{{ task.X.result }}``: input name -> task ``X``. Resolved here,
+    #: once, so that submitting an attempt passes the upstream result by reference without
+    #: parsing templates (the executor hands it over where it already is).
+    result_refs: dict[str, str] = field(default_factory=dict)
+    #: Inputs that hold a template anywhere (the rest are constants).
+    templated_inputs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -248,6 +254,8 @@ def compile_workflow(spec: WorkflowSpec) -> CompiledWorkflow:
             action=task.action,
             workflow=task.workflow,
             input=dict(task.input),
+            result_refs=_result_refs(task.input),
+            templated_inputs=tuple(k for k, v in task.input.items() if _has_template(v)),
             next=tuple(trans),
             join=join,
             with_items=task.with_items,
@@ -278,3 +286,29 @@ def compile_workflow(spec: WorkflowSpec) -> CompiledWorkflow:
 
 def _pairs(publish: list[dict[str, Any]] | None) -> tuple[tuple[str, Any], ...]:
     return tuple((k, v) for item in publish or () for k, v in item.items())
+
+
+def _result_refs(inputs: dict[str, Any]) -> dict[str, str]:
+    """Input name -> task ``X``, for the inputs that are exactly ``{{ task.X.result }}``."""
+    from ..expressions import exact_expression
+
+    refs: dict[str, str] = {}
+    for arg, raw in inputs.items():
+        if isinstance(raw, str):
+            inner = exact_expression(raw)
+            if inner and inner.startswith("task.") and inner.endswith(".result"):
+                name = inner[len("task.") : -len(".result")]  # "" for {{ task.result }}
+                if name:
+                    refs[arg] = name
+    return refs
+
+
+def _has_template(value: Any) -> bool:
+    """Whether an input value holds a template anywhere."""
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    if isinstance(value, dict):
+        return any(_has_template(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_template(v) for v in value)
+    return False

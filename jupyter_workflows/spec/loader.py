@@ -175,15 +175,16 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
 def parse_document(text: str, *, file: str | None = None) -> tuple[Any, SourceMap]:
     """Parse YAML or JSON text into plain data and its :class:`SourceMap`.
 
-    A ``.json`` file must be strict JSON (``json.loads`` decides: no trailing commas, single
-    quotes, bare words, ``NaN``); the YAML composer reads it too, for the positions.
+    A ``.json`` file (the extension in any case, as ``sources`` matches it) must be strict JSON
+    (``json.loads`` decides: no trailing commas, single quotes, bare words, ``NaN``); the YAML
+    composer reads it too, for the positions.
 
     Raises
     ------
     SpecError
         On a syntax error, a duplicate key, or an empty document.
     """
-    if file is None or not file.endswith(".json"):
+    if file is None or not file.lower().endswith(".json"):
         return _compose(text, file, "YAML")
     try:
         data, smap = _compose(text, file, "JSON")

@@ -7,20 +7,28 @@ placeholder for the task's result. Passing a result placeholder to another task 
 ``{{ parameters.p }}``. The return value becomes ``output_map``. The name comes from the
 function, the description from its docstring, typed parameters from the signature (no default
 -> required).
+
+This module traces a function into a spec (:func:`trace`); the ``@jw.workflow`` decorator, which
+makes it a :class:`~jupyter_workflows.Workflow` and registers it, is
+:func:`jupyter_workflows.definition.workflow`.
 """
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import json
+import os
 import types
 import typing
 from collections.abc import Callable
 from typing import Any
 
 from ..exceptions import SpecError
+from .loader import SourceMap, load_spec
+from .models import WorkflowSpec
 
-__all__ = ["Ref", "workflow"]
+__all__ = ["Ref", "trace"]
 
 _TYPE_NAMES: dict[Any, str] = {
     str: "string",
@@ -144,85 +152,49 @@ def _parameters(fn: Callable[..., Any]) -> dict[str, Any]:
     return out
 
 
-def workflow(
-    fn: Callable[..., Any] | None = None,
-    /,
+def trace(
+    f: Callable[..., Any],
+    builder: contextvars.ContextVar[Any],
     *,
     name: str | None = None,
     schedule: str | None = None,
-    register: bool = True,
-) -> Any:
-    """Turn a function into a :class:`~jupyter_workflows.Workflow`.
+) -> tuple[WorkflowSpec, SourceMap, str | None]:
+    """Trace ``f`` into ``(spec, source_map, base_dir)``.
 
-    Parameters
-    ----------
-    name:
-        The workflow's name (default: the function's).
-    schedule:
-        A cron expression (``"0 9 * * *"``) for ``jupyter-workflows serve``.
-    register:
-        Make it resolvable by name (nested workflows, magics, REST).
-
-    Examples
-    --------
-    >>> import jupyter_workflows as jw
-    >>> @jw.task
-    ... def double(x: int) -> int:
-    ...     return 2 * x
-    >>> @jw.workflow
-    ... def pipeline(n: int = 3):
-    ...     "Double twice."
-    ...     return double(double(n))
-    >>> sorted(pipeline.compiled.tasks)
-    ['double', 'double_2']
+    ``builder`` is the context variable ``@jw.task`` functions look at
+    (``actions.registry.BUILDER``): while it holds the tracer, calling one adds a task.
+    ``base_dir`` is the folder of ``f``'s source file, when it has one on disk.
     """
-
-    def build(f: Callable[..., Any]) -> Any:
-        from ..actions.registry import BUILDER
-        from ..definition import Workflow, register_workflow
-        from .loader import load_spec
-
-        params = _parameters(f)
-        builder = _Builder()
-        token = BUILDER.set(builder)
-        try:
-            returned = f(**{p: Ref(f"parameters.{p}") for p in params})
-        finally:
-            BUILDER.reset(token)
-        if not builder.tasks:
-            raise SpecError(f"@workflow {f.__name__!r} calls no @task function, so it has no tasks")
-        output_map: dict[str, Any] = {}
-        if isinstance(returned, dict):
-            output_map = {k: builder._value(v, []) for k, v in returned.items()}
-        elif returned is not None:
-            output_map = {"result": builder._value(returned, [])}
-        doc = inspect.getdoc(f)
-        data: dict[str, Any] = {"name": name or f.__name__}
-        if doc:
-            data["description"] = doc
-        if schedule:
-            data["schedule"] = schedule
-        if params:
-            data["parameters"] = params
-        data["tasks"] = builder.tasks
-        if output_map:
-            data["output_map"] = output_map
-        text = json.dumps(data, default=str)
-        spec, smap = load_spec(text, file=f"<workflow {f.__name__}>")
-        try:
-            source_file = inspect.getsourcefile(f)
-        except TypeError:
-            source_file = None
-        import os
-
-        base_dir = (
-            os.path.dirname(source_file) if source_file and os.path.exists(source_file) else None
-        )
-        wf = Workflow(spec, source_map=smap, base_dir=base_dir)
-        if register:
-            register_workflow(wf)
-        return wf
-
-    if fn is not None:
-        return build(fn)
-    return build
+    params = _parameters(f)
+    tracer = _Builder()
+    token = builder.set(tracer)
+    try:
+        returned = f(**{p: Ref(f"parameters.{p}") for p in params})
+    finally:
+        builder.reset(token)
+    if not tracer.tasks:
+        raise SpecError(f"@workflow {f.__name__!r} calls no @task function, so it has no tasks")
+    output_map: dict[str, Any] = {}
+    if isinstance(returned, dict):
+        output_map = {k: tracer._value(v, []) for k, v in returned.items()}
+    elif returned is not None:
+        output_map = {"result": tracer._value(returned, [])}
+    doc = inspect.getdoc(f)
+    data: dict[str, Any] = {"name": name or f.__name__}
+    if doc:
+        data["description"] = doc
+    if schedule:
+        data["schedule"] = schedule
+    if params:
+        data["parameters"] = params
+    data["tasks"] = tracer.tasks
+    if output_map:
+        data["output_map"] = output_map
+    text = json.dumps(data, default=str)
+    spec, smap = load_spec(text, file=f"<workflow {f.__name__}>")
+    try:
+        source_file = inspect.getsourcefile(f)
+    except TypeError:
+        source_file = None
+    base_dir = os.path.dirname(source_file) if source_file and os.path.exists(source_file) else None
+    return spec, smap, base_dir

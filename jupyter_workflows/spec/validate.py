@@ -12,7 +12,7 @@ from typing import Any
 
 import networkx as nx
 
-from ..exceptions import SpecError
+from ..exceptions import SpecError, first_line
 from .compile import CompiledWorkflow
 from .loader import SourceMap, gather_errors
 from .models import WorkflowSpec
@@ -98,7 +98,7 @@ def validate_compiled(
     ``resolve_action``/``resolve_workflow`` raise when a name does not resolve; their error's
     message is reported at the task's ``action``/``workflow`` field.
     """
-    from ..expressions import template_error
+    from ..expressions import template_syntax_error
 
     spec = cw.spec
     warnings: list[Warning_] = []
@@ -126,7 +126,7 @@ def validate_compiled(
         if names:
             name_errors.extend(names)
             continue
-        problem = template_error(text)
+        problem = template_syntax_error(text)
         if problem is not None:
             offset, _col, message = problem
             line, col = smap.locate_line(_source_path(smap, path), offset)
@@ -216,12 +216,12 @@ def validate_compiled(
             except SpecError as exc:
                 if exc.line is None:
                     errors.append(
-                        smap.error(f"task {name!r}: {_one_line(exc)}", (*paths[name], key))
+                        smap.error(f"task {name!r}: {first_line(exc)}", (*paths[name], key))
                     )
                 else:
                     errors.append(_nested_error(exc, smap, (*paths[name], key), name, target))
             except Exception as exc:
-                errors.append(smap.error(f"task {name!r}: {_one_line(exc)}", (*paths[name], key)))
+                errors.append(smap.error(f"task {name!r}: {first_line(exc)}", (*paths[name], key)))
 
     # Parameter defaults fit their declared type.
     from .params import check_value
@@ -280,7 +280,7 @@ def validate_compiled(
 
     # The schedule parses (cron or RRULE); `jupyter-workflows serve` runs it.
     if spec.schedule is not None:
-        from ..server.schedules import schedule_problem
+        from .schedules import schedule_problem
 
         problem = schedule_problem(spec.schedule)
         if problem is not None:
@@ -367,11 +367,6 @@ def _unknown(smap: SourceMap, path, name, target, cw: CompiledWorkflow, key) -> 
     if hint:
         msg += f" (did you mean {hint[0]!r}?)"
     return smap.error(msg, path)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 # -- strict templates: names that cannot resolve ----------------------------------------------

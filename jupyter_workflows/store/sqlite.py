@@ -57,6 +57,7 @@ import sqlite3
 import stat
 import threading
 import time
+import urllib.parse
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -499,8 +500,82 @@ class SqliteStore(RunStore):
                 f"into it. Keep the file, recover what SQLite can into a new store "
                 f"(sqlite3 {self.path} .recover | sqlite3 NEW.db), or restore a copy made with "
                 f"sqlite3 {self.path} '.backup COPY.db'; list the damage with "
-                f"sqlite3 {self.path} 'PRAGMA integrity_check'"
+                f"jupyter-workflows store check --store {self.path}"
             )
+
+    #: Columns a sound store always fills (the schema allows NULL for older versions' sake).
+    _EXPECTED: tuple[tuple[str, str, str], ...] = (
+        ("runs", "run_id", "workflow"),
+        ("runs", "run_id", "status"),
+        ("tasks", "run_id || '/' || exec_id", "task"),
+        ("tasks", "run_id || '/' || exec_id", "status"),
+    )
+
+    def check(self, *, limit: int = 20) -> list[str]:
+        """A full, read-only check; one line per finding (``[]``: the store is sound).
+
+        ``PRAGMA integrity_check`` (every page and index), ``foreign_key_check`` (tasks and
+        events of a missing run), and rows whose status or workflow is NULL (a store written by
+        hand, or damaged in a way SQLite cannot see). Opened read-only: never created, migrated
+        or written, so it is safe on a store another process is using. Raises
+        :class:`StoreError` (one line) when the file is not a store at all.
+        """
+        if not self.path.exists():
+            raise StoreError(f"{self.path}: no store here (nothing to check)")
+        if self._check_header() == 0:
+            return []  # created, not initialised yet: nothing in it can be damaged
+        uri = "file:" + urllib.parse.quote(str(self.path)) + "?mode=ro"
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=self.busy_timeout)
+        except sqlite3.Error as exc:
+            raise StoreError(self._describe(exc)) from exc
+        findings: list[str] = []
+        try:
+            with self._translate():
+                self._version(conn)
+                rows = conn.execute(f"PRAGMA integrity_check({int(limit)})").fetchall()
+            damage = [str(row[0]) for row in rows if str(row[0]) != "ok"]
+            findings += [" ".join(line.split()) for line in damage]
+            if damage:
+                return findings  # reading rows of a damaged file may fail or mislead
+            with self._translate():
+                orphans = conn.execute("PRAGMA foreign_key_check").fetchall()
+                for table, _rowid, parent, _fk in orphans[:limit]:
+                    findings.append(f"{table}: a row refers to a missing row of {parent}")
+                for table, key, column in self._EXPECTED:
+                    found = conn.execute(
+                        f"SELECT {key} FROM {table} WHERE {column} IS NULL LIMIT ?", (limit,)
+                    ).fetchall()
+                    findings += [f"{table} {row[0]}: {column} is NULL" for row in found]
+        finally:
+            conn.close()
+        return findings[:limit] if len(findings) > limit else findings
+
+    def backup(self, target: str | os.PathLike[str]) -> Path:
+        """Copy the store to ``target`` (a new file) with SQLite's online backup: consistent
+        while runs write to it. Artifact files (large values) are copied beside it."""
+        target = Path(os.path.abspath(os.path.expanduser(os.fspath(target))))
+        if target.exists():
+            raise StoreError(f"{target}: already exists; name a new file for the backup")
+        if target == self.path:
+            raise StoreError(f"{target}: is the store itself; name a new file for the backup")
+        try:
+            self._reader()  # refuses what is not a store (and says so in one line)
+        except _Empty:
+            raise StoreError(f"{self.path}: no store here (nothing to back up)") from None
+        if self._pending:
+            self.commit()
+        with self._translate():
+            destination = sqlite3.connect(str(target))
+            try:
+                self._connection().backup(destination)
+            finally:
+                destination.close()
+        if self.artifact_dir.is_dir():
+            import shutil
+
+            shutil.copytree(self.artifact_dir, target.with_name(target.name + ".artifacts"))
+        return target
 
     def _create_file(self) -> None:
         try:

@@ -83,6 +83,12 @@ export class GraphOutput extends Panel implements IRenderMime.IRenderer {
       return;
     }
     this.staticModel = new StaticModel(data);
+    this.mountPicture();
+  }
+
+  /** Draw the saved graph (again, after a live view went away). */
+  private mountPicture(): void {
+    if (this.root || !this.staticModel) return;
     this.root = createRoot(this.graphHost);
     this.root.render(
       <StrictMode>
@@ -125,6 +131,10 @@ export class GraphOutput extends Panel implements IRenderMime.IRenderer {
       const hasView = renderer.node.firstElementChild !== null;
       renderer.toggleClass("jw-output-live-pending", !hasView);
       this.picture.setHidden(hasView);
+      // One graph in the page at a time: the hidden picture is unmounted, not just hidden
+      // (two copies of every node would confuse find-in-page, screen readers and tests).
+      if (hasView) this.unmountPicture();
+      else this.mountPicture();
       this.node.dataset.live = hasView ? "true" : "false";
     };
     this.observer = new MutationObserver(check);
@@ -139,6 +149,11 @@ export class GraphOutput extends Panel implements IRenderMime.IRenderer {
       .then(check);
   }
 
+  private unmountPicture(): void {
+    this.root?.unmount();
+    this.root = null;
+  }
+
   private dropLive(): void {
     this.observer?.disconnect();
     this.observer = null;
@@ -148,13 +163,14 @@ export class GraphOutput extends Panel implements IRenderMime.IRenderer {
     }
     this.liveId = null;
     this.picture.setHidden(false);
+    this.mountPicture();
   }
 
   dispose(): void {
     if (this.isDisposed) return;
+    this.staticModel = null; // nothing to draw again
     this.dropLive();
-    this.root?.unmount();
-    this.root = null;
+    this.unmountPicture();
     super.dispose();
   }
 }

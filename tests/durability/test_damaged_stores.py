@@ -109,3 +109,84 @@ def test_null_columns_are_shown_not_crashed_on(tmp_path: Path, column: str) -> N
         assert result.returncode == 0, result.stderr
     if column == "workflow":
         assert "(missing)" in jw(tmp_path, "runs", "--store", str(store)).stdout
+
+
+# -- jupyter-workflows store check / store backup -----------------------------------------------
+
+
+def test_store_check_lists_the_damage_and_exits_1(tmp_path: Path) -> None:
+    store = tmp_path / "state.db"
+    real_store(store)
+    sound = jw(tmp_path, "store", "check", "--store", str(store))
+    assert sound.returncode == 0 and sound.stdout.strip() == f"{store}: ok", sound
+    damage_a_page_past_the_first(store)
+    before = store.read_bytes()
+    result = jw(tmp_path, "store", "check", "--store", str(store))
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert result.stdout.strip() and all(
+        line.startswith(f"{store}: ") for line in result.stdout.splitlines()
+    ), result.stdout
+    assert ".recover" in result.stderr and "Traceback" not in result.stderr
+    assert store.read_bytes() == before  # read only
+    (tmp_path / "fine.yaml").write_text(WORKFLOW)
+    refusal = jw(tmp_path, "run", "fine.yaml", "--store", str(store))
+    assert refusal.returncode == 2 and "jupyter-workflows store check" in refusal.stderr
+
+
+def test_store_check_reports_rows_with_null_status(tmp_path: Path) -> None:
+    import json
+
+    store = tmp_path / "state.db"
+    (tmp_path / "fine.yaml").write_text(WORKFLOW)
+    assert jw(tmp_path, "run", "fine.yaml", "--store", str(store)).returncode == 0
+    conn = sqlite3.connect(store)
+    conn.execute("UPDATE tasks SET status = NULL")
+    conn.commit()
+    conn.close()
+    result = jw(tmp_path, "store", "check", "--store", str(store), "--json")
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] is False and report["store"] == str(store)
+    assert any(f.startswith("tasks ") and f.endswith("status is NULL") for f in report["findings"])
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: None, "no store here"),
+        (lambda p: p.write_text("not sqlite\n"), "not a jupyter_workflows store"),
+        (lambda p: os.mkfifo(p), "not a regular file"),
+    ],
+    ids=["missing", "text file", "fifo"],
+)
+def test_store_check_refuses_what_is_not_a_store_in_one_line(
+    tmp_path: Path, make: object, message: str
+) -> None:
+    path = tmp_path / "state.db"
+    make(path)  # type: ignore[operator]
+    result = jw(tmp_path, "store", "check", "--store", str(path), timeout=60)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_store_backup_copies_a_store_in_use_with_its_artifacts(tmp_path: Path) -> None:
+    import numpy as np
+
+    from jupyter_workflows.store import artifacts
+
+    store_path = tmp_path / "state.db"
+    big = np.arange(300_000, dtype=np.float64)  # 2.4 MB: over the inline limit, an artifact file
+    big[7] = np.nan
+    with SqliteStore(store_path) as store:
+        store.create_run({"run_id": "a" * 32, "workflow": "fine", "definition": WORKFLOW})
+        store.update_run("a" * 32, outputs={"big": big}, status="succeeded")
+        store.commit()
+        assert any(store.artifact_dir.rglob("*")), "the array should be an artifact file"
+        result = jw(tmp_path, "store", "backup", "copy.db", "--store", str(store_path))
+        assert result.returncode == 0, result.stderr
+    copy = SqliteStore(tmp_path / "copy.db")
+    outputs = copy.get_run("a" * 32)["outputs"]
+    np.testing.assert_array_equal(outputs["big"], big)
+    again = jw(tmp_path, "store", "backup", "copy.db", "--store", str(store_path))
+    assert again.returncode == 2 and "already exists" in again.stderr
+    assert artifacts  # the module that wrote the file

@@ -633,3 +633,12 @@ def test_recovered_after_the_end_does_nothing() -> None:
     state = _replay(d)
     assert state.status == "succeeded"
     assert state.handle(E.Recovered(5.0)) == []
+
+
+def test_every_event_type_has_exactly_one_handler() -> None:
+    """Dispatch is by type from one table: a new event type without a handler fails here."""
+    kinds = {cls for name in E.__all__ if isinstance(cls := getattr(E, name), type)}
+    kinds.discard(E.Event)
+    assert set(RunState._HANDLERS) == kinds
+    for handler in (*RunState._HANDLERS.values(), *RunState._TIMERS.values()):
+        assert callable(getattr(RunState, handler)), handler

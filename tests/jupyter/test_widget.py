@@ -24,7 +24,8 @@ import comm
 import pytest
 from comm.base_comm import BaseComm
 
-from jupyter_workflows.jupyter.widget import MAX_LOG_LINES, GraphWidget, graph_svg
+from jupyter_workflows.jupyter.picture import graph_svg
+from jupyter_workflows.jupyter.widget import MAX_LOG_LINES, GraphWidget
 from jupyter_workflows.jupyter.wire import STATUS_COLORS, TASK_STATES
 
 STATIC = pathlib.Path(__file__).parents[2] / "jupyter_workflows" / "static"

@@ -17,8 +17,8 @@ from comm.base_comm import BaseComm
 
 import jupyter_workflows as jw
 from jupyter_workflows.jupyter.live import widget_for_workflow
-from jupyter_workflows.jupyter.widget import apply_edit
-from jupyter_workflows.jupyter.yaml_roundtrip import round_trip
+from jupyter_workflows.spec.edits import apply_edit
+from jupyter_workflows.spec.yaml_roundtrip import round_trip
 
 REPO = Path(__file__).resolve().parents[2]
 

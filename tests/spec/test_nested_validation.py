@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 
 import jupyter_workflows as jw
-from jupyter_workflows import definition
+from jupyter_workflows import definition, sources
 from jupyter_workflows.exceptions import SpecError
 from jupyter_workflows.testing import run_cli
 
 
 @pytest.fixture(autouse=True)
 def _own_workflow_registry(monkeypatch):
-    monkeypatch.setattr(definition, "_WORKFLOWS", dict(definition._WORKFLOWS))
+    monkeypatch.setattr(sources, "_WORKFLOWS", dict(sources._WORKFLOWS))
 
 
 def _env() -> dict[str, str]:

@@ -33,7 +33,7 @@ def error_of(text: str) -> SpecError:
 @pytest.fixture
 def isolated(monkeypatch: pytest.MonkeyPatch) -> None:
     """Resolving actions and workflows touches process state: undo it after the test."""
-    from jupyter_workflows import definition as workflow_module
+    from jupyter_workflows import sources as workflow_module
 
     monkeypatch.setattr(sys, "path", list(sys.path))
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))

@@ -34,6 +34,7 @@ def _yaml() -> Any:
 
 
 def _is_small_leaf(data: dict[Any, Any] | list[Any]) -> bool:
+    """Whether ``data`` is written in flow style (``{seconds: 1}``, ``[a, b]``): a short leaf."""
     values = list(data.values()) if isinstance(data, dict) else list(data)
     if not values:
         return True
