@@ -50,6 +50,7 @@ def configure(
     executor: Executor | str | None = _UNSET,
     artifacts: str | os.PathLike[str] | None = _UNSET,
     artifact_threshold: int | None = _UNSET,
+    pack_config: dict[str, dict[str, Any]] | None = _UNSET,
 ) -> None:
     """Choose where runs are stored and where tasks run.
 
@@ -73,11 +74,24 @@ def configure(
         Size in bytes (of the pickled result) above which a result stays with the workers and
         the engine keeps a reference; None goes back to the default
         (``JUPYTER_WORKFLOWS_ARTIFACT_THRESHOLD``, else 1 MiB).
+    pack_config:
+        attune packs' configuration (``config.*``/``pack.config.*`` in attune workflows), as
+        ``{PACK: {key: value}}`` over the defaults of each pack's ``pack.yaml``; None forgets it.
+        It does not stop the orchestrator.
 
     An argument not given keeps its current setting. Changing the configuration stops the
     current orchestrator; runs in flight in this process should be finished first.
     """
     global _orchestrator
+    if pack_config is not _UNSET:
+        from ..spec.attune import set_pack_config
+
+        set_pack_config(pack_config)
+        if all(
+            v is _UNSET
+            for v in (store, scheduler, executor, artifacts, artifact_threshold)
+        ):
+            return
     if artifacts is not _UNSET and artifacts is not None:
         artifacts = _artifact_location(artifacts, "artifacts")
     if artifact_threshold is not _UNSET and artifact_threshold is not None:
@@ -108,6 +122,9 @@ def configure(
 def reset() -> None:
     """Forget the configuration and stop the orchestrator (tests)."""
     global _orchestrator
+    from ..spec.attune import set_pack_config
+
+    set_pack_config(None)
     with _lock:
         _config.clear()
         if _orchestrator is not None:

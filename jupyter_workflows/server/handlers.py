@@ -628,6 +628,8 @@ class IndexHandler(_WorkflowsHandler):
             {
                 "name": "jupyter_workflows",
                 "version": __version__,
+                "dashboard_proxy": self._dashboard_proxy(),
+                "dashboard": self._dashboard(),
                 "endpoints": [
                     "GET workflows",
                     "POST workflows/{name}/runs",
@@ -648,6 +650,31 @@ class IndexHandler(_WorkflowsHandler):
                 ],
             }
         )
+
+
+    def _dashboard_proxy(self) -> str | None:
+        """``{base_url}proxy/`` when jupyter-server-proxy is enabled in this server: a Dask
+        dashboard on this machine's loopback (``http://127.0.0.1:PORT/status``) is then
+        reachable from any browser as ``{base_url}proxy/PORT/status``, through Jupyter's auth."""
+        app = self.settings.get("serverapp")
+        manager = getattr(app, "extension_manager", None)
+        package = (getattr(manager, "extensions", None) or {}).get("jupyter_server_proxy")
+        if package is None or not getattr(package, "enabled", False):
+            return None
+        from jupyter_server.utils import url_path_join
+
+        return str(url_path_join(self.settings.get("base_url", "/") or "/", "proxy/"))
+
+    def _dashboard(self) -> str | None:
+        """The dashboard of the Dask cluster this server's runs use, once it is started."""
+        from ..engine import api
+
+        orchestrator = api._orchestrator
+        executor = getattr(orchestrator, "_executor", None) if orchestrator else None
+        try:
+            return str(executor.dashboard_link) if executor and executor.dashboard_link else None
+        except Exception:  # a cluster going away: no link, not a 500
+            return None
 
 
 class WorkflowsHandler(_WorkflowsHandler):

@@ -295,11 +295,59 @@ def yaql(context: Any, expression: str) -> Any:
     return yaql_evaluate(expression, _as_dict(context))
 
 
-FUNCTIONS = {
+# -- attune ---------------------------------------------------------------------------------
+
+
+def now() -> str:
+    """attune's ``now()`` (translated ``attune_now()``): the current time, ISO 8601 in UTC."""
+    import datetime
+
+    return datetime.datetime.now(datetime.timezone.utc).isoformat()
+
+
+def uuid_() -> str:
+    """attune's ``uuid()`` (translated ``attune_uuid()``): a new random UUID as text."""
+    import uuid
+
+    return str(uuid.uuid4())
+
+
+def pack_config(pack: str | None) -> Any:
+    """attune's ``config.*``/``pack.config.*`` as the translated ``pack_config('PACK')``."""
+    from .attune import pack_config as lookup
+
+    return lookup(pack)
+
+
+@pass_context
+def attune_cache(context: Any, key: str) -> list[Any]:
+    """attune's ``iterate_cache``: the entries of a Data Cache namespace, kept in the key-value
+    store under ``key`` as a list of entries or a mapping ``{external_id: value}``."""
+    kv = _as_dict(context).get("kv")
+    value = kv.get(key) if kv is not None else None
+    if value is None:
+        raise ExpressionError(
+            f"iterate_cache: no data cache {key!r} in the key-value store (store its entries,"
+            " a list or a mapping of external_id to value, under that key)"
+        )
+    if isinstance(value, dict):
+        return [{"external_id": k, "value": v} for k, v in value.items()]
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    raise ExpressionError(
+        f"iterate_cache: data cache {key!r} holds {type(value).__name__}, not a list or mapping"
+    )
+
+
+FUNCTIONS: dict[str, Any] = {
     "ctx": ctx,
     "yaql": yaql,
     "task_status": task_status,
     "with_items_named": with_items_named,
+    "pack_config": pack_config,
+    "attune_cache": attune_cache,
+    "attune_now": now,
+    "attune_uuid": uuid_,
     **ST2_FUNCTIONS,
 }
 #: What templates may call besides the native functions (``validate`` knows them).

@@ -54,6 +54,7 @@ _ATTUNE_TASK_FIELDS = (
     "permission_set_refs",
     "assigned_to",
     "concurrency",
+    "wait_for",
 )
 
 
@@ -61,7 +62,7 @@ def detect(data: Any) -> str:
     """``"orquesta"``, ``"attune"`` or ``"native"`` for a parsed document."""
     if not isinstance(data, dict):
         return "native"
-    if any(k in data for k in ("ref", "label", "output_schema", "metadata")):
+    if any(k in data for k in ("ref", "label", "output_schema", "metadata", "workflow_file")):
         return "attune"
     tasks = data.get("tasks")
     if isinstance(tasks, dict) and any(

@@ -1,4 +1,5 @@
 /** The whole widget: header, graph canvas, and a side column (inquiries, task details). */
+import { proxiedDashboard } from "./dashboard";
 import { useCallback, useContext, useEffect, useMemo, useRef, useState } from "react";
 import type { ColorMode } from "@xyflow/react";
 import { ReactFlowProvider } from "@xyflow/react";
@@ -213,7 +214,13 @@ export function App({ readOnly = false, note = "saved view" }: AppProps = {}) {
           </button>
         ) : null}
         {dashboardLink ? (
-          <a className="jw-dashboard" href={dashboardLink} target="_blank" rel="noopener noreferrer">
+          <a
+            className="jw-dashboard"
+            data-testid="jw-dashboard-link"
+            href={proxiedDashboard(dashboardLink)}
+            target="_blank"
+            rel="noopener noreferrer"
+          >
             Dask dashboard
           </a>
         ) : null}

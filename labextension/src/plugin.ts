@@ -15,7 +15,7 @@ import { BUILD_ID } from "./build_id";
 import widget from "./index";
 import { EDITOR_FACTORY, WorkflowEditorFactory } from "./editor";
 import { GRAPH_RANK, graphRendererFactory } from "./output";
-import { RunGraphWidget, RunsSidebar } from "./runs";
+import { RunGraphWidget, RunsSidebar, api } from "./runs";
 import type { RunSummary } from "./runs";
 
 const plugin: JupyterFrontEndPlugin<void> = {
@@ -30,7 +30,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
     notebooks: INotebookTracker | null,
     editorServices: IEditorServices | null,
   ) => {
-    (globalThis as Record<string, unknown>).__jupyter_workflows__ = { buildId: BUILD_ID, widget };
+    const shared: Record<string, unknown> = { buildId: BUILD_ID, widget, dashboardProxy: null };
+    (globalThis as Record<string, unknown>).__jupyter_workflows__ = shared;
+    // Whether Dask dashboards on loopback can be linked through jupyter-server-proxy.
+    void api<{ dashboard_proxy?: string | null }>("")
+      .then((info) => {
+        shared.dashboardProxy = info && info.dashboard_proxy ? info.dashboard_proxy : null;
+      })
+      .catch(() => undefined);
     // Everywhere (consoles, output views, other documents): the saved picture.
     rendermime.addFactory(graphRendererFactory(null), GRAPH_RANK);
     // In a notebook: the picture, replaced by the live widget while its model lives.

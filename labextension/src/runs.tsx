@@ -6,6 +6,7 @@
  * XSRF), nothing of our own. The panel polls while it is visible; a run's graph tab polls
  * `runs/{id}/graph` while the run is not over.
  */
+import { proxiedDashboard } from "./dashboard";
 import { ServerConnection } from "@jupyterlab/services";
 import { URLExt } from "@jupyterlab/coreutils";
 import { Widget } from "@lumino/widgets";
@@ -125,6 +126,7 @@ export function RunsPanel({ visible, onOpenGraph }: RunsPanelProps) {
   const [status, setStatus] = useState("");
   const [selected, setSelected] = useState<string | null>(null);
   const [tick, setTick] = useState(0);
+  const [dashboard, setDashboard] = useState<string | null>(null);
 
   // Poll only while the panel is shown: a hidden sidebar costs nothing.
   const [shown, setShown] = useState(visible());
@@ -141,6 +143,8 @@ export function RunsPanel({ visible, onOpenGraph }: RunsPanelProps) {
       try {
         setRuns(await api<RunSummary[]>(`runs?${query.toString()}`));
         setError(null);
+        const info = await api<{ dashboard?: string | null }>("");
+        setDashboard(info && info.dashboard ? info.dashboard : null);
       } catch (err) {
         setError((err as Error).message);
       }
@@ -154,6 +158,17 @@ export function RunsPanel({ visible, onOpenGraph }: RunsPanelProps) {
       <header className="jw-header">
         <span className="jw-title">Workflow runs</span>
         <span className="jw-spacer" />
+        {dashboard ? (
+          <a
+            className="jw-dashboard"
+            data-testid="jw-runs-dashboard-link"
+            href={proxiedDashboard(dashboard)}
+            target="_blank"
+            rel="noopener noreferrer"
+          >
+            Dask dashboard
+          </a>
+        ) : null}
         <button type="button" className="jw-button jw-button-quiet" onClick={() => setTick(tick + 1)}>
           Refresh
         </button>

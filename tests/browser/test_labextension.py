@@ -571,3 +571,49 @@ def test_workflow_editor_adds_a_task_and_saves_the_file(lab: Lab, tmp_path: Path
     for line in original.splitlines():
         if line.strip():
             assert line in saved, f"lost: {line!r}"
+
+
+def test_the_dask_dashboard_is_linked_through_the_jupyter_server(lab: Lab, tmp_path: Path) -> None:
+    """The widget's "Dask dashboard" link goes through jupyter-server-proxy
+    (``{base_url}proxy/PORT/status``), so a browser that is not on the kernel's machine opens
+    it too; the link answers with Dask's own dashboard page, behind Jupyter's auth."""
+    import urllib.error
+    import urllib.request
+
+    assert lab.api("/workflows/api/")["dashboard_proxy"] == "/proxy/"
+    name = "dashboard.ipynb"
+    cells = [
+        "%load_ext jupyter_workflows\n"
+        "import jupyter_workflows as jw\n"
+        "from distributed import LocalCluster\n"
+        "cluster = LocalCluster(n_workers=1, processes=False, dashboard_address='127.0.0.1:0')\n"
+        "jw.configure(executor='dask', scheduler=cluster.scheduler_address)\n"
+        "port = cluster.scheduler.http_server.port\n"
+        "print('dashboard port', port)",
+        "%%workflow dash --run\ntasks:\n  hello: {action: core.echo, input: {message: hi}}",
+    ]
+    _notebook(name, cells, lab)
+    with chromium_page(lab, tmp_path) as page:
+        _open_lab(page, lab, name)
+        run_all_cells(page)
+        cell = code_cell(page, "%%workflow dash")
+        link = cell.locator('[data-testid="jw-dashboard-link"]').first
+        link.wait_for(timeout=RUN_DONE_MS)
+        href = link.get_attribute("href") or ""
+        port = code_cell(page, "LocalCluster").locator(".jp-OutputArea-output").inner_text()
+        port = port.strip().rsplit(" ", 1)[-1]
+        assert href == f"/proxy/{port}/status", (href, port)
+        # Through the server, with Jupyter's auth: Dask's dashboard page.
+        with urllib.request.urlopen(lab.url(href), timeout=60) as response:
+            body = response.read().decode("utf-8", "replace")
+        assert response.status == 200 and "Dask" in body, body[:300]
+        # Without the token, the proxy refuses (it is not an open port on the network).
+
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+                return None  # a redirect (to the login page) is raised as an HTTPError
+
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.build_opener(NoRedirect()).open(f"{lab.base}{href}", timeout=30)
+        assert refused.value.code in (302, 401, 403), refused.value.code
+    _shutdown_kernels(lab)
