@@ -218,15 +218,18 @@ def compile_workflow(spec: WorkflowSpec) -> CompiledWorkflow:
                         entered(targets),
                     )
                 )
-        for key, when, kind in (
+        outcomes: tuple[tuple[str, str | None, TransitionKind], ...] = (
             ("on_success", SUCCEEDED, "success"),
             ("on_failure", FAILED, "failure"),
             ("on_complete", None, "complete"),
-        ):
+        )
+        for key, condition, outcome in outcomes:
             targets = getattr(task, key)
             if targets:
                 trans.append(
-                    CTransition(when, (), redirect(targets), kind, (*path, key), entered(targets))
+                    CTransition(
+                        condition, (), redirect(targets), outcome, (*path, key), entered(targets)
+                    )
                 )
         trans.extend(extra.get(name, ()))
 

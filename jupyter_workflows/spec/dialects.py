@@ -104,9 +104,11 @@ def _alias(smap: SourceMap, new: Path_, old: Path_) -> None:
     if new == old:
         return
     n = len(old)
-    for table in (smap.values, smap.keys, smap.blocks):
+    tables: tuple[dict[Path_, Any], ...] = (smap.values, smap.keys, smap.blocks)
+    for table in tables:
         for p in [p for p in table if p[:n] == old]:
-            table[(*new, *p[n:])] = table[p]
+            aliased = (*new, *p[n:])  # a local: mypy reads `d[(*a, b)]` as 3.11's `d[*a, b]`
+            table[aliased] = table[p]
     for p in [p for p in smap.quoted if p[:n] == old]:
         smap.quoted.add((*new, *p[n:]))
 
@@ -274,7 +276,7 @@ def _orquesta_task(name: str, body: dict[str, Any], smap: SourceMap) -> dict[str
         task["input"] = orquesta_expression(inputs)
     if "with" in body:
         spec = body["with"]
-        items_path = (*path, "with")
+        items_path: Path_ = (*path, "with")
         concurrency = None
         if isinstance(spec, dict):
             concurrency = spec.get("concurrency")

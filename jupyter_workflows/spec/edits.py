@@ -79,7 +79,7 @@ def _represent_str(dumper: _Dumper, data: str) -> yaml.Node:
     return dumper.represent_str(data)
 
 
-class _Block(dict):  # type: ignore[type-arg]
+class _Block(dict):
     """A mapping always written in block style: the top of a document."""
 
 

@@ -126,9 +126,9 @@ def validate_compiled(
         if names:
             name_errors.extend(names)
             continue
-        problem = template_syntax_error(text)
-        if problem is not None:
-            offset, _col, message = problem
+        syntax = template_syntax_error(text)
+        if syntax is not None:
+            offset, _col, message = syntax
             line, col = smap.locate_line(_source_path(smap, path), offset)
             errors.append(
                 SpecError(f"template error: {message}", file=smap.file, line=line, col=col)
@@ -162,7 +162,7 @@ def validate_compiled(
                         )
 
     # Cycles through needs/group.
-    needs_graph = nx.DiGraph()
+    needs_graph: nx.DiGraph[str] = nx.DiGraph()
     needs_graph.add_edges_from(cw.needs)
     cycle = None
     if not nx.is_directed_acyclic_graph(needs_graph):  # cheap; find_cycle only when needed
@@ -171,11 +171,11 @@ def validate_compiled(
         except nx.NetworkXNoCycle:
             cycle = None
     if cycle:
-        names = [a for a, _ in cycle] + [cycle[0][0]]
-        first = names[0]
+        on_cycle = [a for a, _ in cycle] + [cycle[0][0]]
+        first = on_cycle[0]
         errors.append(
             smap.error(
-                "dependency cycle through needs/group: " + " -> ".join(names),
+                "dependency cycle through needs/group: " + " -> ".join(on_cycle),
                 (*paths[first], "needs"),
             )
         )
@@ -248,9 +248,9 @@ def validate_compiled(
                 )
 
     # Warnings: unreachable tasks, loops without a bound.
-    g = nx.DiGraph()
+    g: nx.DiGraph[str] = nx.DiGraph()
     g.add_nodes_from(cw.tasks)
-    uncond = nx.DiGraph()
+    uncond: nx.DiGraph[str] = nx.DiGraph()
     for name, ct in cw.tasks.items():
         for tr in ct.next:
             for target in tr.targets:
