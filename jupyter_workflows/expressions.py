@@ -1043,7 +1043,7 @@ def check_template_names(text: str, rules: NameRules) -> list[tuple[int, int, st
             )
             return
         step = _attribute_of(parent, node)
-        if step is None:
+        if step is None or parent is None:  # a step implies a parent: this tells mypy
             return
         if name == "task" and rules.tasks is not None:
             if step not in rules.tasks:
@@ -1058,7 +1058,12 @@ def check_template_names(text: str, rules: NameRules) -> list[tuple[int, int, st
                 )
                 return
             attribute = _attribute_of(grand, parent)
-            if attribute is not None and attribute not in rules.task_attributes:
+            # An attribute implies a grandparent (`grand is not None` tells mypy).
+            if (
+                attribute is not None
+                and grand is not None
+                and attribute not in rules.task_attributes
+            ):
                 report(
                     grand,
                     attribute,

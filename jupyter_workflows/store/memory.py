@@ -114,7 +114,7 @@ class MemoryStore(RunStore):
         with self._lock:
             entry = self._runs.get(run_id)
             record = dict(entry[1]) if entry else None
-        return _copy(record) if record is not None else None  # type: ignore[return-value]
+        return _copy(record) if record is not None else None
 
     def list_runs(self, limit: int | None = None) -> list[RunRecord]:
         with self._lock:
@@ -122,7 +122,7 @@ class MemoryStore(RunStore):
         entries.sort(key=lambda entry: (entry[1]["created_at"] or 0.0, entry[0]), reverse=True)
         if limit is not None:
             entries = entries[: max(limit, 0)]
-        return [_copy(dict(record)) for _, record in entries]  # type: ignore[misc]
+        return [_copy(dict(record)) for _, record in entries]
 
     def get_tasks(self, run_id: str) -> list[TaskRecord]:
         with self._lock:
@@ -133,7 +133,7 @@ class MemoryStore(RunStore):
             return (seq is None, seq if seq is not None else 0, entry[0])
 
         entries.sort(key=order)
-        return [_copy(dict(record)) for _, record in entries]  # type: ignore[misc]
+        return [_copy(dict(record)) for _, record in entries]
 
     def commit(self) -> None:
         """Nothing to do: a memory store applies writes at once."""
