@@ -118,7 +118,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from dataclasses import replace as _replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import cloudpickle
 from dask.sizeof import sizeof
@@ -186,6 +186,14 @@ _CHUNK_MAX = 256
 _CONNECT_TIMEOUT_S = 10.0
 #: A drain-queue entry whose envelope the drain thread still has to gather.
 _UNGATHERED: Any = object()
+
+
+def _key_of(future: Future) -> str:
+    """``future.key``: ours are the strings :meth:`DaskExecutor.submit` gave them (Dask's
+    ``Key`` type also allows ints, floats and tuples)."""
+    return cast(str, future.key)
+
+
 _CAN_WATCH = callable(
     getattr(_distributed_client, "FutureState", None) and _distributed_client.FutureState.wait
 )
@@ -512,7 +520,9 @@ def _load_from(folder: str, names: frozenset[str], data: bytes) -> Callable[...,
 
     def from_folder(module: Any) -> bool:
         file = getattr(module, "__file__", None)
-        return bool(file) and os.path.realpath(file).startswith(folder + os.sep)
+        if not file:
+            return False
+        return os.path.realpath(file).startswith(folder + os.sep)
 
     current = [n for n, m in list(sys.modules.items()) if provided(n) and not from_folder(m)]
     for name in current:
@@ -1561,11 +1571,12 @@ class DaskExecutor(Executor):
         """
         if not pairs:
             return
-        if not _CAN_WATCH:
+        loop = client.loop  # None only once the client has closed
+        if not _CAN_WATCH or loop is None:
             for future, callback, _, _ in pairs:
                 future.add_done_callback(functools.partial(self._on_done, callback))
             return
-        client.loop.add_callback(self._watch_in_loop, client, pairs)
+        loop.add_callback(self._watch_in_loop, client, pairs)
 
     def _on_done(self, callback: Callable[[Outcome], None], future: Future) -> None:
         # Runs in Dask's callback thread: only enqueue, never raise.
@@ -1574,13 +1585,13 @@ class DaskExecutor(Executor):
     def _watch_in_loop(self, client: Client, pairs: list[_Watched]) -> None:
         loop = asyncio.get_running_loop()
         for future, callback, free, on_progress in pairs:
-            data = self._early.pop(future.key, None)
+            data = self._early.pop(_key_of(future), None)
             if data is not None:  # its outcome was published before we got here
                 self._done_queue.put((future, _Pushed(data), callback))
                 continue
-            self._expected[future.key] = (future, callback)
+            self._expected[_key_of(future)] = (future, callback)
             if on_progress is not None:
-                self._on_progress[future.key] = on_progress
+                self._on_progress[_key_of(future)] = on_progress
             if future.status != "pending":
                 self._finished(client, future, callback)
             else:
@@ -1594,7 +1605,10 @@ class DaskExecutor(Executor):
     ) -> None:
         try:
             while future.status == "pending":
-                await future._state.wait()
+                state = future._state
+                if state is None:  # not bound to a client (never once watched): stop waiting
+                    break
+                await state.wait()
         finally:  # never lose an outcome, whatever happened to the wait
             self._free_pending -= free
             self._finished(client, future, callback)
@@ -1636,10 +1650,10 @@ class DaskExecutor(Executor):
 
         Nothing to do when its outcome was published (and so already handed on).
         """
-        self._on_progress.pop(future.key, None)
-        if self._expected.pop(future.key, None) is None:
+        self._on_progress.pop(_key_of(future), None)
+        if self._expected.pop(_key_of(future), None) is None:
             return
-        self._early.pop(future.key, None)
+        self._early.pop(_key_of(future), None)
         self._finished_batch.append((future, callback))
         if not self._gathering:
             self._gathering = True
@@ -1653,7 +1667,7 @@ class DaskExecutor(Executor):
                 if self._free_pending > _BUSY_FACTOR * max(1, self._nthreads):
                     await asyncio.sleep(_GATHER_WINDOW_S)
                 batch, self._finished_batch = self._finished_batch, []
-                wanted = {f.key: f for f, _ in batch if f.status not in ("error", "cancelled")}
+                wanted = {_key_of(f): f for f, _ in batch if f.status not in ("error", "cancelled")}
                 envelopes: dict[str, Any] = {}
                 if wanted:
                     try:
@@ -1663,7 +1677,9 @@ class DaskExecutor(Executor):
                 for future, callback in batch:
                     # Errored and cancelled futures have no envelope: _outcome reads their status.
                     envelope = (
-                        envelopes.get(future.key, _UNGATHERED) if future.key in wanted else None
+                        envelopes.get(_key_of(future), _UNGATHERED)
+                        if _key_of(future) in wanted
+                        else None
                     )
                     self._done_queue.put((future, envelope, callback))
         finally:
@@ -1697,7 +1713,7 @@ class DaskExecutor(Executor):
                 else:
                     try:
                         if envelope is _UNGATHERED:
-                            envelope = late.get(item.key)
+                            envelope = late.get(_key_of(item))
                         elif isinstance(envelope, _Pushed):
                             envelope = envelope.load()
                         if isinstance(callback, _Chunk):
@@ -1717,7 +1733,7 @@ class DaskExecutor(Executor):
                             continue
                         logger.debug("reading the outcome of %s failed", item.key, exc_info=True)
                         outcome = _failed(
-                            item.key,
+                            _key_of(item),
                             "InternalError",
                             f"reading the outcome of {item.key} failed: {error_line(exc)}",
                         )
@@ -1734,7 +1750,7 @@ class DaskExecutor(Executor):
 
     def _gather(self, futures: list[Future]) -> dict[str, Any]:
         """Envelopes of the futures that finished, fetched in one round trip."""
-        wanted = {f.key: f for f in futures if f.status not in ("error", "cancelled")}
+        wanted = {_key_of(f): f for f in futures if f.status not in ("error", "cancelled")}
         client = self._client
         if not wanted or client is None:
             return {}
@@ -1751,7 +1767,7 @@ class DaskExecutor(Executor):
         return envelopes
 
     def _outcome(self, future: Future, envelope: Any) -> Outcome:
-        key = future.key
+        key = _key_of(future)
         if isinstance(envelope, Envelope):
             return envelope.outcome(key)
         if isinstance(envelope, BaseException):
