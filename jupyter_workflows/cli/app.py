@@ -64,11 +64,12 @@ def _add_common(parser: argparse.ArgumentParser, default: object) -> None:
     )
 
 
-def _common() -> argparse.ArgumentParser:
+def _common() -> _Parser:
     # The subcommands' copies default to SUPPRESS, so a value given before the subcommand
     # (``jupyter-workflows --store X runs``) survives unless the subcommand repeats the option,
     # in which case the later one (after the subcommand) wins.
-    common = argparse.ArgumentParser(add_help=False)
+    # A _Parser like the subcommands it is a parent of (a parent lends only its arguments).
+    common = _Parser(add_help=False)
     _add_common(common, argparse.SUPPRESS)
     return common
 

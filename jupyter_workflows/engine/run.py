@@ -312,7 +312,7 @@ class Run:
         await_request(self, lambda s: s == "paused" if kind == "pause" else s in TERMINAL)
 
 
-class LazyValues(dict):  # type: ignore[type-arg]
+class LazyValues(dict):
     """A dict whose values may hold references to big results kept by the workers
     (:class:`~jupyter_workflows.store.artifacts.ArtifactRef`): reading a value (``d[key]``,
     ``d.get(key)``, ``values()``, ``items()``) loads it from its artifact, once per dict. Its

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
-from typing import Any
+from typing import Any, NoReturn
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
@@ -34,7 +34,7 @@ _HELP = """\
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message}")
 
 
@@ -57,7 +57,7 @@ class LifecycleMagics(Magics):
         super().__init__(shell)
         self.headless = headless
 
-    @cell_magic("lifecycle")
+    @cell_magic("lifecycle")  # type: ignore[arg-type]  # IPython types the factory's result as a union, not a decorator
     def lifecycle_cell(self, line: str, cell: str) -> Any:
         from IPython.display import display
 
@@ -80,7 +80,7 @@ class LifecycleMagics(Magics):
             display(lc)
         return None
 
-    @line_magic("lifecycle")
+    @line_magic("lifecycle")  # type: ignore[arg-type]  # IPython types the factory's result as a union, not a decorator
     def lifecycle_line(self, line: str) -> Any:
         if self.headless:
             return None

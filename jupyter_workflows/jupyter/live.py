@@ -270,5 +270,5 @@ def bind_run(
     run.on_change(binding._on_change)
     binding.refresh()
     # Keep the binding alive as long as the widget is.
-    widget._jw_live_binding = binding  # type: ignore[attr-defined]
+    widget._jw_live_binding = binding
     return binding

@@ -28,7 +28,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
@@ -60,10 +60,10 @@ class _HelpShown(Exception):
 class _CommandParser(argparse.ArgumentParser):
     """argparse that raises ``UsageError`` (one line) instead of exiting the kernel."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message}")
 
-    def exit(self, status: int = 0, message: str | None = None):  # type: ignore[override]
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
         if message:
             print(message, file=sys.stderr, end="")
         raise _HelpShown
@@ -261,7 +261,7 @@ class WorkflowMagics(Magics):
         action="store_true",
         help="with --run: return at once; the graph keeps updating while the kernel stays free",
     )
-    @cell_magic("workflow")
+    @cell_magic("workflow")  # type: ignore[arg-type]  # IPython types the factory's result as a union, not a decorator
     def workflow_cell(self, line: str, cell: str) -> None:
         """Define a workflow from the YAML (or JSON) in the cell.
 
@@ -330,7 +330,7 @@ class WorkflowMagics(Magics):
         return f"{':'.join(where)}: {exc.message}"
 
     # -- %workflow ----------------------------------------------------------------------------
-    @line_magic("workflow")
+    @line_magic("workflow")  # type: ignore[arg-type]  # IPython types the factory's result as a union, not a decorator
     def workflow_line(self, line: str) -> Any:
         if self.headless:
             return SkippedCommand(line)
@@ -349,7 +349,7 @@ class WorkflowMagics(Magics):
         except WorkflowError as exc:
             raise UsageError(first_line(exc)) from None
 
-    workflow_line.__doc__ = _line_help()
+    workflow_line.__doc__ = _line_help()  # type: ignore[assignment]  # see @line_magic above
 
     # -- commands -------------------------------------------------------------------------------
     def _cmd_help(self, args: argparse.Namespace) -> None:
