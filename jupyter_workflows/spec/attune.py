@@ -11,8 +11,9 @@ differs, and how it is read (docs/dialects.md has the full table):
   informational;
 - in templates, ``workflow.x``/``variables.x`` (attune's run-variable scope) is ``vars.x``,
   ``tasks.x`` is ``task.x``, ``result()`` is ``result``, ``config.x`` and ``pack.config.x`` (the
-  pack's configuration) are ``pack_config('PACK').x``, ``keystore.k`` is ``kv.get('k')``,
-  ``kv.get_secret(k)`` is ``secret(k)``, ``system.execution_id`` is ``system.run_id``,
+  pack's configuration) are ``pack_config('PACK').x``, ``keystore.k`` is ``secret('k')``,
+  ``kv.get_secret(k)`` is ``secret(k)``, ``now()``/``uuid()`` are
+  ``attune_now()``/``attune_uuid()``, ``system.execution_id`` is ``system.run_id``,
   ``system.identity`` is ``system.user``, Tera's ``batch(size=N)`` is ``batch(N)`` and
   ``a ? b : c`` is ``(b if a else c)``;
 - a task's ``on_timeout: t`` is ``next: [{when: "{{ timed_out() }}", do: t}]``; legacy
@@ -46,8 +47,10 @@ _REWRITES = (
     (re.compile(r"(?<![\w.])(?:workflow|variables)\."), "vars."),
     (re.compile(r"(?<![\w.])tasks\."), "task."),
     (re.compile(r"(?<![\w.])result\(\s*\)"), "result"),
-    (re.compile(r"(?<![\w.])keystore\.(\w+)"), r"kv.get('\1')"),
+    (re.compile(r"(?<![\w.])keystore\.(\w+)"), r"secret('\1')"),
     (re.compile(r"\bkv\.get_secret\("), "secret("),
+    (re.compile(r"(?<![\w.])now\(\s*\)"), "attune_now()"),
+    (re.compile(r"(?<![\w.])uuid\(\s*\)"), "attune_uuid()"),
     (re.compile(r"(?<![\w.])task\.(\w+)\.inquiry_id\b"), r"task.\1.result.inquiry_id"),
     (re.compile(r"(?<![\w.])inquiry\.(\w+)\.response\b"), r"task.\1_inquiry.result"),
     (re.compile(r"\bsystem\.execution_id\b"), "system.run_id"),
@@ -507,7 +510,7 @@ def _guards(
 #: Names attune templates may use besides the native ones (``validate``).
 DIALECT_NAMES: dict[str, Any] = {
     "roots": (),
-    "functions": ("pack_config", "attune_cache", "now", "uuid"),
+    "functions": ("pack_config", "attune_cache", "attune_now", "attune_uuid"),
 }
 
 

@@ -299,14 +299,14 @@ def yaql(context: Any, expression: str) -> Any:
 
 
 def now() -> str:
-    """attune's ``now()``: the current time, ISO 8601 in UTC."""
+    """attune's ``now()`` (translated ``attune_now()``): the current time, ISO 8601 in UTC."""
     import datetime
 
     return datetime.datetime.now(datetime.timezone.utc).isoformat()
 
 
 def uuid_() -> str:
-    """attune's ``uuid()``: a new random UUID as text."""
+    """attune's ``uuid()`` (translated ``attune_uuid()``): a new random UUID as text."""
     import uuid
 
     return str(uuid.uuid4())
@@ -346,11 +346,10 @@ FUNCTIONS: dict[str, Any] = {
     "with_items_named": with_items_named,
     "pack_config": pack_config,
     "attune_cache": attune_cache,
+    "attune_now": now,
+    "attune_uuid": uuid_,
     **ST2_FUNCTIONS,
 }
 #: What templates may call besides the native functions (``validate`` knows them).
 FUNCTION_NAMES = frozenset(FUNCTIONS)
-#: attune's ``now()`` and ``uuid()``: known in attune documents only (a native document that
-#: calls ``now()`` is refused by the strict templates, as before).
-ATTUNE_ONLY: dict[str, Any] = {"now": now, "uuid": uuid_}
-register_globals({**FUNCTIONS, **ATTUNE_ONLY})
+register_globals(FUNCTIONS)

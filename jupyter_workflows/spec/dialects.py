@@ -54,6 +54,7 @@ _ATTUNE_TASK_FIELDS = (
     "permission_set_refs",
     "assigned_to",
     "concurrency",
+    "wait_for",
 )
 
 

@@ -452,3 +452,55 @@ def test_unknown_attune_fields_are_positioned(tmp_path: Path) -> None:
         str(info.value) == f"{path}:8:7: unknown field 'colour' in iterate_cache (known: "
         "owner_type, owner_ref, namespace, generation, require_fresh, page_size)"
     )
+
+
+def test_attune_scope_aliases(engine: Any, tmp_path: Path, monkeypatch: Any) -> None:
+    """attune's context.rs aliases: ``variables``/``vars`` for ``workflow``, ``tasks`` for
+    ``task``, ``result()``; ``keystore.k`` is a secret (masked)."""
+    monkeypatch.setenv("API_TOKEN", "s3cret-value")
+    path = tmp_path / "aliases.yaml"
+    path.write_text(
+        "ref: p.aliases\nvars: [{n: 2}]\ntasks:\n"
+        "  - name: a\n    action: core.echo\n    input: {v: 3}\n"
+        '    next:\n      - when: "{{ succeeded() and result().v == 3 }}"\n'
+        '        publish: [{got: "{{ result().v + variables.n }}"}]\n        do: [b]\n'
+        "  - name: b\n    action: core.echo\n"
+        '    input: {sum: "{{ tasks.a.result.v + workflow.got }}", token: "{{ keystore.API_TOKEN }}"}\n'
+        'output_map: {sum: "{{ task.b.result.sum }}", token: "{{ task.b.result.token }}"}\n'
+    )
+    run = jw.load(path).run({})
+    assert run.status == "succeeded", run.error
+    assert run.outputs["sum"] == 8
+    assert "s3cret-value" not in repr(run.outputs)
+
+
+def test_unsupported_attune_system_name_is_positioned(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "ref: p.s\ntasks:\n  - name: a\n    action: core.echo\n"
+        '    input: {t: "{{ system.workflow_start }}"}\n'
+    )
+    with pytest.raises(SpecError) as info:
+        jw.load(path).validate()
+    text = str(info.value)
+    assert text.startswith(f"{path}:5:") and "workflow_start" in text and "\n" not in text
+
+
+@pytest.mark.parametrize("fixture", ["install_packs", "cache", "inquiry"])
+def test_converted_native_document_validates(
+    fixture: str, install_packs: Path, tmp_path: Path
+) -> None:
+    """``jupyter-workflows convert``'s output (``to_yaml``) validates as a native document."""
+    source = {
+        "install_packs": install_packs,
+        "cache": _examples_pack(tmp_path),
+        "inquiry": INQUIRY_ACTION,
+    }[fixture]
+    workflow = jw.load(source)
+    workflow.validate()
+    native = tmp_path / "native.yaml"
+    native.write_text(workflow.to_yaml())
+    again = jw.load(native)
+    again.validate()
+    assert getattr(again.source_map, "dialect", None) is None
+    assert sorted(again.compiled.tasks) == sorted(workflow.compiled.tasks)
