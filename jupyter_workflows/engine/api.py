@@ -12,6 +12,7 @@ import atexit
 import os
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -87,10 +88,7 @@ def configure(
         from ..spec.attune import set_pack_config
 
         set_pack_config(pack_config)
-        if all(
-            v is _UNSET
-            for v in (store, scheduler, executor, artifacts, artifact_threshold)
-        ):
+        if all(v is _UNSET for v in (store, scheduler, executor, artifacts, artifact_threshold)):
             return
     if artifacts is not _UNSET and artifacts is not None:
         artifacts = _artifact_location(artifacts, "artifacts")
@@ -488,7 +486,7 @@ def respond(run_id: str, task: str, data: Any) -> None:
         orch.store.commit()
 
 
-def _inquiry_timeout(record: dict[str, Any], task: str) -> float | None:
+def _inquiry_timeout(record: Mapping[str, Any], task: str) -> float | None:
     """The ``timeout`` of ``task`` in a stored run's definition, or None (none, or unreadable)."""
     text = record.get("definition")
     if not text:

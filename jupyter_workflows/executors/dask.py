@@ -118,7 +118,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from dataclasses import replace as _replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import cloudpickle
 from dask.sizeof import sizeof
@@ -512,7 +512,7 @@ def _load_from(folder: str, names: frozenset[str], data: bytes) -> Callable[...,
 
     def from_folder(module: Any) -> bool:
         file = getattr(module, "__file__", None)
-        return bool(file) and os.path.realpath(file).startswith(folder + os.sep)
+        return isinstance(file, str) and os.path.realpath(file).startswith(folder + os.sep)
 
     current = [n for n, m in list(sys.modules.items()) if provided(n) and not from_folder(m)]
     for name in current:
@@ -1565,7 +1565,9 @@ class DaskExecutor(Executor):
             for future, callback, _, _ in pairs:
                 future.add_done_callback(functools.partial(self._on_done, callback))
             return
-        client.loop.add_callback(self._watch_in_loop, client, pairs)
+        loop = client.loop
+        assert loop is not None, "a connected client has an event loop"
+        loop.add_callback(self._watch_in_loop, client, pairs)
 
     def _on_done(self, callback: Callable[[Outcome], None], future: Future) -> None:
         # Runs in Dask's callback thread: only enqueue, never raise.
@@ -1574,13 +1576,13 @@ class DaskExecutor(Executor):
     def _watch_in_loop(self, client: Client, pairs: list[_Watched]) -> None:
         loop = asyncio.get_running_loop()
         for future, callback, free, on_progress in pairs:
-            data = self._early.pop(future.key, None)
+            data = self._early.pop(_key_of(future), None)
             if data is not None:  # its outcome was published before we got here
                 self._done_queue.put((future, _Pushed(data), callback))
                 continue
-            self._expected[future.key] = (future, callback)
+            self._expected[_key_of(future)] = (future, callback)
             if on_progress is not None:
-                self._on_progress[future.key] = on_progress
+                self._on_progress[_key_of(future)] = on_progress
             if future.status != "pending":
                 self._finished(client, future, callback)
             else:
@@ -1594,7 +1596,9 @@ class DaskExecutor(Executor):
     ) -> None:
         try:
             while future.status == "pending":
-                await future._state.wait()
+                state = future._state
+                assert state is not None, "a pending future has a state"
+                await state.wait()
         finally:  # never lose an outcome, whatever happened to the wait
             self._free_pending -= free
             self._finished(client, future, callback)
@@ -1636,10 +1640,10 @@ class DaskExecutor(Executor):
 
         Nothing to do when its outcome was published (and so already handed on).
         """
-        self._on_progress.pop(future.key, None)
-        if self._expected.pop(future.key, None) is None:
+        self._on_progress.pop(_key_of(future), None)
+        if self._expected.pop(_key_of(future), None) is None:
             return
-        self._early.pop(future.key, None)
+        self._early.pop(_key_of(future), None)
         self._finished_batch.append((future, callback))
         if not self._gathering:
             self._gathering = True
@@ -1663,7 +1667,9 @@ class DaskExecutor(Executor):
                 for future, callback in batch:
                     # Errored and cancelled futures have no envelope: _outcome reads their status.
                     envelope = (
-                        envelopes.get(future.key, _UNGATHERED) if future.key in wanted else None
+                        envelopes.get(_key_of(future), _UNGATHERED)
+                        if _key_of(future) in wanted
+                        else None
                     )
                     self._done_queue.put((future, envelope, callback))
         finally:
@@ -1697,7 +1703,7 @@ class DaskExecutor(Executor):
                 else:
                     try:
                         if envelope is _UNGATHERED:
-                            envelope = late.get(item.key)
+                            envelope = late.get(_key_of(item))
                         elif isinstance(envelope, _Pushed):
                             envelope = envelope.load()
                         if isinstance(callback, _Chunk):
@@ -1717,7 +1723,7 @@ class DaskExecutor(Executor):
                             continue
                         logger.debug("reading the outcome of %s failed", item.key, exc_info=True)
                         outcome = _failed(
-                            item.key,
+                            _key_of(item),
                             "InternalError",
                             f"reading the outcome of {item.key} failed: {error_line(exc)}",
                         )
@@ -1734,7 +1740,7 @@ class DaskExecutor(Executor):
 
     def _gather(self, futures: list[Future]) -> dict[str, Any]:
         """Envelopes of the futures that finished, fetched in one round trip."""
-        wanted = {f.key: f for f in futures if f.status not in ("error", "cancelled")}
+        wanted = {_key_of(f): f for f in futures if f.status not in ("error", "cancelled")}
         client = self._client
         if not wanted or client is None:
             return {}
@@ -1751,7 +1757,7 @@ class DaskExecutor(Executor):
         return envelopes
 
     def _outcome(self, future: Future, envelope: Any) -> Outcome:
-        key = future.key
+        key = _key_of(future)
         if isinstance(envelope, Envelope):
             return envelope.outcome(key)
         if isinstance(envelope, BaseException):
@@ -1767,6 +1773,12 @@ class DaskExecutor(Executor):
             if exc is not None:
                 return _failed_by(key, exc)
         return _failed(key, "ExecutorError", f"no result for {key} (future {status})")
+
+
+def _key_of(future: Any) -> str:
+    """A future's key: this executor submits every task under a string key (Dask's ``Key``
+    type also allows ints and tuples, which never occur here)."""
+    return cast(str, future.key)
 
 
 _default: DaskExecutor | None = None
