@@ -492,7 +492,7 @@ def _discover_bounded(
             def work() -> None:
                 try:
                     entry = _discover_file(path, rel, root_dir, load)
-                except BaseException as exc:
+                except BaseException as exc:  # listed, never raised into a thread
                     entry = _broken(path, rel, f"{rel}: internal error: {describe(exc)}")
                 with _DISCOVERY_LOCK:
                     _DISCOVERED[key] = (version, entry)
