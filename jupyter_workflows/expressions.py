@@ -983,7 +983,7 @@ def check_template_names(text: str, rules: NameRules) -> list[tuple[int, int, st
     known_names = list(rules.roots) + sorted(rules.functions - set(rules.roots))
     callables = rules.functions | JINJA_GLOBALS | rules.quiet_functions
 
-    def report(node: nodes.Node, word: str, message: str) -> None:
+    def report(node: nodes.Node | None, word: str, message: str) -> None:
         key = (word, message)
         if key in seen:
             return
@@ -1043,7 +1043,7 @@ def check_template_names(text: str, rules: NameRules) -> list[tuple[int, int, st
             )
             return
         step = _attribute_of(parent, node)
-        if step is None or parent is None:  # a step implies a parent: this tells mypy
+        if step is None:
             return
         if name == "task" and rules.tasks is not None:
             if step not in rules.tasks:
@@ -1058,12 +1058,7 @@ def check_template_names(text: str, rules: NameRules) -> list[tuple[int, int, st
                 )
                 return
             attribute = _attribute_of(grand, parent)
-            # An attribute implies a grandparent (`grand is not None` tells mypy).
-            if (
-                attribute is not None
-                and grand is not None
-                and attribute not in rules.task_attributes
-            ):
+            if attribute is not None and attribute not in rules.task_attributes:
                 report(
                     grand,
                     attribute,
@@ -1090,7 +1085,7 @@ def check_template_names(text: str, rules: NameRules) -> list[tuple[int, int, st
     return problems
 
 
-def _attribute_of(parent: nodes.Node | None, child: nodes.Node) -> str | None:
+def _attribute_of(parent: nodes.Node | None, child: nodes.Node | None) -> str | None:
     """``attr`` when ``parent`` is ``child.attr`` or ``child['attr']``, else ``None``."""
     if isinstance(parent, nodes.Getattr) and parent.node is child:
         return parent.attr

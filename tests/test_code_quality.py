@@ -26,6 +26,7 @@ def _run(*args: str, cwd: Path = ROOT, timeout: float = 120) -> tuple[int, str]:
         result = subprocess.run(
             [sys.executable, "-m", *args],
             cwd=cwd,
+            stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
             timeout=timeout,

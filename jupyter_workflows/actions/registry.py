@@ -244,9 +244,7 @@ def _import_module(module_name: str, base_dir: Path | None) -> Any:
 
     def from_folder(module: Any) -> bool:
         file = getattr(module, "__file__", None)
-        if not file:
-            return False
-        return os.path.realpath(file).startswith(folder + os.sep)
+        return isinstance(file, str) and os.path.realpath(file).startswith(folder + os.sep)
 
     with _folder_lock:
         for name, module in list(sys.modules.items()):

@@ -101,6 +101,7 @@ import asyncio
 import atexit
 import collections
 import concurrent.futures
+import contextlib
 import functools
 import hashlib
 import importlib
@@ -186,14 +187,6 @@ _CHUNK_MAX = 256
 _CONNECT_TIMEOUT_S = 10.0
 #: A drain-queue entry whose envelope the drain thread still has to gather.
 _UNGATHERED: Any = object()
-
-
-def _key_of(future: Future) -> str:
-    """``future.key``: ours are the strings :meth:`DaskExecutor.submit` gave them (Dask's
-    ``Key`` type also allows ints, floats and tuples)."""
-    return cast(str, future.key)
-
-
 _CAN_WATCH = callable(
     getattr(_distributed_client, "FutureState", None) and _distributed_client.FutureState.wait
 )
@@ -324,6 +317,7 @@ def _start_local_cluster(
     options.update(kwargs)
     if resources:
         options["resources"] = dict(resources)
+    _watch_lost_results()
     cluster = LocalCluster(
         n_workers=n_workers,
         threads_per_worker=threads_per_worker,
@@ -388,13 +382,14 @@ def wait_for_workers(address: str, n_workers: int, timeout: float = 30.0) -> lis
         return [dict(info, address=addr) for addr, info in workers.items()]
 
 
-def _wait_until_released(cluster: LocalCluster, timeout: float = 3.0) -> None:
+def _wait_until_released(cluster: LocalCluster, timeout: float = 10.0) -> None:
     """Wait (bounded) until the embedded scheduler has forgotten every task.
 
     The scheduler learns that results are no longer wanted from messages; closing the workers
     before it has handled them makes it warn, for each worker, that removing it "caused the
     cluster to lose already computed task(s)" (and it would recompute them). The scheduler runs
-    in this process: its task table says when it is done.
+    in this process: its task table says when it is done. Usually within milliseconds; on a
+    busy machine it took over 3 s (the CLI then printed the warning in 1 of 3 runs).
     """
     scheduler = getattr(cluster, "scheduler", None)
     tasks = getattr(scheduler, "tasks", None)
@@ -408,6 +403,43 @@ def _wait_until_released(cluster: LocalCluster, timeout: float = 3.0) -> None:
         except RuntimeError:  # changed while we looked
             pass
         time.sleep(0.02)
+
+
+class _LostResultsFilter(logging.Filter):
+    """Drops the scheduler's "Removing worker ... caused the cluster to lose already computed
+    task(s)" once the engine closes its own embedded cluster (or the interpreter exits, when
+    Dask's own exit hook may close it first): every result the engine still held is persisted,
+    nothing will be recomputed, and the warning only alarms the user. While the cluster works
+    (a worker that died mid-run) the warning is kept."""
+
+    closing = threading.Event()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.closing.is_set():
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a record that cannot be formatted: not ours to judge
+            return True
+        return "caused the cluster to lose" not in message
+
+
+_LOST_RESULTS = _LostResultsFilter()
+
+
+def _watch_lost_results() -> None:
+    """Install the filter for an embedded cluster (once per process); registered at exit after
+    Dask's own hook, so it runs before Dask closes the clusters that are still open."""
+    target = logging.getLogger("distributed.scheduler")
+    if _LOST_RESULTS not in target.filters:
+        target.addFilter(_LOST_RESULTS)
+        atexit.register(_LOST_RESULTS.closing.set)
+
+
+@contextlib.contextmanager
+def _quiet_lost_results() -> Iterator[None]:
+    _LOST_RESULTS.closing.set()
+    yield
 
 
 def _reraise(exc: BaseException) -> None:
@@ -520,9 +552,7 @@ def _load_from(folder: str, names: frozenset[str], data: bytes) -> Callable[...,
 
     def from_folder(module: Any) -> bool:
         file = getattr(module, "__file__", None)
-        if not file:
-            return False
-        return os.path.realpath(file).startswith(folder + os.sep)
+        return isinstance(file, str) and os.path.realpath(file).startswith(folder + os.sep)
 
     current = [n for n, m in list(sys.modules.items()) if provided(n) and not from_folder(m)]
     for name in current:
@@ -995,7 +1025,8 @@ class DaskExecutor(Executor):
                 client.close()
             if cluster is not None:
                 _wait_until_released(cluster)
-                cluster.close()
+                with _quiet_lost_results():
+                    cluster.close()
         except Exception:  # pragma: no cover - closing a broken cluster
             logger.debug("closing the Dask cluster failed", exc_info=True)
         finally:
@@ -1571,11 +1602,12 @@ class DaskExecutor(Executor):
         """
         if not pairs:
             return
-        loop = client.loop  # None only once the client has closed
-        if not _CAN_WATCH or loop is None:
+        if not _CAN_WATCH:
             for future, callback, _, _ in pairs:
                 future.add_done_callback(functools.partial(self._on_done, callback))
             return
+        loop = client.loop
+        assert loop is not None, "a connected client has an event loop"
         loop.add_callback(self._watch_in_loop, client, pairs)
 
     def _on_done(self, callback: Callable[[Outcome], None], future: Future) -> None:
@@ -1606,8 +1638,7 @@ class DaskExecutor(Executor):
         try:
             while future.status == "pending":
                 state = future._state
-                if state is None:  # not bound to a client (never once watched): stop waiting
-                    break
+                assert state is not None, "a pending future has a state"
                 await state.wait()
         finally:  # never lose an outcome, whatever happened to the wait
             self._free_pending -= free
@@ -1667,7 +1698,7 @@ class DaskExecutor(Executor):
                 if self._free_pending > _BUSY_FACTOR * max(1, self._nthreads):
                     await asyncio.sleep(_GATHER_WINDOW_S)
                 batch, self._finished_batch = self._finished_batch, []
-                wanted = {_key_of(f): f for f, _ in batch if f.status not in ("error", "cancelled")}
+                wanted = {f.key: f for f, _ in batch if f.status not in ("error", "cancelled")}
                 envelopes: dict[str, Any] = {}
                 if wanted:
                     try:
@@ -1783,6 +1814,12 @@ class DaskExecutor(Executor):
             if exc is not None:
                 return _failed_by(key, exc)
         return _failed(key, "ExecutorError", f"no result for {key} (future {status})")
+
+
+def _key_of(future: Any) -> str:
+    """A future's key: this executor submits every task under a string key (Dask's ``Key``
+    type also allows ints and tuples, which never occur here)."""
+    return cast(str, future.key)
 
 
 _default: DaskExecutor | None = None

@@ -81,10 +81,10 @@ class _CaptureHandler(logging.Handler):
         if buf is None:
             # Not from a task. Python prints a warning nobody handles to stderr (its "last
             # resort"), but only when no handler at all is found: this one must not change that.
-            last_resort = logging.lastResort  # None when a program has switched it off
+            last_resort = logging.lastResort
             if (
-                record.levelno >= logging.WARNING
-                and last_resort is not None
+                last_resort is not None
+                and record.levelno >= logging.WARNING
                 and not _handled_elsewhere(record, self)
             ):
                 last_resort.handle(record)

@@ -218,17 +218,22 @@ def compile_workflow(spec: WorkflowSpec) -> CompiledWorkflow:
                         entered(targets),
                     )
                 )
-        outcomes: tuple[tuple[str, str | None, TransitionKind], ...] = (
+        outcome_keys: tuple[tuple[str, str | None, TransitionKind], ...] = (
             ("on_success", SUCCEEDED, "success"),
             ("on_failure", FAILED, "failure"),
             ("on_complete", None, "complete"),
         )
-        for key, condition, outcome in outcomes:
+        for key, outcome_when, edge_kind in outcome_keys:
             targets = getattr(task, key)
             if targets:
                 trans.append(
                     CTransition(
-                        condition, (), redirect(targets), outcome, (*path, key), entered(targets)
+                        outcome_when,
+                        (),
+                        redirect(targets),
+                        edge_kind,
+                        (*path, key),
+                        entered(targets),
                     )
                 )
         trans.extend(extra.get(name, ()))

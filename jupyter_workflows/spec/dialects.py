@@ -276,7 +276,7 @@ def _orquesta_task(name: str, body: dict[str, Any], smap: SourceMap) -> dict[str
         task["input"] = orquesta_expression(inputs)
     if "with" in body:
         spec = body["with"]
-        items_path: Path_ = (*path, "with")
+        items_path: tuple[Any, ...] = (*path, "with")
         concurrency = None
         if isinstance(spec, dict):
             concurrency = spec.get("concurrency")

@@ -53,8 +53,6 @@ class SourceMap:
 
     file: str | None = None
     values: dict[Path_, tuple[int, int]] = field(default_factory=dict)
-    #: Keys' positions; a key moved from elsewhere (a task list entry) keeps what
-    #: :meth:`locate` found for it, which is ``(None, None)`` when nothing was.
     keys: dict[Path_, tuple[int | None, int | None]] = field(default_factory=dict)
     #: Block scalars (``|``, ``>``): style, and line/column where their content starts (the
     #: value position is the indicator's, one line above the text a template error is in).
@@ -86,10 +84,10 @@ class SourceMap:
         path = tuple(path)
         block = self.blocks.get(path)
         if block is not None:
-            style, first, first_col = block
+            style, first, block_col = block
             if style == "|":
-                return first + line_in_value - 1, first_col
-            return first, first_col
+                return first + line_in_value - 1, block_col
+            return first, block_col
         line, col = self.locate(path)
         if line is not None and line_in_value > 1:
             return line + line_in_value - 1, 1
@@ -624,10 +622,10 @@ def _model_at(path: Path_) -> type[BaseModel] | None:
     if len(path) == 2 and path[0] == "parameters":
         return ParameterSpec
     if len(path) >= 2 and isinstance(path[-1], int):
-        in_list: dict[Any, type[BaseModel]] = {"next": Transition, "decision": DecisionEntry}
-        return in_list.get(path[-2])
-    in_field: dict[Any, type[BaseModel]] = {"retry": RetryPolicy, "cache": CachePolicy}
-    return in_field.get(path[-1])
+        in_lists: dict[Any, type[BaseModel]] = {"next": Transition, "decision": DecisionEntry}
+        return in_lists.get(path[-2])
+    nested: dict[Any, type[BaseModel]] = {"retry": RetryPolicy, "cache": CachePolicy}
+    return nested.get(path[-1])
 
 
 def _describe(path: Path_) -> str:

@@ -131,11 +131,10 @@ class RetryPolicy(_Model):
     (exponential), capped by ``max_delay``.
     """
 
-    # default= by keyword: type checkers see a field default only there (PEP 681).
-    count: int = Field(default=0, ge=0)
-    delay: float = Field(default=0, ge=0)
+    count: int = Field(0, ge=0)
+    delay: float = Field(0, ge=0)
     backoff: Literal["constant", "linear", "exponential"] = "constant"
-    max_delay: float | None = Field(default=None, ge=0)
+    max_delay: float | None = Field(None, ge=0)
 
     @model_validator(mode="before")
     @classmethod

@@ -122,13 +122,13 @@ def validate_compiled(
             shift = 3
         if "{" not in text:
             continue
-        names = template_name_errors(text, path, spec, cw, smap, shift=shift)
-        if names:
-            name_errors.extend(names)
+        found = template_name_errors(text, path, spec, cw, smap, shift=shift)
+        if found:
+            name_errors.extend(found)
             continue
-        syntax = template_syntax_error(text)
-        if syntax is not None:
-            offset, _col, message = syntax
+        problem = template_syntax_error(text)
+        if problem is not None:
+            offset, _col, message = problem
             line, col = smap.locate_line(_source_path(smap, path), offset)
             errors.append(
                 SpecError(f"template error: {message}", file=smap.file, line=line, col=col)
@@ -171,11 +171,11 @@ def validate_compiled(
         except nx.NetworkXNoCycle:
             cycle = None
     if cycle:
-        on_cycle = [a for a, _ in cycle] + [cycle[0][0]]
-        first = on_cycle[0]
+        names = [a for a, _ in cycle] + [cycle[0][0]]
+        first = names[0]
         errors.append(
             smap.error(
-                "dependency cycle through needs/group: " + " -> ".join(on_cycle),
+                "dependency cycle through needs/group: " + " -> ".join(names),
                 (*paths[first], "needs"),
             )
         )
@@ -228,11 +228,12 @@ def validate_compiled(
 
     for pname, p in spec.parameters.items():
         if p.default is not None:
-            problem = check_value(p, p.default)
-            if problem:
+            default_problem = check_value(p, p.default)
+            if default_problem:
                 errors.append(
                     smap.error(
-                        f"parameter {pname!r}: default {problem}", ("parameters", pname, "default")
+                        f"parameter {pname!r}: default {default_problem}",
+                        ("parameters", pname, "default"),
                     )
                 )
 
@@ -282,9 +283,9 @@ def validate_compiled(
     if spec.schedule is not None:
         from .schedules import schedule_problem
 
-        problem = schedule_problem(spec.schedule)
-        if problem is not None:
-            errors.append(smap.error(problem, ("schedule",)))
+        schedule_error = schedule_problem(spec.schedule)
+        if schedule_error is not None:
+            errors.append(smap.error(schedule_error, ("schedule",)))
     if errors:
         raise gather_errors(errors)
     return warnings
