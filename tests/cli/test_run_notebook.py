@@ -22,10 +22,10 @@ from jupyter_workflows.engine import api
 from jupyter_workflows.exceptions import SpecError
 from jupyter_workflows.jupyter.export import export_job, extract_task_code
 from jupyter_workflows.jupyter.notebook_loader import workflow_from_notebook
+from jupyter_workflows.testing import run_cli as run_cli_process
 
 TASK_CELL = """\
 import jupyter_workflows as jw
-from jupyter_workflows.testing import run_cli as jw
 FACTOR = 3
 
 def helper(x):
@@ -300,12 +300,16 @@ def test_cli_runs_a_notebook_and_an_exported_folder(
     pytest.importorskip(
         "jupyter_workflows.executors.dask", reason="the Dask executor is not there yet"
     )
-    done = jw("run", str(calc_notebook), "--workflow", "calc", "--json", env=cli_env, cwd=tmp_path)
+    done = run_cli_process(
+        "run", str(calc_notebook), "--workflow", "calc", "--json", env=cli_env, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     assert data["status"] == "succeeded" and data["outputs"] == {"result": 6}
-    done = jw("export", str(calc_notebook), "job", "--workflow", "calc", env=cli_env, cwd=tmp_path)
+    done = run_cli_process(
+        "export", str(calc_notebook), "job", "--workflow", "calc", env=cli_env, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
-    done = jw("run", "job", "-p", "n=10", "--json", env=cli_env, cwd=tmp_path)
+    done = run_cli_process("run", "job", "-p", "n=10", "--json", env=cli_env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["outputs"] == {"result": 30}
