@@ -34,7 +34,7 @@ from pathlib import Path
 
 MB = 2**20  # sizes are MiB: a "1 MB" result is just above the default 1 MiB threshold
 
-TASKS = '''
+TASKS = """
 import os
 import pickle
 import numpy as np
@@ -56,7 +56,7 @@ def make_and_write(n, seed, folder):
         handle.flush()
         os.fsync(handle.fileno())
     return x
-'''
+"""
 
 WORKFLOW = """
 name: data
@@ -75,7 +75,7 @@ output_map:
   total: "{{ task.total.result }}"
 """
 
-RUNNER = '''
+RUNNER = """
 import json, random, resource, sys, time
 
 mode, address, n, repeat, folder = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
@@ -124,7 +124,7 @@ for _ in range(repeat):
     once(n)
     walls.append(time.perf_counter() - start)
 print(json.dumps({"walls": walls, "grew_mb": peak_mb() - before}))
-'''
+"""
 
 
 def measure(mode: str, address: str, size_mb: float, repeat: int, folder: Path) -> dict:

@@ -44,9 +44,7 @@ def _sqlite_store(args: argparse.Namespace):
     from ..store.sqlite import SqliteStore
 
     path = (
-        getattr(args, "store", None)
-        or os.environ.get("JUPYTER_WORKFLOWS_STORE")
-        or DEFAULT_STORE
+        getattr(args, "store", None) or os.environ.get("JUPYTER_WORKFLOWS_STORE") or DEFAULT_STORE
     )
     if str(path) == ":memory:":
         from .app import UsageFailure

@@ -87,10 +87,7 @@ def configure(
         from ..spec.attune import set_pack_config
 
         set_pack_config(pack_config)
-        if all(
-            v is _UNSET
-            for v in (store, scheduler, executor, artifacts, artifact_threshold)
-        ):
+        if all(v is _UNSET for v in (store, scheduler, executor, artifacts, artifact_threshold)):
             return
     if artifacts is not _UNSET and artifacts is not None:
         artifacts = _artifact_location(artifacts, "artifacts")

@@ -603,18 +603,11 @@ class Orchestrator:
                 ),
             )
 
-    # -- public API (any thread) ----------------------------------------------------------------
-    def start(
-        self,
-        workflow: Workflow,
-        parameters: dict[str, Any],
-        *,
-        no_cache: bool = False,
-        parent: tuple[str, str] | None = None,
-        run_id: str | None = None,
-    ) -> str:
-        """Create a run (durably) and start it; returns its id. Parameters must be resolved."""
-        run_id = run_id or uuid.uuid4().hex
+    def _new_state(
+        self, workflow: Workflow, run_id: str, parameters: dict[str, Any]
+    ) -> tuple[dict[str, ActionDef], RunState]:
+        """The resolved actions and a fresh :class:`RunState` for ``workflow``: the one builder,
+        for a new run and for one taken over from the store (which then replays its events)."""
         actions, compiled, inquiries, children = prepare(workflow)
         state = RunState(
             compiled,
@@ -627,6 +620,22 @@ class Orchestrator:
             secret=secret_function(self.store.secret_get),
         )
         state.track_starts = self._reports_starts()
+        return actions, state
+
+    # -- public API (any thread) ----------------------------------------------------------------
+
+    def start(
+        self,
+        workflow: Workflow,
+        parameters: dict[str, Any],
+        *,
+        no_cache: bool = False,
+        parent: tuple[str, str] | None = None,
+        run_id: str | None = None,
+    ) -> str:
+        """Create a run (durably) and start it; returns its id. Parameters must be resolved."""
+        run_id = run_id or uuid.uuid4().hex
+        actions, state = self._new_state(workflow, run_id, parameters)
         active = ActiveRun(run_id, workflow, state, actions, no_cache=no_cache, parent=parent)
         now = time.time()
         self.store.create_run(
@@ -665,18 +674,7 @@ class Orchestrator:
     ) -> str:
         """Take over a run from the store: replay its events, then redo what was in flight."""
         run_id = record["run_id"]
-        actions, compiled, inquiries, children = prepare(workflow)
-        state = RunState(
-            compiled,
-            run_id,
-            record.get("parameters") or {},
-            inquiries=inquiries,
-            children=children,
-            system={"user": _user()},
-            kv_get=self.store.kv_get,
-            secret=secret_function(self.store.secret_get),
-        )
-        state.track_starts = self._reports_starts()
+        actions, state = self._new_state(workflow, run_id, record.get("parameters") or {})
         for data in events:
             state.handle(E.event_from_dict(data))
         state.mark_all_changed()

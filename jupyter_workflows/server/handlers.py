@@ -492,7 +492,7 @@ def _discover_bounded(
             def work() -> None:
                 try:
                     entry = _discover_file(path, rel, root_dir, load)
-                except BaseException as exc:  # noqa: BLE001 - listed, never raised into a thread
+                except BaseException as exc:  # listed, never raised into a thread
                     entry = _broken(path, rel, f"{rel}: internal error: {describe(exc)}")
                 with _DISCOVERY_LOCK:
                     _DISCOVERED[key] = (version, entry)
@@ -650,7 +650,6 @@ class IndexHandler(_WorkflowsHandler):
                 ],
             }
         )
-
 
     def _dashboard_proxy(self) -> str | None:
         """``{base_url}proxy/`` when jupyter-server-proxy is enabled in this server: a Dask

@@ -74,29 +74,63 @@ export function GraphView(props: GraphViewProps) {
 
   const waiting = useMemo(() => new Set(inquiries.map((q) => q.task)), [inquiries]);
 
+  // Node objects are kept from one update to the next while what a box shows is unchanged:
+  // a live run re-sends every task's status, and a new object per node made React Flow and
+  // the memoized boxes redraw all 200 of a big graph for each change of one.
+  const previous = useRef<{ version: number; byId: Map<string, [string, TaskFlowNode]> }>({
+    version: -1,
+    byId: new Map(),
+  });
   const nodes: TaskFlowNode[] = useMemo(() => {
     if (!layout) return [];
-    return layout.layout.nodes.map((placed) => ({
-      id: placed.node.id,
-      type: "task",
-      position: { x: placed.x, y: placed.y },
-      ...(placed.parent ? { parentId: placed.parent, extent: "parent" as const } : {}),
-      style: { width: placed.width, height: placed.height },
-      width: placed.width,
-      height: placed.height,
-      draggable: false,
-      connectable: editing,
-      selectable: true,
-      zIndex: placed.container ? 0 : 1,
-      data: {
-        node: placed.node,
-        status: status[placed.node.id],
-        selected: placed.node.id === selected,
-        container: placed.container,
-        hasInquiry: waiting.has(placed.node.id),
+    const cache = previous.current;
+    const reuse =
+      cache.version === layout.version ? cache.byId : new Map<string, [string, TaskFlowNode]>();
+    const next = new Map<string, [string, TaskFlowNode]>();
+    const built = layout.layout.nodes.map((placed) => {
+      const id = placed.node.id;
+      const st = status[id];
+      const shown = JSON.stringify([
+        st ? [st.status, st.done, st.total, st.attempts] : null,
+        id === selected,
+        waiting.has(id),
         editing,
-      },
-    }));
+      ]);
+      const kept = reuse.get(id);
+      if (kept && kept[0] === shown) {
+        next.set(id, kept);
+        return kept[1];
+      }
+      const node = buildNode(placed, st);
+      next.set(id, [shown, node]);
+      return node;
+    });
+    previous.current = { version: layout.version, byId: next };
+    return built;
+
+    function buildNode(placed: Layout["nodes"][number], st: (typeof status)[string]): TaskFlowNode {
+      return {
+        id: placed.node.id,
+        type: "task",
+        position: { x: placed.x, y: placed.y },
+        ...(placed.parent ? { parentId: placed.parent, extent: "parent" as const } : {}),
+        style: { width: placed.width, height: placed.height },
+        width: placed.width,
+        height: placed.height,
+        draggable: false,
+        connectable: editing,
+        selectable: true,
+        zIndex: placed.container ? 0 : 1,
+        data: {
+          node: placed.node,
+          status: st,
+          selected: placed.node.id === selected,
+          container: placed.container,
+          hasInquiry: waiting.has(placed.node.id),
+          editing,
+        },
+      };
+    }
   }, [layout, status, selected, waiting, editing]);
 
   const edges: TaskFlowEdge[] = useMemo(() => {

@@ -504,3 +504,27 @@ def test_converted_native_document_validates(
     again.validate()
     assert getattr(again.source_map, "dialect", None) is None
     assert sorted(again.compiled.tasks) == sorted(workflow.compiled.tasks)
+
+
+def test_with_items_concurrency_follows_attune(engine: Any, tmp_path: Path) -> None:
+    """attune: ``concurrency`` is children in flight (default 1); ``batch_size`` entries per
+    child."""
+    path = tmp_path / "w.yaml"
+    path.write_text(
+        "ref: p.w\ntasks:\n"
+        "  - name: serial\n    action: core.echo\n    with_items: [1, 2, 3]\n"
+        '    input: {x: "{{ item }}"}\n    next: [{do: [wide]}]\n'
+        "  - name: wide\n    action: core.echo\n    with_items: [1, 2, 3, 4, 5]\n"
+        '    batch_size: 2\n    concurrency: 3\n    input: {x: "{{ item }}", i: "{{ index }}"}\n'
+    )
+    workflow = jw.load(path)
+    assert workflow.spec.tasks["serial"].batch_size == 1
+    assert workflow.spec.tasks["wide"].batch_size == 3
+    run = workflow.run({})
+    assert run.status == "succeeded", run.error
+    wide = next(t for t in run.tasks if t["task"] == "wide")
+    assert wide["result"] == [
+        {"x": [1, 2], "i": 0},
+        {"x": [3, 4], "i": 1},
+        {"x": [5], "i": 2},
+    ]
