@@ -709,12 +709,7 @@ def test_workflow_editor_connects_removes_and_marks_errors(lab: Lab, tmp_path: P
         assert "retyr" in mark.inner_text()
         editor.locator(".cm-line", has_text="# A small workflow").click()  # cursor away
         error.click()
-        page.wait_for_function(
-            "() => (document.querySelector('[data-testid=jw-workflow-editor] .cm-activeLine')"
-            " || {}).innerText?.includes('retyr')",
-            timeout=UI_WAIT_MS,
-        )
-        # The cursor is on the error's line: take that line out again.
+        # The cursor is on the error's line (else the error stays): take that line out again.
         page.keyboard.press("Home")
         page.keyboard.press("Shift+End")
         page.keyboard.press("Backspace")
@@ -736,8 +731,11 @@ def test_workflow_editor_connects_removes_and_marks_errors(lab: Lab, tmp_path: P
     workflow = jw.load(lab.root / "hello2.yaml")
     workflow.validate()
     assert "gather" in workflow.compiled.tasks
+    assert workflow.spec.tasks["greet"].on_success == ["visit"]
+    # Every line the edits did not touch is as the author wrote it (greet's on_success was
+    # connected and disconnected again: it may come back as a one-item list).
     for line in original.splitlines():
-        if line.strip():
+        if line.strip() and line != "    on_success: visit":
             assert line in saved, f"lost: {line!r}"
 
 
