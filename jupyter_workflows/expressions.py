@@ -983,7 +983,7 @@ def check_template_names(text: str, rules: NameRules) -> list[tuple[int, int, st
     known_names = list(rules.roots) + sorted(rules.functions - set(rules.roots))
     callables = rules.functions | JINJA_GLOBALS | rules.quiet_functions
 
-    def report(node: nodes.Node, word: str, message: str) -> None:
+    def report(node: nodes.Node | None, word: str, message: str) -> None:
         key = (word, message)
         if key in seen:
             return
@@ -1085,7 +1085,7 @@ def check_template_names(text: str, rules: NameRules) -> list[tuple[int, int, st
     return problems
 
 
-def _attribute_of(parent: nodes.Node | None, child: nodes.Node) -> str | None:
+def _attribute_of(parent: nodes.Node | None, child: nodes.Node | None) -> str | None:
     """``attr`` when ``parent`` is ``child.attr`` or ``child['attr']``, else ``None``."""
     if isinstance(parent, nodes.Getattr) and parent.node is child:
         return parent.attr

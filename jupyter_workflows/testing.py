@@ -301,8 +301,11 @@ def inline_env(folder) -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str, env: dict[str, str], cwd, timeout: float = 120):
-    """Run ``python -m jupyter_workflows ARGS`` and return the completed process (text)."""
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd=None, timeout: float = 120):
+    """Run ``python -m jupyter_workflows ARGS`` and return the completed process (text).
+
+    ``env`` and ``cwd`` default to this process's; the tests' one way to run the real CLI.
+    """
     import subprocess
     import sys
 

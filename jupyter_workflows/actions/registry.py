@@ -172,7 +172,7 @@ def _check_name(name: Any) -> None:
 
 def _check_options(name: str | None, **given: Any) -> dict[str, Any]:
     """The decorator's options as a task's fields would read them; one-line SpecError if bad."""
-    from pydantic import ValidationError
+    from pydantic import BaseModel, ValidationError
 
     from ..spec.models import TaskDefaults
 
@@ -189,7 +189,8 @@ def _check_options(name: str | None, **given: Any) -> dict[str, Any]:
             from ..spec.models import CachePolicy, RetryPolicy
 
             field = str(err["loc"][1])
-            model = {"retry": RetryPolicy, "cache": CachePolicy}.get(option)
+            models: dict[str, type[BaseModel]] = {"retry": RetryPolicy, "cache": CachePolicy}
+            model = models.get(option)
             known = list(model.model_fields) if model is not None else []
             hint = difflib.get_close_matches(field, known, n=1)
             message = f"unknown field {field!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
@@ -243,7 +244,7 @@ def _import_module(module_name: str, base_dir: Path | None) -> Any:
 
     def from_folder(module: Any) -> bool:
         file = getattr(module, "__file__", None)
-        return bool(file) and os.path.realpath(file).startswith(folder + os.sep)
+        return isinstance(file, str) and os.path.realpath(file).startswith(folder + os.sep)
 
     with _folder_lock:
         for name, module in list(sys.modules.items()):

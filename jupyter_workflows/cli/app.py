@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     def add(name: str, help: str, epilog: str | None = None) -> argparse.ArgumentParser:
-        return sub.add_parser(name, parents=[common], help=help, description=help, epilog=epilog)
+        # typeshed types `parents` as the subparser class (_Parser); argparse takes any parser.
+        return sub.add_parser(name, parents=[common], help=help, description=help, epilog=epilog)  # type: ignore[list-item]
 
     p = add("run", "run a workflow file, job folder or notebook", epilog=CTRL_C)
     p.add_argument("file", metavar="FILE")

@@ -12,6 +12,7 @@ import atexit
 import os
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -485,7 +486,7 @@ def respond(run_id: str, task: str, data: Any) -> None:
         orch.store.commit()
 
 
-def _inquiry_timeout(record: dict[str, Any], task: str) -> float | None:
+def _inquiry_timeout(record: Mapping[str, Any], task: str) -> float | None:
     """The ``timeout`` of ``task`` in a stored run's definition, or None (none, or unreadable)."""
     text = record.get("definition")
     if not text:

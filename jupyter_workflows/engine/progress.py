@@ -48,7 +48,7 @@ def attach_progress(orch: Orchestrator, run_id: str, stream=None) -> None:
                     if ex.error:
                         line += f" ({MASKER.mask_text(ex.error)})"
                     if bar is not None:
-                        bar.total = max(bar.total, len(state.order))
+                        bar.total = max(bar.total or 0, len(state.order))
                         bar.update(1)
                         bar.set_postfix_str(f"{ex.id} {ex.status}")
                     else:

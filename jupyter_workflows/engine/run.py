@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import RunStateError
@@ -20,6 +20,7 @@ from ..statuses import DONE_TASK, ENDED_RUN, SETTLED_RUN
 from ..values import to_json_form
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..store.base import TaskRecord
     from .orchestrator import Orchestrator
 
 __all__ = ["TERMINAL", "Run"]
@@ -292,7 +293,7 @@ class Run:
             # Nobody drives it (its process exited, paused/waiting or mid-run): end it here,
             # with its open tasks, as a live process would have.
             now = time.time()
-            open_tasks = [
+            open_tasks: list[TaskRecord] = [
                 {**t, "status": "cancelled", "ended_at": t.get("ended_at") or now}
                 for t in store.get_tasks(self.run_id)
                 if t.get("status") not in DONE_TASK
@@ -350,7 +351,7 @@ def await_request(
         time.sleep(0.05)
 
 
-def owner_alive(rec: dict[str, Any]) -> bool:
+def owner_alive(rec: Mapping[str, Any]) -> bool:
     """Whether the process that drives a stored run still does (heartbeat, or pid on this host)."""
     import os
     import socket

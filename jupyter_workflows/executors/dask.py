@@ -101,6 +101,7 @@ import asyncio
 import atexit
 import collections
 import concurrent.futures
+import contextlib
 import functools
 import hashlib
 import importlib
@@ -118,7 +119,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from dataclasses import replace as _replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import cloudpickle
 from dask.sizeof import sizeof
@@ -316,6 +317,7 @@ def _start_local_cluster(
     options.update(kwargs)
     if resources:
         options["resources"] = dict(resources)
+    _watch_lost_results()
     cluster = LocalCluster(
         n_workers=n_workers,
         threads_per_worker=threads_per_worker,
@@ -380,13 +382,14 @@ def wait_for_workers(address: str, n_workers: int, timeout: float = 30.0) -> lis
         return [dict(info, address=addr) for addr, info in workers.items()]
 
 
-def _wait_until_released(cluster: LocalCluster, timeout: float = 3.0) -> None:
+def _wait_until_released(cluster: LocalCluster, timeout: float = 10.0) -> None:
     """Wait (bounded) until the embedded scheduler has forgotten every task.
 
     The scheduler learns that results are no longer wanted from messages; closing the workers
     before it has handled them makes it warn, for each worker, that removing it "caused the
     cluster to lose already computed task(s)" (and it would recompute them). The scheduler runs
-    in this process: its task table says when it is done.
+    in this process: its task table says when it is done. Usually within milliseconds; on a
+    busy machine it took over 3 s (the CLI then printed the warning in 1 of 3 runs).
     """
     scheduler = getattr(cluster, "scheduler", None)
     tasks = getattr(scheduler, "tasks", None)
@@ -400,6 +403,43 @@ def _wait_until_released(cluster: LocalCluster, timeout: float = 3.0) -> None:
         except RuntimeError:  # changed while we looked
             pass
         time.sleep(0.02)
+
+
+class _LostResultsFilter(logging.Filter):
+    """Drops the scheduler's "Removing worker ... caused the cluster to lose already computed
+    task(s)" once the engine closes its own embedded cluster (or the interpreter exits, when
+    Dask's own exit hook may close it first): every result the engine still held is persisted,
+    nothing will be recomputed, and the warning only alarms the user. While the cluster works
+    (a worker that died mid-run) the warning is kept."""
+
+    closing = threading.Event()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.closing.is_set():
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a record that cannot be formatted: not ours to judge
+            return True
+        return "caused the cluster to lose" not in message
+
+
+_LOST_RESULTS = _LostResultsFilter()
+
+
+def _watch_lost_results() -> None:
+    """Install the filter for an embedded cluster (once per process); registered at exit after
+    Dask's own hook, so it runs before Dask closes the clusters that are still open."""
+    target = logging.getLogger("distributed.scheduler")
+    if _LOST_RESULTS not in target.filters:
+        target.addFilter(_LOST_RESULTS)
+        atexit.register(_LOST_RESULTS.closing.set)
+
+
+@contextlib.contextmanager
+def _quiet_lost_results() -> Iterator[None]:
+    _LOST_RESULTS.closing.set()
+    yield
 
 
 def _reraise(exc: BaseException) -> None:
@@ -512,7 +552,7 @@ def _load_from(folder: str, names: frozenset[str], data: bytes) -> Callable[...,
 
     def from_folder(module: Any) -> bool:
         file = getattr(module, "__file__", None)
-        return bool(file) and os.path.realpath(file).startswith(folder + os.sep)
+        return isinstance(file, str) and os.path.realpath(file).startswith(folder + os.sep)
 
     current = [n for n, m in list(sys.modules.items()) if provided(n) and not from_folder(m)]
     for name in current:
@@ -985,7 +1025,8 @@ class DaskExecutor(Executor):
                 client.close()
             if cluster is not None:
                 _wait_until_released(cluster)
-                cluster.close()
+                with _quiet_lost_results():
+                    cluster.close()
         except Exception:  # pragma: no cover - closing a broken cluster
             logger.debug("closing the Dask cluster failed", exc_info=True)
         finally:
@@ -1565,7 +1606,9 @@ class DaskExecutor(Executor):
             for future, callback, _, _ in pairs:
                 future.add_done_callback(functools.partial(self._on_done, callback))
             return
-        client.loop.add_callback(self._watch_in_loop, client, pairs)
+        loop = client.loop
+        assert loop is not None, "a connected client has an event loop"
+        loop.add_callback(self._watch_in_loop, client, pairs)
 
     def _on_done(self, callback: Callable[[Outcome], None], future: Future) -> None:
         # Runs in Dask's callback thread: only enqueue, never raise.
@@ -1574,13 +1617,13 @@ class DaskExecutor(Executor):
     def _watch_in_loop(self, client: Client, pairs: list[_Watched]) -> None:
         loop = asyncio.get_running_loop()
         for future, callback, free, on_progress in pairs:
-            data = self._early.pop(future.key, None)
+            data = self._early.pop(_key_of(future), None)
             if data is not None:  # its outcome was published before we got here
                 self._done_queue.put((future, _Pushed(data), callback))
                 continue
-            self._expected[future.key] = (future, callback)
+            self._expected[_key_of(future)] = (future, callback)
             if on_progress is not None:
-                self._on_progress[future.key] = on_progress
+                self._on_progress[_key_of(future)] = on_progress
             if future.status != "pending":
                 self._finished(client, future, callback)
             else:
@@ -1594,7 +1637,9 @@ class DaskExecutor(Executor):
     ) -> None:
         try:
             while future.status == "pending":
-                await future._state.wait()
+                state = future._state
+                assert state is not None, "a pending future has a state"
+                await state.wait()
         finally:  # never lose an outcome, whatever happened to the wait
             self._free_pending -= free
             self._finished(client, future, callback)
@@ -1636,10 +1681,10 @@ class DaskExecutor(Executor):
 
         Nothing to do when its outcome was published (and so already handed on).
         """
-        self._on_progress.pop(future.key, None)
-        if self._expected.pop(future.key, None) is None:
+        self._on_progress.pop(_key_of(future), None)
+        if self._expected.pop(_key_of(future), None) is None:
             return
-        self._early.pop(future.key, None)
+        self._early.pop(_key_of(future), None)
         self._finished_batch.append((future, callback))
         if not self._gathering:
             self._gathering = True
@@ -1663,7 +1708,9 @@ class DaskExecutor(Executor):
                 for future, callback in batch:
                     # Errored and cancelled futures have no envelope: _outcome reads their status.
                     envelope = (
-                        envelopes.get(future.key, _UNGATHERED) if future.key in wanted else None
+                        envelopes.get(_key_of(future), _UNGATHERED)
+                        if _key_of(future) in wanted
+                        else None
                     )
                     self._done_queue.put((future, envelope, callback))
         finally:
@@ -1697,7 +1744,7 @@ class DaskExecutor(Executor):
                 else:
                     try:
                         if envelope is _UNGATHERED:
-                            envelope = late.get(item.key)
+                            envelope = late.get(_key_of(item))
                         elif isinstance(envelope, _Pushed):
                             envelope = envelope.load()
                         if isinstance(callback, _Chunk):
@@ -1717,7 +1764,7 @@ class DaskExecutor(Executor):
                             continue
                         logger.debug("reading the outcome of %s failed", item.key, exc_info=True)
                         outcome = _failed(
-                            item.key,
+                            _key_of(item),
                             "InternalError",
                             f"reading the outcome of {item.key} failed: {error_line(exc)}",
                         )
@@ -1734,7 +1781,7 @@ class DaskExecutor(Executor):
 
     def _gather(self, futures: list[Future]) -> dict[str, Any]:
         """Envelopes of the futures that finished, fetched in one round trip."""
-        wanted = {f.key: f for f in futures if f.status not in ("error", "cancelled")}
+        wanted = {_key_of(f): f for f in futures if f.status not in ("error", "cancelled")}
         client = self._client
         if not wanted or client is None:
             return {}
@@ -1751,7 +1798,7 @@ class DaskExecutor(Executor):
         return envelopes
 
     def _outcome(self, future: Future, envelope: Any) -> Outcome:
-        key = future.key
+        key = _key_of(future)
         if isinstance(envelope, Envelope):
             return envelope.outcome(key)
         if isinstance(envelope, BaseException):
@@ -1767,6 +1814,12 @@ class DaskExecutor(Executor):
             if exc is not None:
                 return _failed_by(key, exc)
         return _failed(key, "ExecutorError", f"no result for {key} (future {status})")
+
+
+def _key_of(future: Any) -> str:
+    """A future's key: this executor submits every task under a string key (Dask's ``Key``
+    type also allows ints and tuples, which never occur here)."""
+    return cast(str, future.key)
 
 
 _default: DaskExecutor | None = None

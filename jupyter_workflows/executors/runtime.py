@@ -81,8 +81,13 @@ class _CaptureHandler(logging.Handler):
         if buf is None:
             # Not from a task. Python prints a warning nobody handles to stderr (its "last
             # resort"), but only when no handler at all is found: this one must not change that.
-            if record.levelno >= logging.WARNING and not _handled_elsewhere(record, self):
-                logging.lastResort.handle(record)
+            last_resort = logging.lastResort
+            if (
+                last_resort is not None
+                and record.levelno >= logging.WARNING
+                and not _handled_elsewhere(record, self)
+            ):
+                last_resort.handle(record)
             return
         try:
             line = f"{record.levelname} {record.name}: {record.getMessage()}\n"

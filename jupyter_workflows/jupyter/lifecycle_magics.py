@@ -57,7 +57,7 @@ class LifecycleMagics(Magics):
         super().__init__(shell)
         self.headless = headless
 
-    @cell_magic("lifecycle")
+    @cell_magic("lifecycle")  # type: ignore[arg-type]  # IPython types its magic decorators so that mypy sees them take Never
     def lifecycle_cell(self, line: str, cell: str) -> Any:
         from IPython.display import display
 
@@ -80,7 +80,7 @@ class LifecycleMagics(Magics):
             display(lc)
         return None
 
-    @line_magic("lifecycle")
+    @line_magic("lifecycle")  # type: ignore[arg-type]  # IPython types its magic decorators so that mypy sees them take Never
     def lifecycle_line(self, line: str) -> Any:
         if self.headless:
             return None

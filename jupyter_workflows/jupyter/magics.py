@@ -261,7 +261,7 @@ class WorkflowMagics(Magics):
         action="store_true",
         help="with --run: return at once; the graph keeps updating while the kernel stays free",
     )
-    @cell_magic("workflow")
+    @cell_magic("workflow")  # type: ignore[arg-type]  # IPython types its magic decorators so that mypy sees them take Never
     def workflow_cell(self, line: str, cell: str) -> None:
         """Define a workflow from the YAML (or JSON) in the cell.
 
@@ -330,7 +330,7 @@ class WorkflowMagics(Magics):
         return f"{':'.join(where)}: {exc.message}"
 
     # -- %workflow ----------------------------------------------------------------------------
-    @line_magic("workflow")
+    @line_magic("workflow")  # type: ignore[arg-type]  # IPython types its magic decorators so that mypy sees them take Never
     def workflow_line(self, line: str) -> Any:
         if self.headless:
             return SkippedCommand(line)
@@ -349,7 +349,7 @@ class WorkflowMagics(Magics):
         except WorkflowError as exc:
             raise UsageError(first_line(exc)) from None
 
-    workflow_line.__doc__ = _line_help()
+    workflow_line.__doc__ = _line_help()  # type: ignore[assignment]  # see @line_magic above
 
     # -- commands -------------------------------------------------------------------------------
     def _cmd_help(self, args: argparse.Namespace) -> None:

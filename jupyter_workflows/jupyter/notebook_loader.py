@@ -100,7 +100,9 @@ def _load_extension(shell: InteractiveShell) -> Any:
     shell.register_magics(magics)
     shell.register_magics(LifecycleMagics(shell, headless=True))
     # `%load_ext jupyter_workflows` in the notebook must not register the interactive magics.
-    shell.extension_manager.loaded.add("jupyter_workflows")
+    manager = shell.extension_manager
+    assert manager is not None, "an InteractiveShell always has an extension manager"
+    manager.loaded.add("jupyter_workflows")
     return magics
 
 

@@ -171,7 +171,7 @@ def _is_dummy(node: str) -> bool:
 def _layering(graph: Mapping[str, Any]) -> _Layering:
     """A Sugiyama-style layering: rows by longest path, long edges split, barycentre order."""
     order = [str(n["id"]) for n in graph.get("nodes") or []]
-    g = nx.DiGraph()
+    g: nx.DiGraph[str] = nx.DiGraph()
     g.add_nodes_from(order)
     for edge in graph.get("edges") or []:
         source, target = str(edge.get("source")), str(edge.get("target"))
@@ -186,7 +186,7 @@ def _layering(graph: Mapping[str, Any]) -> _Layering:
 
     # An edge that skips rows gets a dummy in each row it crosses, so it is
     # routed between the boxes instead of through them.
-    h = nx.DiGraph()
+    h: nx.DiGraph[str] = nx.DiGraph()
     h.add_nodes_from(order)
     chains: dict[tuple[str, str], list[str]] = {}
     for u, v in g.edges:

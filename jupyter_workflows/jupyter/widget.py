@@ -204,7 +204,7 @@ class GraphWidget(anywidget.AnyWidget):
     """Task name -> :class:`~jupyter_workflows.jupyter.wire.TaskStatus`; absent means not started."""
     run = traitlets.Dict().tag(sync=True)
     """The run (:class:`~jupyter_workflows.jupyter.wire.RunInfo`)."""
-    inquiries = traitlets.List().tag(sync=True)
+    inquiries: traitlets.List[Any] = traitlets.List().tag(sync=True)
     """Open human approvals (:class:`~jupyter_workflows.jupyter.wire.Inquiry`)."""
     dashboard_link = traitlets.Unicode("").tag(sync=True)
     """The Dask dashboard's URL, or ``""``."""

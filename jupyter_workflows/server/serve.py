@@ -50,7 +50,7 @@ def _app_class() -> type[Any]:
         #: Jupyter's own services this server exposes: the ``/api`` status, login, CSP reports.
         #: Not contents, files, kernels, sessions, terminals, config, nbconvert or view: a
         #: token for the workflows API is not a way to run code or read files through them.
-        default_services = ("api", "auth", "security")
+        default_services = ("api", "auth", "security")  # type: ignore[assignment]  # jupyter_server infers its default 13-name tuple as the type
         #: Started once the event loop runs, stopped with the server.
         scheduler: Scheduler | None = None
         _scheduler_task: asyncio.Task[None] | None = None

@@ -218,15 +218,23 @@ def compile_workflow(spec: WorkflowSpec) -> CompiledWorkflow:
                         entered(targets),
                     )
                 )
-        for key, when, kind in (
+        outcome_keys: tuple[tuple[str, str | None, TransitionKind], ...] = (
             ("on_success", SUCCEEDED, "success"),
             ("on_failure", FAILED, "failure"),
             ("on_complete", None, "complete"),
-        ):
+        )
+        for key, outcome_when, edge_kind in outcome_keys:
             targets = getattr(task, key)
             if targets:
                 trans.append(
-                    CTransition(when, (), redirect(targets), kind, (*path, key), entered(targets))
+                    CTransition(
+                        outcome_when,
+                        (),
+                        redirect(targets),
+                        edge_kind,
+                        (*path, key),
+                        entered(targets),
+                    )
                 )
         trans.extend(extra.get(name, ()))
 

@@ -104,7 +104,8 @@ def _alias(smap: SourceMap, new: Path_, old: Path_) -> None:
     if new == old:
         return
     n = len(old)
-    for table in (smap.values, smap.keys, smap.blocks):
+    tables: tuple[dict[Path_, Any], ...] = (smap.values, smap.keys, smap.blocks)
+    for table in tables:
         for p in [p for p in table if p[:n] == old]:
             table[(*new, *p[n:])] = table[p]
     for p in [p for p in smap.quoted if p[:n] == old]:
@@ -274,7 +275,7 @@ def _orquesta_task(name: str, body: dict[str, Any], smap: SourceMap) -> dict[str
         task["input"] = orquesta_expression(inputs)
     if "with" in body:
         spec = body["with"]
-        items_path = (*path, "with")
+        items_path: tuple[Any, ...] = (*path, "with")
         concurrency = None
         if isinstance(spec, dict):
             concurrency = spec.get("concurrency")

@@ -25,7 +25,7 @@ def graph_dict(cw: CompiledWorkflow) -> dict[str, Any]:
     member_of = {m: name for name, ct in cw.tasks.items() for m in ct.members}
     nodes = []
     for name, ct in cw.tasks.items():
-        kind = ct.kind
+        kind: str = ct.kind
         if kind == "routing" and ct.join is not None:
             kind = "join"
         nodes.append(
@@ -66,7 +66,7 @@ def _short(when: str) -> str:
 def to_networkx(cw: CompiledWorkflow) -> nx.DiGraph:
     """A DiGraph: node attributes ``kind``/``action``; edge attribute ``kind`` (and ``label``)."""
     data = graph_dict(cw)
-    g = nx.DiGraph(name=cw.name)
+    g: nx.DiGraph[str] = nx.DiGraph(name=cw.name)
     for node in data["nodes"]:
         g.add_node(node["id"], **{k: v for k, v in node.items() if k != "id"})
     for edge in data["edges"]:

@@ -53,7 +53,7 @@ class SourceMap:
 
     file: str | None = None
     values: dict[Path_, tuple[int, int]] = field(default_factory=dict)
-    keys: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[Path_, tuple[int | None, int | None]] = field(default_factory=dict)
     #: Block scalars (``|``, ``>``): style, and line/column where their content starts (the
     #: value position is the indicator's, one line above the text a template error is in).
     blocks: dict[Path_, tuple[str, int, int]] = field(default_factory=dict)
@@ -84,10 +84,10 @@ class SourceMap:
         path = tuple(path)
         block = self.blocks.get(path)
         if block is not None:
-            style, first, col = block
+            style, first, block_col = block
             if style == "|":
-                return first + line_in_value - 1, col
-            return first, col
+                return first + line_in_value - 1, block_col
+            return first, block_col
         line, col = self.locate(path)
         if line is not None and line_in_value > 1:
             return line + line_in_value - 1, 1
@@ -556,7 +556,8 @@ def _normalise_tasks(data: Any, path: Path_, smap: SourceMap) -> Any:
 
 def _move(smap: SourceMap, old: Path_, new: Path_) -> None:
     n = len(old)
-    for table in (smap.values, smap.keys, smap.blocks):
+    tables: tuple[dict[Path_, Any], ...] = (smap.values, smap.keys, smap.blocks)
+    for table in tables:
         for p in [p for p in table if p[:n] == old]:
             table[(*new, *p[n:])] = table[p]
 
@@ -619,8 +620,10 @@ def _model_at(path: Path_) -> type[BaseModel] | None:
     if len(path) == 2 and path[0] == "parameters":
         return ParameterSpec
     if len(path) >= 2 and isinstance(path[-1], int):
-        return {"next": Transition, "decision": DecisionEntry}.get(path[-2])
-    return {"retry": RetryPolicy, "cache": CachePolicy}.get(path[-1])
+        in_lists: dict[Any, type[BaseModel]] = {"next": Transition, "decision": DecisionEntry}
+        return in_lists.get(path[-2])
+    nested: dict[Any, type[BaseModel]] = {"retry": RetryPolicy, "cache": CachePolicy}
+    return nested.get(path[-1])
 
 
 def _describe(path: Path_) -> str:
@@ -721,7 +724,8 @@ def load_spec(
     """
     data, smap = parse_document(text, file=file)
     if not isinstance(data, dict):
-        kind = {list: "a list", str: "a string"}.get(type(data), type(data).__name__)
+        kinds: dict[type, str] = {list: "a list", str: "a string"}
+        kind = kinds.get(type(data), type(data).__name__)
         raise smap.error(f"a workflow must be a mapping of fields, got {kind}")
     from .dialects import translate
 

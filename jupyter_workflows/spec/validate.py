@@ -122,9 +122,9 @@ def validate_compiled(
             shift = 3
         if "{" not in text:
             continue
-        names = template_name_errors(text, path, spec, cw, smap, shift=shift)
-        if names:
-            name_errors.extend(names)
+        found = template_name_errors(text, path, spec, cw, smap, shift=shift)
+        if found:
+            name_errors.extend(found)
             continue
         problem = template_syntax_error(text)
         if problem is not None:
@@ -162,7 +162,7 @@ def validate_compiled(
                         )
 
     # Cycles through needs/group.
-    needs_graph = nx.DiGraph()
+    needs_graph: nx.DiGraph[str] = nx.DiGraph()
     needs_graph.add_edges_from(cw.needs)
     cycle = None
     if not nx.is_directed_acyclic_graph(needs_graph):  # cheap; find_cycle only when needed
@@ -228,11 +228,12 @@ def validate_compiled(
 
     for pname, p in spec.parameters.items():
         if p.default is not None:
-            problem = check_value(p, p.default)
-            if problem:
+            default_problem = check_value(p, p.default)
+            if default_problem:
                 errors.append(
                     smap.error(
-                        f"parameter {pname!r}: default {problem}", ("parameters", pname, "default")
+                        f"parameter {pname!r}: default {default_problem}",
+                        ("parameters", pname, "default"),
                     )
                 )
 
@@ -248,9 +249,9 @@ def validate_compiled(
                 )
 
     # Warnings: unreachable tasks, loops without a bound.
-    g = nx.DiGraph()
+    g: nx.DiGraph[str] = nx.DiGraph()
     g.add_nodes_from(cw.tasks)
-    uncond = nx.DiGraph()
+    uncond: nx.DiGraph[str] = nx.DiGraph()
     for name, ct in cw.tasks.items():
         for tr in ct.next:
             for target in tr.targets:
@@ -282,9 +283,9 @@ def validate_compiled(
     if spec.schedule is not None:
         from .schedules import schedule_problem
 
-        problem = schedule_problem(spec.schedule)
-        if problem is not None:
-            errors.append(smap.error(problem, ("schedule",)))
+        schedule_error = schedule_problem(spec.schedule)
+        if schedule_error is not None:
+            errors.append(smap.error(schedule_error, ("schedule",)))
     if errors:
         raise gather_errors(errors)
     return warnings

@@ -928,7 +928,7 @@ class SqliteStore(RunStore):
         return None if row is None else self._object_row(row)
 
     def object_list(self) -> list[dict[str, Any]]:
-        rows = self._read(
+        rows: list[Any] = self._read(
             lambda conn: conn.execute(
                 f"SELECT {', '.join(OBJECT_FIELDS)} FROM objects ORDER BY created_at, rowid"
             ).fetchall(),
@@ -1031,7 +1031,7 @@ class SqliteStore(RunStore):
         )
 
     def object_history(self, object_id: str) -> list[dict[str, Any]]:
-        rows = self._read(
+        rows: list[Any] = self._read(
             lambda conn: conn.execute(
                 f"SELECT {', '.join(HISTORY_FIELDS)} FROM object_history WHERE object_id = ? "
                 "ORDER BY id",
@@ -1068,7 +1068,7 @@ class SqliteStore(RunStore):
 
     def file_list(self, *, claimed_only: bool = False) -> list[dict[str, Any]]:
         where = " WHERE status = 'claimed'" if claimed_only else ""
-        rows = self._read(
+        rows: list[Any] = self._read(
             lambda conn: conn.execute(
                 "SELECT path, digest, size, mtime, status, runs, error, claimed_at "
                 f"FROM watched_files{where} ORDER BY claimed_at, rowid"

@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
+
+from jupyter_workflows.testing import run_cli
 
 
 def _cli(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, JUPYTER_WORKFLOWS_EXECUTOR="inline")
     env["JUPYTER_WORKFLOWS_STORE"] = str(cwd / "state.db")
-    return subprocess.run(
-        [sys.executable, "-m", "jupyter_workflows", *argv],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=120,
-    )
+    return run_cli(*argv, env=env, cwd=cwd)
 
 
 def test_export_to_an_existing_file_is_a_one_line_error(tmp_path: Path) -> None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbformat import v4
+
+from jupyter_workflows.testing import run_cli
 
 POSITIONED = re.compile(r"^[^:]+:\d+:\d+: ")
 
@@ -29,14 +30,7 @@ def _notebook(path: Path, *cells: str) -> Path:
 def _cli(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, JUPYTER_WORKFLOWS_EXECUTOR="inline")
     env["JUPYTER_WORKFLOWS_STORE"] = str(cwd / "state.db")
-    return subprocess.run(
-        [sys.executable, "-m", "jupyter_workflows", *argv],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=120,
-    )
+    return run_cli(*argv, env=env, cwd=cwd)
 
 
 CASES = {

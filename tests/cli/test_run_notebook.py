@@ -23,6 +23,7 @@ from jupyter_workflows.engine import api
 from jupyter_workflows.exceptions import SpecError
 from jupyter_workflows.jupyter.export import export_job, extract_task_code
 from jupyter_workflows.jupyter.notebook_loader import workflow_from_notebook
+from jupyter_workflows.testing import run_cli as run_cli_process
 
 TASK_CELL = """\
 import jupyter_workflows as jw
@@ -294,14 +295,7 @@ def test_export_refuses_an_invalid_workflow(engine: Any, tmp_path: Path) -> None
 
 
 def _cli(*argv: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "jupyter_workflows", *argv],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=120,
-    )
+    return run_cli_process(*argv, env=env, cwd=cwd)
 
 
 @pytest.mark.cluster

@@ -4,25 +4,20 @@ forms run (CONTRACT §1.7)."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import jupyter_workflows as jw
 from jupyter_workflows.exceptions import SpecError
+from jupyter_workflows.testing import run_cli
 
 HERE = Path(__file__).parent
 ORQUESTA = HERE / "orquesta" / "fixtures"
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "jupyter_workflows", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli(*args)
 
 
 def test_validate_names_the_dialect() -> None:

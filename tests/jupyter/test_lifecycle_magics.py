@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
 
 FLOW = """\
 name: stamp
@@ -32,20 +30,6 @@ transitions:
   - {from: draft, to: review}
   - {from: "*", to: draft}
 """
-
-
-@pytest.fixture(scope="module")
-def shell() -> InteractiveShell:
-    config = Config()
-    config.HistoryManager.hist_file = ":memory:"
-    ip = InteractiveShell.instance(config=config)
-    ip.run_line_magic("load_ext", "jupyter_workflows")
-    return ip
-
-
-@pytest.fixture
-def ip(shell: InteractiveShell, engine: Any) -> Iterator[InteractiveShell]:
-    yield shell
 
 
 def test_define_create_transition_approve_show(ip: InteractiveShell, capsys: Any) -> None:

@@ -10,30 +10,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
-from traitlets.config import Config
 
-
-@pytest.fixture(scope="module")
-def shell() -> InteractiveShell:
-    config = Config()
-    config.HistoryManager.hist_file = ":memory:"
-    ip = InteractiveShell.instance(config=config)
-    ip.run_line_magic("load_ext", "jupyter_workflows")
-    return ip
-
-
-@pytest.fixture
-def ip(shell: InteractiveShell, engine: Any) -> Iterator[InteractiveShell]:
-    yield shell
+from jupyter_workflows.testing import run_cli
 
 
 def _run_cell(ip: InteractiveShell, source: str, *, history: bool = False) -> None:
@@ -44,14 +28,7 @@ def _run_cell(ip: InteractiveShell, source: str, *, history: bool = False) -> No
 def _cli(*argv: str, cwd: Path, store: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, JUPYTER_WORKFLOWS_EXECUTOR="inline", JUPYTER_WORKFLOWS_STORE=str(store))
     env.pop("JUPYTER_WORKFLOWS_SCHEDULER", None)
-    return subprocess.run(
-        [sys.executable, "-m", "jupyter_workflows", *argv],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=120,
-    )
+    return run_cli(*argv, env=env, cwd=cwd)
 
 
 TASK_CODE = """\

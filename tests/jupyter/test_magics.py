@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
-from traitlets.config import Config
 
 import jupyter_workflows as jw
 from jupyter_workflows.definition import get_workflow
@@ -40,21 +38,6 @@ output_map:
   greeting: "{{ task.greet.result.text }}"
   times: "{{ task.greet.result.times }}"
 """
-
-
-@pytest.fixture(scope="module")
-def shell() -> InteractiveShell:
-    config = Config()
-    config.HistoryManager.hist_file = ":memory:"
-    ip = InteractiveShell.instance(config=config)
-    ip.run_line_magic("load_ext", "jupyter_workflows")
-    return ip
-
-
-@pytest.fixture
-def ip(shell: InteractiveShell, engine: Any) -> Iterator[InteractiveShell]:
-    """The shell, with a fresh in-process engine (from tests/conftest.py) for each test."""
-    yield shell
 
 
 def _gate() -> threading.Event:

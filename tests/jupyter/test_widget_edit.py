@@ -25,7 +25,6 @@ from comm.base_comm import BaseComm
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
-from traitlets.config import Config
 
 import jupyter_workflows as jw
 from jupyter_workflows.definition import get_workflow
@@ -287,20 +286,6 @@ def test_a_python_workflow_targets_nothing_but_keeps_its_yaml() -> None:
 
 
 # -- the magics ----------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def shell() -> InteractiveShell:
-    config = Config()
-    config.HistoryManager.hist_file = ":memory:"
-    ip = InteractiveShell.instance(config=config)
-    ip.run_line_magic("load_ext", "jupyter_workflows")
-    return ip
-
-
-@pytest.fixture
-def ip(shell: InteractiveShell, engine: Any) -> Iterator[InteractiveShell]:
-    yield shell
 
 
 def _mime_views(cap: Any) -> list[str]:

@@ -13,7 +13,6 @@ import dataclasses
 import json
 import os
 import subprocess
-import sys
 import textwrap
 import threading
 
@@ -21,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from jupyter_workflows.testing import run_cli
 from jupyter_workflows.values import (
     ARRAY_LIST_LIMIT,
     HEAD_ROWS,
@@ -235,14 +235,7 @@ def _cli(tmp_path, *args: str) -> subprocess.CompletedProcess[str]:
     env["JUPYTER_WORKFLOWS_EXECUTOR"] = "inline"
     env["JUPYTER_WORKFLOWS_STORE"] = str(tmp_path / "state.db")
     env.pop("JUPYTER_WORKFLOWS_SCHEDULER", None)
-    return subprocess.run(
-        [sys.executable, "-m", "jupyter_workflows", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli(*args, env=env, cwd=tmp_path)
 
 
 EXPECTED_FRAME = {
