@@ -301,10 +301,17 @@ def inline_env(folder) -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd=None, timeout: float = 120):
+def run_cli(
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m jupyter_workflows ARGS`` and return the completed process (text).
 
-    ``env`` and ``cwd`` default to this process's; the tests' one way to run the real CLI.
+    Output is captured; ``env`` and ``cwd`` default to this process's (``inline_env`` makes an
+    environment with tasks on threads and a store in a folder). A run past ``timeout`` seconds
+    raises :class:`subprocess.TimeoutExpired`.
     """
     import subprocess
     import sys
@@ -312,7 +319,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd=None, timeout: fl
     return subprocess.run(
         [sys.executable, "-m", "jupyter_workflows", *args],
         cwd=cwd,
-        env=env,
+        env=None if env is None else dict(env),
         capture_output=True,
         text=True,
         timeout=timeout,

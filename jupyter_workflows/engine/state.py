@@ -544,6 +544,27 @@ class RunState:
             scope["timed_out"] = lambda: ex.timed_out
         return scope
 
+    def _attempt_scope(
+        self, ex: Execution, index: int | None, error: str, error_type: str | None
+    ) -> dict[str, Any]:
+        """What ``retry.when`` sees: a transition's scope, about the attempt that just failed.
+
+        The execution is not failed yet (it may be retried), so the outcome names describe the
+        attempt: ``failed()`` holds, ``result`` is ``None`` (a failed attempt returns nothing),
+        ``error`` its one-line error (``"ValueError: ..."``); for a ``with_items`` item, ``item``
+        and ``index``.
+        """
+        item = None if index is None or ex.items is None else ex.items[index].value
+        scope = self._scope(item=item, index=index)
+        timed_out = error_type == "TimeoutError"
+        scope["result"] = None
+        scope["error"] = error
+        scope["succeeded"] = lambda: False
+        scope["failed"] = lambda: True
+        scope["completed"] = lambda: True
+        scope["timed_out"] = lambda: timed_out
+        return scope
+
     def _when(self, when: str | bool | None, ex: Execution, scope: dict[str, Any]) -> bool:
         # The two conditions the sugar compiles to most: no need to render a template.
         if when is None:
@@ -858,7 +879,18 @@ class RunState:
     ) -> None:
         task = self.wf.tasks[ex.task]
         tries = attempt if index is not None else attempt - ex.retry_base
-        if tries <= task.retry.count and not (self.failing and not self.wf.spec.keep_going):
+        retry = tries <= task.retry.count and not (self.failing and not self.wf.spec.keep_going)
+        if retry and task.retry.when is not None:
+            try:
+                retry = evaluate(task.retry.when, self._attempt_scope(ex, index, error, error_type))
+                if not retry:
+                    ex.logs.append(f"attempt {attempt} failed: {error}; not retried (retry.when)")
+            except ExpressionError as exc:
+                # The condition is broken: the task fails (loudly, in one line), not retried.
+                retry = False
+                error = f"ExpressionError: retry.when: {exc} (attempt {attempt}: {error})"
+                error_type = "ExpressionError"
+        if retry:
             delay = task.retry.delay_for(tries)
             ex.logs.append(f"attempt {attempt} failed: {error}; retrying in {delay:g}s")
             if index is not None:

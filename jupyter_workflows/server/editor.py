@@ -71,11 +71,24 @@ def _answer(text: str, path: Path, label: str) -> dict[str, Any]:
             "col": exc.col,
             "graph": None,
         }
-    return _accepted(graph)
+    return _accepted(graph, text, label)
 
 
-def _accepted(graph: dict[str, Any]) -> dict[str, Any]:
-    return {"ok": True, "error": None, "line": None, "col": None, "graph": graph}
+def _accepted(graph: dict[str, Any], text: str, label: str) -> dict[str, Any]:
+    """The valid answer, with each task's fields as YAML for the graph side's task form."""
+    from ..spec.edits import task_yaml
+    from ..spec.loader import parse_document
+
+    data, _ = parse_document(text, file=label)
+    tasks = task_yaml(data) if isinstance(data, dict) else {}
+    return {
+        "ok": True,
+        "error": None,
+        "line": None,
+        "col": None,
+        "graph": graph,
+        "task_yaml": tasks,
+    }
 
 
 def _edit(text: str, path: Path, label: str, message: dict[str, Any]) -> dict[str, Any]:
@@ -88,7 +101,7 @@ def _edit(text: str, path: Path, label: str, message: dict[str, Any]) -> dict[st
     edited = apply_edit(data, message)
     new_text = edited_text(text, edited, json_file=path.suffix.lower() == ".json")
     workflow = _load(new_text, path, label)  # refused edits never reach the editor
-    return {"text": new_text, **_accepted(_graph(workflow))}
+    return {"text": new_text, **_accepted(_graph(workflow), new_text, label)}
 
 
 def _text_and_path(handler: _WorkflowsHandler, shape: str) -> tuple[dict[str, Any], Path, str]:

@@ -304,6 +304,9 @@ def _orquesta_task(name: str, body: dict[str, Any], smap: SourceMap) -> dict[str
     if "retry" in body and isinstance(body["retry"], dict):
         retry = body["retry"]
         task["retry"] = {k: retry[k] for k in ("count", "delay") if k in retry}
+        if "when" in retry:
+            # Evaluated after each failed attempt, as Orquesta does after the action completes.
+            task["retry"]["when"] = orquesta_expression(retry["when"])
     nexts: list[dict[str, Any]] = []
     for i, tr in enumerate(body.get("next") or []):
         tpath = (*path, "next", i)

@@ -128,13 +128,16 @@ class RetryPolicy(_Model):
 
     ``count`` is the number of retries after the first attempt. The delay before retry ``n``
     (1-based) is ``delay`` (constant), ``delay * n`` (linear) or ``delay * 2**(n-1)``
-    (exponential), capped by ``max_delay``.
+    (exponential), capped by ``max_delay``. ``when``, a condition over the failed attempt
+    (``result``, ``error``, ``failed()``, ``timed_out()``, as a transition's ``when`` sees it),
+    limits retries to the failures it holds for; without it every failure is retried.
     """
 
     count: int = Field(0, ge=0)
     delay: float = Field(0, ge=0)
     backoff: Literal["constant", "linear", "exponential"] = "constant"
     max_delay: float | None = Field(None, ge=0)
+    when: str | bool | None = None
 
     @model_validator(mode="before")
     @classmethod

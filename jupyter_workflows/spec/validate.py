@@ -67,9 +67,13 @@ def iter_templates(spec: WorkflowSpec) -> Iterator[tuple[tuple[Any, ...], str]]:
                 yield from walk(d.publish, (*p, "decision", i, "publish"))
             if t.cache is not None and t.cache.key:
                 yield from walk(t.cache.key, (*p, "cache", "key"))
+            if t.retry is not None and t.retry.when is not None:
+                yield from walk(t.retry.when, (*p, "retry", "when"))
             if t.tasks:
                 yield from tasks(t.tasks, p)
 
+    if spec.defaults is not None and spec.defaults.retry is not None:
+        yield from walk(spec.defaults.retry.when, ("defaults", "retry", "when"))
     yield from tasks(spec.tasks, ())
 
 
@@ -402,11 +406,15 @@ def name_rules(path: tuple[Any, ...], spec: WorkflowSpec, cw: CompiledWorkflow, 
         task = _find_task(spec, task_name)
         if field in ("input", "cache") and task is not None and task.with_items is not None:
             roots += ["item", "index"]
-        if field in ("publish", "next", "decision"):
+        if field in ("publish", "next", "decision", "retry"):
             roots += list(OUTCOME_ROOTS)
             functions |= OUTCOME_FUNCTIONS
             if task is not None and task.with_items is not None:
                 roots += ["item", "index"]
+    elif path[:2] == ("defaults", "retry"):
+        # ``defaults.retry.when`` is every task's: a failed attempt's outcome, items included.
+        roots += [*OUTCOME_ROOTS, "item", "index"]
+        functions |= OUTCOME_FUNCTIONS
     # The dialects' functions (``ctx()``, ``yaql("...")``, StackStorm's helpers) work in native
     # documents too, so a converted file (``jupyter-workflows convert``) validates as it is.
     from .dialect_functions import FUNCTION_NAMES

@@ -41,11 +41,13 @@ function useColorMode(): ColorMode {
 export interface AppProps {
   /** A saved graph drawn from an output's data: no kernel behind it, nothing to edit or answer. */
   readOnly?: boolean;
+  /** Open in edit mode (the Workflow Editor document, whose graph is there to be edited). */
+  startEditing?: boolean;
   /** The read-only badge's text (default "saved view"). */
   note?: string;
 }
 
-export function App({ readOnly = false, note = "saved view" }: AppProps = {}) {
+export function App({ readOnly = false, note = "saved view", startEditing = false }: AppProps = {}) {
   const model = useModel();
   const [graph] = useModelState("graph");
   const [status] = useModelState("status");
@@ -61,7 +63,7 @@ export function App({ readOnly = false, note = "saved view" }: AppProps = {}) {
   const host = useContext(HostContext);
 
   // -- editing: every change is an `edit` message; Python validates it and redraws.
-  const [editing, setEditing] = useState(false);
+  const [editing, setEditing] = useState(startEditing);
   const [connectKind, setConnectKind] = useState<ConnectKind>("success");
   const [selectedEdge, setSelectedEdge] = useState<SelectedEdge | null>(null);
   const [notice, setNotice] = useState<EditNotice>({ phase: "idle" });
@@ -105,6 +107,9 @@ export function App({ readOnly = false, note = "saved view" }: AppProps = {}) {
           setCopyReason(why);
           setShowYaml(true);
         }
+      } else if (msg.target === "document") {
+        setNotice({ phase: "saved", target: "document", where: msg.path ?? "the text" });
+        setCopyReason(null);
       } else if (msg.target === "file") {
         setNotice({ phase: "saved", target: "file", where: msg.path ?? "the file" });
         setCopyReason(null);
@@ -172,6 +177,22 @@ export function App({ readOnly = false, note = "saved view" }: AppProps = {}) {
       data-editing={editing ? "true" : "false"}
       data-readonly={readOnly ? "true" : "false"}
       style={{ height: "auto" }}
+      // Delete (or Backspace) removes the selected edge, else the selected task, while editing;
+      // never while typing in a field.
+      tabIndex={-1}
+      onKeyDown={(event) => {
+        if (!editing || (event.key !== "Delete" && event.key !== "Backspace")) return;
+        const tag = (event.target as HTMLElement).tagName;
+        if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT") return;
+        if (selectedEdge) {
+          event.preventDefault();
+          sendEdit("disconnect", { ...selectedEdge });
+        } else if (selected !== "") {
+          event.preventDefault();
+          sendEdit("remove_task", { name: selected });
+          setSelected("");
+        }
+      }}
     >
       <header className="jw-header">
         <span className="jw-title" title={safeGraph.name}>

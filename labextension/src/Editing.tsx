@@ -140,7 +140,11 @@ function NoticeLine({ notice }: { notice: EditNotice }) {
     case "saved":
       return (
         <span className="jw-edit-ok" data-testid="jw-edit-notice" data-phase="saved" title={notice.where}>
-          {notice.target === "cell" ? "written to the cell" : `saved to ${notice.where}`}
+          {notice.target === "cell"
+            ? "written to the cell"
+            : notice.target === "document"
+              ? "changed in the text: save to write the file"
+              : `saved to ${notice.where}`}
         </span>
       );
     case "copy":

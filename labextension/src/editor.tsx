@@ -9,6 +9,9 @@
  * task in the graph's toolbar asks `POST workflows/api/edit` for the new text, written in the
  * author's style (comments, quoting, order kept), and puts it in the editor as one change.
  */
+import { setDiagnostics } from "@codemirror/lint";
+import type { Diagnostic } from "@codemirror/lint";
+import type { EditorView } from "@codemirror/view";
 import { ABCWidgetFactory, DocumentWidget } from "@jupyterlab/docregistry";
 import type { DocumentRegistry, IDocumentWidget } from "@jupyterlab/docregistry";
 import { CodeEditorWrapper } from "@jupyterlab/codeeditor";
@@ -32,6 +35,16 @@ interface Validation {
   line: number | null;
   col: number | null;
   graph: GraphMimeData | null;
+  /** Each task's fields as YAML (the task form of the graph side). */
+  task_yaml?: Record<string, string>;
+}
+
+/** An edit the graph side's <App> sent, as the widget sends them to its kernel. */
+interface AppEdit {
+  type: "edit";
+  id: number;
+  op: string;
+  [field: string]: unknown;
 }
 
 type EditAnswer = Validation & { text: string };
@@ -46,7 +59,11 @@ class GraphSide extends Widget {
   busy = false;
   notice: string | null = null;
 
-  constructor(private readonly onAdd: (name: string, action: string, after: string) => void) {
+  constructor(
+    private readonly onAdd: (name: string, action: string, after: string) => void,
+    private readonly onEdit: (edit: AppEdit) => Promise<{ ok: true } | { ok: false; error: string }>,
+    private readonly onGoto: (line: number, col: number) => void,
+  ) {
     super();
     this.addClass("jw-editor-graph");
     const bar = document.createElement("div");
@@ -57,7 +74,7 @@ class GraphSide extends Widget {
     this.root = createRoot(bar);
     this.root.render(
       <StrictMode>
-        <EditorBar side={this} onAdd={(n, a, after) => this.onAdd(n, a, after)} />
+        <EditorBar side={this} onAdd={(n, a, after) => this.onAdd(n, a, after)} onGoto={(l, c) => this.onGoto(l, c)} />
       </StrictMode>,
     );
   }
@@ -83,18 +100,35 @@ class GraphSide extends Widget {
       if (this.model) {
         this.model.update(validation.graph);
       } else {
-        this.model = new StaticModel(validation.graph);
+        // Editable: connect (drag a handle), delete an edge or a task (button or Delete key),
+        // the task form; each edit goes to the server's edit route, not to a kernel.
+        const model = (this.model = new StaticModel(validation.graph, {
+          editable: true,
+          edit_target: "file",
+        }));
+        model.onSend = (msg) => {
+          const edit = msg as AppEdit;
+          if (!edit || edit.type !== "edit") return;
+          void this.onEdit(edit).then((result) =>
+            model.emit(
+              result.ok
+                ? { type: "edit_ok", id: edit.id, yaml: "", target: "document", path: null }
+                : { type: "edit_error", id: edit.id, error: result.error },
+            ),
+          );
+        };
         createRoot(this.host).render(
           <StrictMode>
             <ModelContext.Provider value={this.model.asModel()}>
               <HostContext.Provider value={this.host}>
-                <App readOnly note="from the text" />
+                <App note="from the text" startEditing />
               </HostContext.Provider>
             </ModelContext.Provider>
           </StrictMode>,
         );
       }
     }
+    if (this.model && validation.task_yaml) this.model.set("task_yaml", validation.task_yaml);
     this.changed();
   }
 
@@ -105,7 +139,15 @@ class GraphSide extends Widget {
   }
 }
 
-function EditorBar({ side, onAdd }: { side: GraphSide; onAdd: (name: string, action: string, after: string) => void }) {
+function EditorBar({
+  side,
+  onAdd,
+  onGoto,
+}: {
+  side: GraphSide;
+  onAdd: (name: string, action: string, after: string) => void;
+  onGoto: (line: number, col: number) => void;
+}) {
   const [, setVersion] = useState(0);
   useEffect(() => side.subscribe(() => setVersion((v) => v + 1)), [side]);
   const [name, setName] = useState("");
@@ -157,9 +199,22 @@ function EditorBar({ side, onAdd }: { side: GraphSide; onAdd: (name: string, act
         </button>
       </div>
       {v && !v.ok ? (
-        <div className="jw-edit-error" data-testid="jw-editor-error" data-line={v.line ?? ""} data-col={v.col ?? ""}>
-          {v.error}
-        </div>
+        <ul className="jw-editor-errors" data-testid="jw-editor-errors">
+          <li
+            className="jw-edit-error"
+            data-testid="jw-editor-error"
+            data-line={v.line ?? ""}
+            data-col={v.col ?? ""}
+            role={v.line ? "button" : undefined}
+            title={v.line ? "go to this line in the text" : undefined}
+            style={v.line ? { cursor: "pointer" } : undefined}
+            onClick={() => {
+              if (v.line) onGoto(v.line, v.col ?? 1);
+            }}
+          >
+            {v.error}
+          </li>
+        </ul>
       ) : null}
       {v && v.ok ? (
         <div className="jw-edit-notice" data-testid="jw-editor-valid" data-phase="valid">
@@ -176,6 +231,7 @@ export class WorkflowEditor extends SplitPanel {
   private readonly side: GraphSide;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private requested = 0;
+  private readonly editor: CodeEditorWrapper;
 
   constructor(
     private readonly context: DocumentRegistry.CodeContext,
@@ -191,7 +247,23 @@ export class WorkflowEditor extends SplitPanel {
     });
     editor.model.mimeType = "text/x-yaml";
     editor.addClass("jw-editor-text");
-    this.side = new GraphSide((name, action, after) => void this.addTask(name, action, after));
+    this.editor = editor;
+    // JupyterLab binds undo/redo keys to its file editor's commands only: here, the text's
+    // shared model undoes (graph edits included, each one step).
+    editor.node.addEventListener("keydown", (event) => {
+      if (!(event.ctrlKey || event.metaKey) || event.altKey) return;
+      const key = event.key.toLowerCase();
+      if (key === "z" && !event.shiftKey) editor.editor.undo();
+      else if ((key === "z" && event.shiftKey) || key === "y") editor.editor.redo();
+      else return;
+      event.preventDefault();
+      event.stopPropagation();
+    });
+    this.side = new GraphSide(
+      (name, action, after) => void this.addTask(name, action, after),
+      (edit) => this.applyEdit(edit),
+      (line, col) => this.goto(line, col),
+    );
     this.addWidget(editor);
     this.addWidget(this.side);
     this.setRelativeSizes([1, 1]);
@@ -239,11 +311,73 @@ export class WorkflowEditor extends SplitPanel {
         method: "POST",
         body: JSON.stringify({ text: this.text, path: this.context.path }),
       });
-      if (id === this.requested) this.side.show_(answer);
+      if (id === this.requested) {
+        this.side.show_(answer);
+        this.mark(answer);
+      }
     } catch (err) {
       if (id === this.requested) {
         this.side.show_({ ok: false, error: (err as Error).message, line: null, col: null, graph: null });
       }
+    }
+  }
+
+  /** JupyterLab's CodeMirror 6 view of the text (null if the editor is not CodeMirror). */
+  private get view(): EditorView | null {
+    const inner = (this.editor.editor as unknown as { editor?: EditorView }).editor;
+    return inner && typeof inner.dispatch === "function" ? inner : null;
+  }
+
+  /** The offset of a 1-based line and column in the text, clamped to the text. */
+  private offset(view: EditorView, line: number, col: number): number {
+    const doc = view.state.doc;
+    const at = doc.line(Math.min(Math.max(1, line), doc.lines));
+    return Math.min(at.to, at.from + Math.max(0, col - 1));
+  }
+
+  /** The server's positioned error as a CodeMirror diagnostic (underline, gutter-less tooltip). */
+  private mark(v: Validation): void {
+    const view = this.view;
+    if (!view) return;
+    const diagnostics: Diagnostic[] = [];
+    if (!v.ok && v.line) {
+      const from = this.offset(view, v.line, v.col ?? 1);
+      const line = view.state.doc.lineAt(from);
+      // The word at the position, else the rest of the line, else one character.
+      const rest = view.state.doc.sliceString(from, line.to);
+      const word = /^[^\s:,]+/.exec(rest)?.[0].length ?? 0;
+      const to = word ? from + word : line.to > from ? line.to : Math.min(from + 1, view.state.doc.length);
+      diagnostics.push({ from, to: Math.max(to, from), severity: "error", message: v.error ?? "invalid", source: "jupyter-workflows" });
+    }
+    view.dispatch(setDiagnostics(view.state, diagnostics));
+  }
+
+  /** Puts the cursor at a 1-based line and column of the text and focuses it. */
+  goto(line: number, col: number): void {
+    const view = this.view;
+    if (view) {
+      const at = this.offset(view, line, col);
+      view.dispatch({ selection: { anchor: at }, scrollIntoView: true });
+    } else {
+      this.editor.editor.setCursorPosition({ line: line - 1, column: col - 1 });
+    }
+    this.editor.editor.focus();
+  }
+
+  /** One graph edit from the graph side, through the server's edit route. */
+  private async applyEdit(edit: AppEdit): Promise<{ ok: true } | { ok: false; error: string }> {
+    const { type: _type, id: _id, ...fields } = edit;
+    try {
+      const answer = await api<EditAnswer>("edit", {
+        method: "POST",
+        body: JSON.stringify({ ...fields, text: this.text, path: this.context.path }),
+      });
+      this.replaceText(answer.text);
+      this.side.show_(answer);
+      this.mark(answer);
+      return { ok: true };
+    } catch (err) {
+      return { ok: false, error: (err as Error).message };
     }
   }
 

@@ -11,7 +11,10 @@ export class StaticModel {
   private state: WidgetModel;
   private listeners = new Map<string, Set<Listener>>();
 
-  constructor(data: GraphMimeData) {
+  /** Where `send` goes: the Workflow Editor answers edits itself (see editor.tsx). */
+  onSend: ((msg: unknown) => void) | null = null;
+
+  constructor(data: GraphMimeData, editable: Partial<WidgetModel> = {}) {
     this.state = {
       graph: data.graph,
       spec: {},
@@ -25,6 +28,7 @@ export class StaticModel {
       edit_path: "",
       yaml: "",
       task_yaml: {},
+      ...editable,
     };
   }
 
@@ -62,7 +66,14 @@ export class StaticModel {
 
   save_changes(): void {}
 
-  send(): void {}
+  send(msg?: unknown): void {
+    this.onSend?.(msg);
+  }
+
+  /** A message "from the kernel" (`msg:custom`), as the live widget gets them. */
+  emit(msg: unknown): void {
+    for (const fn of this.listeners.get("msg:custom") ?? []) fn(msg);
+  }
 
   asModel(): AnyModel<WidgetModel> {
     return this as unknown as AnyModel<WidgetModel>;

@@ -129,7 +129,8 @@ export interface WidgetModel {
 export type EditOp = "add_task" | "remove_task" | "connect" | "disconnect" | "set_task" | "replace";
 export type ConnectKind = "success" | "failure" | "complete";
 /** Where accepted edits go: the `%%workflow` cell (written here), the file (by Python), nowhere. */
-export type EditTarget = "cell" | "file" | "none";
+/** `document`: the Workflow Editor's text (in the document, not yet saved). */
+export type EditTarget = "cell" | "file" | "document" | "none";
 
 /** Front end -> Python: one edit; Python validates it and answers `edit_ok` or `edit_error`. */
 export interface EditMessage {

@@ -624,6 +624,121 @@ def test_workflow_editor_adds_a_task_and_saves_the_file(lab: Lab, tmp_path: Path
             assert line in saved, f"lost: {line!r}"
 
 
+def _open_in_workflow_editor(page: Any, lab: Lab, name: str) -> Any:
+    page.goto(lab.url("/lab?reset"))
+    item = page.locator(".jp-DirListing-item", has_text=name)
+    item.click(button="right")
+    page.locator(".lm-Menu-itemLabel", has_text="Open With").click()
+    page.locator(".lm-Menu-itemLabel", has_text="Workflow Editor").click()
+    editor = page.locator('[data-testid="jw-workflow-editor"]')
+    editor.wait_for(timeout=UI_WAIT_MS)
+    return editor
+
+
+def test_workflow_editor_connects_removes_and_marks_errors(lab: Lab, tmp_path: Path) -> None:
+    """The editor's graph side: drag a handle to connect, delete an edge (button) and a task
+    (Delete key), undo in the text; a positioned error is underlined in the text, listed, and
+    clicking it puts the cursor on its line; saved, the file keeps its comments."""
+    from test_jupyterlab_quickstart import _drag
+
+    import jupyter_workflows as jw
+
+    original = (REPO / "notebooks" / "hello.yaml").read_text()
+    (lab.root / "hello2.yaml").write_text(original)
+    shutil.copy(REPO / "notebooks" / "hello_tasks.py", lab.root / "hello_tasks.py")
+    with chromium_page(lab, tmp_path) as page:
+        editor = _open_in_workflow_editor(page, lab, "hello2.yaml")
+        text = editor.locator(".cm-content")
+        for task in ("greet", "visit", "gather"):
+            editor.locator(f'[data-testid="jw-node-{task}"]').wait_for(timeout=UI_WAIT_MS)
+        # The graph side opens in edit mode: handles are there.
+        editor.locator('[data-testid="jw-handle-out-greet"]').wait_for(timeout=UI_WAIT_MS)
+
+        # Connect greet -> gather by a drag: one more on_success target in the text.
+        _drag(
+            page,
+            editor.locator('[data-testid="jw-handle-out-greet"]'),
+            editor.locator('[data-testid="jw-handle-in-gather"]'),
+        )
+        edge = editor.locator('[aria-label="Edge from greet to gather"]')
+        edge.wait_for(state="attached", timeout=UI_WAIT_MS)
+        page.wait_for_function(
+            "() => /on_success: \\[visit, gather\\]|- gather/.test("
+            "document.querySelector('[data-testid=jw-workflow-editor] .cm-content').innerText)",
+            timeout=UI_WAIT_MS,
+        )
+        assert "# A small workflow" in text.inner_text()
+        page.locator(".lm-TabBar-tab.jp-mod-dirty").first.wait_for()
+
+        # Delete that edge with the bar's button.
+        # (The edge runs behind the visit node, where a pointer cannot reach it: click it as
+        # the edge's own element gets the click.)
+        edge.dispatch_event("click")
+        editor.locator('[data-testid="jw-edge-delete"]').click()
+        edge.wait_for(state="detached", timeout=UI_WAIT_MS)
+        assert "gather]" not in text.inner_text()
+
+        # Remove a task: select it, press Delete. Its references go with it.
+        editor.locator('[data-testid="jw-node-gather"]').click()
+        page.keyboard.press("Delete")
+        editor.locator('[data-testid="jw-node-gather"]').wait_for(
+            state="detached", timeout=UI_WAIT_MS
+        )
+        assert "gather:" not in text.inner_text()
+        assert "# A small workflow" in text.inner_text()
+
+        # Undo in the text brings it back (one step), and the graph follows.
+        text.click()
+        page.keyboard.press("Control+z")
+        editor.locator('[data-testid="jw-node-gather"]').wait_for(timeout=UI_WAIT_MS)
+        assert "gather:" in text.inner_text()
+
+        # A positioned error: underlined in the text, listed; a click moves the cursor there.
+        lines = text.inner_text().splitlines()
+        line = next(i for i, s in enumerate(lines, 1) if "batch_size" in s)
+        editor.locator(".cm-line", has_text="batch_size").click()
+        page.keyboard.press("End")
+        page.keyboard.press("Enter")
+        page.keyboard.type("retyr: 3")
+        error = editor.locator('[data-testid="jw-editor-error"]')
+        error.wait_for(timeout=UI_WAIT_MS)
+        assert "retyr" in error.inner_text()
+        assert error.get_attribute("data-line") == str(line + 1), error.inner_text()
+        mark = editor.locator(".cm-lintRange-error")
+        mark.wait_for(timeout=UI_WAIT_MS)
+        assert "retyr" in mark.inner_text()
+        editor.locator(".cm-line", has_text="# A small workflow").click()  # cursor away
+        error.click()
+        # The cursor is on the error's line (else the error stays): take that line out again.
+        page.keyboard.press("Home")
+        page.keyboard.press("Shift+End")
+        page.keyboard.press("Backspace")
+        page.keyboard.press("Backspace")
+        editor.locator('[data-testid="jw-editor-valid"]').wait_for(timeout=UI_WAIT_MS)
+        page.wait_for_function(
+            "() => !document.querySelector('[data-testid=jw-workflow-editor] .cm-lintRange-error')",
+            timeout=UI_WAIT_MS,
+        )
+        page.screenshot(path=str(tmp_path / "workflow-editor-edits.png"))
+
+        page.keyboard.press("Control+s")
+        page.wait_for_function(
+            "() => !document.querySelector('.lm-TabBar-tab.jp-mod-dirty')", timeout=UI_WAIT_MS
+        )
+
+    saved = (lab.root / "hello2.yaml").read_text()
+    assert "retyr" not in saved
+    workflow = jw.load(lab.root / "hello2.yaml")
+    workflow.validate()
+    assert "gather" in workflow.compiled.tasks
+    assert workflow.spec.tasks["greet"].on_success == ["visit"]
+    # Every line the edits did not touch is as the author wrote it (greet's on_success was
+    # connected and disconnected again: it may come back as a one-item list).
+    for line in original.splitlines():
+        if line.strip() and line != "    on_success: visit":
+            assert line in saved, f"lost: {line!r}"
+
+
 def test_the_dask_dashboard_is_linked_through_the_jupyter_server(lab: Lab, tmp_path: Path) -> None:
     """The widget's "Dask dashboard" link goes through jupyter-server-proxy
     (``{base_url}proxy/PORT/status``), so a browser that is not on the kernel's machine opens

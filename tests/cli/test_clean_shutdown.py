@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from jupyter_workflows.testing import run_cli
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,13 +66,8 @@ def test_a_chain_of_held_array_results_leaves_stderr_clean(tmp_path: Path) -> No
         "  total: {action: 'arrays:total', input: {x: '{{ task.make.result }}'}}\n"
         "output_map: {total: '{{ task.total.result }}'}\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "jupyter_workflows", "run", "wf.yaml", "--json"],
-        cwd=tmp_path,
-        env=_embedded_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=180,
+    proc = run_cli(
+        "run", "wf.yaml", "--json", cwd=tmp_path, env=_embedded_env(tmp_path), timeout=180
     )
     assert proc.returncode == 0, proc.stderr
     assert '"total": 499500' in proc.stdout

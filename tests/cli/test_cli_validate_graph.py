@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from jupyter_workflows.testing import run_cli
+
 GOOD = textwrap.dedent(
     """\
     name: good
@@ -51,16 +53,6 @@ WARNS = textwrap.dedent(
 )
 
 
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "jupyter_workflows", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
     (tmp_path / "good.yaml").write_text(GOOD)
@@ -72,7 +64,7 @@ def folder(tmp_path: Path) -> Path:
 
 
 def test_validate_good_file(folder: Path) -> None:
-    result = cli("validate", "good.yaml", cwd=folder)
+    result = run_cli("validate", "good.yaml", cwd=folder)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "good.yaml: ok (5 tasks)\n"
     assert result.stderr == ""
@@ -86,7 +78,7 @@ def test_validate_json_and_yml(folder: Path) -> None:
     )
     (folder / "y.yml").write_text("name: y\ntasks:\n  a: {action: core.noop}\n")
     for name in ("j.json", "y.yml"):
-        result = cli("validate", name, cwd=folder)
+        result = run_cli("validate", name, cwd=folder)
         assert result.returncode == 0, result.stderr
         assert result.stdout.startswith(f"{name}: ok")
 
@@ -96,24 +88,24 @@ def test_validate_job_folder_and_nested_workflow(folder: Path) -> None:
     job.mkdir()
     (job / "workflow.yaml").write_text("name: parent\ntasks:\n  p: {workflow: child}\n")
     (job / "child.yaml").write_text("name: child\ntasks:\n  c: {action: core.noop}\n")
-    result = cli("validate", "job", cwd=folder)
+    result = run_cli("validate", "job", cwd=folder)
     assert result.returncode == 0, result.stderr
     assert "ok (1 tasks)" in result.stdout
     empty = folder / "empty_job"
     empty.mkdir()
-    result = cli("validate", "empty_job", cwd=folder)
+    result = run_cli("validate", "empty_job", cwd=folder)
     assert result.returncode == 2
     assert result.stderr == "empty_job: not a job folder: no workflow.yaml inside\n"
 
 
 def test_validate_file_name_is_its_default_name(folder: Path) -> None:
     (folder / "nameless.yaml").write_text("tasks:\n  a: {action: core.noop}\n")
-    result = cli("validate", "nameless.yaml", cwd=folder)
+    result = run_cli("validate", "nameless.yaml", cwd=folder)
     assert result.returncode == 0, result.stderr
 
 
 def test_validate_warnings_go_to_stderr_with_exit_0(folder: Path) -> None:
-    result = cli("validate", "warns.yaml", cwd=folder)
+    result = run_cli("validate", "warns.yaml", cwd=folder)
     assert result.returncode == 0
     assert result.stdout == "warns.yaml: ok (6 tasks)\n"
     lines = result.stderr.splitlines()
@@ -128,7 +120,7 @@ def test_validate_warnings_go_to_stderr_with_exit_0(folder: Path) -> None:
 
 def test_validate_error_is_one_line_exit_2(folder: Path) -> None:
     (folder / "bad.yaml").write_text(GOOD.replace("on_failure: cleanup", "on_failure: clean_up"))
-    result = cli("validate", "bad.yaml", cwd=folder)
+    result = run_cli("validate", "bad.yaml", cwd=folder)
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr == (
@@ -139,7 +131,7 @@ def test_validate_error_is_one_line_exit_2(folder: Path) -> None:
 
 def test_validate_debug_shows_the_traceback(folder: Path) -> None:
     (folder / "bad.yaml").write_text("name: bad\ntasks: {}\n")
-    result = cli("validate", "bad.yaml", "--debug", cwd=folder)
+    result = run_cli("validate", "bad.yaml", "--debug", cwd=folder)
     assert result.returncode != 0
     assert "Traceback" in result.stderr
     assert "SpecError" in result.stderr
@@ -154,7 +146,7 @@ def test_validate_debug_shows_the_traceback(folder: Path) -> None:
 )
 def test_validate_unusable_paths(folder: Path, name: str, says: str) -> None:
     (folder / "notes.txt").write_text("hello")
-    result = cli("validate", name, cwd=folder)
+    result = run_cli("validate", name, cwd=folder)
     assert result.returncode == 2
     assert result.stderr == says + "\n"
 
@@ -163,9 +155,9 @@ def test_validate_unusable_paths(folder: Path, name: str, says: str) -> None:
 
 
 def test_graph_mermaid_is_the_default(folder: Path) -> None:
-    result = cli("graph", "good.yaml", cwd=folder)
+    result = run_cli("graph", "good.yaml", cwd=folder)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == cli("graph", "good.yaml", "--format", "mermaid", cwd=folder).stdout
+    assert result.stdout == run_cli("graph", "good.yaml", "--format", "mermaid", cwd=folder).stdout
     lines = result.stdout.splitlines()
     assert lines[0] == "flowchart TD"
     assert '    n_greet["greet<br/>core.echo"]' in lines
@@ -176,7 +168,7 @@ def test_graph_mermaid_is_the_default(folder: Path) -> None:
 
 
 def test_graph_dot(folder: Path) -> None:
-    result = cli("graph", "good.yaml", "--format", "dot", cwd=folder)
+    result = run_cli("graph", "good.yaml", "--format", "dot", cwd=folder)
     assert result.returncode == 0, result.stderr
     text = result.stdout
     assert text.startswith('digraph "good" {')
@@ -186,7 +178,7 @@ def test_graph_dot(folder: Path) -> None:
 
 
 def test_graph_json(folder: Path) -> None:
-    result = cli("graph", "good.yaml", "--format", "json", cwd=folder)
+    result = run_cli("graph", "good.yaml", "--format", "json", cwd=folder)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["name"] == "good"
@@ -206,7 +198,7 @@ def test_graph_json(folder: Path) -> None:
 
 def test_graph_of_invalid_file_is_refused(folder: Path) -> None:
     (folder / "bad.yaml").write_text("name: bad\ntasks:\n  a: {action: core.noop, needs: zzz}\n")
-    result = cli("graph", "bad.yaml", "--format", "json", cwd=folder)
+    result = run_cli("graph", "bad.yaml", "--format", "json", cwd=folder)
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.startswith("bad.yaml:3:33: ")
@@ -214,7 +206,7 @@ def test_graph_of_invalid_file_is_refused(folder: Path) -> None:
 
 
 def test_graph_bad_format(folder: Path) -> None:
-    result = cli("graph", "good.yaml", "--format", "png", cwd=folder)
+    result = run_cli("graph", "good.yaml", "--format", "png", cwd=folder)
     assert result.returncode == 2
     assert len(result.stderr.splitlines()) == 1
     assert "invalid choice: 'png'" in result.stderr
@@ -234,7 +226,7 @@ def test_graph_bad_format(folder: Path) -> None:
     ],
 )
 def test_usage_errors_are_one_line_exit_2(folder: Path, args: tuple[str, ...], says: str) -> None:
-    result = cli(*args, cwd=folder)
+    result = run_cli(*args, cwd=folder)
     assert result.returncode == 2
     assert result.stdout == ""
     lines = result.stderr.splitlines()
@@ -244,7 +236,7 @@ def test_usage_errors_are_one_line_exit_2(folder: Path, args: tuple[str, ...], s
 
 
 def test_help_and_version(folder: Path) -> None:
-    result = cli("--help", cwd=folder)
+    result = run_cli("--help", cwd=folder)
     assert result.returncode == 0
     for command in (
         "run",
@@ -258,7 +250,7 @@ def test_help_and_version(folder: Path) -> None:
         "serve",
     ):
         assert command in result.stdout
-    result = cli("--version", cwd=folder)
+    result = run_cli("--version", cwd=folder)
     assert result.returncode == 0
     assert result.stdout.startswith("jupyter-workflows ")
 

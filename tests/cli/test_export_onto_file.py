@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
-from jupyter_workflows.testing import run_cli
+from jupyter_workflows.testing import inline_env, run_cli
 
 
 def _cli(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, JUPYTER_WORKFLOWS_EXECUTOR="inline")
-    env["JUPYTER_WORKFLOWS_STORE"] = str(cwd / "state.db")
-    return run_cli(*argv, env=env, cwd=cwd)
+    return run_cli(*argv, env=inline_env(cwd), cwd=cwd)
 
 
 def test_export_to_an_existing_file_is_a_one_line_error(tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ runs in a subprocess: ``validate`` and ``run`` read the notebook with the same l
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -15,7 +14,7 @@ import nbformat
 import pytest
 from nbformat import v4
 
-from jupyter_workflows.testing import run_cli
+from jupyter_workflows.testing import inline_env, run_cli
 
 POSITIONED = re.compile(r"^[^:]+:\d+:\d+: ")
 
@@ -28,9 +27,7 @@ def _notebook(path: Path, *cells: str) -> Path:
 
 
 def _cli(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, JUPYTER_WORKFLOWS_EXECUTOR="inline")
-    env["JUPYTER_WORKFLOWS_STORE"] = str(cwd / "state.db")
-    return run_cli(*argv, env=env, cwd=cwd)
+    return run_cli(*argv, env=inline_env(cwd), cwd=cwd)
 
 
 CASES = {

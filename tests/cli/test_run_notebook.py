@@ -8,7 +8,6 @@ subprocess against the session's LocalCluster.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -294,10 +293,6 @@ def test_export_refuses_an_invalid_workflow(engine: Any, tmp_path: Path) -> None
 # -- the real command, on the session's Dask cluster ---------------------------------------------
 
 
-def _cli(*argv: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return run_cli_process(*argv, env=env, cwd=cwd)
-
-
 @pytest.mark.cluster
 def test_cli_runs_a_notebook_and_an_exported_folder(
     calc_notebook: Path, tmp_path: Path, cli_env: dict[str, str]
@@ -305,16 +300,16 @@ def test_cli_runs_a_notebook_and_an_exported_folder(
     pytest.importorskip(
         "jupyter_workflows.executors.dask", reason="the Dask executor is not there yet"
     )
-    done = _cli(
+    done = run_cli_process(
         "run", str(calc_notebook), "--workflow", "calc", "--json", env=cli_env, cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     assert data["status"] == "succeeded" and data["outputs"] == {"result": 6}
-    done = _cli(
+    done = run_cli_process(
         "export", str(calc_notebook), "job", "--workflow", "calc", env=cli_env, cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr
-    done = _cli("run", "job", "-p", "n=10", "--json", env=cli_env, cwd=tmp_path)
+    done = run_cli_process("run", "job", "-p", "n=10", "--json", env=cli_env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["outputs"] == {"result": 30}

@@ -3,7 +3,6 @@ forms run (CONTRACT §1.7)."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,27 +15,23 @@ HERE = Path(__file__).parent
 ORQUESTA = HERE / "orquesta" / "fixtures"
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return run_cli(*args)
-
-
 def test_validate_names_the_dialect() -> None:
-    proc = _cli("validate", str(ORQUESTA / "sequential.yaml"))
+    proc = run_cli("validate", str(ORQUESTA / "sequential.yaml"))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith("sequential.yaml: ok (orquesta 1.0): 3 tasks")
-    proc = _cli("validate", str(HERE / "attune" / "deploy.yaml"))
+    proc = run_cli("validate", str(HERE / "attune" / "deploy.yaml"))
     assert proc.returncode == 0, proc.stderr
     assert "deploy.yaml: ok (attune 1.0.0): 2 tasks" in proc.stdout
 
 
 @pytest.mark.parametrize("name", ["sequential", "join", "with-items", "with-items-concurrency"])
 def test_convert_round_trips_through_validate(name: str, tmp_path: Path) -> None:
-    proc = _cli("convert", str(ORQUESTA / f"{name}.yaml"))
+    proc = run_cli("convert", str(ORQUESTA / f"{name}.yaml"))
     assert proc.returncode == 0, proc.stderr
     native = tmp_path / f"{name}.yaml"
     native.write_text(proc.stdout)
     assert "<%" not in proc.stdout
-    check = _cli("validate", str(native))
+    check = run_cli("validate", str(native))
     assert check.returncode == 0, check.stderr
     assert "orquesta" not in check.stdout  # it is a native document now
 
@@ -84,7 +79,7 @@ def test_attune_iterate_cache_is_one_positioned_refusal(tmp_path: Path) -> None:
         'version: "1.0.0"\ntasks:\n  - name: p\n    action: core.echo\n'
         "    iterate_cache: {namespace: users}\n"
     )
-    proc = _cli("validate", str(path))
+    proc = run_cli("validate", str(path))
     assert proc.returncode == 2
     # iterate_cache reads the key-value store now (test_attune_real_files.py); without a pack
     # and without owner_ref there is no cache to name.
@@ -160,7 +155,7 @@ def test_orquesta_failed_with_items_shows_partial_results(engine) -> None:
 def test_yaql_syntax_error_is_one_positioned_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("version: 1.0\ntasks:\n  t:\n    action: core.echo m=<% ctx( %>\n")
-    proc = _cli("validate", str(path))
+    proc = run_cli("validate", str(path))
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
         f"{path}:4:13: YAQL syntax error in <% ctx( %>: Parse error: unexpected end of statement"
@@ -200,7 +195,7 @@ tasks:
 def test_invalid_yaql_in_a_published_fixture_is_reported() -> None:
     # Orquesta's with-multi-items.yaml writes `<% item(member), item(message) %>`, which YAQL
     # does not parse (Orquesta would fail when rendering it); validate says so before running.
-    proc = _cli("validate", str(ORQUESTA / "with-multi-items.yaml"))
+    proc = run_cli("validate", str(ORQUESTA / "with-multi-items.yaml"))
     assert proc.returncode == 2
     assert (
         "with-multi-items.yaml:12:13: YAQL syntax error in <% item(member), item(message) %>"

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ import pytest
 import yaml
 
 import jupyter_workflows as jw
+from jupyter_workflows.testing import run_cli
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "language.md"
 FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```$", re.M | re.S)
@@ -116,13 +116,7 @@ def validated(
     folder, paths = examples
 
     def validate(path: Path) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "jupyter_workflows", "validate", path.name],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        return run_cli("validate", path.name, cwd=folder)
 
     lines = sorted(paths)
     with ThreadPoolExecutor(max_workers=8) as pool:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from jupyter_workflows.store import SqliteStore
+from jupyter_workflows.testing import run_cli
 
 WORKFLOW = "name: fine\ntasks:\n  a: {action: core.noop}\n"
 COMMANDS = [
@@ -152,14 +153,7 @@ def test_a_store_in_a_folder_that_cannot_exist(tmp_path: Path) -> None:
     before = snapshot(tmp_path)
 
     def jw(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "jupyter_workflows", *args, "--store", store],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        return run_cli(*args, "--store", store, env=env, cwd=tmp_path)
 
     listed = jw("runs", "--json")
     assert listed.returncode == 0 and listed.stdout == "[]\n"

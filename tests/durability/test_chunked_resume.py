@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from jupyter_workflows.testing import run_cli
+
 pytestmark = pytest.mark.timeout(240)
 
 N = 60
@@ -163,13 +165,8 @@ def test_kill_9_mid_chunked_fan_out_then_resume_reruns_only_unfinished_items(
 
     (tmp_path / "go").write_text("go")
     offset = len(_log(tmp_path))
-    resumed = subprocess.run(
-        [sys.executable, "-m", "jupyter_workflows", "resume", run_id, "--json"],
-        cwd=tmp_path,
-        env=_env(tmp_path, scheduler),
-        capture_output=True,
-        text=True,
-        timeout=180,
+    resumed = run_cli(
+        "resume", run_id, "--json", cwd=tmp_path, env=_env(tmp_path, scheduler), timeout=180
     )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     data = json.loads(resumed.stdout)

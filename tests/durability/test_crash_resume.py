@@ -42,6 +42,8 @@ from typing import Any
 
 import pytest
 
+from jupyter_workflows.testing import run_cli
+
 STEPS = textwrap.dedent(
     """\
     import os
@@ -147,13 +149,8 @@ def cli_env_for(store: Path, scheduler: str | None = None) -> dict[str, str]:
 
 
 def cli(folder: Path, *args: str, scheduler: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "jupyter_workflows", *args],
-        cwd=folder,
-        env=cli_env_for(folder / "state.db", scheduler),
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT,
+    return run_cli(
+        *args, env=cli_env_for(folder / "state.db", scheduler), cwd=folder, timeout=CLI_TIMEOUT
     )
 
 

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from jupyter_workflows.testing import run_cli
+
 STEPS = textwrap.dedent(
     """\
     import os
@@ -171,14 +173,7 @@ def test_kill_mid_pipeline_of_dataframes_then_resume(where, tmp_path, request):
     assert proc.returncode == -signal.SIGKILL
     run_id = _run_id(folder)
 
-    shown = subprocess.run(
-        [sys.executable, "-m", "jupyter_workflows", "show", run_id, "--json"],
-        cwd=folder,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
+    shown = run_cli("show", run_id, "--json", cwd=folder, env=env, timeout=TIMEOUT)
     before = json.loads(shown.stdout)
     assert before["status"] == "interrupted"
     done = {t["task"]: t for t in before["tasks"] if t["status"] == "succeeded"}
@@ -186,14 +181,7 @@ def test_kill_mid_pipeline_of_dataframes_then_resume(where, tmp_path, request):
     assert done["features"]["result"]["type"] == "DataFrame"
     assert done["features"]["result"]["shape"] == [1000, 4]
 
-    resumed = subprocess.run(
-        [sys.executable, "-m", "jupyter_workflows", "resume", run_id, "--json"],
-        cwd=folder,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
+    resumed = run_cli("resume", run_id, "--json", cwd=folder, env=env, timeout=TIMEOUT)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     data = json.loads(resumed.stdout)
     assert data["status"] == "succeeded", data

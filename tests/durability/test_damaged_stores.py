@@ -6,13 +6,13 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from jupyter_workflows.exceptions import StoreError
 from jupyter_workflows.store import SqliteStore
+from jupyter_workflows.testing import run_cli
 
 WORKFLOW = "name: fine\ntasks:\n  a: {action: core.noop}\n"
 
@@ -43,14 +43,7 @@ def jw(tmp_path: Path, *args: str, timeout: float = 120) -> subprocess.Completed
     env.pop("JUPYTER_WORKFLOWS_SCHEDULER", None)
     env["JUPYTER_WORKFLOWS_EXECUTOR"] = "inline"
     env.pop("JUPYTER_WORKFLOWS_STORE", None)
-    return subprocess.run(
-        [sys.executable, "-m", "jupyter_workflows", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_cli(*args, env=env, cwd=tmp_path, timeout=timeout)
 
 
 def test_a_damaged_store_is_not_written_into(tmp_path: Path) -> None:

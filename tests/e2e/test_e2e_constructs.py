@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+
+from jupyter_workflows.testing import run_cli
 
 TASKS = """
 import os
@@ -133,14 +134,7 @@ def _write(folder: Path) -> Path:
 def _run(
     args: list[str], env: dict[str, str], cwd: Path, timeout: float = 180
 ) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "jupyter_workflows", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_cli(*args, env=env, cwd=cwd, timeout=timeout)
 
 
 def _check_everything(data: dict) -> None:

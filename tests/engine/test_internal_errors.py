@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import textwrap
 
@@ -22,6 +21,7 @@ import jupyter_workflows as jw
 from jupyter_workflows.engine import api
 from jupyter_workflows.engine.state import RunState
 from jupyter_workflows.store.sqlite import SqliteStore
+from jupyter_workflows.testing import run_cli
 
 CHAIN = """
 name: chain
@@ -196,14 +196,7 @@ def test_the_cli_ends_with_one_line_on_an_internal_error(tmp_path):
     env["JUPYTER_WORKFLOWS_EXECUTOR"] = "inline"
     env["JUPYTER_WORKFLOWS_STORE"] = str(tmp_path / "state.db")
     env.pop("JUPYTER_WORKFLOWS_SCHEDULER", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "jupyter_workflows", "run", "wf.yaml", "--json"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_cli("run", "wf.yaml", "--json", cwd=tmp_path, env=env)
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
     out = json.loads(proc.stdout)
@@ -212,14 +205,7 @@ def test_the_cli_ends_with_one_line_on_an_internal_error(tmp_path):
         "InternalError: writing the run's records to the store failed: StoreError: "
     ), out["error"]
     assert "refusing to be pickled twice" in out["error"]
-    shown = subprocess.run(
-        [sys.executable, "-m", "jupyter_workflows", "show", out["run_id"], "--json"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    shown = run_cli("show", out["run_id"], "--json", cwd=tmp_path, env=env, timeout=60)
     assert json.loads(shown.stdout)["status"] == "failed", shown.stdout + shown.stderr
 
 

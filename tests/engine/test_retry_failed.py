@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import jupyter_workflows as jw
 from jupyter_workflows.engine import events as E
 from jupyter_workflows.engine.rehearsal import Fail, rehearse
+from jupyter_workflows.testing import run_cli
 
 FLOW = """
 name: etl
@@ -99,20 +98,16 @@ def test_cli_retry_failed_in_another_process(tmp_path):
     (tmp_path / "wf.yaml").write_text(
         "name: wf\ntasks:\n  a: {action: core.echo, input: {v: 1}, on_success: b}\n  b: {action: steps:step}\n"
     )
-    env_cmd = [sys.executable, "-m", "jupyter_workflows"]
-    base = {"cwd": tmp_path, "capture_output": True, "text": True, "timeout": 120}
     import os
 
     env = {**os.environ, "JUPYTER_WORKFLOWS_EXECUTOR": "inline"}
-    first = subprocess.run([*env_cmd, "run", "wf.yaml", "--json"], env=env, **base)
+    first = run_cli("run", "wf.yaml", "--json", env=env, cwd=tmp_path)
     assert first.returncode == 1, first.stderr
     run_id = json.loads(first.stdout)["run_id"]
-    plain = subprocess.run([*env_cmd, "resume", run_id, "--json"], env=env, **base)
+    plain = run_cli("resume", run_id, "--json", env=env, cwd=tmp_path)
     assert plain.returncode == 1  # ended: printed with its exit code
     (tmp_path / "fixed").write_text("")
-    retried = subprocess.run(
-        [*env_cmd, "resume", run_id, "--retry-failed", "--json"], env=env, **base
-    )
+    retried = run_cli("resume", run_id, "--retry-failed", "--json", env=env, cwd=tmp_path)
     assert retried.returncode == 0, retried.stderr
     data = json.loads(retried.stdout)
     assert data["status"] == "succeeded"

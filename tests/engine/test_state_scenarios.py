@@ -116,6 +116,23 @@ def _check_items_retry(r: Rehearsal) -> None:
     assert [(s.index, s.attempt) for s in r.submits] == [(0, 1), (1, 1), (2, 1), (0, 2)]
 
 
+def _check_retry_when_logs(r: Rehearsal) -> None:
+    logs = r.state.executions["a"].logs
+    assert logs[-1] == "attempt 3 failed: ValueError: bad input; not retried (retry.when)"
+    assert sum("retrying in 2s" in line for line in logs) == 2
+
+
+def _check_retry_when_items(r: Rehearsal) -> None:
+    # Items 0 and 2 fail once and are retried; item 1 (value 2) is not: the task fails there.
+    assert _items(r, "t") == [("succeeded", 2), ("failed", 1), ("succeeded", 2)]
+
+
+def _check_retry_when_broken(r: Rehearsal) -> None:
+    error = r.state.executions["a"].error
+    assert error is not None and ERROR_LINE.match(error), error
+    assert "RuntimeError: first" in error  # the attempt's own failure is kept in the line
+
+
 def _check_batch(r: Rehearsal) -> None:
     subs = [s for s in r.submits if s.task == "t"]
     assert [s.index for s in subs] == [0, 1, 2, 3, 4]
@@ -1330,6 +1347,118 @@ SCENARIOS: list[Scenario] = [
         started={"h": 6},
         status="failed",
         error=("'h'", "handler broke"),
+    ),
+    Scenario(
+        "retry_when_retries_only_the_failures_it_holds_for",
+        """
+        name: w
+        tasks:
+          a:
+            action: act
+            retry: {count: 5, delay: 2, when: "{{ error.startswith('ConnectionError') }}"}
+            on_failure: h
+          h: {action: act, input: {e: "{{ task.a.error }}", n: "{{ task.a.attempts }}"}}
+        """,
+        outcomes={
+            "a": [
+                Fail("ConnectionError: reset"),
+                Fail("ConnectionError: reset"),
+                Fail("ValueError: bad input"),
+                "never reached",
+            ]
+        },
+        sequence=["a", "h"],
+        attempts={"a": 3},
+        statuses={"a": "failed", "h": "succeeded"},
+        results={"h": {"e": "ValueError: bad input", "n": 3}},
+        ended={"a": 7},
+        check=_check_retry_when_logs,
+    ),
+    Scenario(
+        "retry_when_false_fails_at_the_first_attempt",
+        """
+        name: w
+        tasks:
+          a: {action: act, retry: {count: 3, delay: 1, when: "timed_out()"}}
+        """,
+        outcomes={"a": [Fail("RuntimeError: flaky"), "never reached"]},
+        status="failed",
+        error=("'a'", "flaky"),
+        attempts={"a": 1},
+        ended={"a": 1},
+    ),
+    Scenario(
+        "retry_when_timed_out_retries_timeouts",
+        """
+        name: w
+        tasks:
+          a: {action: act, timeout: 5, retry: {count: 3, delay: 1, when: "timed_out()"}}
+        """,
+        outcomes={"a": [Hang(), "finally"]},
+        attempts={"a": 2},
+        results={"a": "finally"},
+        ended={"a": 7},
+    ),
+    Scenario(
+        "retry_when_sees_parameters_vars_and_its_attempts",
+        """
+        name: w
+        parameters: {budget: {type: integer, default: 2}}
+        tasks:
+          a:
+            action: act
+            retry:
+              count: 10
+              when: "{{ failed() and result is none and task.a.attempts < parameters.budget }}"
+        """,
+        outcomes={"a": Fail("RuntimeError: down")},
+        status="failed",
+        error=("'a'", "down"),
+        attempts={"a": 2},
+    ),
+    Scenario(
+        "retry_when_per_item_sees_item_and_index",
+        """
+        name: w
+        tasks:
+          t:
+            action: act
+            with_items: [1, 2, 3]
+            retry: {count: 2, when: "{{ item != 2 }}"}
+        """,
+        outcomes={"t": lambda s: Fail("RuntimeError: item") if s.attempt == 1 else s.item * 10},
+        status="failed",
+        error=("'t'", "item 1"),
+        check=_check_retry_when_items,
+    ),
+    Scenario(
+        "retry_when_from_defaults",
+        """
+        name: w
+        defaults: {retry: {count: 2, when: "{{ 'Transient' in error }}"}}
+        tasks:
+          a: {action: act, on_success: b}
+          b: {action: act}
+        """,
+        outcomes={"a": [Fail("TransientError: busy"), "ok"], "b": Fail("KeyError: 'x'")},
+        sequence=["a", "b"],
+        attempts={"a": 2, "b": 1},
+        status="failed",
+        error=("'b'", "KeyError"),
+    ),
+    Scenario(
+        "retry_when_that_breaks_fails_the_task_in_one_line",
+        """
+        name: w
+        tasks:
+          a: {action: act, retry: {count: 3, when: "{{ vars.missing.deeper }}"}, on_failure: h}
+          h: {action: act, input: {e: "{{ task.a.error }}"}}
+        """,
+        outcomes={"a": [Fail("RuntimeError: first"), "never reached"]},
+        sequence=["a", "h"],
+        attempts={"a": 1},
+        task_errors={"a": "ExpressionError: retry.when:"},
+        check=_check_retry_when_broken,
     ),
     # -- timeouts --------------------------------------------------------------------------------
     Scenario(

@@ -10,7 +10,6 @@ loading it; ``Run.outputs`` and ``Run.tasks[i]["result"]`` load the value when r
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import textwrap
 import uuid
@@ -28,6 +27,7 @@ from jupyter_workflows.engine import api
 from jupyter_workflows.exceptions import StoreError
 from jupyter_workflows.executors.dask import DaskExecutor, start_local_cluster
 from jupyter_workflows.store.artifacts import ArtifactRef
+from jupyter_workflows.testing import run_cli
 
 pytestmark = [pytest.mark.timeout(120)]
 
@@ -336,23 +336,11 @@ def test_every_subcommand_accepts_artifacts(tmp_path: Path, command: list[str]) 
         "JUPYTER_WORKFLOWS_STORE": str(tmp_path / "state.db"),
         "JUPYTER_WORKFLOWS_EXECUTOR": "inline",
     }
-    ok = subprocess.run(
-        [sys.executable, "-m", "jupyter_workflows", *command, "--artifacts", str(tmp_path / "a")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    ok = run_cli(*command, "--artifacts", str(tmp_path / "a"), env=env, timeout=60)
     assert "unrecognized arguments" not in ok.stderr
     assert ok.returncode in (0, 2), ok.stderr
     if command[0] == "runs":
         assert ok.returncode == 0 and json.loads(ok.stdout) == []
-    bad = subprocess.run(
-        [sys.executable, "-m", "jupyter_workflows", *command, "--artifacts", "nosuchproto://x"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    bad = run_cli(*command, "--artifacts", "nosuchproto://x", env=env, timeout=60)
     assert bad.returncode == 2
     assert len(bad.stderr.strip().splitlines()) == 1 and "nosuchproto" in bad.stderr

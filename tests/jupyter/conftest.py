@@ -1,4 +1,9 @@
-"""Shared fixtures of the notebook-surface tests: a real IPython shell with the extension."""
+"""Shared fixtures for the notebook tests: a real IPython shell with the extension loaded.
+
+``InteractiveShell.instance()`` is the same shell class a kernel wraps: cells go through its
+input transformers, magics registry, ``UsageError`` handling and display publisher as in a
+notebook. It is a process-wide singleton, so every test module gets the same shell.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,7 @@ from traitlets.config import Config
 
 @pytest.fixture(scope="module")
 def shell() -> InteractiveShell:
-    """The real IPython shell (the class a kernel wraps), history in memory, with
-    ``%load_ext jupyter_workflows``: the magics as a notebook user has them."""
+    """The shell, its history in memory, with ``%load_ext jupyter_workflows`` done."""
     config = Config()
     config.HistoryManager.hist_file = ":memory:"
     ip = InteractiveShell.instance(config=config)

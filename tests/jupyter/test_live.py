@@ -14,52 +14,13 @@ from typing import Any
 
 import comm
 import pytest
-from comm.base_comm import BaseComm
+from recording_comm import RecordingComm
 
 import jupyter_workflows as jw
 from jupyter_workflows.engine import api
 from jupyter_workflows.executors.base import Executor, Outcome, ResultRef, Submission
 from jupyter_workflows.jupyter.live import bind_run, widget_for_run, widget_for_workflow
 from jupyter_workflows.jupyter.widget import GraphWidget
-
-
-class RecordingComm(BaseComm):
-    """A comm that keeps what it would publish to the front end."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        self.published: list[tuple[str, dict | None]] = []
-        super().__init__(**kwargs)
-
-    def publish_msg(
-        self,
-        msg_type: str,
-        data: dict | None = None,
-        metadata: Any = None,
-        buffers: Any = None,
-        **keys: Any,
-    ) -> None:
-        self.published.append((msg_type, data))
-
-    def custom_messages(self) -> list[dict]:
-        return [
-            data["content"]
-            for kind, data in self.published
-            if kind == "comm_msg" and data and data.get("method") == "custom"
-        ]
-
-    def status_updates(self) -> int:
-        return sum(
-            1
-            for kind, data in self.published
-            if kind == "comm_msg"
-            and data
-            and data.get("method") == "update"
-            and "status" in data.get("state", {})
-        )
-
-    def from_front_end(self, data: dict) -> None:
-        """Deliver a message as the kernel would when the browser sends one."""
-        self.handle_msg({"content": {"comm_id": self.comm_id, "data": data}, "buffers": []})
 
 
 @pytest.fixture(autouse=True)

@@ -22,7 +22,7 @@ from typing import Any
 
 import comm
 import pytest
-from comm.base_comm import BaseComm
+from recording_comm import RecordingComm
 
 from jupyter_workflows.jupyter.picture import graph_svg
 from jupyter_workflows.jupyter.widget import MAX_LOG_LINES, GraphWidget
@@ -73,42 +73,6 @@ GRAPH = {
         edge("check_db", "check_cache", "needs"),
     ],
 }
-
-
-class RecordingComm(BaseComm):
-    """A comm that keeps what it would publish to the front end."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        self.published: list[tuple[str, dict | None]] = []
-        super().__init__(**kwargs)
-
-    def publish_msg(
-        self,
-        msg_type: str,
-        data: dict | None = None,
-        metadata: Any = None,
-        buffers: Any = None,
-        **keys: Any,
-    ) -> None:
-        self.published.append((msg_type, data))
-
-    def custom_messages(self) -> list[dict]:
-        return [
-            data["content"]
-            for kind, data in self.published
-            if kind == "comm_msg" and data and data.get("method") == "custom"
-        ]
-
-    def state_updates(self) -> list[dict]:
-        return [
-            data["state"]
-            for kind, data in self.published
-            if kind == "comm_msg" and data and data.get("method") == "update"
-        ]
-
-    def from_front_end(self, data: dict) -> None:
-        """Deliver a message as the kernel would when the browser sends one."""
-        self.handle_msg({"content": {"comm_id": self.comm_id, "data": data}, "buffers": []})
 
 
 @pytest.fixture

@@ -21,10 +21,10 @@ from typing import Any
 import comm
 import pytest
 import yaml
-from comm.base_comm import BaseComm
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
+from recording_comm import RecordingComm
 
 import jupyter_workflows as jw
 from jupyter_workflows.definition import get_workflow
@@ -44,28 +44,6 @@ tasks:
   store:
     action: core.noop
 """
-
-
-class RecordingComm(BaseComm):
-    """A comm that keeps what it would publish to the front end."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        self.published: list[tuple[str, dict | None]] = []
-        super().__init__(**kwargs)
-
-    def publish_msg(self, msg_type: str, data: dict | None = None, *args: Any, **kw: Any) -> None:
-        self.published.append((msg_type, data))
-
-    def custom_messages(self) -> list[dict]:
-        return [
-            data["content"]
-            for kind, data in self.published
-            if kind == "comm_msg" and data and data.get("method") == "custom"
-        ]
-
-    def from_front_end(self, data: dict) -> None:
-        """Deliver a message as the kernel does when the browser sends one."""
-        self.handle_msg({"content": {"comm_id": self.comm_id, "data": data}, "buffers": []})
 
 
 @pytest.fixture(autouse=True)

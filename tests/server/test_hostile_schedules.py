@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -11,6 +9,7 @@ import pytest
 
 from jupyter_workflows.exceptions import SpecError
 from jupyter_workflows.server.schedules import next_fire, schedule_problem
+from jupyter_workflows.testing import run_cli
 
 NEVER = [
     "RRULE:FREQ=MINUTELY;INTERVAL=0",  # spun validate, run and serve at 100% CPU for ever
@@ -50,12 +49,7 @@ def test_validate_cli_refuses_interval_zero(tmp_path: Path) -> None:
     path.write_text(
         'name: w\nschedule: "RRULE:FREQ=MINUTELY;INTERVAL=0"\ntasks: {t: {action: core.noop}}\n'
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "jupyter_workflows", "validate", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,  # it used to never return
-    )
+    result = run_cli("validate", str(path), timeout=120)  # it used to never return
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"{path}:2:11: "), result.stderr

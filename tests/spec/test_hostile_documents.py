@@ -8,8 +8,6 @@ name too long for the OS, and a ``decision`` with 20,000 entries (once quadratic
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 import tracemalloc
 from pathlib import Path
@@ -20,6 +18,7 @@ import jupyter_workflows as jw
 from jupyter_workflows.exceptions import SpecError
 from jupyter_workflows.limits import LIMITS, configure
 from jupyter_workflows.spec.loader import load_spec
+from jupyter_workflows.testing import run_cli
 
 TAIL = "tasks: {t: {action: core.noop}}\n"
 
@@ -158,12 +157,7 @@ def test_duplicate_huge_key_is_shortened() -> None:
 def test_validate_cli_prints_one_line_for_a_tag_error(tmp_path: Path) -> None:
     path = tmp_path / "w.yaml"
     path.write_text("name: a\ntasks:\n  t: {action: core.noop, retry: !!int x}\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "jupyter_workflows", "validate", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_cli("validate", str(path))
     assert result.returncode == 2, result.stderr
     assert "internal error" not in result.stderr and "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -209,12 +203,7 @@ def test_load_text_with_a_newline_or_a_mapping_is_text(tmp_path: Path) -> None:
 def test_cli_validate_refuses_a_fifo(tmp_path: Path) -> None:
     fifo = tmp_path / "w.yaml"
     os.mkfifo(fifo)
-    result = subprocess.run(
-        [sys.executable, "-m", "jupyter_workflows", "validate", str(fifo)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_cli("validate", str(fifo))
     assert result.returncode == 2
     assert "FIFO" in result.stderr and "Traceback" not in result.stderr
 

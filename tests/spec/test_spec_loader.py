@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import pickle
 import subprocess
-import sys
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,6 +19,7 @@ import yaml
 import jupyter_workflows as jw
 from jupyter_workflows import SpecError
 from jupyter_workflows.spec.loader import SourceMap, load_spec, parse_document
+from jupyter_workflows.testing import run_cli
 
 BAD = Path(__file__).parent / "bad"
 EXPECTED: dict[str, dict[str, str]] = yaml.safe_load((BAD / "EXPECTED.yaml").read_text())
@@ -29,13 +29,7 @@ CORPUS = sorted(p.name for p in BAD.iterdir() if p.name != "EXPECTED.yaml")
 @pytest.fixture(scope="module")
 def cli_results() -> dict[str, subprocess.CompletedProcess[str]]:
     def validate(name: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "jupyter_workflows", "validate", name],
-            cwd=BAD,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        return run_cli("validate", name, cwd=BAD)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         return dict(zip(CORPUS, pool.map(validate, CORPUS), strict=True))

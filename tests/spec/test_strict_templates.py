@@ -3,14 +3,13 @@ and an undefined lookup at run time is an error unless the template asks for a d
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import jupyter_workflows as jw
 from jupyter_workflows.exceptions import SpecError
+from jupyter_workflows.testing import run_cli
 
 
 def _error(text: str) -> SpecError:
@@ -183,12 +182,7 @@ output_map: {y: "{{ vars.y }}", z: "{{ vars.z }}", d: "{{ vars.d }}"}
 def test_unconditional_retry_warns_like_a_self_loop(tmp_path: Path) -> None:
     path = tmp_path / "w.yaml"
     path.write_text("name: w\ntasks:\n  a:\n    action: core.echo\n    next:\n      - do: retry\n")
-    proc = subprocess.run(
-        [sys.executable, "-m", "jupyter_workflows", "validate", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_cli("validate", str(path))
     assert proc.returncode == 0, proc.stderr
     assert f"{path}:6:13: warning: task 'a': an unconditional 'do: retry' runs it until" in (
         proc.stdout + proc.stderr
@@ -198,10 +192,5 @@ def test_unconditional_retry_warns_like_a_self_loop(tmp_path: Path) -> None:
         "name: w\ntasks:\n  a:\n    action: core.echo\n    next:\n"
         "      - {when: '{{ failed() }}', do: retry}\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "jupyter_workflows", "validate", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_cli("validate", str(path))
     assert "warning" not in proc.stdout + proc.stderr

@@ -11,16 +11,16 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-import os
 import subprocess
 import textwrap
 import threading
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from jupyter_workflows.testing import run_cli
+from jupyter_workflows.testing import inline_env, run_cli
 from jupyter_workflows.values import (
     ARRAY_LIST_LIMIT,
     HEAD_ROWS,
@@ -230,12 +230,8 @@ FRAMES_WF = textwrap.dedent(
 )
 
 
-def _cli(tmp_path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env["JUPYTER_WORKFLOWS_EXECUTOR"] = "inline"
-    env["JUPYTER_WORKFLOWS_STORE"] = str(tmp_path / "state.db")
-    env.pop("JUPYTER_WORKFLOWS_SCHEDULER", None)
-    return run_cli(*args, env=env, cwd=tmp_path)
+def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli(*args, env=inline_env(tmp_path), cwd=tmp_path)
 
 
 EXPECTED_FRAME = {
