@@ -1051,6 +1051,9 @@ class RunState:
         if self.latest.get(ex.task) != ex.id:
             return
         done, total = ex.progress()
+        failed_items: list[Any] = []
+        if ex.items and ex.status in DONE_TASK:  # once, when the task ended: not per item
+            failed_items = [it.value for it in ex.items if it.status == "failed"]
         self.task_view[ex.task] = {
             "result": ex.result,
             "status": ex.status,
@@ -1058,6 +1061,7 @@ class RunState:
             "attempts": ex.attempts,
             "done": done,
             "total": total,
+            "failed_items": failed_items,
         }
 
     def _transitions(self, ex: Execution) -> None:
