@@ -11,9 +11,9 @@ What is checked is what a user sees:
 
 Design
 ------
-* The server is the one of ``test_jupyterlab_quickstart`` (own config, data, runtime,
-  settings folders; inline executor), plus ``JUPYTER_PATH`` naming a folder whose
-  ``labextensions/jupyter-workflows`` is a link to this checkout's built extension
+* The server is ``conftest.py``'s ``lab_with_extension`` (``lab_helpers.start_lab``: own
+  config, data, runtime, settings folders; inline executor), with ``JUPYTER_PATH`` naming a
+  folder whose ``labextensions/jupyter-workflows`` is a link to this checkout's built extension
   (``jupyter_workflows/labextension``): the extension under test is the one in the working
   tree, and the shared environment is left alone. When the package is installed with its
   extension (``pip install .``) the installed copy would be found as well; the link comes
@@ -25,108 +25,37 @@ Design
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
-from test_jupyterlab_quickstart import (
+from lab_helpers import (
     KERNEL_READY_MS,
-    LAB_SETTINGS,
     REPO,
     RUN_DONE_MS,
-    TOKEN,
     Lab,
-    _free_port,
-    _playwright_sync_api,
-    _stop,
-    _wait_for_server,
     chromium_page,
     code_cell,
+    drag,
     run_all_cells,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
 
 UI_WAIT_MS = 30_000
-EXTENSION = REPO / "jupyter_workflows" / "labextension"
 GRAPH_MIME = "application/vnd.jupyter-workflows.graph+json"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """``jupyter lab`` on 127.0.0.1 with this checkout's extension on its labextensions path."""
-    _playwright_sync_api()
-    if not (EXTENSION / "package.json").is_file():
-        pytest.fail("the extension is not built: cd labextension && npm ci && npm run build")
-    base = tmp_path_factory.mktemp("labext")
-    root, runtime = base / "root", base / "runtime"
-    root.mkdir()
-    settings = base / "settings"
-    for relative, values in LAB_SETTINGS.items():
-        path = settings / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(values))
-    share = base / "share" / "jupyter"
-    (share / "labextensions").mkdir(parents=True)
-    (share / "labextensions" / "jupyter-workflows").symlink_to(EXTENSION)
-
-    env = dict(os.environ)
-    env.pop("JUPYTER_WORKFLOWS_SCHEDULER", None)
-    env.update(
-        {
-            "JUPYTER_WORKFLOWS_EXECUTOR": "inline",
-            "JUPYTER_WORKFLOWS_STORE": str(base / "state.db"),
-            "JUPYTER_CONFIG_DIR": str(base / "config"),
-            "JUPYTER_DATA_DIR": str(base / "data"),
-            "JUPYTER_PATH": os.pathsep.join(filter(None, [str(share), env.get("JUPYTER_PATH")])),
-            "JUPYTER_RUNTIME_DIR": str(runtime),
-            "JUPYTERLAB_SETTINGS_DIR": str(settings),
-            "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces"),
-            "IPYTHONDIR": str(base / "ipython"),
-            "JUPYTER_PLATFORM_DIRS": "1",
-            "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-        }
-    )
-    port = _free_port()
-    log = base / "server.log"
-    command = [
-        sys.executable,
-        "-m",
-        "jupyterlab",
-        "--no-browser",
-        "--ip=127.0.0.1",
-        f"--port={port}",
-        "--port-retries=0",
-        f"--IdentityProvider.token={TOKEN}",
-        f"--ServerApp.root_dir={root}",
-        "--ServerApp.allow_root=True",
-        "--LabApp.news_url=None",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        "--LabApp.extension_manager=readonly",
-    ]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            command,
-            cwd=root,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = Lab(proc=proc, port=port, root=root, runtime=runtime, log=log)
-    try:
-        _wait_for_server(server)
-        yield server
-    finally:
-        _stop(server)
+def lab(lab_with_extension: Lab) -> Lab:
+    """This module's server: this checkout's built extension first on the labextensions path."""
+    return lab_with_extension
 
 
 def _notebook(name: str, cells: list[str], lab: Lab) -> None:
@@ -639,7 +568,6 @@ def test_workflow_editor_connects_removes_and_marks_errors(lab: Lab, tmp_path: P
     """The editor's graph side: drag a handle to connect, delete an edge (button) and a task
     (Delete key), undo in the text; a positioned error is underlined in the text, listed, and
     clicking it puts the cursor on its line; saved, the file keeps its comments."""
-    from test_jupyterlab_quickstart import _drag
 
     import jupyter_workflows as jw
 
@@ -655,7 +583,7 @@ def test_workflow_editor_connects_removes_and_marks_errors(lab: Lab, tmp_path: P
         editor.locator('[data-testid="jw-handle-out-greet"]').wait_for(timeout=UI_WAIT_MS)
 
         # Connect greet -> gather by a drag: one more on_success target in the text.
-        _drag(
+        drag(
             page,
             editor.locator('[data-testid="jw-handle-out-greet"]'),
             editor.locator('[data-testid="jw-handle-in-gather"]'),

@@ -2,8 +2,8 @@
 (issue 9, point 4): a DataFrame shows its first rows as a table, a matplotlib figure as an
 image, an array its shape, dtype and first values; the whole value never reaches the browser.
 
-Reuses the JupyterLab server and browser helpers of ``test_jupyterlab_quickstart.py`` (one
-server for this module, tasks in threads of the kernel).
+Uses the ``lab`` fixture of ``conftest.py`` (one JupyterLab server for this module, tasks in
+threads of the kernel) and the browser helpers of ``lab_helpers.py``.
 """
 
 from __future__ import annotations
@@ -12,12 +12,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from test_jupyterlab_quickstart import (  # the module-scoped server fixture and its helpers
+from lab_helpers import (
     Lab,
     assert_no_errors,
     chromium_page,
     code_cell,
-    lab,  # noqa: F401 - a fixture, used by name
     node,
     open_notebook,
     run_all_cells,
@@ -63,7 +62,7 @@ tasks:
 """
 
 
-def test_dataframe_figure_and_array_results_in_the_side_panel(lab: Lab, tmp_path: Path) -> None:  # noqa: F811
+def test_dataframe_figure_and_array_results_in_the_side_panel(lab: Lab, tmp_path: Path) -> None:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {
         "name": "python3",
