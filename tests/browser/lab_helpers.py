@@ -276,6 +276,20 @@ def chromium_page(lab: Lab, artifacts: Path) -> Iterator[Any]:
             context.close()
 
 
+def write_notebook(lab: Lab, name: str, cells: list[str]) -> None:
+    """Write a notebook of code ``cells`` (Python 3 kernel) into the server's root."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+    }
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
+    nbformat.write(nb, str(lab.root / name))
+
+
 def open_notebook(page: Any, lab: Lab, name: str) -> None:
     """Open ``name`` in JupyterLab and wait until its kernel has started and is idle."""
     # ?reset: start from an empty workspace, not the tabs a previous test left open (two

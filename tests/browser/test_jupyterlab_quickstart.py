@@ -35,7 +35,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
 from lab_helpers import (
     REPO,
@@ -52,6 +51,7 @@ from lab_helpers import (
     run_all_cells,
     wait_for_status,
     wait_until_finished,
+    write_notebook,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -150,20 +150,17 @@ tasks:
 
 def test_inquiry_answered_in_the_widget(lab: Lab, tmp_path: Path) -> None:
     """A run waits for a human; the widget's form answers it and the run finishes."""
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3 (ipykernel)",
-        "language": "python",
-    }
-    nb.cells = [
-        nbformat.v4.new_code_cell("%load_ext jupyter_workflows\nimport jupyter_workflows as jw"),
-        nbformat.v4.new_code_cell(APPROVAL_TASKS),
-        nbformat.v4.new_code_cell(APPROVAL_WORKFLOW),
-        # --background: the kernel is idle while the run waits, as when a user works on.
-        nbformat.v4.new_code_cell("run = %workflow run approval --background"),
-    ]
-    nbformat.write(nb, str(lab.root / "approval.ipynb"))
+    write_notebook(
+        lab,
+        "approval.ipynb",
+        [
+            "%load_ext jupyter_workflows\nimport jupyter_workflows as jw",
+            APPROVAL_TASKS,
+            APPROVAL_WORKFLOW,
+            # --background: the kernel is idle while the run waits, as when a user works on.
+            "run = %workflow run approval --background",
+        ],
+    )
 
     with chromium_page(lab, tmp_path) as page:
         open_notebook(page, lab, "approval.ipynb")
@@ -219,17 +216,14 @@ def test_edit_a_workflow_cell_in_the_widget(lab: Lab, tmp_path: Path) -> None:
     """Add a task and connect it in the widget: the %%workflow cell gets the new, valid YAML."""
     from jupyter_workflows.spec.loader import load_spec
 
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3 (ipykernel)",
-        "language": "python",
-    }
-    nb.cells = [
-        nbformat.v4.new_code_cell("%load_ext jupyter_workflows"),
-        nbformat.v4.new_code_cell(EDIT_WORKFLOW.rstrip("\n")),
-    ]
-    nbformat.write(nb, str(lab.root / "edit.ipynb"))
+    write_notebook(
+        lab,
+        "edit.ipynb",
+        [
+            "%load_ext jupyter_workflows",
+            EDIT_WORKFLOW.rstrip("\n"),
+        ],
+    )
     expect = playwright_sync_api().expect
 
     with chromium_page(lab, tmp_path) as page:

@@ -32,7 +32,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
 from lab_helpers import (
     KERNEL_READY_MS,
@@ -43,6 +42,7 @@ from lab_helpers import (
     code_cell,
     drag,
     run_all_cells,
+    write_notebook,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -56,17 +56,6 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 def lab(lab_with_extension: Lab) -> Lab:
     """This module's server: this checkout's built extension first on the labextensions path."""
     return lab_with_extension
-
-
-def _notebook(name: str, cells: list[str], lab: Lab) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3 (ipykernel)",
-        "language": "python",
-    }
-    nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
-    nbformat.write(nb, str(lab.root / name))
 
 
 def _wait_idle(page: Any) -> None:
@@ -149,7 +138,7 @@ def _expect_saved_graph(page: Any, cell_text: str) -> Any:
 def test_saved_notebook_reopens_with_its_graphs(lab: Lab, tmp_path: Path) -> None:
     """Run, save, shut the kernel down, reopen: the graphs are there with their statuses."""
     name = "saved.ipynb"
-    _notebook(name, ["%load_ext jupyter_workflows", HELLO_TASKS, SAVED_WORKFLOW.rstrip()], lab)
+    write_notebook(lab, name, ["%load_ext jupyter_workflows", HELLO_TASKS, SAVED_WORKFLOW.rstrip()])
     with chromium_page(lab, tmp_path) as page:
         _open_lab(page, lab, name)
         run_all_cells(page)
@@ -220,7 +209,7 @@ def _five_workflows() -> list[str]:
 def test_five_widgets_cost_well_under_a_megabyte(lab: Lab, tmp_path: Path) -> None:
     """Five graph widgets: the kernel's websocket carries far less than 1 MB in all."""
     name = "five.ipynb"
-    _notebook(name, _five_workflows(), lab)
+    write_notebook(lab, name, _five_workflows())
     received: list[int] = []
 
     def on_socket(ws: Any) -> None:
@@ -315,7 +304,7 @@ def test_a_200_task_graph_is_readable(lab: Lab, tmp_path: Path) -> None:
     Ctrl+wheel zooms (the plain wheel scrolls the notebook), `with_items` shows done/total."""
     source = _big_workflow()
     name = "big.ipynb"
-    _notebook(name, ["%load_ext jupyter_workflows", source], lab)
+    write_notebook(lab, name, ["%load_ext jupyter_workflows", source])
     with chromium_page(lab, tmp_path) as page:
         page.add_init_script(FRAME_PROBE)
         _open_lab(page, lab, name)
@@ -686,7 +675,7 @@ def test_the_dask_dashboard_is_linked_through_the_jupyter_server(lab: Lab, tmp_p
         "print('dashboard port', port)",
         "%%workflow dash --run\ntasks:\n  hello: {action: core.echo, input: {message: hi}}",
     ]
-    _notebook(name, cells, lab)
+    write_notebook(lab, name, cells)
     with chromium_page(lab, tmp_path) as page:
         _open_lab(page, lab, name)
         run_all_cells(page)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
 import pytest
 from lab_helpers import (
     Lab,
@@ -21,6 +20,7 @@ from lab_helpers import (
     open_notebook,
     run_all_cells,
     wait_for_status,
+    write_notebook,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -63,19 +63,16 @@ tasks:
 
 
 def test_dataframe_figure_and_array_results_in_the_side_panel(lab: Lab, tmp_path: Path) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3 (ipykernel)",
-        "language": "python",
-    }
-    nb.cells = [
-        nbformat.v4.new_code_cell("%load_ext jupyter_workflows\nimport jupyter_workflows as jw"),
-        nbformat.v4.new_code_cell(TASKS),
-        nbformat.v4.new_code_cell(WORKFLOW),
-        nbformat.v4.new_code_cell("run = %workflow run views"),
-    ]
-    nbformat.write(nb, str(lab.root / "views.ipynb"))
+    write_notebook(
+        lab,
+        "views.ipynb",
+        [
+            "%load_ext jupyter_workflows\nimport jupyter_workflows as jw",
+            TASKS,
+            WORKFLOW,
+            "run = %workflow run views",
+        ],
+    )
 
     with chromium_page(lab, tmp_path) as page:
         open_notebook(page, lab, "views.ipynb")
