@@ -1104,6 +1104,12 @@ def _attribute_of(parent: nodes.Node | None, child: nodes.Node | None) -> str | 
 # --------------------------------------------------------------------------------------------
 
 
+def register_filters(filters: Mapping[str, Callable[..., Any]]) -> None:
+    """Make ``filters`` usable in every template (a dialect's filters, e.g. attune's Tera
+    ``slice(start=, end=)`` as ``tera_slice``); ``validate`` knows them from then on."""
+    _ENV.filters.update(filters)
+
+
 def register_globals(functions: Mapping[str, Callable[..., Any]]) -> None:
     """Make ``functions`` callable in every template (``ctx()``, ``yaql(...)``, ...).
 

@@ -8,10 +8,18 @@ test's temporary folder. ``dask_engine`` runs them on a real LocalCluster (worke
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
 from jupyter_workflows.engine import api
+
+# A suite started in the background of a shell without job control (`cmd &` in a script, nohup)
+# inherits SIGINT ignored, and so would every process it starts: the Ctrl-C tests (which send
+# SIGINT to a real CLI process) would see it ignored. Processes started from here get the
+# default disposition back, as they have when a user starts them from a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _sqlite_or_memory(path):

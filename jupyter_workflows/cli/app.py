@@ -161,6 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_store_commands(add, common)
 
+    from .kv_commands import add_commands as add_kv_commands
+
+    add_kv_commands(add, common)
+
     p = add("serve", "run schedules and the REST API without JupyterLab")
     p.add_argument("--port", type=int, default=8899)
     p.add_argument("--ip", default="127.0.0.1")

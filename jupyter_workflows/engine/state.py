@@ -412,9 +412,7 @@ class RunState:
                 ex.error_type = "InternalError"
             for item in ex.items or ():
                 if item.status not in DONE_TASK:
-                    item.status = status
-                    if error is not None:
-                        item.error = error
+                    self._set_item_status(ex, item, status, error)
             if status == "failed" and ex.id not in self.unhandled:
                 self.unhandled.append(ex.id)
             self._set_status(ex, status)
@@ -721,7 +719,7 @@ class RunState:
             item = ex.items[index]
             ex.cursor = max(ex.cursor, index + 1)
             item.attempts += 1
-            item.status = "running"
+            self._set_item_status(ex, item, "running")
             item.key = key
             attempt = item.attempts
             ex.attempts = max(ex.attempts, attempt)
@@ -895,7 +893,7 @@ class RunState:
             ex.logs.append(f"attempt {attempt} failed: {error}; retrying in {delay:g}s")
             if index is not None:
                 assert ex.items is not None
-                ex.items[index].status = "retrying"
+                self._set_item_status(ex, ex.items[index], "retrying")
             self._set_status(ex, "retrying")
             name = f"retry:{ex.id}:{index}:{attempt}"
             self.timers[name] = ("retry", ex.id, index)
@@ -921,9 +919,8 @@ class RunState:
         items or finish the task (:meth:`_items_settle`)."""
         assert ex.items is not None
         item = ex.items[index]
-        item.status = status
+        self._set_item_status(ex, item, status, error if status == "failed" else None)
         if status == "failed":
-            item.error = error
             if ex.first_failed is None or index < ex.first_failed:
                 ex.first_failed = index
         else:
@@ -942,7 +939,7 @@ class RunState:
             upto = min(total, ex.cursor + max(room, 0))
             if self.status == "paused":
                 for i in range(ex.cursor, upto):
-                    ex.items[i].status = "retrying"  # queued until resume
+                    self._set_item_status(ex, ex.items[i], "retrying")  # queued until resume
                     ex.cursor = i + 1
                     self.deferred_submits.append((ex.id, i))
             else:
@@ -957,7 +954,7 @@ class RunState:
             return
         if ex.first_failed is not None:
             for it in ex.items[ex.cursor :]:
-                it.status = "skipped"
+                self._set_item_status(ex, it, "skipped")
             ex.items_done += total - ex.cursor
             ex.cursor = total
             i = ex.first_failed
@@ -1014,6 +1011,17 @@ class RunState:
             ex.ended_at = self.now
         self._changed(ex)
 
+    def _set_item_status(
+        self, ex: Execution, item: Item, status: TaskStatus, error: str | None = None
+    ) -> None:
+        """The one place a ``with_items`` item's status changes: ``error`` is recorded when
+        given, and ``ex`` is marked for the store's projection (its ``task.<name>`` view follows
+        when the caller settles the execution)."""
+        item.status = status
+        if error is not None:
+            item.error = error
+        self._dirty.add(ex.id)
+
     def _changed(self, ex: Execution) -> None:
         """``ex`` changed: project it to the store, refresh its ``task.<name>`` view."""
         self._dirty.add(ex.id)
@@ -1043,6 +1051,9 @@ class RunState:
         if self.latest.get(ex.task) != ex.id:
             return
         done, total = ex.progress()
+        failed_items: list[Any] = []
+        if ex.items and ex.status in DONE_TASK:  # once, when the task ended: not per item
+            failed_items = [it.value for it in ex.items if it.status == "failed"]
         self.task_view[ex.task] = {
             "result": ex.result,
             "status": ex.status,
@@ -1050,6 +1061,7 @@ class RunState:
             "attempts": ex.attempts,
             "done": done,
             "total": total,
+            "failed_items": failed_items,
         }
 
     def _transitions(self, ex: Execution) -> None:
@@ -1078,6 +1090,12 @@ class RunState:
                         scope = self._scope(ex)
                     for name, expr in tr.publish:
                         self.vars[name] = render(expr, scope)
+                for group in tr.groups:
+                    # A transition into a parallel group that already ended (a loop through
+                    # it): the group runs again, a join over its members' new executions.
+                    if group in self.join_done and group not in self.group_failures:
+                        self.join_done.discard(group)
+                        self.join_fired[group] = set()
                 for target in tr.do:
                     if target == "fail":
                         fail_command = True

@@ -56,6 +56,9 @@ _REWRITES = (
     (re.compile(r"\bsystem\.execution_id\b"), "system.run_id"),
     (re.compile(r"\bsystem\.identity(\.login)?\b"), "system.user"),
     (re.compile(r"\bbatch\(\s*size\s*="), "batch("),
+    (re.compile(r"\|\s*slice\((?=\s*(?:start|end)\s*=)"), "| tera_slice("),
+    (re.compile(r"(?<![\w.])task\.(\w+)\.results\b"), r"task.\1.result"),
+    (re.compile(r"(?<![\w.])task\.(\w+)\.error\.message\b"), r"task.\1.error"),
 )
 _CONFIG = re.compile(r"(?<![\w.])(?:pack\.)?config\.")
 _TEMPLATE = re.compile(r"({{.*?}}|{%.*?%})", re.DOTALL)
@@ -578,6 +581,10 @@ def _action_file(data: dict[str, Any], smap: SourceMap) -> dict[str, Any]:
     return merged
 
 
+def _is_schema(value: Any) -> bool:
+    return isinstance(value, dict) and ("type" in value or "properties" in value)
+
+
 def translate_attune(data: dict[str, Any], smap: SourceMap) -> dict[str, Any]:
     """The native document for an attune workflow (or workflow action file)."""
     from . import dialect_functions  # noqa: F401  # registers the run-time functions
@@ -589,6 +596,16 @@ def translate_attune(data: dict[str, Any], smap: SourceMap) -> dict[str, Any]:
     smap.dialect_names = DIALECT_NAMES
     pack = _pack_of(data, smap)
     out = {k: v for k, v in data.items() if k not in ("ref", "label", "metadata", "output_schema")}
+    if "output" in out:
+        # attune: ``output`` is the JSON Schema of what the workflow produces (``output_map``
+        # makes it); informational, like ``output_schema``.
+        if not _is_schema(out["output"]):
+            raise smap.error(
+                "attune 'output' is a JSON Schema of the outputs ({type: object, properties:"
+                " ...}); map values with 'output_map'",
+                ("output",),
+            )
+        out.pop("output")
     if "name" not in out and isinstance(data.get("ref"), str):
         out = {"name": data["ref"], **out}
         line, col = smap.locate(("ref",))

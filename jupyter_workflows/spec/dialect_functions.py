@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from jinja2 import pass_context
 
-from ..expressions import ExpressionError, register_globals
+from ..expressions import ExpressionError, register_filters, register_globals
 
 __all__ = ["yaql_evaluate"]
 
@@ -337,6 +337,23 @@ def attune_cache(context: Any, key: str) -> list[Any]:
     raise ExpressionError(
         f"iterate_cache: data cache {key!r} holds {type(value).__name__}, not a list or mapping"
     )
+
+
+def tera_slice(value: Any, start: int = 0, end: int | None = None) -> list[Any]:
+    """Tera's ``slice(start=N, end=M)`` filter (attune templates, translated ``tera_slice``):
+    the items from ``start`` up to ``end`` (exclusive; negative counts from the end)."""
+    if value is None:
+        return []
+    try:
+        return list(value)[start:end]
+    except TypeError:
+        raise ExpressionError(
+            f"slice: needs a list and integer start/end, got {type(value).__name__}"
+        ) from None
+
+
+FILTERS: dict[str, Any] = {"tera_slice": tera_slice}
+register_filters(FILTERS)
 
 
 FUNCTIONS: dict[str, Any] = {

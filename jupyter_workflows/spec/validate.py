@@ -377,7 +377,9 @@ def _unknown(smap: SourceMap, path, name, target, cw: CompiledWorkflow, key) -> 
 # -- strict templates: names that cannot resolve ----------------------------------------------
 
 #: What ``task.X`` has (engine/state.py ``_view``).
-TASK_ATTRIBUTES = frozenset({"result", "status", "error", "attempts", "done", "total"})
+TASK_ATTRIBUTES = frozenset(
+    {"result", "status", "error", "attempts", "done", "total", "failed_items"}
+)
 #: ``system.*`` (CONTRACT §1.3).
 SYSTEM_ATTRIBUTES = frozenset({"run_id", "workflow", "timestamp", "user"})
 #: Names every template may use.

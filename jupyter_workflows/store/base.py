@@ -385,6 +385,10 @@ class RunStore(ABC):
     def kv_set(self, key: str, value: Any) -> None:
         """Set a key-value entry (durable at once)."""
 
+    def kv_delete(self, key: str) -> None:
+        """Remove a key-value entry (durable at once); an unknown key is no error."""
+        raise NotImplementedError(f"{type(self).__name__} cannot delete key-value entries")
+
     @abstractmethod
     def secret_get(self, name: str) -> str | None:
         """A stored secret, or None."""

@@ -186,6 +186,10 @@ class MemoryStore(RunStore):
         with self._lock:
             self._kv[key] = copied
 
+    def kv_delete(self, key: str) -> None:
+        with self._lock:
+            self._kv.pop(key, None)
+
     def secret_get(self, name: str) -> str | None:
         with self._lock:
             return self._secrets.get(name)

@@ -866,6 +866,9 @@ class SqliteStore(RunStore):
             )
         )
 
+    def kv_delete(self, key: str) -> None:
+        self._transaction(lambda conn: conn.execute("DELETE FROM kv WHERE key = ?", (key,)))
+
     def secret_get(self, name: str) -> str | None:
         row = self._read(
             lambda conn: conn.execute(

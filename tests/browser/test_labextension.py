@@ -11,9 +11,9 @@ What is checked is what a user sees:
 
 Design
 ------
-* The server is the one of ``test_jupyterlab_quickstart`` (own config, data, runtime,
-  settings folders; inline executor), plus ``JUPYTER_PATH`` naming a folder whose
-  ``labextensions/jupyter-workflows`` is a link to this checkout's built extension
+* The server is ``conftest.py``'s ``lab_with_extension`` (``lab_helpers.start_lab``: own
+  config, data, runtime, settings folders; inline executor), with ``JUPYTER_PATH`` naming a
+  folder whose ``labextensions/jupyter-workflows`` is a link to this checkout's built extension
   (``jupyter_workflows/labextension``): the extension under test is the one in the working
   tree, and the shared environment is left alone. When the package is installed with its
   extension (``pip install .``) the installed copy would be found as well; the link comes
@@ -25,119 +25,37 @@ Design
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
-from test_jupyterlab_quickstart import (
+from lab_helpers import (
     KERNEL_READY_MS,
-    LAB_SETTINGS,
     REPO,
     RUN_DONE_MS,
-    TOKEN,
     Lab,
-    _free_port,
-    _playwright_sync_api,
-    _stop,
-    _wait_for_server,
     chromium_page,
     code_cell,
+    drag,
     run_all_cells,
+    write_notebook,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
 
 UI_WAIT_MS = 30_000
-EXTENSION = REPO / "jupyter_workflows" / "labextension"
 GRAPH_MIME = "application/vnd.jupyter-workflows.graph+json"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """``jupyter lab`` on 127.0.0.1 with this checkout's extension on its labextensions path."""
-    _playwright_sync_api()
-    if not (EXTENSION / "package.json").is_file():
-        pytest.fail("the extension is not built: cd labextension && npm ci && npm run build")
-    base = tmp_path_factory.mktemp("labext")
-    root, runtime = base / "root", base / "runtime"
-    root.mkdir()
-    settings = base / "settings"
-    for relative, values in LAB_SETTINGS.items():
-        path = settings / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(values))
-    share = base / "share" / "jupyter"
-    (share / "labextensions").mkdir(parents=True)
-    (share / "labextensions" / "jupyter-workflows").symlink_to(EXTENSION)
-
-    env = dict(os.environ)
-    env.pop("JUPYTER_WORKFLOWS_SCHEDULER", None)
-    env.update(
-        {
-            "JUPYTER_WORKFLOWS_EXECUTOR": "inline",
-            "JUPYTER_WORKFLOWS_STORE": str(base / "state.db"),
-            "JUPYTER_CONFIG_DIR": str(base / "config"),
-            "JUPYTER_DATA_DIR": str(base / "data"),
-            "JUPYTER_PATH": os.pathsep.join(filter(None, [str(share), env.get("JUPYTER_PATH")])),
-            "JUPYTER_RUNTIME_DIR": str(runtime),
-            "JUPYTERLAB_SETTINGS_DIR": str(settings),
-            "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces"),
-            "IPYTHONDIR": str(base / "ipython"),
-            "JUPYTER_PLATFORM_DIRS": "1",
-            "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-        }
-    )
-    port = _free_port()
-    log = base / "server.log"
-    command = [
-        sys.executable,
-        "-m",
-        "jupyterlab",
-        "--no-browser",
-        "--ip=127.0.0.1",
-        f"--port={port}",
-        "--port-retries=0",
-        f"--IdentityProvider.token={TOKEN}",
-        f"--ServerApp.root_dir={root}",
-        "--ServerApp.allow_root=True",
-        "--LabApp.news_url=None",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        "--LabApp.extension_manager=readonly",
-    ]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            command,
-            cwd=root,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = Lab(proc=proc, port=port, root=root, runtime=runtime, log=log)
-    try:
-        _wait_for_server(server)
-        yield server
-    finally:
-        _stop(server)
-
-
-def _notebook(name: str, cells: list[str], lab: Lab) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3 (ipykernel)",
-        "language": "python",
-    }
-    nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
-    nbformat.write(nb, str(lab.root / name))
+def lab(lab_with_extension: Lab) -> Lab:
+    """This module's server: this checkout's built extension first on the labextensions path."""
+    return lab_with_extension
 
 
 def _wait_idle(page: Any) -> None:
@@ -220,7 +138,7 @@ def _expect_saved_graph(page: Any, cell_text: str) -> Any:
 def test_saved_notebook_reopens_with_its_graphs(lab: Lab, tmp_path: Path) -> None:
     """Run, save, shut the kernel down, reopen: the graphs are there with their statuses."""
     name = "saved.ipynb"
-    _notebook(name, ["%load_ext jupyter_workflows", HELLO_TASKS, SAVED_WORKFLOW.rstrip()], lab)
+    write_notebook(lab, name, ["%load_ext jupyter_workflows", HELLO_TASKS, SAVED_WORKFLOW.rstrip()])
     with chromium_page(lab, tmp_path) as page:
         _open_lab(page, lab, name)
         run_all_cells(page)
@@ -291,7 +209,7 @@ def _five_workflows() -> list[str]:
 def test_five_widgets_cost_well_under_a_megabyte(lab: Lab, tmp_path: Path) -> None:
     """Five graph widgets: the kernel's websocket carries far less than 1 MB in all."""
     name = "five.ipynb"
-    _notebook(name, _five_workflows(), lab)
+    write_notebook(lab, name, _five_workflows())
     received: list[int] = []
 
     def on_socket(ws: Any) -> None:
@@ -386,7 +304,7 @@ def test_a_200_task_graph_is_readable(lab: Lab, tmp_path: Path) -> None:
     Ctrl+wheel zooms (the plain wheel scrolls the notebook), `with_items` shows done/total."""
     source = _big_workflow()
     name = "big.ipynb"
-    _notebook(name, ["%load_ext jupyter_workflows", source], lab)
+    write_notebook(lab, name, ["%load_ext jupyter_workflows", source])
     with chromium_page(lab, tmp_path) as page:
         page.add_init_script(FRAME_PROBE)
         _open_lab(page, lab, name)
@@ -639,7 +557,6 @@ def test_workflow_editor_connects_removes_and_marks_errors(lab: Lab, tmp_path: P
     """The editor's graph side: drag a handle to connect, delete an edge (button) and a task
     (Delete key), undo in the text; a positioned error is underlined in the text, listed, and
     clicking it puts the cursor on its line; saved, the file keeps its comments."""
-    from test_jupyterlab_quickstart import _drag
 
     import jupyter_workflows as jw
 
@@ -655,7 +572,7 @@ def test_workflow_editor_connects_removes_and_marks_errors(lab: Lab, tmp_path: P
         editor.locator('[data-testid="jw-handle-out-greet"]').wait_for(timeout=UI_WAIT_MS)
 
         # Connect greet -> gather by a drag: one more on_success target in the text.
-        _drag(
+        drag(
             page,
             editor.locator('[data-testid="jw-handle-out-greet"]'),
             editor.locator('[data-testid="jw-handle-in-gather"]'),
@@ -758,7 +675,7 @@ def test_the_dask_dashboard_is_linked_through_the_jupyter_server(lab: Lab, tmp_p
         "print('dashboard port', port)",
         "%%workflow dash --run\ntasks:\n  hello: {action: core.echo, input: {message: hi}}",
     ]
-    _notebook(name, cells, lab)
+    write_notebook(lab, name, cells)
     with chromium_page(lab, tmp_path) as page:
         _open_lab(page, lab, name)
         run_all_cells(page)

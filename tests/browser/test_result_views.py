@@ -2,26 +2,25 @@
 (issue 9, point 4): a DataFrame shows its first rows as a table, a matplotlib figure as an
 image, an array its shape, dtype and first values; the whole value never reaches the browser.
 
-Reuses the JupyterLab server and browser helpers of ``test_jupyterlab_quickstart.py`` (one
-server for this module, tasks in threads of the kernel).
+Uses the ``lab`` fixture of ``conftest.py`` (one JupyterLab server for this module, tasks in
+threads of the kernel) and the browser helpers of ``lab_helpers.py``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
 import pytest
-from test_jupyterlab_quickstart import (  # the module-scoped server fixture and its helpers
+from lab_helpers import (
     Lab,
     assert_no_errors,
     chromium_page,
     code_cell,
-    lab,  # noqa: F401 - a fixture, used by name
     node,
     open_notebook,
     run_all_cells,
     wait_for_status,
+    write_notebook,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -63,20 +62,17 @@ tasks:
 """
 
 
-def test_dataframe_figure_and_array_results_in_the_side_panel(lab: Lab, tmp_path: Path) -> None:  # noqa: F811
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3 (ipykernel)",
-        "language": "python",
-    }
-    nb.cells = [
-        nbformat.v4.new_code_cell("%load_ext jupyter_workflows\nimport jupyter_workflows as jw"),
-        nbformat.v4.new_code_cell(TASKS),
-        nbformat.v4.new_code_cell(WORKFLOW),
-        nbformat.v4.new_code_cell("run = %workflow run views"),
-    ]
-    nbformat.write(nb, str(lab.root / "views.ipynb"))
+def test_dataframe_figure_and_array_results_in_the_side_panel(lab: Lab, tmp_path: Path) -> None:
+    write_notebook(
+        lab,
+        "views.ipynb",
+        [
+            "%load_ext jupyter_workflows\nimport jupyter_workflows as jw",
+            TASKS,
+            WORKFLOW,
+            "run = %workflow run views",
+        ],
+    )
 
     with chromium_page(lab, tmp_path) as page:
         open_notebook(page, lab, "views.ipynb")

@@ -408,3 +408,38 @@ def test_the_audit_workflow_on_the_engine(engine):
     assert set(by_task) == {"ok1", "bad", "checks", "cleanup"}
     assert by_task["checks"]["status"] == "failed"
     assert by_task["checks"]["error"] == "ActionFailed: member 'bad' failed: failed on purpose"
+
+
+def test_a_loop_through_a_parallel_group_runs_the_group_each_time(engine):
+    """A transition back into a group that ended runs its members and the group again (a task
+    runs each time a transition into it fires); each round's result is its members' results."""
+    run = jw.load(
+        dedent(
+            """
+            name: rounds
+            vars: {i: 0, seen: []}
+            tasks:
+              start: {action: core.noop, on_success: grp}
+              grp:
+                type: parallel
+                tasks:
+                  x: {action: core.echo, input: {round: "{{ vars.i }}", who: x}}
+                  y: {action: core.echo, input: {round: "{{ vars.i }}", who: y}}
+                publish:
+                  i: "{{ vars.i + 1 }}"
+                  seen: "{{ vars.seen + [task.grp.result.x.round] }}"
+                next:
+                  - when: "{{ vars.i < 3 }}"
+                    do: grp
+                  - when: "{{ vars.i >= 3 }}"
+                    do: done
+              done: {action: core.noop}
+            output_map: {rounds: "{{ vars.i }}", seen: "{{ vars.seen }}"}
+            """
+        )
+    ).run()
+    assert run.status == "succeeded", run.error
+    assert run.outputs == {"rounds": 3, "seen": [0, 1, 2]}
+    names = [t["task"] for t in run.tasks]
+    assert names.count("grp") == 3 and names.count("x") == 3 and names.count("y") == 3
+    assert names[-1] == "done"

@@ -1129,11 +1129,6 @@ SCENARIOS: list[Scenario] = [
         """,
         sequence=["start", "x", "y", "grp", "x#2", "y#2", "grp#2", "x#3", "y#3", "grp#3"],
         outputs={"i": 3},
-        xfail=(
-            "a parallel group compiles to a run-once join, so a loop through it re-runs the members "
-            "but never completes the group again: the run succeeds with the loop cut short "
-            "(CONTRACT §1.1: a task without a join runs each time a transition into it fires)"
-        ),
     ),
     # -- with_items ----------------------------------------------------------------------------
     Scenario(

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -50,18 +51,29 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def jupyter_server(
-    tmp_path_factory: pytest.TempPathFactory, files: dict[str, str], token: str
+    tmp_path_factory: pytest.TempPathFactory,
+    files: dict[str, str],
+    token: str,
+    workflows_config: dict[str, Any] | None = None,
 ) -> Iterator[RunningServer]:
-    """Serve ``files`` (name -> text) from a fresh root folder, with the inline executor and a
-    SQLite store of its own; stop the server afterwards."""
+    """Serve ``files`` (relative path -> text) from a fresh root folder, with the inline
+    executor and a SQLite store of its own; stop the server afterwards.
+
+    ``workflows_config`` is the server extension's ``JupyterWorkflows`` section of the
+    server's config file (``triggers``, ``watch``, ...).
+    """
     root = tmp_path_factory.mktemp("root")
     for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text)
     config_dir = tmp_path_factory.mktemp("config")
     config = config_dir / "jupyter_server_config.json"
-    config.write_text(
-        json.dumps({"ServerApp": {"jpserver_extensions": {"jupyter_workflows.server": True}}})
-    )
+    settings: dict[str, Any] = {
+        "ServerApp": {"jpserver_extensions": {"jupyter_workflows.server": True}}
+    }
+    if workflows_config:
+        settings["JupyterWorkflows"] = workflows_config
+    config.write_text(json.dumps(settings))
     port = _free_port()
     env = dict(os.environ)
     env.update(

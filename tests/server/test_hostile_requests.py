@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rest_helpers import Server, api_error
 
 TOKEN = "hostile-rest-token"
 
@@ -40,21 +40,11 @@ FILES = {
     ),
 }
 
-Server = Any
-
 
 @pytest.fixture(scope="module")
 def server(start_jupyter_server: Any) -> Iterator[Server]:
     with start_jupyter_server(FILES, TOKEN) as running:
         yield running
-
-
-def _error(response: httpx.Response) -> str:
-    assert response.headers["content-type"].startswith("application/json"), response.text
-    body = response.json()
-    assert set(body) == {"error"}, body
-    assert isinstance(body["error"], str) and "\n" not in body["error"]
-    return body["error"]
 
 
 def test_bad_files_are_listed_with_their_error_and_nothing_else_breaks(server: Server) -> None:
@@ -88,7 +78,7 @@ def test_a_run_whose_template_is_too_large_fails_in_one_line(server: Server) -> 
 def test_runs_limit_must_be_a_whole_number(server: Server, limit: str) -> None:
     response = server.client.get(f"{server.url}/runs", params={"limit": limit})
     assert response.status_code == 400, response.text
-    assert "limit" in _error(response)
+    assert "limit" in api_error(response)
 
 
 def test_runs_limit_zero_is_no_runs(server: Server) -> None:
@@ -117,7 +107,7 @@ def test_timeout_must_be_finite(server: Server, timeout: str) -> None:
 def test_deeply_nested_bodies_are_400(server: Server, path: str, body: str) -> None:
     response = server.client.post(f"{server.url}{path}", content=body, timeout=60)
     assert response.status_code in (400, 404), response.text
-    _error(response)
+    api_error(response)
 
 
 # -- fuzz: every route, any method, odd segments, query arguments and bodies: never a 5xx ------

@@ -12,8 +12,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
+from rest_helpers import Server, api_error
 
 TOKEN = "rest-api-test-token"
 RUN_KEYS = {"run_id", "workflow", "status", "outputs", "error", "tasks"}
@@ -73,23 +73,10 @@ output_map:
 }
 
 
-#: A ``RunningServer`` (tests/server/conftest.py): ``url``, ``client`` (sends the token),
-#: ``anonymous`` (sends none), ``log`` and ``root``.
-Server = Any
-
-
 @pytest.fixture(scope="module")
 def server(start_jupyter_server: Any) -> Iterator[Server]:
     with start_jupyter_server(WORKFLOWS, TOKEN) as running:
         yield running
-
-
-def _error(response: httpx.Response) -> str:
-    assert response.headers["content-type"].startswith("application/json"), response.text
-    body = response.json()
-    assert set(body) == {"error"}, body
-    assert isinstance(body["error"], str) and body["error"] and "\n" not in body["error"]
-    return body["error"]
 
 
 def _wait_for(server: Server, run_id: str, statuses: set[str], timeout: float = 30) -> dict:
@@ -121,7 +108,7 @@ def _wait_for(server: Server, run_id: str, statuses: set[str], timeout: float = 
 def test_requests_without_a_token_get_403(server: Server, method: str, path: str) -> None:
     response = server.anonymous.request(method, path, json={})
     assert response.status_code == 403
-    assert "token" in _error(response)
+    assert "token" in api_error(response)
     wrong = server.anonymous.request(method, path, json={}, headers={"Authorization": "token nope"})
     assert wrong.status_code == 403
 
@@ -141,7 +128,7 @@ def test_index_lists_the_endpoints(server: Server) -> None:
 def test_unknown_endpoint_is_a_json_404(server: Server) -> None:
     response = server.client.get("/no/such/endpoint")
     assert response.status_code == 404
-    assert "no endpoint" in _error(response)
+    assert "no endpoint" in api_error(response)
 
 
 # -- workflows ------------------------------------------------------------------------------------
@@ -195,27 +182,27 @@ def test_start_a_run_and_wait(server: Server) -> None:
 def test_start_errors(server: Server) -> None:
     bad = server.client.post("/workflows/hello/runs", json={"who": 5})
     assert bad.status_code == 400
-    assert "who" in _error(bad)
+    assert "who" in api_error(bad)
     unknown = server.client.post("/workflows/hello/runs", json={"whom": "x"})
     assert unknown.status_code == 400
-    assert "whom" in _error(unknown)
+    assert "whom" in api_error(unknown)
     not_json = server.client.post(
         "/workflows/hello/runs", content=b"{who: ", headers={"Content-Type": "application/json"}
     )
     assert not_json.status_code == 400
-    assert "not valid JSON" in _error(not_json)
+    assert "not valid JSON" in api_error(not_json)
     not_object = server.client.post("/workflows/hello/runs", json=["api"])
     assert not_object.status_code == 400
-    assert "JSON object" in _error(not_object)
+    assert "JSON object" in api_error(not_object)
     missing = server.client.post("/workflows/nope/runs", json={})
     assert missing.status_code == 404
-    assert "nope" in _error(missing)
+    assert "nope" in api_error(missing)
     invalid = server.client.post("/workflows/broken/runs", json={})
     assert invalid.status_code == 400
-    assert "retrys" in _error(invalid)
+    assert "retrys" in api_error(invalid)
     bad_flag = server.client.post("/workflows/hello/runs", params={"wait": "maybe"})
     assert bad_flag.status_code == 400
-    _error(bad_flag)
+    api_error(bad_flag)
 
 
 # -- runs -----------------------------------------------------------------------------------------
@@ -252,7 +239,7 @@ def test_unknown_run_is_404(server: Server) -> None:
         method = "GET" if path.startswith("/runs/0") or path.endswith("trace") else "POST"
         response = server.client.request(method, path, json={})
         assert response.status_code == 404, (path, response.text)
-        assert "nope" in _error(response) or "0123456789abcdef0123" in _error(response)
+        assert "nope" in api_error(response) or "0123456789abcdef0123" in api_error(response)
 
 
 def test_trace_json_and_chrome(server: Server) -> None:
@@ -273,7 +260,7 @@ def test_trace_json_and_chrome(server: Server) -> None:
 
     bad = server.client.get(f"/runs/{run['run_id']}/trace", params={"format": "svg"})
     assert bad.status_code == 400
-    assert "chrome" in _error(bad)
+    assert "chrome" in api_error(bad)
 
 
 def test_pause_resume_cancel(server: Server) -> None:
@@ -308,10 +295,10 @@ def test_pause_resume_cancel(server: Server) -> None:
 
     again = server.client.post(f"/runs/{run_id}/cancel")
     assert again.status_code == 409
-    assert "cancelled" in _error(again)
+    assert "cancelled" in api_error(again)
     pause_ended = server.client.post(f"/runs/{run_id}/pause")
     assert pause_ended.status_code == 409
-    _error(pause_ended)
+    api_error(pause_ended)
 
 
 # -- inquiries --------------------------------------------------------------------------------------
@@ -323,16 +310,16 @@ def test_answer_an_inquiry(server: Server) -> None:
 
     wrong_type = server.client.post(f"/runs/{run_id}/tasks/ask/respond", json={"approved": "yes"})
     assert wrong_type.status_code == 400
-    assert "schema" in _error(wrong_type)
+    assert "schema" in api_error(wrong_type)
     missing = server.client.post(f"/runs/{run_id}/tasks/ask/respond", json={})
     assert missing.status_code == 400
-    assert "approved" in _error(missing)
+    assert "approved" in api_error(missing)
     no_body = server.client.post(f"/runs/{run_id}/tasks/ask/respond")
     assert no_body.status_code == 400
-    _error(no_body)
+    api_error(no_body)
     other_task = server.client.post(f"/runs/{run_id}/tasks/ship/respond", json={"approved": True})
     assert other_task.status_code == 409
-    assert "not waiting" in _error(other_task)
+    assert "not waiting" in api_error(other_task)
     assert server.client.get(f"/runs/{run_id}").json()["status"] == "waiting"
 
     answered = server.client.post(
@@ -347,7 +334,7 @@ def test_answer_an_inquiry(server: Server) -> None:
 
     late = server.client.post(f"/runs/{run_id}/tasks/ask/respond", json={"approved": False})
     assert late.status_code in (400, 409)
-    _error(late)
+    api_error(late)
 
 
 def test_schedules_is_empty_in_a_plain_jupyter_server(server: Server) -> None:

@@ -10,8 +10,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
+from rest_helpers import Server, api_error
 
 TOKEN = "audit-rest-token"
 POSITIONED = re.compile(r"^[^:]+:\d+:\d+: ")
@@ -42,23 +42,10 @@ tasks:
 }
 
 
-#: A ``RunningServer`` (tests/server/conftest.py): ``url``, ``client`` (sends the token),
-#: ``anonymous`` (sends none), ``log`` and ``root``.
-Server = Any
-
-
 @pytest.fixture(scope="module")
 def server(start_jupyter_server: Any) -> Iterator[Server]:
     with start_jupyter_server(WORKFLOWS, TOKEN) as running:
         yield running
-
-
-def _error(response: httpx.Response) -> str:
-    assert response.headers["content-type"].startswith("application/json"), response.text
-    body = response.json()
-    assert set(body) == {"error"}, body
-    assert isinstance(body["error"], str) and body["error"] and "\n" not in body["error"]
-    return body["error"]
 
 
 # -- GET workflows: an invalid file is not shown as valid ----------------------------------------
@@ -85,7 +72,7 @@ def test_list_reports_a_workflow_that_loads_but_is_invalid(server: Server) -> No
     # The error is the one a run gets.
     started = server.client.post("/workflows/s/runs", json={})
     assert started.status_code == 400
-    assert _error(started) == unknown["error"]
+    assert api_error(started) == unknown["error"]
 
 
 # -- respond: 404 for an unknown task, 409 for one not waiting, 400 for a bad answer -------------
@@ -96,22 +83,22 @@ def test_respond_status_codes(server: Server) -> None:
 
     unknown = server.client.post(f"/runs/{run_id}/tasks/nosuch/respond", json={"approved": True})
     assert unknown.status_code == 404
-    assert "no task 'nosuch'" in _error(unknown)
+    assert "no task 'nosuch'" in api_error(unknown)
 
     not_started = server.client.post(f"/runs/{run_id}/tasks/ship/respond", json={"approved": True})
     assert not_started.status_code == 409
-    assert "'ship' is not waiting for a response (not started)" in _error(not_started)
+    assert "'ship' is not waiting for a response (not started)" in api_error(not_started)
     # A member of a parallel group is a task of the run too, though nothing ran it yet.
     member = server.client.post(f"/runs/{run_id}/tasks/inner/respond", json={"approved": True})
     assert member.status_code == 409, member.text
-    assert "'inner' is not waiting for a response (not started)" in _error(member)
+    assert "'inner' is not waiting for a response (not started)" in api_error(member)
 
     bad_answer = server.client.post(f"/runs/{run_id}/tasks/ask/respond", json={"approved": "y"})
     assert bad_answer.status_code == 400
-    assert "schema" in _error(bad_answer)
+    assert "schema" in api_error(bad_answer)
     not_json = server.client.post(f"/runs/{run_id}/tasks/ask/respond", content=b"{nope")
     assert not_json.status_code == 400
-    _error(not_json)
+    api_error(not_json)
     assert server.client.get(f"/runs/{run_id}").json()["status"] == "waiting"
 
     answered = server.client.post(
@@ -122,11 +109,11 @@ def test_respond_status_codes(server: Server) -> None:
 
     again = server.client.post(f"/runs/{run_id}/tasks/ask/respond", json={"approved": True})
     assert again.status_code == 409
-    assert "'ask' is not waiting for a response (succeeded)" in _error(again)
+    assert "'ask' is not waiting for a response (succeeded)" in api_error(again)
 
     no_run = server.client.post("/runs/0123456789abcdef/tasks/ask/respond", json={})
     assert no_run.status_code == 404
-    _error(no_run)
+    api_error(no_run)
 
 
 # -- auth: every route, every method, without a valid token: 403 --------------------------------
@@ -158,7 +145,7 @@ def test_every_route_and_method_needs_a_valid_token(server: Server, path: str, m
     ):
         response = server.anonymous.request(method, path, json={}, headers=headers, params=params)
         assert response.status_code == 403, (headers, params, response.text)
-        assert "token" in _error(response)
+        assert "token" in api_error(response)
 
 
 def test_with_the_token_a_missing_method_is_405(server: Server) -> None:

@@ -133,7 +133,7 @@ output_map: {o: "{{ task.a.reslt }}"}
         " parameters, vars, task, system, kv, result, error, completed, failed, secret,"
         " succeeded, timed_out)",
         "<string>:9:28: unknown attribute 'reslt' of task.a in template (did you mean 'result'?"
-        " known: attempts, done, error, result, status, total)",
+        " known: attempts, done, error, failed_items, result, status, total)",
     ]
 
 

@@ -475,6 +475,10 @@ def test_kv(store: RunStore) -> None:
     assert store.kv_get("k", 5) == "new"
     store.kv_set("n", None)
     assert store.kv_get("n", 5) is None  # a stored None is not the default
+    store.kv_delete("k")
+    assert store.kv_get("k", 5) == 5
+    store.kv_delete("never-set")  # no error
+    assert store.kv_get("p") == Point(1, 1)  # other entries stay
 
 
 def test_secrets(store: RunStore) -> None:
