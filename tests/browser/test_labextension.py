@@ -510,6 +510,12 @@ def test_workflow_editor_adds_a_task_and_saves_the_file(lab: Lab, tmp_path: Path
             editor.locator(f'[data-testid="jw-node-{task}"]').wait_for(timeout=UI_WAIT_MS)
         editor.locator('[data-testid="jw-editor-valid"]').wait_for()
         assert "# A small workflow" in editor.locator(".cm-content").inner_text()
+        # One way to add a task: the editor's bar (with its "after" list), not a second one in
+        # the graph's edit bar, which keeps its connect and YAML controls.
+        editor.locator('[data-testid="jw-editbar"]').wait_for()
+        assert editor.get_by_role("button", name="Add task", exact=True).count() == 1
+        assert editor.locator('[data-testid="jw-add-name"]').count() == 0
+        assert editor.locator('[data-testid="jw-connect-kind"]').count() == 1
 
         # A refused edit (an action that does not exist) changes nothing and says why.
         editor.locator('[data-testid="jw-editor-add-name"]').fill("broken")
