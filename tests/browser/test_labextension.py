@@ -405,6 +405,51 @@ tasks:
 """
 
 
+#: Page scripts that take the Web Worker away from the graph's ELK layout: no ``Worker`` at all,
+#: or one whose script fails when it starts (what a content security policy without ``blob:``
+#: does to it).
+NO_WORKER = {
+    "no_worker_class": "globalThis.Worker = undefined;",
+    "worker_fails": """
+      const Real = globalThis.Worker;
+      globalThis.Worker = class extends Real {
+        constructor(url, options) {
+          super(URL.createObjectURL(new Blob(["throw new Error('blocked by the test')"])), options);
+        }
+      };
+    """,
+}
+
+
+@pytest.mark.parametrize("how", sorted(NO_WORKER))
+def test_the_graph_is_laid_out_on_the_main_thread_without_a_worker(
+    lab: Lab, tmp_path: Path, how: str
+) -> None:
+    """Where no Web Worker can be made, or it fails, ELK runs on the main thread: the graph
+    is drawn all the same."""
+    name = f"noworker_{how}.ipynb"
+    write_notebook(lab, name, ["%load_ext jupyter_workflows", HELLO_TASKS, SAVED_WORKFLOW.rstrip()])
+    with chromium_page(lab, tmp_path) as page:
+        page.add_init_script(NO_WORKER[how])
+        _open_lab(page, lab, name)
+        run_all_cells(page)
+        cell = code_cell(page, "%%workflow saved")
+        live = cell.locator('.jw-output[data-live="true"] .jw-output-live [data-testid="jw-root"]')
+        live.locator('[data-testid="jw-run-status"]', has_text="succeeded").wait_for(
+            timeout=RUN_DONE_MS
+        )
+        for task in ("first", "second", "third", "never"):
+            box = live.locator(f'[data-testid="jw-node-{task}"]').bounding_box()
+            assert box is not None and box["width"] > 0, task
+        # Laid out by ELK (layered, top to bottom), not the grid of a failed layout.
+        first = live.locator('[data-testid="jw-node-first"]').bounding_box()
+        second = live.locator('[data-testid="jw-node-second"]').bounding_box()
+        third = live.locator('[data-testid="jw-node-third"]').bounding_box()
+        assert first["y"] < second["y"] < third["y"], (first, second, third)
+        assert page.evaluate("() => globalThis.__jupyterWorkflowsElk") == "main-thread"
+        _shutdown_kernels(lab)
+
+
 def test_runs_panel_shows_a_cli_run_and_answers_its_inquiry(lab: Lab, tmp_path: Path) -> None:
     """A run started by ``jupyter-workflows run`` shows in the sidebar; its inquiry is answered
     from the panel's form, Resume finishes it, its graph opens in a tab, a task's logs show."""
