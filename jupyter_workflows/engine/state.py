@@ -1090,12 +1090,12 @@ class RunState:
                         scope = self._scope(ex)
                     for name, expr in tr.publish:
                         self.vars[name] = render(expr, scope)
-                for group in tr.groups:
+                for entered in tr.groups:
                     # A transition into a parallel group that already ended (a loop through
                     # it): the group runs again, a join over its members' new executions.
-                    if group in self.join_done and group not in self.group_failures:
-                        self.join_done.discard(group)
-                        self.join_fired[group] = set()
+                    if entered in self.join_done and entered not in self.group_failures:
+                        self.join_done.discard(entered)
+                        self.join_fired[entered] = set()
                 for target in tr.do:
                     if target == "fail":
                         fail_command = True

@@ -45,9 +45,16 @@ export interface AppProps {
   startEditing?: boolean;
   /** The read-only badge's text (default "saved view"). */
   note?: string;
+  /** No add-a-task inputs in the edit bar: the host has its own (the Workflow Editor). */
+  hideAddTask?: boolean;
 }
 
-export function App({ readOnly = false, note = "saved view", startEditing = false }: AppProps = {}) {
+export function App({
+  readOnly = false,
+  note = "saved view",
+  startEditing = false,
+  hideAddTask = false,
+}: AppProps = {}) {
   const model = useModel();
   const [graph] = useModelState("graph");
   const [status] = useModelState("status");
@@ -258,6 +265,7 @@ export function App({ readOnly = false, note = "saved view", startEditing = fals
           notice={notice}
           showYaml={showYaml}
           onToggleYaml={() => setShowYaml(!showYaml)}
+          hideAdd={hideAddTask}
         />
       ) : null}
       <div className="jw-body" style={{ height: canvasHeight }}>

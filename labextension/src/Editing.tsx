@@ -36,6 +36,8 @@ export interface EditBarProps {
   notice: EditNotice;
   showYaml: boolean;
   onToggleYaml: () => void;
+  /** Leave out the add-a-task inputs (the Workflow Editor has its own, with an "after" list). */
+  hideAdd?: boolean;
 }
 
 export function EditBar(props: EditBarProps) {
@@ -57,41 +59,45 @@ export function EditBar(props: EditBarProps) {
         className="jw-editbar-row"
         onSubmit={(event) => {
           event.preventDefault();
-          if (!name.trim() || !action.trim()) return;
+          if (props.hideAdd || !name.trim() || !action.trim()) return;
           props.onAdd(name.trim(), action.trim(), after && canAfter ? selectedTask : null);
         }}
       >
-        <input
-          className="jw-input"
-          data-testid="jw-add-name"
-          placeholder="new task name"
-          aria-label="new task name"
-          value={name}
-          onChange={(e) => setName(e.target.value)}
-        />
-        <input
-          className="jw-input jw-mono"
-          data-testid="jw-add-action"
-          placeholder="action"
-          aria-label="action"
-          list="jw-actions"
-          value={action}
-          onChange={(e) => setAction(e.target.value)}
-        />
-        <datalist id="jw-actions">
-          {actions.map((a) => (
-            <option key={a} value={a} />
-          ))}
-        </datalist>
-        {canAfter ? (
-          <label className="jw-check" title={`${selectedTask} goes on to the new task on success`}>
-            <input type="checkbox" checked={after} onChange={(e) => setAfter(e.target.checked)} />
-            after {selectedTask}
-          </label>
-        ) : null}
-        <button type="submit" className="jw-button" data-testid="jw-add-submit" disabled={busy || !name.trim()}>
-          Add task
-        </button>
+        {props.hideAdd ? null : (
+          <>
+            <input
+              className="jw-input"
+              data-testid="jw-add-name"
+              placeholder="new task name"
+              aria-label="new task name"
+              value={name}
+              onChange={(e) => setName(e.target.value)}
+            />
+            <input
+              className="jw-input jw-mono"
+              data-testid="jw-add-action"
+              placeholder="action"
+              aria-label="action"
+              list="jw-actions"
+              value={action}
+              onChange={(e) => setAction(e.target.value)}
+            />
+            <datalist id="jw-actions">
+              {actions.map((a) => (
+                <option key={a} value={a} />
+              ))}
+            </datalist>
+            {canAfter ? (
+              <label className="jw-check" title={`${selectedTask} goes on to the new task on success`}>
+                <input type="checkbox" checked={after} onChange={(e) => setAfter(e.target.checked)} />
+                after {selectedTask}
+              </label>
+            ) : null}
+            <button type="submit" className="jw-button" data-testid="jw-add-submit" disabled={busy || !name.trim()}>
+              Add task
+            </button>
+          </>
+        )}
         <span className="jw-spacer" />
         <label className="jw-check" title="what a new connection (drag from a task's bottom handle) means">
           connect on

@@ -121,7 +121,7 @@ class GraphSide extends Widget {
           <StrictMode>
             <ModelContext.Provider value={this.model.asModel()}>
               <HostContext.Provider value={this.host}>
-                <App note="from the text" startEditing />
+                <App note="from the text" startEditing hideAddTask />
               </HostContext.Provider>
             </ModelContext.Provider>
           </StrictMode>,

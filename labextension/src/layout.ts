@@ -124,14 +124,83 @@ const CONTAINER_OPTIONS: Record<string, string> = {
   "elk.padding": "[top=52,left=16,bottom=16,right=16]",
 };
 
-let elk: Promise<InstanceType<typeof ELKType>> | null = null;
+type Elk = InstanceType<typeof ELKType>;
+type ElkMode = "worker" | "main-thread";
 
-function loadElk(): Promise<InstanceType<typeof ELKType>> {
-  elk ??= import("elkjs/lib/elk.bundled.js").then((mod) => {
-    const ELK = ((mod as unknown as { default?: typeof ELKType }).default ?? mod) as typeof ELKType;
-    return new ELK();
-  });
+let elk: Promise<Elk> | null = null;
+let workerFailed = false;
+
+/** Where the layouts run; `globalThis.__jupyterWorkflowsElk` tells the browser tests too. */
+export let elkMode: ElkMode | null = null;
+
+function setMode(mode: ElkMode): void {
+  elkMode = mode;
+  (globalThis as Record<string, unknown>).__jupyterWorkflowsElk = mode;
+}
+
+/**
+ * ELK runs in a Web Worker started from a Blob URL of elkjs's worker script, so a
+ * 200-task layout does not block the page. Where no worker can be made (no `Worker`,
+ * a content security policy without `blob:`, a worker that errors), the same script
+ * runs on the main thread through elkjs's FakeWorker, as before.
+ */
+function loadElk(): Promise<Elk> {
+  elk ??= Promise.all([import("elkjs/lib/elk-api.js"), import("./elk_worker_source")]).then(
+    ([api, source]) => {
+      const ELK = ((api as unknown as { default?: typeof ELKType }).default ?? api) as typeof ELKType;
+      const text = source.ELK_WORKER_SOURCE;
+      if (!workerFailed && typeof Worker !== "undefined" && typeof Blob !== "undefined") {
+        try {
+          const url = URL.createObjectURL(new Blob([text], { type: "text/javascript" }));
+          const worker = new Worker(url);
+          worker.addEventListener("error", () => {
+            // A worker that cannot start (e.g. blocked by a CSP) reports here; the
+            // pending layout is then retried on the main thread (see layoutGraph).
+            workerFailed = true;
+            for (const reject of pending) reject(new Error("ELK web worker failed"));
+          });
+          setMode("worker");
+          return new ELK({ workerFactory: () => worker });
+        } catch {
+          workerFailed = true;
+        }
+      }
+      const mod: { exports: { Worker?: new () => Worker } } = { exports: {} };
+      // eslint-disable-next-line @typescript-eslint/no-implied-eval
+      new Function("module", "exports", text)(mod, mod.exports);
+      const FakeWorker = mod.exports.Worker!;
+      setMode("main-thread");
+      return new ELK({ workerFactory: () => new FakeWorker() });
+    },
+  );
   return elk;
+}
+
+/** The reject functions of the layouts in flight in the worker. */
+const pending = new Set<(err: Error) => void>();
+
+/** One ELK layout; a worker that fails mid-way makes it (and later ones) run on the main thread. */
+async function runElk(root: ElkNode): Promise<ElkNode> {
+  const instance = await loadElk();
+  if (elkMode !== "worker") return instance.layout(root);
+  let rejectThis: ((err: Error) => void) | null = null;
+  try {
+    return await new Promise<ElkNode>((resolve, reject) => {
+      rejectThis = reject;
+      pending.add(reject);
+      instance.layout(root).then(resolve, reject);
+    });
+  } catch (err) {
+    if (!workerFailed) throw err;
+    console.warn("jupyter_workflows: ELK web worker failed, laying out on the main thread", err);
+    if (elkMode === "worker") {
+      instance.terminateWorker();
+      elk = null;
+    }
+    return (await loadElk()).layout(root);
+  } finally {
+    if (rejectThis) pending.delete(rejectThis);
+  }
 }
 
 /** The parent of each node; a `group` that is unknown or would nest a node in itself is ignored. */
@@ -189,7 +258,7 @@ export async function layoutGraph(graph: Graph): Promise<Layout> {
   root.edges = edges;
 
   try {
-    const laid = await (await loadElk()).layout(root);
+    const laid = await runElk(root);
     return {
       nodes: flatten(laid, null, graph),
       routes: routesOf(laid),

@@ -321,8 +321,12 @@ def test_a_200_task_graph_is_readable(lab: Lab, tmp_path: Path) -> None:
         frames = page.evaluate("() => globalThis.__jw_frames__.snapshot()")
         print(
             f"frames until the 200-task graph was first drawn: {drawn['count']} frames in "
-            f"{drawn['span']:.0f} ms, longest {drawn['max']:.0f} ms, {drawn['over200']} over 200 ms"
+            f"{drawn['span']:.0f} ms, longest {drawn['max']:.0f} ms, {drawn['over200']} over 200 ms; "
+            f"long tasks {len(drawn['longtasks'])}, longest {max(drawn['longtasks'], default=0):.0f} ms"
         )
+        # ELK ran in a Web Worker (layout.ts falls back to the main thread only where no
+        # worker can be made; headless Chromium can make one).
+        assert page.evaluate("() => globalThis.__jupyterWorkflowsElk") == "worker"
         assert live.locator('[data-testid^="jw-node-"]').count() == 200
         assert live.locator('[data-testid^="jw-node-"][data-status="succeeded"]').count() == 200
         layout_ms = page.evaluate("() => globalThis.__jw_last_layout_ms__")
@@ -399,6 +403,51 @@ tasks:
     action: core.echo
     input: {message: "approved={{ task.ask.result.approved }}"}
 """
+
+
+#: Page scripts that take the Web Worker away from the graph's ELK layout: no ``Worker`` at all,
+#: or one whose script fails when it starts (what a content security policy without ``blob:``
+#: does to it).
+NO_WORKER = {
+    "no_worker_class": "globalThis.Worker = undefined;",
+    "worker_fails": """
+      const Real = globalThis.Worker;
+      globalThis.Worker = class extends Real {
+        constructor(url, options) {
+          super(URL.createObjectURL(new Blob(["throw new Error('blocked by the test')"])), options);
+        }
+      };
+    """,
+}
+
+
+@pytest.mark.parametrize("how", sorted(NO_WORKER))
+def test_the_graph_is_laid_out_on_the_main_thread_without_a_worker(
+    lab: Lab, tmp_path: Path, how: str
+) -> None:
+    """Where no Web Worker can be made, or it fails, ELK runs on the main thread: the graph
+    is drawn all the same."""
+    name = f"noworker_{how}.ipynb"
+    write_notebook(lab, name, ["%load_ext jupyter_workflows", HELLO_TASKS, SAVED_WORKFLOW.rstrip()])
+    with chromium_page(lab, tmp_path) as page:
+        page.add_init_script(NO_WORKER[how])
+        _open_lab(page, lab, name)
+        run_all_cells(page)
+        cell = code_cell(page, "%%workflow saved")
+        live = cell.locator('.jw-output[data-live="true"] .jw-output-live [data-testid="jw-root"]')
+        live.locator('[data-testid="jw-run-status"]', has_text="succeeded").wait_for(
+            timeout=RUN_DONE_MS
+        )
+        for task in ("first", "second", "third", "never"):
+            box = live.locator(f'[data-testid="jw-node-{task}"]').bounding_box()
+            assert box is not None and box["width"] > 0, task
+        # Laid out by ELK (layered, top to bottom), not the grid of a failed layout.
+        first = live.locator('[data-testid="jw-node-first"]').bounding_box()
+        second = live.locator('[data-testid="jw-node-second"]').bounding_box()
+        third = live.locator('[data-testid="jw-node-third"]').bounding_box()
+        assert first["y"] < second["y"] < third["y"], (first, second, third)
+        assert page.evaluate("() => globalThis.__jupyterWorkflowsElk") == "main-thread"
+        _shutdown_kernels(lab)
 
 
 def test_runs_panel_shows_a_cli_run_and_answers_its_inquiry(lab: Lab, tmp_path: Path) -> None:
@@ -506,6 +555,12 @@ def test_workflow_editor_adds_a_task_and_saves_the_file(lab: Lab, tmp_path: Path
             editor.locator(f'[data-testid="jw-node-{task}"]').wait_for(timeout=UI_WAIT_MS)
         editor.locator('[data-testid="jw-editor-valid"]').wait_for()
         assert "# A small workflow" in editor.locator(".cm-content").inner_text()
+        # One way to add a task: the editor's bar (with its "after" list), not a second one in
+        # the graph's edit bar, which keeps its connect and YAML controls.
+        editor.locator('[data-testid="jw-editbar"]').wait_for()
+        assert editor.get_by_role("button", name="Add task", exact=True).count() == 1
+        assert editor.locator('[data-testid="jw-add-name"]').count() == 0
+        assert editor.locator('[data-testid="jw-connect-kind"]').count() == 1
 
         # A refused edit (an action that does not exist) changes nothing and says why.
         editor.locator('[data-testid="jw-editor-add-name"]').fill("broken")
