@@ -219,6 +219,10 @@ def _builtins() -> dict[str, ActionDef]:
 #: both have a ``tasks.py`` each get their own (job folders often do; so do a user's projects).
 _folder_modules: dict[str, dict[str, Any]] = {}
 _folder_lock = threading.RLock()
+#: ``(folder, module name) -> module`` last imported by :func:`_import_module`: while that very
+#: module is still the one in ``sys.modules`` (with its folder's top-level package), resolving
+#: it again needs no scan of ``sys.modules`` and no import (a run resolves its actions each time).
+_resolved: dict[tuple[str, str], Any] = {}
 
 
 def _import_module(module_name: str, base_dir: Path | None) -> Any:
@@ -239,6 +243,14 @@ def _import_module(module_name: str, base_dir: Path | None) -> Any:
     if not (os.path.isfile(local + ".py") or os.path.isfile(os.path.join(local, "__init__.py"))):
         return importlib.import_module(module_name)
 
+    cached = _resolved.get((folder, module_name))
+    if (
+        cached is not None
+        and sys.modules.get(module_name) is cached
+        and sys.modules.get(top) is _folder_modules.get(folder, {}).get(top)
+    ):
+        return cached
+
     def provided(name: str) -> bool:
         return name.partition(".")[0] == top
 
@@ -255,12 +267,15 @@ def _import_module(module_name: str, base_dir: Path | None) -> Any:
         sys.path.insert(0, folder)  # first while importing: this folder's module wins
         importlib.invalidate_caches()
         try:
-            return importlib.import_module(module_name)
+            module = importlib.import_module(module_name)
         finally:
             sys.path.remove(folder)
             known.update(
                 {n: m for n, m in list(sys.modules.items()) if provided(n) and from_folder(m)}
             )
+        if known.get(module_name) is module:
+            _resolved[(folder, module_name)] = module
+        return module
 
 
 def _import_path(path: str, base_dir: Path | None) -> Callable[..., Any]:

@@ -94,3 +94,31 @@ def test_a_missing_function_names_the_folders_module(engine, tmp_path: Path) -> 
         for folder in (a, b):
             while str(folder) in sys.path:
                 sys.path.remove(str(folder))
+
+
+def test_repeated_resolution_keeps_each_folders_module(engine, tmp_path: Path) -> None:
+    """Resolving an action again reuses the module (no re-scan), but never another folder's."""
+    from jupyter_workflows.actions.registry import resolve_action
+
+    a, b = _folders(tmp_path)
+    try:
+        order = [a, a, b, b, a, a, b]
+        got = [resolve_action("tasks:which", folder).fn() for folder in order]
+        assert got == ["a", "a", "b", "b", "a", "a", "b"]
+        first_a = resolve_action("tasks:rows", a).fn
+        assert resolve_action("tasks:rows", a).fn is first_a
+        # Someone drops the module from sys.modules: the folder's own module comes back.
+        sys.modules.pop("tasks", None)
+        assert resolve_action("tasks:rows", a).fn is first_a
+        # Runs in between from the other folder, then many runs of one folder: right module.
+        runs = [jw.load(f / "wf.yaml").run(wait=True) for f in (a, b, a, a, b, b)]
+        assert [r.status for r in runs] == ["succeeded"] * 6, [r.error for r in runs]
+        labels = [r.outputs["value"] if isinstance(r.outputs["value"], str) else "a" for r in runs]
+        assert labels == ["a", "b", "a", "a", "b", "b"]
+        assert all(isinstance(runs[i].outputs["value"], pd.DataFrame) for i in (0, 2, 3))
+        assert sys.modules["tasks"].which() == "b"
+    finally:
+        sys.modules.pop("tasks", None)
+        for folder in (a, b):
+            while str(folder) in sys.path:
+                sys.path.remove(str(folder))
