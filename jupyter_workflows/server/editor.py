@@ -13,6 +13,12 @@ model (saved through the contents API, undo, dirty marker); the server only comp
   author's style (:mod:`~jupyter_workflows.spec.yaml_roundtrip`: comments, quoting, order
   kept), validated; 200 with the new text and graph, 400 with the one-line reason when the
   edit is refused (nothing is written anywhere: the browser puts the text in the editor).
+* ``POST file_task`` ``{"path", "file"}``: what a file dropped on the editor's graph becomes
+  (``file`` relative to the server's root, like ``path``, the workflow file): a notebook a
+  ``core.notebook`` task with its path (relative to the workflow's folder) as input, a ``.py``
+  file a ``module:function`` task; ``functions`` lists the file's top-level functions, public
+  ones first, for the editor to choose from. The task itself is then added by ``edit``
+  (``add_task``), as the editor's "Add task" does.
 """
 
 from __future__ import annotations
@@ -135,5 +141,102 @@ class EditHandler(_WorkflowsHandler):
         self.send(await self.call(_edit, body["text"], path, relative or path.name, message))
 
 
+def _task_name(stem: str, taken: set[str]) -> str:
+    import re
+
+    base = re.sub(r"[^A-Za-z0-9_.-]", "_", stem) or "task"
+    if not re.match(r"[A-Za-z_]", base):
+        base = f"_{base}"
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}_{n}", n + 1
+    return name
+
+
+def _file_task(workflow_path: Path, file: Path, relative: str, text: str) -> dict[str, Any]:
+    """The task a dropped file becomes (see the module's docstring)."""
+    import ast
+    import os
+
+    from ..spec.loader import parse_document
+
+    taken: set[str] = set()
+    try:
+        data, _ = parse_document(text, file=workflow_path.name)
+        tasks = data.get("tasks") if isinstance(data, dict) else None
+        if isinstance(tasks, dict):
+            taken = set(tasks)
+        elif isinstance(tasks, list):
+            taken = {str(t["name"]) for t in tasks if isinstance(t, dict) and t.get("name")}
+    except SpecError:
+        pass
+    folder = workflow_path.parent
+    rel = Path(os.path.relpath(file, folder))
+    if file.suffix.lower() == ".ipynb":
+        return {
+            "name": _task_name(file.stem, taken),
+            "action": "core.notebook",
+            "input": {"path": rel.as_posix()},
+            "functions": [],
+        }
+    if file.suffix.lower() != ".py":
+        raise SpecError(
+            f"{relative}: only a notebook (.ipynb) or a Python file (.py) becomes a task"
+        )
+    if rel.parts[0] == "..":
+        raise SpecError(
+            f"{relative}: a Python file becomes a task only inside the workflow's folder "
+            "(that folder is what the run imports from)"
+        )
+    try:
+        source = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{relative}: cannot read it ({first_line(exc)})") from None
+    try:
+        tree = ast.parse(source, filename=relative)
+    except SyntaxError as exc:
+        raise SpecError(f"{relative}:{exc.lineno or 1}:{exc.offset or 1}: {exc.msg}") from None
+    names = [
+        node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+    ]
+    functions = [n for n in names if not n.startswith("_")] + [
+        n for n in names if n.startswith("_")
+    ]
+    if not functions:
+        raise SpecError(f"{relative}: no top-level function to run as a task")
+    module = ".".join(rel.with_suffix("").parts)
+    return {
+        "name": _task_name(functions[0], taken),
+        "action": f"{module}:{functions[0]}",
+        "module": module,
+        "input": None,
+        "functions": functions,
+    }
+
+
+class FileTaskHandler(_WorkflowsHandler):
+    """``POST file_task``: ``{"text", "path", "file"}`` -> ``{name, action, input, functions}``."""
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        body, path, _ = _text_and_path(self, '{"text": "...", "path": "...", "file": "..."}')
+        relative = body.get("file")
+        if not isinstance(relative, str) or not relative:
+            raise web.HTTPError(400, 'the body must name the dropped "file"')
+        file = _inside(self.root_dir, relative)
+        if not file.is_file():
+            raise web.HTTPError(400, f"{relative}: no such file")
+        try:
+            answer = await self.call(_file_task, path, file, relative, body["text"])
+        except SpecError as exc:
+            raise web.HTTPError(400, first_line(exc)) from None
+        self.send(answer)
+
+
 def editor_handlers(base: str) -> list[tuple[str, type[web.RequestHandler]]]:
-    return [(rf"{base}/validate/?", ValidateHandler), (rf"{base}/edit/?", EditHandler)]
+    return [
+        (rf"{base}/validate/?", ValidateHandler),
+        (rf"{base}/edit/?", EditHandler),
+        (rf"{base}/file_task/?", FileTaskHandler),
+    ]

@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 EditOp = Literal[
-    "add_task",  # name, action; optional after (a task that goes on to it on success)
+    "add_task",  # name, action; optional input (a mapping), after (a task that goes on to it on success)
     "remove_task",  # name; references to it in other tasks' transitions go too
     "connect",  # source, target, kind: one of CONNECT_KINDS (on_success/on_failure/on_complete)
     "disconnect",  # source, target, kind: any EdgeKind the graph drew
@@ -364,6 +364,11 @@ def apply_edit(document: dict[str, Any], message: Mapping[str, Any]) -> dict[str
             raise SpecError(f"there is a task named {name!r} already")
         action = _require(message, "action")
         tasks_field[name] = {"action": action}
+        task_input = message.get("input")
+        if task_input is not None:
+            if not isinstance(task_input, dict):
+                raise SpecError("a new task's 'input' is a mapping of names to values")
+            tasks_field[name]["input"] = task_input
         after = message.get("after")
         if after:
             return apply_edit(

@@ -27,6 +27,23 @@ import { StaticModel } from "./staticModel";
 import type { GraphMimeData } from "./types";
 
 export const EDITOR_FACTORY = "Workflow Editor";
+/** What JupyterLab's file browser puts in a drag: the dragged paths. */
+const CONTENTS_MIME = "application/x-jupyter-icontents";
+
+/** The parts of a Lumino `Drag.Event` used here (its mime data and drop actions). */
+type LuminoDragEvent = Event & {
+  mimeData?: { hasData(mime: string): boolean; getData(mime: string): unknown };
+  dropAction: string;
+  proposedAction: string;
+};
+
+/** `POST file_task`: the task a dropped file becomes. */
+interface FileTask {
+  name: string;
+  action: string;
+  input: Record<string, unknown> | null;
+  functions: string[];
+}
 const VALIDATE_DELAY_MS = 400;
 
 interface Validation {
@@ -266,6 +283,7 @@ export class WorkflowEditor extends SplitPanel {
     );
     this.addWidget(editor);
     this.addWidget(this.side);
+    this.acceptFileDrops(this.side.node);
     this.setRelativeSizes([1, 1]);
     void context.ready.then(() => {
       this.validateSoon(0);
@@ -381,7 +399,74 @@ export class WorkflowEditor extends SplitPanel {
     }
   }
 
-  private async addTask(name: string, action: string, after: string): Promise<void> {
+  /**
+   * A notebook or `.py` file dragged from JupyterLab's file browser onto the graph becomes a
+   * task. The file browser drags with Lumino's drag and drop (`lm-drag*` events, the paths
+   * under `application/x-jupyter-icontents`), not the browser's HTML5 one.
+   */
+  private acceptFileDrops(node: HTMLElement): void {
+    const paths = (event: Event): string[] | null => {
+      const data = (event as LuminoDragEvent).mimeData;
+      if (!data?.hasData(CONTENTS_MIME)) return null;
+      const value = data.getData(CONTENTS_MIME);
+      const list = (Array.isArray(value) ? value : [value]).filter(
+        (p): p is string => typeof p === "string" && /\.(ipynb|py)$/i.test(p),
+      );
+      return list.length ? list : null;
+    };
+    const accept = (event: Event) => {
+      if (!paths(event)) return;
+      event.preventDefault();
+      event.stopPropagation();
+      const drag = event as LuminoDragEvent;
+      // The file browser offers "move" only (Lumino drops nothing for an action the source does
+      // not support); it does nothing to the file after a drop, so the file stays where it is.
+      if (event.type === "lm-dragover") drag.dropAction = drag.proposedAction;
+      node.classList.add("jw-drop-target");
+    };
+    node.addEventListener("lm-dragenter", accept);
+    node.addEventListener("lm-dragover", accept);
+    node.addEventListener("lm-dragleave", () => node.classList.remove("jw-drop-target"));
+    node.addEventListener("lm-drop", (event) => {
+      node.classList.remove("jw-drop-target");
+      const files = paths(event);
+      if (!files) return;
+      event.preventDefault();
+      event.stopPropagation();
+      const drop = event as LuminoDragEvent;
+      drop.dropAction = drop.proposedAction;
+      void this.addFiles(files);
+    });
+  }
+
+  /** One task per dropped file, one after the other, each through `addTask`. */
+  private async addFiles(files: string[]): Promise<void> {
+    for (const file of files) {
+      let task: FileTask;
+      try {
+        task = await api<FileTask>("file_task", {
+          method: "POST",
+          body: JSON.stringify({ text: this.text, path: this.context.path, file }),
+        });
+      } catch (err) {
+        this.side.setBusy(false, `${file}: ${(err as Error).message}`);
+        continue;
+      }
+      const others = task.functions.slice(1);
+      const note = others.length
+        ? ` (${file} also has ${others.join(", ")}: change the action to use another)`
+        : "";
+      await this.addTask(task.name, task.action, "", task.input ?? undefined, note);
+    }
+  }
+
+  private async addTask(
+    name: string,
+    action: string,
+    after: string,
+    input?: Record<string, unknown>,
+    note = "",
+  ): Promise<void> {
     this.side.setBusy(true, "adding…");
     try {
       const answer = await api<EditAnswer>("edit", {
@@ -393,10 +478,11 @@ export class WorkflowEditor extends SplitPanel {
           name,
           action,
           after: after || null,
+          ...(input ? { input } : {}),
         }),
       });
       this.replaceText(answer.text);
-      this.side.setBusy(false, `added ${name}: save to write the file`);
+      this.side.setBusy(false, `added ${name}: save to write the file${note}`);
       this.side.show_(answer);
     } catch (err) {
       this.side.setBusy(false, null);

@@ -597,6 +597,94 @@ def test_workflow_editor_adds_a_task_and_saves_the_file(lab: Lab, tmp_path: Path
             assert line in saved, f"lost: {line!r}"
 
 
+DROPPED_PY = """\
+\"\"\"Tasks dropped onto the Workflow Editor in the browser test.\"\"\"
+
+
+def _helper(x):
+    return x
+
+
+def summarize(values=(1, 2, 3)):
+    return {"n": len(values), "total": sum(values)}
+
+
+async def later():
+    return "later"
+"""
+
+
+def test_files_dragged_from_the_file_browser_become_tasks(lab: Lab, tmp_path: Path) -> None:
+    """Drag a notebook and a .py file from JupyterLab's file browser onto the Workflow
+    Editor's graph: a core.notebook task and a module:function task (the first public
+    function, with a note naming the others); save; the file validates, comments kept; undo
+    takes a drop back."""
+    original = (REPO / "notebooks" / "hello.yaml").read_text()
+    (lab.root / "dropping.yaml").write_text(original)
+    shutil.copy(REPO / "notebooks" / "hello_tasks.py", lab.root / "hello_tasks.py")
+    write_notebook(lab, "clean_data.ipynb", ["x = 1"])
+    (lab.root / "stats_tasks.py").write_text(DROPPED_PY)
+    with chromium_page(lab, tmp_path) as page:
+        editor = _open_in_workflow_editor(page, lab, "dropping.yaml")
+        editor.locator('[data-testid="jw-node-gather"]').wait_for(timeout=UI_WAIT_MS)
+        canvas = editor.locator(".react-flow").first
+        listing = page.locator(".jp-FileBrowser .jp-DirListing-item")
+
+        drag(page, listing.filter(has_text="clean_data.ipynb"), canvas)
+        editor.locator('[data-testid="jw-node-clean_data"]').wait_for(timeout=UI_WAIT_MS)
+        drag(page, listing.filter(has_text="stats_tasks.py"), canvas)
+        editor.locator('[data-testid="jw-node-summarize"]').wait_for(timeout=UI_WAIT_MS)
+        notice = editor.locator('[data-testid="jw-editor-valid"]')
+        page.wait_for_function(
+            "el => el.textContent.includes('also has later')",
+            arg=notice.element_handle(),
+            timeout=UI_WAIT_MS,
+        )
+        text = editor.locator(".cm-content").inner_text()
+        assert "action: core.notebook" in text and "clean_data.ipynb" in text, text
+        assert "action: stats_tasks:summarize" in text, text
+        page.locator(".lm-TabBar-tab.jp-mod-dirty").first.wait_for()
+        assert (lab.root / "dropping.yaml").read_text() == original
+
+        # Undo takes the last drop back (one step), redo puts it again.
+        editor.locator(".cm-content").click()
+        page.keyboard.press("Control+z")
+        page.wait_for_function(
+            "el => !el.textContent.includes('stats_tasks:summarize')",
+            arg=editor.locator(".cm-content").element_handle(),
+            timeout=UI_WAIT_MS,
+        )
+        page.keyboard.press("Control+Shift+z")
+        page.wait_for_function(
+            "el => el.textContent.includes('stats_tasks:summarize')",
+            arg=editor.locator(".cm-content").element_handle(),
+            timeout=UI_WAIT_MS,
+        )
+        page.keyboard.press("Control+s")
+        page.wait_for_function(
+            "() => !document.querySelector('.lm-TabBar-tab.jp-mod-dirty')", timeout=UI_WAIT_MS
+        )
+
+    saved = (lab.root / "dropping.yaml").read_text()
+    checked = subprocess.run(
+        [sys.executable, "-m", "jupyter_workflows", "validate", "dropping.yaml"],
+        cwd=lab.root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    import jupyter_workflows as jw
+
+    workflow = jw.load(lab.root / "dropping.yaml")
+    tasks = workflow.compiled.tasks
+    assert "clean_data" in tasks and "summarize" in tasks, list(tasks)
+    for line in original.splitlines():
+        if line.strip():
+            assert line in saved, f"lost: {line!r}"
+    assert "path: clean_data.ipynb" in saved, saved
+
+
 def _open_in_workflow_editor(page: Any, lab: Lab, name: str) -> Any:
     page.goto(lab.url("/lab?reset"))
     item = page.locator(".jp-DirListing-item", has_text=name)

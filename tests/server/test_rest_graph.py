@@ -124,3 +124,49 @@ def test_edit_returns_the_new_text_in_the_authors_style(server: Any) -> None:
     )
     assert refused.status_code == 400
     assert "no.such" in refused.json()["error"]
+
+
+def test_file_task_says_what_a_dropped_file_becomes(server: Any) -> None:
+    """``POST file_task``: the Workflow Editor's drop of a notebook or a .py file."""
+    root = server.root
+    (root / "steps").mkdir(exist_ok=True)
+    (root / "steps" / "clean.ipynb").write_text(
+        '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
+    )
+    (root / "steps" / "jobs.py").write_text(
+        "def _private():\n    pass\n\n\nasync def fetch(url):\n    return url\n\n\ndef store(x):\n    return x\n"
+    )
+    (root / "steps" / "broken.py").write_text("def oops(:\n    pass\n")
+    (root / "steps" / "empty.py").write_text("X = 1\n")
+    (root / "notes.txt").write_text("not code\n")
+    text = "tasks:\n  fetch: {action: core.noop}\n"
+
+    def ask(file: str) -> Any:
+        return server.client.post(
+            "/file_task", json={"text": text, "path": "hi.yaml", "file": file}
+        )
+
+    notebook = ask("steps/clean.ipynb")
+    assert notebook.status_code == 200, notebook.text
+    assert notebook.json() == {
+        "name": "clean",
+        "action": "core.notebook",
+        "input": {"path": "steps/clean.ipynb"},
+        "functions": [],
+    }
+    module = ask("steps/jobs.py").json()
+    # Public functions first, in file order; the name is free (``fetch`` is taken).
+    assert module["functions"] == ["fetch", "store", "_private"]
+    assert module["action"] == "steps.jobs:fetch"
+    assert module["name"] == "fetch_2"
+
+    broken = ask("steps/broken.py")
+    assert broken.status_code == 400
+    assert broken.json()["error"].startswith("steps/broken.py:1:"), broken.json()
+    assert (
+        ask("steps/empty.py").json()["error"]
+        == "steps/empty.py: no top-level function to run as a task"
+    )
+    assert "only a notebook" in ask("notes.txt").json()["error"]
+    assert ask("../outside.py").status_code == 400
+    assert ask("steps/missing.py").status_code == 400
