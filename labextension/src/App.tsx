@@ -1,5 +1,5 @@
 /** The whole widget: header, graph canvas, and a side column (inquiries, task details). */
-import { proxiedDashboard } from "./dashboard";
+import { openDashboardInLab, proxiedDashboard } from "./dashboard";
 import { useCallback, useContext, useEffect, useMemo, useRef, useState } from "react";
 import type { ColorMode } from "@xyflow/react";
 import { ReactFlowProvider } from "@xyflow/react";
@@ -246,6 +246,7 @@ export function App({
             className="jw-dashboard"
             data-testid="jw-dashboard-link"
             href={proxiedDashboard(dashboardLink)}
+            onClick={(event) => openDashboardInLab(dashboardLink, event)}
             target="_blank"
             rel="noopener noreferrer"
           >

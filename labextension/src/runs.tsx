@@ -6,7 +6,7 @@
  * XSRF), nothing of our own. The panel polls while it is visible; a run's graph tab polls
  * `runs/{id}/graph` while the run is not over.
  */
-import { proxiedDashboard } from "./dashboard";
+import { openDashboardInLab, proxiedDashboard } from "./dashboard";
 import { ServerConnection } from "@jupyterlab/services";
 import { URLExt } from "@jupyterlab/coreutils";
 import { Widget } from "@lumino/widgets";
@@ -163,6 +163,7 @@ export function RunsPanel({ visible, onOpenGraph }: RunsPanelProps) {
             className="jw-dashboard"
             data-testid="jw-runs-dashboard-link"
             href={proxiedDashboard(dashboard)}
+            onClick={(event) => openDashboardInLab(dashboard, event)}
             target="_blank"
             rel="noopener noreferrer"
           >

@@ -799,6 +799,60 @@ def test_workflow_editor_connects_removes_and_marks_errors(lab: Lab, tmp_path: P
             assert line in saved, f"lost: {line!r}"
 
 
+def test_the_dask_dashboard_opens_inside_jupyterlab_with_dask_labextension(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """With dask-labextension installed (it is in the test extra), a plain click on the
+    widget's "Dask dashboard" link opens dask-labextension's dashboard panels in JupyterLab's
+    main area, pointed at the run's cluster through jupyter-server-proxy; no browser tab opens.
+    The link's href stays the proxied page, for a middle click or another front end."""
+    import urllib.request
+
+    pytest.importorskip("dask_labextension", reason="dask-labextension is not installed")
+    name = "dask_panels.ipynb"
+    cells = [
+        "%load_ext jupyter_workflows\n"
+        "import jupyter_workflows as jw\n"
+        "from distributed import LocalCluster\n"
+        "cluster = LocalCluster(n_workers=1, processes=False, dashboard_address='127.0.0.1:0')\n"
+        "jw.configure(executor='dask', scheduler=cluster.scheduler_address)\n"
+        "port = cluster.scheduler.http_server.port\n"
+        "print('dashboard port', port)",
+        "%%workflow panels --run\ntasks:\n  hello: {action: core.echo, input: {message: hi}}",
+    ]
+    write_notebook(lab, name, cells)
+    with chromium_page(lab, tmp_path) as page:
+        _open_lab(page, lab, name)
+        run_all_cells(page)
+        cell = code_cell(page, "%%workflow panels")
+        link = cell.locator('[data-testid="jw-dashboard-link"]').first
+        link.wait_for(timeout=RUN_DONE_MS)
+        port = code_cell(page, "LocalCluster").locator(".jp-OutputArea-output").inner_text()
+        port = port.strip().rsplit(" ", 1)[-1]
+        assert link.get_attribute("href") == f"/proxy/{port}/status"
+        tabs_before = len(page.context.pages)
+        link.click()
+        # dask-labextension's panels: main-area widgets whose frames load this cluster's plots
+        # through the Jupyter server.
+        panels = page.locator(".dask-DaskDashboard-widget")
+        frame = page.locator(f'.dask-DaskDashboard-widget iframe[src*="/proxy/{port}/individual-"]')
+        frame.first.wait_for(timeout=60_000)
+        assert panels.count() >= 2, panels.count()
+        assert len(page.context.pages) == tabs_before, "the link opened a browser tab"
+        src = frame.first.get_attribute("src") or ""
+        path = src.split("://", 1)[-1].split("/", 1)[-1]
+        # The frame's page is Dask's own plot, served through the proxy with Jupyter's auth.
+        with urllib.request.urlopen(lab.url(f"/{path}"), timeout=60) as response:
+            body = response.read().decode("utf-8", "replace")
+        assert response.status == 200 and "bokeh" in body.lower(), body[:300]
+        # dask-labextension's own sidebar now names this dashboard.
+        value = page.locator(
+            ".dask-DashboardLauncher input, .dask-DaskDashboardLauncher input"
+        ).first
+        assert f"/proxy/{port}" in (value.input_value() or ""), value.input_value()
+    _shutdown_kernels(lab)
+
+
 def test_the_dask_dashboard_is_linked_through_the_jupyter_server(lab: Lab, tmp_path: Path) -> None:
     """The widget's "Dask dashboard" link goes through jupyter-server-proxy
     (``{base_url}proxy/PORT/status``), so a browser that is not on the kernel's machine opens
