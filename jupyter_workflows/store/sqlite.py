@@ -349,7 +349,7 @@ class SqliteStore(RunStore):
         self._known_runs: set[str] = set()
         #: The background checkpointer (see the module doc), started by the first commit.
         self._checkpointer: threading.Thread | None = None
-        self._checkpoint_wake = threading.Event()
+        self._checkpoint_wake: threading.Event | None = None  # made with the thread
         self._checkpointer_stop = False
 
     def __repr__(self) -> str:
@@ -408,10 +408,15 @@ class SqliteStore(RunStore):
                 isolation_level=None,  # we issue BEGIN / COMMIT ourselves
                 check_same_thread=False,  # one thread uses it; close() may close it from another
             )
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
-            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            try:
+                conn.execute("PRAGMA foreign_keys = ON")
+                conn.execute("PRAGMA synchronous = NORMAL")
+                conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+                # Reads the file's header: fails on a file that is not a database.
+                conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
+            except BaseException:
+                conn.close()  # never left open behind the error
+                raise
         with self._open_lock:
             alive = []
             for thread, other in self._connections:
@@ -436,16 +441,19 @@ class SqliteStore(RunStore):
         self._connections = []
         self._local = threading.local()
         self._checkpointer = None  # the parent's thread did not cross the fork
-        self._checkpoint_wake = threading.Event()
+        self._checkpoint_wake = None
 
     def _checkpoint_soon(self) -> None:
         """After a commit: have the background thread checkpoint shortly (starting it if need
         be)."""
-        self._checkpoint_wake.set()
-        thread = self._checkpointer
-        if thread is not None and thread.is_alive():
+        wake, thread = self._checkpoint_wake, self._checkpointer
+        if wake is not None and thread is not None and thread.is_alive():
+            wake.set()
             return
         with self._open_lock:
+            if self._checkpoint_wake is None:
+                self._checkpoint_wake = threading.Event()
+            self._checkpoint_wake.set()
             if self._checkpointer is not None and self._checkpointer.is_alive():
                 return
             self._checkpointer_stop = False
@@ -1171,7 +1179,8 @@ class SqliteStore(RunStore):
                 connections, self._connections = self._connections, []
                 self._generation += 1
                 self._checkpointer_stop = True  # a later commit starts another
-                self._checkpoint_wake.set()
+                if self._checkpoint_wake is not None:
+                    self._checkpoint_wake.set()
             for _, conn in connections:
                 with contextlib.suppress(sqlite3.Error):
                     conn.close()
