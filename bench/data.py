@@ -11,13 +11,18 @@ one task makes a float64 array of that many bytes, the next sums it. Three ways:
   Python API on the same cluster, with a SQLite store and the default artifact location beside
   it: the worker writes the array there and the engine keeps a reference.
 
-Each way runs in a fresh process of its own, which reports the wall time of the measured run
-(median of ``--repeat``) and how much its own peak RSS (``ru_maxrss`` of that process, not of
-the workers) grew during it, after a warm-up run with a tiny array. Every run makes an array of
-different content, so content addressing never skips a write.
+By default the three ways alternate in one process against the same cluster (round ``i`` runs
+them in a rotated order), so drift of a shared machine hits all three alike; each reports the
+median wall time of its ``--repeat`` runs, and how much the process's peak RSS (``ru_maxrss``,
+not the workers') rose during its runs (the first round runs raw Dask first and the engine
+last, so the engine's figure is what it adds above the raw runs). ``--separate`` runs each way
+in a fresh process of its own instead (the method of earlier sessions). A warm-up run with a
+tiny array comes first. Every run makes an array of different content, so content addressing
+never skips a write. Below the table: the median of the per-round ratios engine / (raw +
+write), which pairs runs taken moments apart.
 
-Run: ``python bench/data.py [--sizes 1,100] [--repeat 3]`` (sizes in MiB; ``--sizes 1,100,1000``
-where the machine has a few GB to spare).
+Run: ``python bench/data.py [--sizes 1,100] [--repeat 3] [--separate]`` (sizes in MiB;
+``--sizes 1,100,1000`` where the machine has a few GB to spare).
 """
 
 from __future__ import annotations
@@ -78,7 +83,7 @@ output_map:
 RUNNER = """
 import json, random, resource, sys, time
 
-mode, address, n, repeat, folder = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+modes, address, n, repeat, folder = sys.argv[1].split(","), sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 sys.path.insert(0, folder)
 
 
@@ -86,18 +91,21 @@ def peak_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-seeds = iter(random.sample(range(1, 10**9), repeat + 1))
-if mode == "engine":
+seeds = iter(random.sample(range(1, 10**9), len(modes) * (repeat + 1)))
+runs = {}
+if "engine" in modes:
     import jupyter_workflows as jw
 
     jw.configure(store=f"{folder}/state.db", scheduler=address)
     wf = jw.load(f"{folder}/wf.yaml")
 
-    def once(size):
+    def engine(size):
         run = wf.run({"n": size, "seed": next(seeds)})
         assert run.status == "succeeded", run.error
         return run.outputs["total"]
-else:
+
+    runs["engine"] = engine
+if "raw" in modes or "raw+write" in modes:
     from distributed import Client
 
     import benchtasks
@@ -105,38 +113,49 @@ else:
     client = Client(address, set_as_default=False)
     client.upload_file(f"{folder}/benchtasks.py")
 
-    def once(size):
+    def raw(size, write=False):
         seed = next(seeds)
-        if mode == "raw":
-            x = client.submit(benchtasks.make, size, seed, pure=False)
-        else:
+        if write:
             x = client.submit(benchtasks.make_and_write, size, seed, folder, pure=False)
+        else:
+            x = client.submit(benchtasks.make, size, seed, pure=False)
         s = client.submit(benchtasks.total, x, pure=False)
         value = s.result()
         del x, s
         return value
 
-once(1000)  # warm up: imports, connections, code on the workers
-before = peak_mb()
-walls = []
-for _ in range(repeat):
-    start = time.perf_counter()
-    once(n)
-    walls.append(time.perf_counter() - start)
-print(json.dumps({"walls": walls, "grew_mb": peak_mb() - before}))
+    runs["raw"] = raw
+    runs["raw+write"] = lambda size: raw(size, write=True)
+
+for mode in modes:
+    runs[mode](1000)  # warm up: imports, connections, code on the workers
+walls = {mode: [] for mode in modes}
+grew = {mode: 0.0 for mode in modes}
+for i in range(repeat):
+    for mode in modes[i % len(modes):] + modes[: i % len(modes)]:
+        before = peak_mb()
+        start = time.perf_counter()
+        runs[mode](n)
+        walls[mode].append(time.perf_counter() - start)
+        grew[mode] += peak_mb() - before
+print(json.dumps({mode: {"walls": walls[mode], "grew_mb": grew[mode]} for mode in modes}))
 """
 
 
-def measure(mode: str, address: str, size_mb: float, repeat: int, folder: Path) -> dict:
+MODES = ("raw", "raw+write", "engine")
+
+
+def measure(modes: list[str], address: str, size_mb: float, repeat: int, folder: Path) -> dict:
+    """Run ``modes`` (alternating) in one fresh process; per mode: its walls and RSS growth."""
     n = int(size_mb * MB) // 8
     proc = subprocess.run(
-        [sys.executable, "-c", RUNNER, mode, address, str(n), str(repeat), str(folder)],
+        [sys.executable, "-c", RUNNER, ",".join(modes), address, str(n), str(repeat), str(folder)],
         capture_output=True,
         text=True,
         timeout=1800,
     )
     if proc.returncode != 0:
-        raise SystemExit(f"{mode} {size_mb} MB failed:\n{proc.stderr[-3000:]}")
+        raise SystemExit(f"{','.join(modes)} {size_mb} MB failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -144,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,100", help="result sizes in MB, comma-separated")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--separate", action="store_true", help="each way in a fresh process of its own"
+    )
     args = parser.parse_args(argv)
     sizes = [float(s) for s in args.sizes.split(",") if s.strip()]
     from jupyter_workflows.testing import scheduler_and_workers
@@ -155,10 +177,13 @@ def main(argv: list[str] | None = None) -> int:
                 folder = Path(tmp)
                 (folder / "benchtasks.py").write_text(textwrap.dedent(TASKS))
                 (folder / "wf.yaml").write_text(WORKFLOW)
-                result = {
-                    mode: measure(mode, address, size, args.repeat, folder)
-                    for mode in ("raw", "raw+write", "engine")
-                }
+                if args.separate:
+                    result = {
+                        mode: measure([mode], address, size, args.repeat, folder)[mode]
+                        for mode in MODES
+                    }
+                else:
+                    result = measure(list(MODES), address, size, args.repeat, folder)
             rows.append((size, result))
             print(f"  {size:g} MB done", file=sys.stderr)
     print(
@@ -173,9 +198,20 @@ def main(argv: list[str] | None = None) -> int:
             f"{size:>6g}MB  {raw:>8.3f}s  {rw:>8.3f}s  {eng:>8.3f}s  {eng / rw:>8.2f}x  "
             f"{eng / raw:>7.2f}x  {r['raw']['grew_mb']:>11.0f}  {r['engine']['grew_mb']:>14.0f}"
         )
+    if not args.separate:
+        for size, r in rows:
+            paired = [
+                e / w for e, w in zip(r["engine"]["walls"], r["raw+write"]["walls"], strict=True)
+            ]
+            print(
+                f"{size:>6g}MB  engine / (raw + write), median of per-round ratios: "
+                f"{statistics.median(paired):.2f}x"
+            )
+    method = "each way in its own process" if args.separate else "the ways alternating"
     print(
-        f"(median of {args.repeat} runs each; RSS: growth of the orchestrating process's peak "
-        f"during the runs; {os.cpu_count()} cores)"
+        f"(median of {args.repeat} runs each, {method}; RSS: growth of the orchestrating "
+        f"process's peak during the runs; {os.cpu_count()} cores, "
+        f"load {os.getloadavg()[0]:.1f})"
     )
     return 0
 

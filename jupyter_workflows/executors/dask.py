@@ -143,6 +143,7 @@ __all__ = [
     "run_shipped",
     "shutdown_default_executor",
     "start_local_cluster",
+    "tune_client",
     "wait_for_workers",
 ]
 
@@ -179,6 +180,14 @@ _PUSH_MAX_BYTES = 16 * 1024
 #: stealing still balances) made 3,000 no-op tasks about 3x faster on the 2-core machine.
 ENGINE_DASK_CONFIG: dict[str, Any] = {"distributed.scheduler.worker-saturation": float("inf")}
 _DASK_DEFAULTS: dict[str, Any] = {"distributed.scheduler.worker-saturation": 1.1}
+#: How long the engine's own Dask client holds a message to the scheduler for batching after
+#: sending one (Dask's client: 10 ms). A client the engine connected itself (the embedded
+#: cluster's, or one for a scheduler address; never a ``Client`` the user passed) uses this
+#: instead: a run's ``update-graph`` sent within 10 ms of the previous run's ``client-releases-
+#: keys`` otherwise waited out the rest of those 10 ms, most of a 1 MiB two-step run's overhead
+#: over raw Dask (see docs/performance.md, "Big results"). Messages queued in the same turn of
+#: the client's loop still go together.
+CLIENT_SEND_INTERVAL_S = 0.002
 #: Automatic chunks of ``with_items`` (see :func:`auto_chunk_size`): about this many chunks per
 #: thread of the cluster, and never more items than this in one chunk.
 _CHUNKS_PER_THREAD = 8
@@ -204,7 +213,7 @@ def auto_chunk_size(span: int, nthreads: int) -> int:
 def engine_dask_config() -> dict[str, Any]:
     """What :data:`ENGINE_DASK_CONFIG` changes here: the settings whose value is still Dask's
     default (none with ``JUPYTER_WORKFLOWS_DASK_TUNING=0``)."""
-    if os.environ.get("JUPYTER_WORKFLOWS_DASK_TUNING", "1").strip().lower() in ("0", "false", "no"):
+    if not _tuning_enabled():
         return {}
     import dask
 
@@ -213,6 +222,26 @@ def engine_dask_config() -> dict[str, Any]:
         for key, value in ENGINE_DASK_CONFIG.items()
         if dask.config.get(key, None) == _DASK_DEFAULTS.get(key)
     }
+
+
+def _tuning_enabled() -> bool:
+    return os.environ.get("JUPYTER_WORKFLOWS_DASK_TUNING", "1").strip().lower() not in (
+        "0",
+        "false",
+        "no",
+    )
+
+
+def tune_client(client: Client) -> bool:
+    """Shorten the batching interval of ``client``'s stream to the scheduler to
+    :data:`CLIENT_SEND_INTERVAL_S` (for clients the engine connected itself; a reconnect makes
+    a new stream, so this is called again before each submission). Returns whether it did."""
+    comm = getattr(client, "scheduler_comm", None)
+    interval = getattr(comm, "interval", None)
+    if not isinstance(interval, (int, float)) or interval <= CLIENT_SEND_INTERVAL_S:
+        return False
+    comm.interval = CLIENT_SEND_INTERVAL_S  # type: ignore[union-attr]
+    return True
 
 
 def queue_resource(name: str) -> str:
@@ -579,13 +608,69 @@ def _publish_progress(to: tuple[str, str], done: int, total: int) -> None:
 
 
 def _push(push: tuple[str, str], envelope: Envelope) -> None:
+    """Publish a small envelope on the engine's topic: handed to the worker's
+    :class:`_OutcomePublisher` when it has one (it publishes as the task ends, together with
+    Dask's own ``task-finished``), else published right away."""
     topic, key = push
     try:
         data = cloudpickle.dumps(envelope, protocol=5)
-        if len(data) <= _PUSH_MAX_BYTES:
-            get_worker().log_event(topic, [key, data])
+        if len(data) > _PUSH_MAX_BYTES:
+            return
+        worker = get_worker()
+        publisher = worker.plugins.get(_PUBLISHER)
+        if isinstance(publisher, _OutcomePublisher) and publisher.take(key, topic, data):
+            return
+        worker.log_event(topic, [key, data])
     except Exception:  # the engine gathers the envelope instead
         logger.debug("publishing the outcome of %s failed", key, exc_info=True)
+
+
+#: The name of the :class:`_OutcomePublisher` worker plugin (one per worker, for every engine).
+_PUBLISHER = "jupyter-workflows-outcomes"
+#: Most outcomes a publisher holds for tasks that have not ended yet (more: published at once).
+_OUTBOX_MAX = 10_000
+
+
+class _OutcomePublisher(WorkerPlugin):
+    """Publishes a task's outcome on the engine's topic when the worker ends the task, not
+    from the task's thread before it returns.
+
+    A worker sends its messages to the scheduler batched, at most one batch every 2 ms. An
+    event published from the task's thread went out in a batch of its own just before the task
+    ended, so Dask's ``task-finished`` waited out the 2 ms (more on a busy worker) behind it,
+    and with it the start of every task that waits for this one (measured: ~2-3 ms of a 1 MiB
+    two-step run). Here the event is queued in the same turn of the worker's loop as
+    ``task-finished`` (the transition out of ``executing``), so both leave in one batch.
+    """
+
+    idempotent = True  # every engine on a cluster shares the one plugin
+
+    def __init__(self) -> None:
+        self.outbox: dict[str, tuple[str, bytes]] = {}
+        self.worker: Any = None
+
+    def setup(self, worker: Any) -> None:
+        self.worker = worker
+
+    def take(self, key: str, topic: str, data: bytes) -> bool:
+        """In the task's thread: hold the outcome until the task ends; False: publish now."""
+        if self.worker is None or len(self.outbox) >= _OUTBOX_MAX:
+            return False
+        self.outbox[key] = (topic, data)
+        return True
+
+    def transition(self, key: Any, start: str, finish: str, *args: Any, **kwargs: Any) -> None:
+        # In the worker's loop, for every transition of every task: cheap when nothing waits.
+        if not self.outbox:
+            return
+        entry = self.outbox.pop(key, None)
+        if entry is None:
+            return
+        topic, data = entry
+        try:
+            self.worker.log_event(topic, [key, data])
+        except Exception:  # the engine gathers the envelope instead
+            logger.debug("publishing the outcome of %s failed", key, exc_info=True)
 
 
 # -- task code from the user's folders: shipped as files, imported on the workers -------------
@@ -896,6 +981,8 @@ class DaskExecutor(Executor):
         self._client: Client | None = None
         self._cluster: LocalCluster | None = None
         self._owns_client = False
+        #: Whether to shorten the client's batching interval (see :func:`tune_client`).
+        self._tune_client = False
         self._closed = False
         #: Futures kept (results stay on the workers) until :meth:`forget`.
         self._held: dict[str, Future] = {}
@@ -971,11 +1058,19 @@ class DaskExecutor(Executor):
             else:
                 self._client = self.scheduler
                 self._owns_client = False
+            self._tune_client = self._owns_client and _tuning_enabled()
+            if self._tune_client:
+                tune_client(self._client)
             try:
                 self._client.subscribe_topic(self._topic, self._on_pushed)
                 self._pushing = True
             except Exception:  # outcomes are gathered then
                 logger.debug("subscribing to %s failed", self._topic, exc_info=True)
+            if self._pushing:
+                try:
+                    self._client.register_plugin(_OutcomePublisher(), name=_PUBLISHER)
+                except Exception:  # workers publish from the task's thread then
+                    logger.debug("registering the outcome publisher failed", exc_info=True)
             for target, name in ((self._submit_loop, "submit"), (self._drain_loop, "drain")):
                 thread = threading.Thread(
                     target=target, name=f"jupyter-workflows-dask-{name}", daemon=True
@@ -1341,6 +1436,8 @@ class DaskExecutor(Executor):
 
     def _submit_wave(self, ready: list[_Pending]) -> None:
         client = self._client
+        if client is not None and self._tune_client:
+            tune_client(client)  # a reconnected client has a new stream
         if client is not None and time.monotonic() - self._nthreads_at > _OFFERS_TTL_S:
             try:
                 self._nthreads = sum(client.nthreads().values())

@@ -407,3 +407,91 @@ def test_an_address_that_is_not_a_dask_scheduler_fails_in_bounded_time(
             assert "\n" not in str(info.value)
     finally:
         silent.close()
+
+
+def _batches_on_workers(client: object, topic: str) -> list[list[tuple[str, str]]]:
+    """What the workers sent the scheduler lately, one list of ``(op, key)`` per batch, for the
+    batches that published on ``topic``."""
+
+    def sent(dask_worker: object, topic: str = topic) -> list[list[tuple[str, str]]]:
+        batches = []
+        for payload in list(dask_worker.batched_stream.recent_message_log):  # type: ignore[attr-defined]
+            if not isinstance(payload, list):
+                continue
+            ops = []
+            for msg in payload:
+                if not isinstance(msg, dict):
+                    continue
+                if msg.get("op") == "log-event" and msg.get("topic") == topic:
+                    ops.append(("log-event", str(msg["msg"][0])))
+                elif msg.get("op") == "task-finished":
+                    ops.append(("task-finished", str(msg.get("key"))))
+            if any(op == "log-event" for op, _ in ops):
+                batches.append(ops)
+        return batches
+
+    per_worker = client.run(sent)  # type: ignore[attr-defined]
+    return [batch for batches in per_worker.values() for batch in batches]
+
+
+def test_outcomes_are_published_as_the_task_ends_with_dask_own_message(
+    executor: DaskExecutor, client: object
+) -> None:
+    """A worker publishes a task's outcome in the same batch as Dask's ``task-finished``, not
+    in a batch of its own from the task's thread (which delayed ``task-finished``, and the
+    start of the tasks that wait on it); nothing is left behind in the publisher."""
+    from jupyter_workflows.executors.dask import _PUBLISHER, _OutcomePublisher
+
+    executor.start()
+    has = client.run(  # type: ignore[attr-defined]
+        lambda dask_worker: isinstance(dask_worker.plugins.get(_PUBLISHER), _OutcomePublisher)
+    )
+    assert has and all(has.values())
+    got = Collector()
+    executor.submit(Submission("pub.numbers-abcdef12-0", numbers, {"n": 4}), got)
+    executor.submit(
+        Submission("pub.total-abcdef12-0", total, {"values": ResultRef("pub.numbers-abcdef12-0")}),
+        got,
+    )
+    keys = [f"pub.noop-abcdef12-{i}" for i in range(3)]
+    for key in keys:
+        executor.submit(Submission(key, chatty, {"n": 1}), got)
+    outcomes = got.wait("pub.numbers-abcdef12-0", "pub.total-abcdef12-0", *keys)
+    assert [o.ok for o in outcomes] == [True] * 5 and outcomes[1].result == 6
+    assert got.duplicates == []
+    batches = _batches_on_workers(client, executor._topic)
+    published = {key for batch in batches for op, key in batch if op == "log-event"}
+    assert published == {o.key for o in outcomes}
+    for batch in batches:
+        for op, key in batch:
+            if op == "log-event":
+                assert ("task-finished", key) in batch, batch
+    left = client.run(  # type: ignore[attr-defined]
+        lambda dask_worker: len(dask_worker.plugins[_PUBLISHER].outbox)
+    )
+    assert set(left.values()) == {0}
+
+
+def test_a_worker_without_the_publisher_publishes_from_the_task(
+    executor: DaskExecutor, client: object
+) -> None:
+    """Where the plugin is missing (removed, or it could not be registered) the outcome is
+    still published, from the task's thread, and arrives once."""
+    from jupyter_workflows.executors.dask import _PUBLISHER
+
+    executor.start()
+    client.unregister_worker_plugin(_PUBLISHER)  # type: ignore[attr-defined]
+    try:
+        got = Collector()
+        keys = [f"nopub.chatty-abcdef12-{i}" for i in range(4)]
+        for key in keys:
+            executor.submit(Submission(key, chatty, {"n": 2}), got)
+        outcomes = got.wait(*keys)
+        assert all(o.ok and o.result == 2 for o in outcomes)
+        assert got.duplicates == []
+        batches = _batches_on_workers(client, executor._topic)
+        assert {key for batch in batches for op, key in batch if op == "log-event"} == set(keys)
+    finally:
+        from jupyter_workflows.executors.dask import _OutcomePublisher
+
+        client.register_plugin(_OutcomePublisher(), name=_PUBLISHER)  # type: ignore[attr-defined]

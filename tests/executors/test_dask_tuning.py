@@ -1,4 +1,5 @@
-"""The Dask settings the engine applies to a cluster it starts itself, and never to another.
+"""The Dask settings the engine applies to a cluster it starts itself, and never to another;
+the batching interval of a Dask client the engine connects itself, never of a user's client.
 
 Real clusters: the embedded LocalCluster a ``DaskExecutor()`` starts, and the session's
 LocalCluster that a test brings (as a user's ``scheduler=`` does).
@@ -7,15 +8,19 @@ LocalCluster that a test brings (as a user's ``scheduler=`` does).
 from __future__ import annotations
 
 import math
+import threading
+import time
 
 import dask
 import pytest
 
 import jupyter_workflows as jw
 from jupyter_workflows.executors.dask import (
+    CLIENT_SEND_INTERVAL_S,
     ENGINE_DASK_CONFIG,
     DaskExecutor,
     engine_dask_config,
+    tune_client,
 )
 
 pytestmark = pytest.mark.timeout(180)
@@ -48,3 +53,61 @@ def test_tuning_yields_to_the_users_dask_config_and_can_be_turned_off(monkeypatc
         assert engine_dask_config() == {}  # a setting of the user's own wins
     monkeypatch.setenv("JUPYTER_WORKFLOWS_DASK_TUNING", "0")
     assert engine_dask_config() == {}
+
+
+def _interval(executor: DaskExecutor) -> float:
+    return executor.client.scheduler_comm.interval
+
+
+def negate(x: int) -> int:
+    return -x
+
+
+def _runs(executor: DaskExecutor) -> bool:
+    from jupyter_workflows.executors.base import Submission
+
+    done = threading.Event()
+    got: list[object] = []
+
+    def callback(outcome: object) -> None:
+        got.append(outcome)
+        done.set()
+
+    key = f"tune.negate-abcdef12-{time.time_ns()}"
+    executor.submit(Submission(key, negate, {"x": -3}), callback)
+    assert done.wait(60), "no outcome"
+    return got[0].ok and got[0].result == 3  # type: ignore[attr-defined]
+
+
+def test_the_engines_own_client_sends_to_the_scheduler_sooner(dask_cluster) -> None:
+    """A client the engine connects itself batches its messages for 2 ms, not Dask's 10 ms,
+    also after its stream to the scheduler was made anew (a reconnect)."""
+    with DaskExecutor(dask_cluster.scheduler_address) as executor:
+        assert _interval(executor) == CLIENT_SEND_INTERVAL_S
+        executor.client.scheduler_comm.interval = 0.01  # what a new stream starts with
+        assert _runs(executor)
+        assert _interval(executor) == CLIENT_SEND_INTERVAL_S
+
+
+def test_a_client_the_user_passed_keeps_its_interval(dask_cluster) -> None:
+    from distributed import Client
+
+    with Client(dask_cluster.scheduler_address, set_as_default=False) as client:
+        before = client.scheduler_comm.interval
+        with DaskExecutor(client) as executor:
+            assert _runs(executor)
+            assert client.scheduler_comm.interval == before > CLIENT_SEND_INTERVAL_S
+
+
+def test_the_client_interval_is_left_alone_when_tuning_is_off(dask_cluster, monkeypatch) -> None:
+    monkeypatch.setenv("JUPYTER_WORKFLOWS_DASK_TUNING", "0")
+    with DaskExecutor(dask_cluster.scheduler_address) as executor:
+        assert _runs(executor)
+        assert _interval(executor) > CLIENT_SEND_INTERVAL_S
+
+
+def test_tune_client_without_a_stream_changes_nothing() -> None:
+    class NoStream:
+        scheduler_comm = None
+
+    assert tune_client(NoStream()) is False  # type: ignore[arg-type]
