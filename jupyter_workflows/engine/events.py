@@ -31,6 +31,10 @@ __all__ = [
 ]
 
 
+#: Field names of each event class, in order (see :meth:`Event.to_dict`).
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """Base class: every event has the time it happened (epoch seconds)."""
@@ -39,7 +43,10 @@ class Event:
     time: float
 
     def to_dict(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        names = _FIELD_NAMES.get(type(self))
+        if names is None:  # once per class: dataclasses.fields() is slow for once per item
+            names = _FIELD_NAMES[type(self)] = tuple(f.name for f in fields(self))
+        data = {name: getattr(self, name) for name in names}
         data["type"] = self.type
         return data
 

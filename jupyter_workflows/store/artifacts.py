@@ -194,8 +194,12 @@ def _encode(value: Any, artifact_dir: str | os.PathLike[str], inline_limit: int)
     if kind is dict:
         if all(type(key) is str for key in value):
             if _MARKERS.isdisjoint(value):
+                # None, strings and booleans inline: most fields of an event are one of them.
                 return {
-                    key: _encode(item, artifact_dir, inline_limit) for key, item in value.items()
+                    key: item
+                    if item is None or type(item) is str or type(item) is bool
+                    else _encode(item, artifact_dir, inline_limit)
+                    for key, item in value.items()
                 }
             return {
                 DICT_KEY: [
