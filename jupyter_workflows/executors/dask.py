@@ -192,17 +192,18 @@ CLIENT_SEND_INTERVAL_S = 0.002
 
 
 #: Whether the engine hides the objects that exist right after it started its embedded cluster
-#: from Python's cyclic garbage collector (``gc.freeze()``; ``JUPYTER_WORKFLOWS_GC_FREEZE=0``
-#: turns it off). The embedded scheduler and its dashboard live in this process: with the
+#: from Python's cyclic garbage collector (``gc.freeze()``; ``JUPYTER_WORKFLOWS_GC_TUNING=0``
+#: turns it off, with the engine's other garbage-collector tuning). The embedded scheduler and its dashboard live in this process: with the
 #: modules they make a heap of ~180,000 objects that every full collection walked, 100-250 ms
 #: with the GIL held on the 2-core machine while 1,000 runs started, which stalled dispatch
 #: and everything else. Frozen objects are still freed by reference counting; only those that
 #: end up in a reference cycle stay until the cluster is closed (then ``gc.unfreeze()``).
 def _gc_freeze_enabled() -> bool:
-    return os.environ.get("JUPYTER_WORKFLOWS_GC_FREEZE", "1").strip().lower() not in (
+    return os.environ.get("JUPYTER_WORKFLOWS_GC_TUNING", "1").strip().lower() not in (
         "0",
         "false",
         "no",
+        "off",
     )
 
 
