@@ -64,25 +64,28 @@ def _projection_interval(items: int) -> float:
     return min(5.0, max(BIG_PROJECTION_S, items / 20000))
 
 
-#: Python's cyclic garbage collector while a fan-out of at least :data:`BIG_ITEMS` items runs:
-#: a collection of the youngest generation every this many allocations instead of every 700
-#: (see :class:`_GcTuning`).
-GC_FANOUT_GEN0 = 50_000
+#: Python's cyclic garbage collector while runs are in flight in this process: a collection of
+#: the youngest generation every this many allocations instead of every 700 (see
+#: :class:`_GcTuning`).
+GC_RUNS_GEN0 = 50_000
 #: The interpreter's thresholds when this module was imported: the only ones the engine
 #: changes (a process that set its own keeps them).
 _GC_STARTUP = gc.get_threshold()
 
 
 class _GcTuning:
-    """Fewer garbage collections while big ``with_items`` fan-outs run in this process.
+    """Fewer, shorter garbage-collector pauses while runs are in flight in this process.
 
-    Each item of a fan-out allocates a handful of container objects (its submission, event,
-    outcome); with Python's default thresholds the collector then runs thousands of times per
-    50,000 items, each time holding the GIL that the engine's loop, the Dask client and the
-    embedded scheduler share: measured 2.6-3.0 s of a 9 s fan-out (docs/performance.md). While
-    at least one run has such a fan-out in flight the youngest generation is collected every
-    :data:`GC_FANOUT_GEN0` allocations (the older generations as before); the thresholds come
-    back when the last such run ends. Only the interpreter's own thresholds are changed, and
+    The collector holds the GIL that the engine's loop, the Dask client and the embedded
+    scheduler share, and each attempt allocates a handful of container objects (submission,
+    event, outcome). With Python's default thresholds it ran about 2,400 times during a
+    50,000-item fan-out (2.6-3.0 s of a 9 s run), and while 1,000 runs were started at once its
+    full collections, which walk every object of the process (Dask, Bokeh, pandas, ...), paused
+    everything for 128-192 ms: the p99 latency from ``run()`` to the first submission
+    (docs/performance.md). From the start of a run until the last run in flight ends (or is
+    adopted and ends), the youngest generation is collected every :data:`GC_RUNS_GEN0`
+    allocations (the older generations keep their thresholds, so full collections become about
+    70 times rarer too). Only the interpreter's own thresholds are changed, and
     ``JUPYTER_WORKFLOWS_GC_TUNING=0`` turns this off. Process-wide (the collector is), so one
     instance serves every orchestrator.
     """
@@ -112,10 +115,10 @@ class _GcTuning:
             ):
                 return
             current = gc.get_threshold()
-            if current != _GC_STARTUP or current[0] >= GC_FANOUT_GEN0 or current[0] <= 0:
+            if current != _GC_STARTUP or current[0] >= GC_RUNS_GEN0 or current[0] <= 0:
                 return  # the process chose its own (or the collector is off): leave it
             self._saved = current
-            self._tuned = (GC_FANOUT_GEN0, *current[1:])
+            self._tuned = (GC_RUNS_GEN0, *current[1:])
             gc.set_threshold(*self._tuned)
 
     def release(self, run_id: str) -> None:
@@ -562,8 +565,6 @@ class Orchestrator:
         ):
             ex = active.state.executions.get(cmd.exec_id)
             count = len(ex.items) if ex is not None and ex.items is not None else 1
-            if count >= BIG_ITEMS:
-                _GC.hold(active.run_id)
             sub.chunk_group = f"{active.run_id}:{cmd.exec_id}"
             sub.chunk_size = task.chunk_size or 0
             sub.chunk_span = min(task.batch_size or count, count)
@@ -737,6 +738,7 @@ class Orchestrator:
         )
         self.store.commit()
         self.runs[run_id] = active
+        _GC.hold(run_id)
         self.feed(run_id, E.RunStarted(now))
         return run_id
 
@@ -760,6 +762,8 @@ class Orchestrator:
             active.parent = (parent_id, record["parent_task"])
         self.store.update_run(run_id, owner=OWNER, heartbeat_at=time.time())
         self.runs[run_id] = active
+        if not state.done:
+            _GC.hold(run_id)
         self.feed(run_id, E.Recovered(time.time()))
         return run_id
 

@@ -287,12 +287,21 @@ def test_cache_iteration_batches_of_25(engine: Any, tmp_path: Path) -> None:
 
 
 def test_cache_iteration_failed_child_takes_failure_branch(engine: Any, tmp_path: Path) -> None:
+    """Every retry fails: the failure transition. The file's retry waits 5, 10 and 20 s
+    (``delay: 5``, exponential); this copy waits 0.05, 0.1 and 0.2 s, nothing else changed."""
     action = _examples_pack(tmp_path)
+    graph = action.parent / "workflows/process_cached_users.workflow.yaml"
+    text = graph.read_text()
+    assert "      delay: 5\n" in text
+    graph.write_text(text.replace("      delay: 5\n", "      delay: 0.05\n"))
     engine.store.kv_set("cache/pack/examples/users", _users(30))
     PLAN["examples.process_user_batch"] = RuntimeError("bad user")
     run = jw.load(action).run({})
     assert sorted(_ran(run)) == ["process_users", "report_failure"]
     assert run.outputs == {"status": "failed"}
+    # One batch of 25 tried four times (the first try and three retries) before failing.
+    tries = [c for n, c in CALLS if n == "examples.process_user_batch"]
+    assert len(tries) >= 4, len(tries)
 
 
 def test_cache_iteration_graph_file_alone(engine: Any) -> None:
