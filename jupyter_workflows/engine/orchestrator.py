@@ -140,6 +140,59 @@ _GC = _GcTuning()
 logger = logging.getLogger(__name__)
 Listener = Callable[["ActiveRun"], None]
 
+#: Most events one turn of the orchestrator's loop handles, not counting the first events of
+#: runs (see :func:`_take_turn`).
+TURN_MAX = 256
+#: The first event of a run in this process.
+_FIRST_EVENTS = (E.RunStarted, E.Recovered)
+
+
+class _Barrier:
+    """Queued like an event by :meth:`Orchestrator.barrier`: set once every event queued
+    before it has been handled."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+_Pending = tuple[str, "E.Event | _Barrier"]
+
+
+def _take_turn(pending: list[_Pending]) -> tuple[list[_Pending], list[_Pending]]:
+    """``(this turn's events, the rest)``: runs' first events (``RunStarted``, ``Recovered``)
+    wherever they are in the queue, and the other events in their order, at most
+    :data:`TURN_MAX` of each.
+
+    A turn commits once and carries out its commands only at its end, so a run started while
+    a backlog of outcomes waited (1,000 runs at once; 10,000 queued) waited for all of them:
+    turns of up to 2,000 events and 0.8 s, a dispatch p99 of 0.1-2 s. Bounded turns that take
+    new runs first keep dispatch short, and the backlog still goes in order, a few hundred
+    events a turn. No run sees its own events reordered: a run's first event comes before any
+    other of its own, and a run whose first event waits for a later turn has its other events
+    wait with it.
+    """
+    if len(pending) <= TURN_MAX:
+        return pending, []
+    taken: list[_Pending] = []
+    rest: list[_Pending] = []
+    firsts = others = 0
+    waiting: set[str] = set()  # runs whose first event went to the rest
+    for item in pending:
+        if isinstance(item[1], _FIRST_EVENTS):
+            if firsts < TURN_MAX:
+                taken.append(item)
+                firsts += 1
+                continue
+            waiting.add(item[0])
+        elif others < TURN_MAX and item[0] not in waiting:
+            taken.append(item)
+            others += 1
+            continue
+        rest.append(item)
+    return taken, rest
+
 
 @dataclass
 class ActiveRun:
@@ -194,7 +247,7 @@ class Orchestrator:
         self.runs: dict[str, ActiveRun] = {}
         #: Where context.secret() finds the store's secrets (the same for every attempt).
         self._secrets = secret_source(store)
-        self._pending: list[tuple[str, E.Event]] = []
+        self._pending: list[tuple[str, E.Event | _Barrier]] = []
         self._pending_lock = threading.Lock()
         self._scheduled = False
         self._loop = asyncio.new_event_loop()
@@ -217,7 +270,7 @@ class Orchestrator:
                 self._executor = self._executor_factory()
             return self._executor
 
-    def feed(self, run_id: str, event: E.Event) -> None:
+    def feed(self, run_id: str, event: E.Event | _Barrier) -> None:
         """Queue ``event`` for run ``run_id`` (any thread)."""
         with self._pending_lock:
             self._pending.append((run_id, event))
@@ -260,18 +313,29 @@ class Orchestrator:
 
     def _drain(self) -> None:
         with self._pending_lock:
-            batch, self._pending = self._pending, []
-            self._scheduled = False
-        if not batch:
-            return
+            taken, self._pending = _take_turn(self._pending)
+            more = self._scheduled = bool(self._pending)
+        if more:  # the rest in the next turn, after what else the loop has to do
+            self._loop.call_soon(self._drain)
+        batch: list[tuple[str, E.Event]] = []
+        barriers: list[_Barrier] = []
+        for run_id, event in taken:
+            if isinstance(event, _Barrier):
+                barriers.append(event)
+            else:
+                batch.append((run_id, event))
         try:
-            self._drain_batch(batch)
+            if batch:
+                self._drain_batch(batch)
         except Exception:  # a bug in the guards below: never let the loop lose a batch silently
             logger.error("the orchestrator failed on a batch of events", exc_info=True)
             for run_id in {run_id for run_id, _event in batch}:
                 active = self.runs.get(run_id)
                 if active is not None and not active.state.done:
                     self._abort_now(active, "InternalError: the orchestrator failed")
+        finally:
+            for barrier in barriers:
+                barrier.done.set()
 
     def _drain_batch(self, batch: list[tuple[str, E.Event]]) -> None:
         """One turn: log the batch's events, handle them, project, commit once, then act.
@@ -789,9 +853,9 @@ class Orchestrator:
         """Return once every event fed before this call has been handled."""
         if threading.current_thread() is self._thread:
             return
-        done = threading.Event()
-        self._loop.call_soon_threadsafe(done.set)
-        done.wait(timeout)
+        barrier = _Barrier()
+        self.feed("", barrier)  # handled after every event queued before it
+        barrier.done.wait(timeout)
 
     def retry_failed(self, run_id: str) -> None:
         """Reopen a failed run: its failed tasks run again."""
