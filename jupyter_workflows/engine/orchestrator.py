@@ -15,6 +15,7 @@ not per event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import gc
@@ -898,6 +899,11 @@ class Orchestrator:
                 self._executor = None
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            # Closed here, not by its finaliser at interpreter exit, which may find its
+            # self-pipe already closed and print a traceback after the CLI's one line.
+            with contextlib.suppress(Exception):
+                self._loop.close()
         try:
             self.store.commit()
         except Exception:
