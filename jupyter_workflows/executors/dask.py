@@ -103,6 +103,7 @@ import collections
 import concurrent.futures
 import contextlib
 import functools
+import gc
 import hashlib
 import importlib
 import logging
@@ -188,6 +189,24 @@ _DASK_DEFAULTS: dict[str, Any] = {"distributed.scheduler.worker-saturation": 1.1
 #: over raw Dask (see docs/performance.md, "Big results"). Messages queued in the same turn of
 #: the client's loop still go together.
 CLIENT_SEND_INTERVAL_S = 0.002
+
+
+#: Whether the engine hides the objects that exist right after it started its embedded cluster
+#: from Python's cyclic garbage collector (``gc.freeze()``; ``JUPYTER_WORKFLOWS_GC_TUNING=0``
+#: turns it off, with the engine's other garbage-collector tuning). The embedded scheduler and its dashboard live in this process: with the
+#: modules they make a heap of ~180,000 objects that every full collection walked, 100-250 ms
+#: with the GIL held on the 2-core machine while 1,000 runs started, which stalled dispatch
+#: and everything else. Frozen objects are still freed by reference counting; only those that
+#: end up in a reference cycle stay until the cluster is closed (then ``gc.unfreeze()``).
+def _gc_freeze_enabled() -> bool:
+    return os.environ.get("JUPYTER_WORKFLOWS_GC_TUNING", "1").strip().lower() not in (
+        "0",
+        "false",
+        "no",
+        "off",
+    )
+
+
 #: Automatic chunks of ``with_items`` (see :func:`auto_chunk_size`): about this many chunks per
 #: thread of the cluster, and never more items than this in one chunk.
 _CHUNKS_PER_THREAD = 8
@@ -981,6 +1000,8 @@ class DaskExecutor(Executor):
         self._client: Client | None = None
         self._cluster: LocalCluster | None = None
         self._owns_client = False
+        #: Whether this executor froze the garbage collector's view (see _gc_freeze_enabled).
+        self._froze = False
         #: Whether to shorten the client's batching interval (see :func:`tune_client`).
         self._tune_client = False
         self._closed = False
@@ -1049,6 +1070,10 @@ class DaskExecutor(Executor):
                     self.n_workers, self.threads_per_worker, gpus=detect_gpus(), tune=True
                 )
                 self._owns_client = True
+                if _gc_freeze_enabled():
+                    gc.collect()  # what is garbage now is not frozen with the rest
+                    gc.freeze()
+                    self._froze = True
             elif isinstance(self.scheduler, str):
                 _probe_scheduler(self.scheduler, _CONNECT_TIMEOUT_S)
                 self._client = Client(
@@ -1125,6 +1150,9 @@ class DaskExecutor(Executor):
         except Exception:  # pragma: no cover - closing a broken cluster
             logger.debug("closing the Dask cluster failed", exc_info=True)
         finally:
+            if self._froze:
+                self._froze = False
+                gc.unfreeze()  # cycles among what was frozen can be collected again
             held.clear()
             self._done_queue.put(None)
             for thread in self._threads[1:]:

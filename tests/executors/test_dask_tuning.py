@@ -111,3 +111,29 @@ def test_tune_client_without_a_stream_changes_nothing() -> None:
         scheduler_comm = None
 
     assert tune_client(NoStream()) is False  # type: ignore[arg-type]
+
+
+def test_the_heap_is_frozen_while_the_embedded_cluster_runs(monkeypatch) -> None:
+    """After starting its embedded cluster the engine hides the objects that exist then from
+    the cyclic garbage collector (the in-process scheduler's and the modules'), and gives them
+    back when the cluster closes; JUPYTER_WORKFLOWS_GC_TUNING=0 leaves the collector alone."""
+    import gc
+
+    assert gc.get_freeze_count() == 0
+    with DaskExecutor(n_workers=1, threads_per_worker=1) as executor:
+        executor.start()
+        assert gc.get_freeze_count() > 10_000
+        assert _runs(executor)
+    assert gc.get_freeze_count() == 0
+    monkeypatch.setenv("JUPYTER_WORKFLOWS_GC_TUNING", "0")
+    with DaskExecutor(n_workers=1, threads_per_worker=1) as executor:
+        executor.start()
+        assert gc.get_freeze_count() == 0
+
+
+def test_a_cluster_the_user_brought_leaves_the_heap_alone(dask_cluster) -> None:
+    import gc
+
+    with DaskExecutor(dask_cluster.scheduler_address) as executor:
+        assert _runs(executor)
+        assert gc.get_freeze_count() == 0

@@ -19,7 +19,7 @@ import pytest
 from jupyter_workflows.exceptions import RunNotFound, StoreError
 from jupyter_workflows.store import SqliteStore
 from jupyter_workflows.store import sqlite as sqlite_module
-from jupyter_workflows.store.sqlite import APPLICATION_ID, SCHEMA_VERSION
+from jupyter_workflows.store.sqlite import APPLICATION_ID, AUTOCHECKPOINT_PAGES, SCHEMA_VERSION
 
 
 def raw(path: Path) -> sqlite3.Connection:
@@ -100,6 +100,36 @@ def test_connection_pragmas(tmp_path: Path) -> None:
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 3000
+
+
+def _checkpointers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "jupyter-workflows-sqlite-checkpoint"]
+
+
+def test_checkpoints_run_in_a_background_thread_not_in_commits(tmp_path: Path) -> None:
+    """SQLite checkpoints inside the COMMIT that takes the WAL past 1000 pages, stalling every
+    commit of the process; a store checkpoints from a thread of its own instead (SQLite's own
+    only past AUTOCHECKPOINT_PAGES), and the thread ends when the store is closed."""
+    path = tmp_path / "s.db"
+    before = set(_checkpointers())
+    store = SqliteStore(path)
+    store.kv_set("k", 0)
+    conn = store._connection()
+    assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == AUTOCHECKPOINT_PAGES
+    size = path.stat().st_size
+    for n in range(20):  # about 2,000 pages, well below the backstop (16,000)
+        store.create_run({"run_id": f"r{n}", "workflow": "w", "parameters": {"x": "y" * 400_000}})
+        store.commit()
+    deadline = time.monotonic() + 30
+    while path.stat().st_size < size + 6_000_000 and time.monotonic() < deadline:
+        time.sleep(0.05)  # the checkpoint copies the pages from the WAL into the file
+    assert path.stat().st_size >= size + 6_000_000
+    mine = [t for t in _checkpointers() if t not in before]
+    assert len(mine) == 1
+    store.close()
+    mine[0].join(timeout=10)
+    assert not mine[0].is_alive()
+    assert SqliteStore(path).get_run("r19")["parameters"] == {"x": "y" * 400_000}
 
 
 def test_path_is_absolute_and_artifacts_sit_beside_it(
