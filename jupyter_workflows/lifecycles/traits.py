@@ -36,11 +36,13 @@ A workflow of a trait gets, unless it says ``parameters:``, each of these that i
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import logging
 import mimetypes
 import os
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -248,8 +250,9 @@ class Triggers:
         current_store().file_done(str(p), facts["digest"], started, "; ".join(errors) or None)
         return started
 
-    def scan(self, folder: str | os.PathLike[str]) -> list[str]:
-        """Process every file under ``folder`` (hidden files and folders skipped); run ids."""
+    def scan(self, folder: str | os.PathLike[str], *, since: float | None = None) -> list[str]:
+        """Process every file under ``folder`` (hidden files and folders skipped), or only
+        those modified at ``since`` (epoch seconds) or later; the run ids started."""
         root = Path(folder).resolve()
         if not root.is_dir():
             raise WorkflowError(f"{folder}: not a folder to watch")
@@ -257,7 +260,14 @@ class Triggers:
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for filename in sorted(filenames):
-                started += self.process(Path(dirpath) / filename, root)
+                path = Path(dirpath) / filename
+                if since is not None:
+                    try:
+                        if path.stat().st_mtime < since:
+                            continue
+                    except OSError:
+                        continue
+                started += self.process(path, root)
         return started
 
     def recover(self, folder: str | os.PathLike[str]) -> list[str]:
@@ -460,18 +470,29 @@ class FolderWatcher:
     def _run(self) -> None:
         import watchfiles
 
+        scanned_at = time.time()
         for folder in self.folders:
             self.started += self._safe(self.triggers.recover, folder)
             self.started += self._safe(self.triggers.scan, folder)
-        self.ready.set()
+        live = False
         try:
             for changes in watchfiles.watch(
                 *self.folders,
                 stop_event=self._stop,
                 rust_timeout=500,
-                yield_on_timeout=False,
+                yield_on_timeout=True,  # the first yield says the watcher is live
                 raise_interrupt=False,
             ):
+                if not live:
+                    # A file that arrived after the scan above but before the watcher began
+                    # was seen by neither: scan once more (files already done are skipped).
+                    live = True
+                    since = scanned_at - 2.0  # coarse file-system clocks
+                    for folder in self.folders:
+                        self.started += self._safe(
+                            functools.partial(self.triggers.scan, since=since), folder
+                        )
+                    self.ready.set()
                 for change, name in sorted(changes, key=lambda c: c[1]):
                     if change == watchfiles.Change.deleted:
                         continue
@@ -481,6 +502,8 @@ class FolderWatcher:
                         self.started += self._safe(self.triggers.process, p, root)
         except Exception as exc:  # pragma: no cover - the folder vanished, ...
             log.error("jupyter-workflows traits: the watcher stopped: %s", first_line(exc))
+        finally:
+            self.ready.set()  # nobody waits for a watcher that stopped before it began
 
 
 def triggers_from(paths: Iterable[str | os.PathLike[str]]) -> Triggers | None:

@@ -106,6 +106,41 @@ def test_a_claim_without_starts_is_recovered(folder: Path) -> None:
     assert t.recover(data) == []
 
 
+def test_a_file_arriving_while_the_watcher_starts_is_not_missed(folder: Path) -> None:
+    """A file written after the watcher's first scan but before watchfiles was watching was
+    seen by neither (a CI run under load missed one): the watcher scans again once it is live,
+    skipping files the first scan did."""
+    import time
+
+    from jupyter_workflows.lifecycles.traits import FolderWatcher
+
+    t = load_triggers(folder / "triggers.yaml").validate()
+    data = folder / "data"
+    (data / "early.csv").write_text("a\n1\n2\n")
+    plain = t.scan
+    scans: list[float | None] = []
+
+    def scan(root: Any, *, since: float | None = None) -> list[str]:
+        started = plain(root, since=since)
+        scans.append(since)
+        if len(scans) == 1:  # right after the first scan, before the watcher is live
+            (data / "late.csv").write_text("a\n1\n")
+        return started
+
+    t.scan = scan  # type: ignore[method-assign]
+    watcher = FolderWatcher(t, [data]).start()
+    try:
+        assert watcher.ready.wait(30)
+        deadline = time.monotonic() + 30
+        while len(watcher.started) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        watcher.stop()
+    assert len(scans) == 2 and scans[0] is None and scans[1] is not None
+    shapes = sorted(o["relative"] for o in _outputs(watcher.started))
+    assert shapes == ["early.csv", "late.csv"]  # each once
+
+
 BAD = [
     ("traits:\n  t: {patterns: '*.csv'}\n", "2:6", "missing required field 'workflows'"),
     ("traits:\n  t: {workflows: [w]}\n", "2:3", "needs 'patterns' or 'content_types'"),
