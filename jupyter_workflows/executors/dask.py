@@ -156,6 +156,10 @@ SchedulerSpec = str | Client | None
 _BATCH = 2000
 #: How often parked submissions look again for a worker that offers their resources.
 _RESOURCE_POLL_S = 0.2
+#: A submit-queue entry: :meth:`DaskExecutor.forget` has futures to release.
+_RELEASE: Any = object()
+#: How long the submitter holds forgotten futures for submissions to go before them.
+_RELEASE_WAIT_S = 0.02
 #: How long a positive answer about the workers' resources is trusted without asking again.
 _OFFERS_TTL_S = 1.0
 
@@ -1009,7 +1013,9 @@ class DaskExecutor(Executor):
         self._held: dict[str, Future] = {}
         #: Keys cancelled before they reached Dask.
         self._cancelled: set[str] = set()
-        self._submit_queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._submit_queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        #: Futures :meth:`forget` let go of, released by the submitter (see there).
+        self._releasing: list[Future] = []
         #: ``(future or outcome, envelope or _UNGATHERED, callback)``; ``None`` stops the drain.
         self._done_queue: queue.SimpleQueue[
             tuple[Future | Outcome, Any, Callable[[Outcome], None]] | None
@@ -1124,6 +1130,9 @@ class DaskExecutor(Executor):
             client, cluster, owns = self._client, self._cluster, self._owns_client
             self._client = self._cluster = None
             held, self._held = self._held, {}
+            for future in self._releasing:  # forgotten, not yet released: released below
+                held[_key_of(future)] = future
+            self._releasing = []
         self._submit_queue.put(None)
         current = threading.current_thread()
         for thread in self._threads[:1]:
@@ -1196,12 +1205,29 @@ class DaskExecutor(Executor):
             logger.debug("cancelling %s failed", key, exc_info=True)
 
     def forget(self, keys: list[str]) -> None:
-        """Stop holding these results (Dask frees them once nothing else needs them)."""
+        """Stop holding these results (Dask frees them once nothing else needs them).
+
+        Released by the submitter thread right after its next submissions, or within
+        :data:`_RELEASE_WAIT_S` when none come: a run's end and the next run's start then
+        reach the scheduler in that order, so the workers get the next ``compute-task`` before
+        the ``free-keys`` (a scheduler sends a worker at most one batch every 5 ms: the other
+        way round the task waited up to 5 ms behind the release)."""
         with self._lock:
             dropped = [f for key in keys if (f := self._held.pop(key, None)) is not None]
             self._cancelled.difference_update(keys)
-        for future in dropped:
-            future.release()
+            if not dropped:
+                return
+            self._releasing.extend(dropped)
+        self._submit_queue.put(_RELEASE)
+
+    def _release_forgotten(self) -> None:
+        with self._lock:
+            releasing, self._releasing = self._releasing, []
+        for future in releasing:
+            try:
+                future.release()
+            except Exception:  # best effort: the client may be closing
+                logger.debug("releasing %s failed", future.key, exc_info=True)
 
     def held_keys(self) -> list[str]:
         """Keys whose results are held (for tests and diagnostics)."""
@@ -1210,7 +1236,7 @@ class DaskExecutor(Executor):
 
     # -- submitter thread -----------------------------------------------------------------------
 
-    def _take(self, timeout: float | None) -> Iterator[_Pending | None]:
+    def _take(self, timeout: float | None) -> Iterator[Any]:
         try:
             yield self._submit_queue.get(timeout=timeout)
         except queue.Empty:
@@ -1225,8 +1251,12 @@ class DaskExecutor(Executor):
         parked: list[_Pending] = []
         while True:
             batch = list(self._take(_RESOURCE_POLL_S if parked else None))
+            if batch and all(p is _RELEASE for p in batch):
+                # Only releases: give the next submissions a moment to go first.
+                batch += self._take(_RELEASE_WAIT_S)
+            releasing = _RELEASE in batch
             stopping = None in batch
-            pending = [p for p in batch if p is not None]
+            pending = [p for p in batch if p is not None and p is not _RELEASE]
             try:
                 if stopping:
                     for item in parked + pending:
@@ -1247,6 +1277,9 @@ class DaskExecutor(Executor):
                         item.callback,
                         _failed(item.submission.key, "ExecutorError", "submitting to Dask failed"),
                     )
+            finally:
+                if releasing:
+                    self._release_forgotten()
 
     def _worker_offers(self, refresh: bool) -> dict[str, dict[str, float]]:
         now = time.monotonic()

@@ -495,3 +495,45 @@ def test_a_worker_without_the_publisher_publishes_from_the_task(
         from jupyter_workflows.executors.dask import _OutcomePublisher
 
         client.register_plugin(_OutcomePublisher(), name=_PUBLISHER)  # type: ignore[attr-defined]
+
+
+def test_forgotten_results_are_released_after_the_next_submission(
+    executor: DaskExecutor, client: object
+) -> None:
+    """The scheduler hears of the next submission before the release of a finished run's
+    results (so the workers get the task before the ``free-keys``), and a release with no
+    submission after it still goes out."""
+    got = Collector()
+    executor.submit(Submission("rel.numbers-abcdef12-0", numbers, {"n": 3}), got)
+    got.wait("rel.numbers-abcdef12-0")
+    executor.forget(["rel.numbers-abcdef12-0"])
+    executor.submit(Submission("rel.numbers-abcdef12-1", numbers, {"n": 4}), got)
+    got.wait("rel.numbers-abcdef12-1")
+    sent: list[tuple[str, object]] = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        sent = [
+            (msg.get("op"), msg.get("keys"))
+            for payload in list(client.scheduler_comm.recent_message_log)  # type: ignore[attr-defined]
+            if isinstance(payload, list)
+            for msg in payload
+            if isinstance(msg, dict)
+        ]
+        if ("client-releases-keys", ["rel.numbers-abcdef12-0"]) in sent:
+            break
+        time.sleep(0.05)
+    released = sent.index(("client-releases-keys", ["rel.numbers-abcdef12-0"]))
+    submitted = [
+        i
+        for i, (op, keys) in enumerate(sent)
+        if op == "update-graph" and "rel.numbers-abcdef12-1" in str(keys)
+    ]
+    assert submitted and submitted[-1] < released
+    executor.forget(["rel.numbers-abcdef12-1"])  # nothing follows: released all the same
+
+    def has(dask_scheduler: object, key: str) -> bool:
+        return key in dask_scheduler.tasks  # type: ignore[attr-defined]
+
+    while client.run_on_scheduler(has, key="rel.numbers-abcdef12-1"):  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline + 20, "the scheduler still holds a forgotten result"
+        time.sleep(0.1)
