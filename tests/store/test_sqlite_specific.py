@@ -354,6 +354,7 @@ WRITER = textwrap.dedent(
 
     path, prefix, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
     if len(sys.argv) > 4:  # start together with the other writers
+        open(sys.argv[4] + ".ready-" + prefix, "w").close()
         while not os.path.exists(sys.argv[4]):
             time.sleep(0.005)
     store = SqliteStore(path)
@@ -407,7 +408,13 @@ def test_two_processes_write_one_store_at_once(tmp_path: Path) -> None:
         )
         for name in ("a", "b")
     ]
-    time.sleep(1.0)  # both have imported and wait
+    # Both have imported and wait (a fixed sleep was too short on a loaded machine: one writer
+    # could finish before the other began, and nothing interleaved).
+    deadline = time.monotonic() + 120
+    while not all((tmp_path / f"go.ready-{name}").exists() for name in ("a", "b")):
+        assert time.monotonic() < deadline, "the writers did not start"
+        assert all(proc.poll() is None for proc in procs), [p.communicate() for p in procs]
+        time.sleep(0.02)
     go.touch()
     outputs = [proc.communicate(timeout=120) for proc in procs]
     for proc, (_, err) in zip(procs, outputs, strict=True):
