@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..actions.registry import ActionDef
 from ..exceptions import ActionNotFound, InquiryError, RunStateError, WorkflowError
-from ..executors.base import Executor, Outcome, ResultRef, Submission
+from ..executors.base import Executor, Outcome, ResultRef, Submission, switched_on
 from ..executors.runtime import AFTER, secret_source
 from ..expressions import MASKER, secret_function
 from ..spec.compile import CompiledWorkflow
@@ -108,12 +108,7 @@ class _GcTuning:
             self._runs.add(run_id)
             if self._tuned is not None or len(self._runs) != 1:
                 return
-            if os.environ.get("JUPYTER_WORKFLOWS_GC_TUNING", "1").strip().lower() in (
-                "0",
-                "false",
-                "no",
-                "off",
-            ):
+            if not switched_on("JUPYTER_WORKFLOWS_GC_TUNING"):
                 return
             current = gc.get_threshold()
             if current != _GC_STARTUP or current[0] >= GC_RUNS_GEN0 or current[0] <= 0:

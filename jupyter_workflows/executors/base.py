@@ -8,6 +8,7 @@ without a round trip through the orchestrator.
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,7 +16,14 @@ from typing import Any
 
 from ..exceptions import error_line
 
-__all__ = ["Executor", "Outcome", "ResultRef", "Submission"]
+__all__ = ["Executor", "Outcome", "ResultRef", "Submission", "switched_on"]
+
+
+def switched_on(name: str) -> bool:
+    """Whether the engine's on/off environment switch ``name`` is on (the default): ``0``,
+    ``false``, ``no`` or ``off`` turn it off (``JUPYTER_WORKFLOWS_DASK_TUNING``,
+    ``JUPYTER_WORKFLOWS_GC_TUNING``)."""
+    return os.environ.get(name, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True, slots=True)

@@ -129,7 +129,7 @@ from distributed import Client, Future, LocalCluster, WorkerPlugin, get_worker
 from distributed import client as _distributed_client
 
 from ..store.artifacts import DEFAULT_THRESHOLD, ArtifactRef
-from .base import Executor, Outcome, ResultRef, Submission
+from .base import Executor, Outcome, ResultRef, Submission, switched_on
 from .runtime import Envelope, error_line, run_task
 
 __all__ = [
@@ -197,18 +197,14 @@ CLIENT_SEND_INTERVAL_S = 0.002
 
 #: Whether the engine hides the objects that exist right after it started its embedded cluster
 #: from Python's cyclic garbage collector (``gc.freeze()``; ``JUPYTER_WORKFLOWS_GC_TUNING=0``
-#: turns it off, with the engine's other garbage-collector tuning). The embedded scheduler and its dashboard live in this process: with the
-#: modules they make a heap of ~180,000 objects that every full collection walked, 100-250 ms
+#: turns it off, with the engine's other garbage-collector tuning). The embedded scheduler and
+#: its dashboard live in this process: with the modules they make a heap of ~180,000 objects
+#: that every full collection walked, 100-250 ms
 #: with the GIL held on the 2-core machine while 1,000 runs started, which stalled dispatch
 #: and everything else. Frozen objects are still freed by reference counting; only those that
 #: end up in a reference cycle stay until the cluster is closed (then ``gc.unfreeze()``).
 def _gc_freeze_enabled() -> bool:
-    return os.environ.get("JUPYTER_WORKFLOWS_GC_TUNING", "1").strip().lower() not in (
-        "0",
-        "false",
-        "no",
-        "off",
-    )
+    return switched_on("JUPYTER_WORKFLOWS_GC_TUNING")
 
 
 #: Automatic chunks of ``with_items`` (see :func:`auto_chunk_size`): about this many chunks per
@@ -248,11 +244,7 @@ def engine_dask_config() -> dict[str, Any]:
 
 
 def _tuning_enabled() -> bool:
-    return os.environ.get("JUPYTER_WORKFLOWS_DASK_TUNING", "1").strip().lower() not in (
-        "0",
-        "false",
-        "no",
-    )
+    return switched_on("JUPYTER_WORKFLOWS_DASK_TUNING")
 
 
 def tune_client(client: Client) -> bool:

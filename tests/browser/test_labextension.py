@@ -799,6 +799,29 @@ def test_workflow_editor_connects_removes_and_marks_errors(lab: Lab, tmp_path: P
             assert line in saved, f"lost: {line!r}"
 
 
+def _run_with_a_dashboard(page: Any, lab: Lab, name: str, workflow: str) -> tuple[Any, str]:
+    """Open a notebook that starts a LocalCluster of its own (dashboard on 127.0.0.1) and runs
+    ``%%workflow {workflow} --run`` on it; the widget's "Dask dashboard" link and the port."""
+    cells = [
+        "%load_ext jupyter_workflows\n"
+        "import jupyter_workflows as jw\n"
+        "from distributed import LocalCluster\n"
+        "cluster = LocalCluster(n_workers=1, processes=False, dashboard_address='127.0.0.1:0')\n"
+        "jw.configure(executor='dask', scheduler=cluster.scheduler_address)\n"
+        "port = cluster.scheduler.http_server.port\n"
+        "print('dashboard port', port)",
+        f"%%workflow {workflow} --run\ntasks:\n  hello: {{action: core.echo, input: {{message: hi}}}}",
+    ]
+    write_notebook(lab, name, cells)
+    _open_lab(page, lab, name)
+    run_all_cells(page)
+    cell = code_cell(page, f"%%workflow {workflow}")
+    link = cell.locator('[data-testid="jw-dashboard-link"]').first
+    link.wait_for(timeout=RUN_DONE_MS)
+    port = code_cell(page, "LocalCluster").locator(".jp-OutputArea-output").inner_text()
+    return link, port.strip().rsplit(" ", 1)[-1]
+
+
 def test_the_dask_dashboard_opens_inside_jupyterlab_with_dask_labextension(
     lab: Lab, tmp_path: Path
 ) -> None:
@@ -809,26 +832,8 @@ def test_the_dask_dashboard_opens_inside_jupyterlab_with_dask_labextension(
     import urllib.request
 
     pytest.importorskip("dask_labextension", reason="dask-labextension is not installed")
-    name = "dask_panels.ipynb"
-    cells = [
-        "%load_ext jupyter_workflows\n"
-        "import jupyter_workflows as jw\n"
-        "from distributed import LocalCluster\n"
-        "cluster = LocalCluster(n_workers=1, processes=False, dashboard_address='127.0.0.1:0')\n"
-        "jw.configure(executor='dask', scheduler=cluster.scheduler_address)\n"
-        "port = cluster.scheduler.http_server.port\n"
-        "print('dashboard port', port)",
-        "%%workflow panels --run\ntasks:\n  hello: {action: core.echo, input: {message: hi}}",
-    ]
-    write_notebook(lab, name, cells)
     with chromium_page(lab, tmp_path) as page:
-        _open_lab(page, lab, name)
-        run_all_cells(page)
-        cell = code_cell(page, "%%workflow panels")
-        link = cell.locator('[data-testid="jw-dashboard-link"]').first
-        link.wait_for(timeout=RUN_DONE_MS)
-        port = code_cell(page, "LocalCluster").locator(".jp-OutputArea-output").inner_text()
-        port = port.strip().rsplit(" ", 1)[-1]
+        link, port = _run_with_a_dashboard(page, lab, "dask_panels.ipynb", "panels")
         assert link.get_attribute("href") == f"/proxy/{port}/status"
         tabs_before = len(page.context.pages)
         link.click()
@@ -861,27 +866,9 @@ def test_the_dask_dashboard_is_linked_through_the_jupyter_server(lab: Lab, tmp_p
     import urllib.request
 
     assert lab.api("/workflows/api/")["dashboard_proxy"] == "/proxy/"
-    name = "dashboard.ipynb"
-    cells = [
-        "%load_ext jupyter_workflows\n"
-        "import jupyter_workflows as jw\n"
-        "from distributed import LocalCluster\n"
-        "cluster = LocalCluster(n_workers=1, processes=False, dashboard_address='127.0.0.1:0')\n"
-        "jw.configure(executor='dask', scheduler=cluster.scheduler_address)\n"
-        "port = cluster.scheduler.http_server.port\n"
-        "print('dashboard port', port)",
-        "%%workflow dash --run\ntasks:\n  hello: {action: core.echo, input: {message: hi}}",
-    ]
-    write_notebook(lab, name, cells)
     with chromium_page(lab, tmp_path) as page:
-        _open_lab(page, lab, name)
-        run_all_cells(page)
-        cell = code_cell(page, "%%workflow dash")
-        link = cell.locator('[data-testid="jw-dashboard-link"]').first
-        link.wait_for(timeout=RUN_DONE_MS)
+        link, port = _run_with_a_dashboard(page, lab, "dashboard.ipynb", "dash")
         href = link.get_attribute("href") or ""
-        port = code_cell(page, "LocalCluster").locator(".jp-OutputArea-output").inner_text()
-        port = port.strip().rsplit(" ", 1)[-1]
         assert href == f"/proxy/{port}/status", (href, port)
         # Through the server, with Jupyter's auth: Dask's dashboard page.
         with urllib.request.urlopen(lab.url(href), timeout=60) as response:
