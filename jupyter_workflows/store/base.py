@@ -39,9 +39,11 @@ import math
 import numbers
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from types import TracebackType
 from typing import Any, Literal, TypedDict
+
+from ..exceptions import RunNotFound
 
 __all__ = [
     "HISTORY_FIELDS",
@@ -367,6 +369,33 @@ class RunStore(ABC):
     @abstractmethod
     def take_requests(self, run_id: str) -> list[dict[str, Any]]:
         """Pop the run's queued requests: ``[{"kind", "payload", "created_at"}]`` oldest first."""
+
+    def heartbeat(self, run_ids: Collection[str], at: float, owner: str) -> None:
+        """Mark these runs alive at ``at``, driven by ``owner`` (buffered).
+
+        The orchestrator calls this every heartbeat for every run it drives: a store should
+        make it one write for all of them (runs no longer in the store are skipped)."""
+        for run_id in run_ids:
+            try:
+                self.update_run(run_id, heartbeat_at=at, owner=owner)
+            except RunNotFound:
+                continue
+
+    def take_all_requests(self, run_ids: Collection[str]) -> dict[str, list[dict[str, Any]]]:
+        """Pop the queued requests of these runs: ``{run_id: requests}`` for the runs that have
+        any, each as :meth:`take_requests` returns them.
+
+        Polled every heartbeat for every run the orchestrator drives: a store should look for
+        all of them at once."""
+        taken: dict[str, list[dict[str, Any]]] = {}
+        for run_id in run_ids:
+            try:
+                requests = self.take_requests(run_id)
+            except RunNotFound:
+                continue
+            if requests:
+                taken[run_id] = requests
+        return taken
 
     # -- cache, kv, secrets -----------------------------------------------------------------
     @abstractmethod

@@ -68,7 +68,7 @@ import threading
 import time
 import urllib.parse
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -901,6 +901,30 @@ class SqliteStore(RunStore):
             ]
 
         return self._transaction(take) or []
+
+    def heartbeat(self, run_ids: Collection[str], at: float, owner: str) -> None:
+        # One statement for every run (not an UPDATE and a commit per run: a heartbeat of
+        # 1,000 runs held the orchestrator's loop for 50-160 ms, 10,000 for over a second).
+        rows = [(at, owner, run_id) for run_id in run_ids]
+        if rows:
+            self._buffer("UPDATE runs SET heartbeat_at = ?, owner = ? WHERE run_id = ?", rows)
+
+    def take_all_requests(self, run_ids: Collection[str]) -> dict[str, list[dict[str, Any]]]:
+        # One look for every run; the write lock only for the runs that have requests.
+        wanted = set(run_ids)
+        if not wanted:
+            return {}
+        found: list[str] = self._read(
+            lambda conn: [row[0] for row in conn.execute("SELECT DISTINCT run_id FROM requests")],
+            [],
+        )
+        taken: dict[str, list[dict[str, Any]]] = {}
+        for run_id in found:
+            if run_id in wanted:
+                requests = self.take_requests(run_id)
+                if requests:
+                    taken[run_id] = requests
+        return taken
 
     # -- cache, kv, secrets -----------------------------------------------------------------
     def cache_get(self, key: str, now: float) -> tuple[bool, Any]:

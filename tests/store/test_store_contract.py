@@ -440,6 +440,37 @@ def test_requests_add_and_take(store: RunStore) -> None:
     assert store.take_requests("nope") == []
 
 
+def test_take_all_requests_pops_only_the_runs_asked_for(store: RunStore) -> None:
+    for run_id in ("r1", "r2", "r3", "other"):
+        make_run(store, run_id)
+    store.add_request("r1", "pause")
+    store.add_request("r3", "cancel")
+    store.add_request("r1", "resume")
+    store.add_request("other", "pause")  # not asked for: another orchestrator's run
+    taken = store.take_all_requests(["r1", "r2", "r3", "gone"])
+    assert {run_id: [r["kind"] for r in reqs] for run_id, reqs in taken.items()} == {
+        "r1": ["pause", "resume"],
+        "r3": ["cancel"],
+    }
+    assert store.take_all_requests(["r1", "r2", "r3"]) == {}  # taking pops
+    assert store.take_all_requests([]) == {}
+    assert [r["kind"] for r in store.take_requests("other")] == ["pause"]
+
+
+def test_heartbeat_marks_many_runs_in_one_call(store: RunStore) -> None:
+    for run_id in ("r1", "r2", "idle"):
+        make_run(store, run_id)
+    store.heartbeat(["r1", "r2", "gone"], 1234.5, "host:42")  # a deleted run is skipped
+    store.commit()
+    for run_id in ("r1", "r2"):
+        record = store.get_run(run_id)
+        assert record is not None
+        assert (record["heartbeat_at"], record["owner"]) == (1234.5, "host:42")
+    idle = store.get_run("idle")
+    assert idle is not None and idle["heartbeat_at"] != 1234.5
+    store.heartbeat([], 1.0, "x")  # nothing to do
+
+
 def test_request_for_unknown_run_raises(store: RunStore) -> None:
     with pytest.raises(RunNotFound, match="nope"):
         store.add_request("nope", "pause")
