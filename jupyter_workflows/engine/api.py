@@ -258,6 +258,7 @@ def start_run(
     from ..sources import register_workflow
     from ..spec.params import resolve_parameters
 
+    _refuse_while_a_process_imports_main()
     workflow.validate()
     params = resolve_parameters(workflow.spec, parameters)
     if workflow.path is None:
@@ -272,6 +273,32 @@ def start_run(
     if wait:
         run.wait(timeout)
     return run
+
+
+#: What a script that starts runs at its top level, without the ``__main__`` guard, is told.
+MAIN_GUARD = (
+    "put the code of a script that starts workflow runs under "
+    '`if __name__ == "__main__":` (each Dask worker process the engine starts imports the '
+    "script, and would run it again)"
+)
+
+
+def _refuse_while_a_process_imports_main() -> None:
+    """Raise :class:`WorkflowError` in a process that is still importing the parent's script.
+
+    Dask starts its worker processes with ``spawn``: each imports the parent's ``__main__``
+    first. A script that starts a run at its top level would start it again in every worker
+    process, which would start a cluster of its own, and so on: the parent waited forever for
+    workers busy running the script (Dask alone fails with "Nanny failed to start"). Refused
+    here, the worker fails at once and the parent's run fails with :data:`MAIN_GUARD`.
+    """
+    import multiprocessing
+
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise WorkflowError(
+            "a workflow run was started while a new process was importing the script "
+            f"that started it: {MAIN_GUARD}"
+        )
 
 
 def runs(limit: int | None = None) -> list[Run]:
@@ -319,6 +346,7 @@ def resume(
     Succeeded tasks are not run again (their results come from the store); tasks that were in
     flight run again.
     """
+    _refuse_while_a_process_imports_main()
     run = get_run(run_id)
     orch = get_orchestrator()
     run_id = run.run_id

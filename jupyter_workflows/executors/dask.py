@@ -128,6 +128,7 @@ from dask.system import cpu_count
 from distributed import Client, Future, LocalCluster, WorkerPlugin, get_worker
 from distributed import client as _distributed_client
 
+from ..exceptions import first_line
 from ..store.artifacts import DEFAULT_THRESHOLD, ArtifactRef
 from .base import Executor, Outcome, ResultRef, Submission, switched_on
 from .runtime import Envelope, error_line, run_task
@@ -362,12 +363,22 @@ def _start_local_cluster(
     if resources:
         options["resources"] = dict(resources)
     _watch_lost_results()
-    cluster = LocalCluster(
-        n_workers=n_workers,
-        threads_per_worker=threads_per_worker,
-        processes=processes,
-        **options,
-    )
+    try:
+        cluster = LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=threads_per_worker,
+            processes=processes,
+            **options,
+        )
+    except Exception as exc:
+        if processes and _main_is_a_script():
+            from ..engine.api import MAIN_GUARD
+
+            raise RuntimeError(
+                f"the embedded Dask cluster could not start its worker processes "
+                f"({first_line(exc)}); if this is a script: {MAIN_GUARD}"
+            ) from exc
+        raise
     try:
         if gpus and processes:
             _add_gpu_workers(cluster, gpus)
@@ -378,6 +389,12 @@ def _start_local_cluster(
         cluster.close()
         raise
     return cluster, client
+
+
+def _main_is_a_script() -> bool:
+    """Whether ``__main__`` is a file that Dask's worker processes import (``python script.py``
+    or ``python -m module``; not a notebook's kernel, an interactive shell or ``python -c``)."""
+    return bool(getattr(sys.modules.get("__main__"), "__file__", None))
 
 
 def _probe_scheduler(address: str, timeout: float) -> None:
