@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import RunNotFound, RunStateError, WorkflowError, first_line
+from ..executors.base import MAIN_GUARD
 from .run import REQUEST_SECONDS, TERMINAL, Run, effective_status, owner_alive
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -273,14 +274,6 @@ def start_run(
     if wait:
         run.wait(timeout)
     return run
-
-
-#: What a script that starts runs at its top level, without the ``__main__`` guard, is told.
-MAIN_GUARD = (
-    "put the code of a script that starts workflow runs under "
-    '`if __name__ == "__main__":` (each Dask worker process the engine starts imports the '
-    "script, and would run it again)"
-)
 
 
 def _refuse_while_a_process_imports_main() -> None:

@@ -19,6 +19,14 @@ from ..exceptions import error_line
 __all__ = ["Executor", "Outcome", "ResultRef", "Submission", "switched_on"]
 
 
+#: What a script that starts runs at its top level, without the ``__main__`` guard, is told.
+MAIN_GUARD = (
+    "put the code of a script that starts workflow runs under "
+    '`if __name__ == "__main__":` (each Dask worker process the engine starts imports the '
+    "script, and would run it again)"
+)
+
+
 def switched_on(name: str) -> bool:
     """Whether the engine's on/off environment switch ``name`` is on (the default): ``0``,
     ``false``, ``no`` or ``off`` turn it off (``JUPYTER_WORKFLOWS_DASK_TUNING``,

@@ -130,7 +130,7 @@ from distributed import client as _distributed_client
 
 from ..exceptions import first_line
 from ..store.artifacts import DEFAULT_THRESHOLD, ArtifactRef
-from .base import Executor, Outcome, ResultRef, Submission, switched_on
+from .base import MAIN_GUARD, Executor, Outcome, ResultRef, Submission, switched_on
 from .runtime import Envelope, error_line, run_task
 
 __all__ = [
@@ -372,8 +372,6 @@ def _start_local_cluster(
         )
     except Exception as exc:
         if processes and _main_is_a_script():
-            from ..engine.api import MAIN_GUARD
-
             raise RuntimeError(
                 f"the embedded Dask cluster could not start its worker processes "
                 f"({first_line(exc)}); if this is a script: {MAIN_GUARD}"

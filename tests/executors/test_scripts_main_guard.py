@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_workflows.engine.api import MAIN_GUARD
+from jupyter_workflows.executors.base import MAIN_GUARD
 
 pytestmark = pytest.mark.timeout(300)
 
