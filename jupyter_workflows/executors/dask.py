@@ -135,6 +135,7 @@ from .runtime import Envelope, error_line, run_task
 
 __all__ = [
     "DaskExecutor",
+    "SchedulerLost",
     "auto_chunk_size",
     "detect_gpus",
     "embedded_cluster_size",
@@ -219,6 +220,55 @@ _UNGATHERED: Any = object()
 _CAN_WATCH = callable(
     getattr(_distributed_client, "FutureState", None) and _distributed_client.FutureState.wait
 )
+#: Dask's reason for the futures it cancels when its client loses the scheduler.
+_CONNECTION_LOST = "scheduler-connection-lost"
+
+
+class SchedulerLost(ConnectionError):
+    """The connection to the Dask scheduler went away: the attempt was abandoned.
+
+    Dask cancels every future of a client that loses its scheduler (their work is gone with
+    it), then tries to reconnect for 10 s before it closes the client. Attempts in flight then,
+    and submissions while the client is not connected, fail with this (one line); they never
+    wait for an answer that cannot come.
+    """
+
+
+def _lost_line(address: str, status: str) -> str:
+    if status == "connecting":
+        return f"lost the connection to the Dask scheduler at {address} (reconnecting)"
+    return (
+        f"lost the connection to the Dask scheduler at {address}, and it did not come back "
+        "(connect to a scheduler again: `--scheduler ADDRESS`, `jw.configure(scheduler=...)`)"
+    )
+
+
+def _cancelled_by_connection_loss(future: Future) -> bool:
+    state = getattr(future, "_state", None)
+    return getattr(getattr(state, "exception", None), "reason", None) == _CONNECTION_LOST
+
+
+class _QuietConnectionLoss(logging.Filter):
+    """Drops what Dask's client logs when its scheduler goes away (tracebacks of a closed
+    comm and of a ``CancelledError`` in its own close, "Failed to reconnect ... closing
+    client"): the attempts it abandoned fail with one :class:`SchedulerLost` line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from distributed.comm import CommClosedError
+
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, (asyncio.CancelledError, CommClosedError)):
+            return False
+        try:
+            message = record.getMessage()
+        except Exception:  # a record that cannot be formatted: not ours to judge
+            return True
+        return not message.startswith("Failed to reconnect to scheduler")
+
+
+#: The loggers of the client side of Dask that report a lost scheduler.
+_CLIENT_LOGGERS = ("distributed.client", "distributed.batched")
+_QUIET_CONNECTION_LOSS = _QuietConnectionLoss()
 
 
 def auto_chunk_size(span: int, nthreads: int) -> int:
@@ -1056,6 +1106,8 @@ class DaskExecutor(Executor):
         #: Threads in the cluster, refreshed by the submitter at most every _OFFERS_TTL_S.
         self._nthreads = 0
         self._nthreads_at = float("-inf")
+        #: The scheduler's address, for messages (set by :meth:`start`).
+        self._address = ""
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -1099,6 +1151,12 @@ class DaskExecutor(Executor):
             self._tune_client = self._owns_client and _tuning_enabled()
             if self._tune_client:
                 tune_client(self._client)
+            if self._cluster is None:  # a scheduler of the user's: it may go away
+                for name in _CLIENT_LOGGERS:
+                    target = logging.getLogger(name)
+                    if _QUIET_CONNECTION_LOSS not in target.filters:
+                        target.addFilter(_QUIET_CONNECTION_LOSS)
+            self._address = _scheduler_address(self._client, self.scheduler)
             try:
                 self._client.subscribe_topic(self._topic, self._on_pushed)
                 self._pushing = True
@@ -1504,6 +1562,13 @@ class DaskExecutor(Executor):
 
     def _submit_wave(self, ready: list[_Pending]) -> None:
         client = self._client
+        if client is not None and client.status != "running":
+            # Lost the scheduler: what Dask is given now may never come back (futures made
+            # while it reconnects or closes can stay pending for ever). Fail them at once.
+            lost = SchedulerLost(_lost_line(self._address, client.status))
+            for item in ready:
+                self._emit(item.callback, _failed_by(item.submission.key, lost))
+            return
         if client is not None and self._tune_client:
             tune_client(client)  # a reconnected client has a new stream
         if client is not None and time.monotonic() - self._nthreads_at > _OFFERS_TTL_S:
@@ -1575,7 +1640,9 @@ class DaskExecutor(Executor):
                 )
             except Exception as exc:
                 for item, _, _ in members:
-                    self._emit(item.callback, _failed_by(item.submission.key, exc))
+                    self._emit(
+                        item.callback, _failed_by(item.submission.key, self._why(client, exc))
+                    )
                 continue
             with self._lock:
                 for (item, _, _), future in zip(members, futures, strict=True):
@@ -1595,6 +1662,12 @@ class DaskExecutor(Executor):
             )
             for future in late:
                 future.cancel()
+
+    def _why(self, client: Client, exc: BaseException) -> BaseException:
+        """What to fail a submission with when ``client.map`` raised ``exc``."""
+        if client.status != "running":  # it lost the scheduler meanwhile
+            return SchedulerLost(_lost_line(self._address, client.status))
+        return exc
 
     def _submit_chunks(
         self,
@@ -1669,7 +1742,9 @@ class DaskExecutor(Executor):
                             self._chunk_of.pop(item.submission.key, None)
                 for chunk in chunks:
                     for item in chunk.members:
-                        self._emit(item.callback, _failed_by(item.submission.key, exc))
+                        self._emit(
+                            item.callback, _failed_by(item.submission.key, self._why(client, exc))
+                        )
                 continue
             late: list[Future] = []
             with self._lock:
@@ -1780,6 +1855,14 @@ class DaskExecutor(Executor):
         self._done_queue.put((future, _UNGATHERED, callback))
 
     def _watch_in_loop(self, client: Client, pairs: list[_Watched]) -> None:
+        if client.status != "running":
+            # Submitted as the connection went: Dask cancelled the futures it had then, and
+            # this one may never finish (see _submit_wave). Its attempt is abandoned.
+            lost = SchedulerLost(_lost_line(self._address, client.status))
+            for future, callback, _, _ in pairs:
+                self._early.pop(_key_of(future), None)
+                self._done_queue.put((future, lost, callback))
+            return
         loop = asyncio.get_running_loop()
         for future, callback, free, on_progress in pairs:
             data = self._early.pop(_key_of(future), None)
@@ -1970,6 +2053,10 @@ class DaskExecutor(Executor):
             return _failed_by(key, envelope)
         status = future.status
         if status == "cancelled":
+            if _cancelled_by_connection_loss(future):
+                client = self._client
+                now = client.status if client is not None else "closed"
+                return _failed_by(key, SchedulerLost(_lost_line(self._address, now)))
             return _failed(key, "CancelledError", f"{key} was cancelled")
         if status == "error":
             try:
@@ -1979,6 +2066,13 @@ class DaskExecutor(Executor):
             if exc is not None:
                 return _failed_by(key, exc)
         return _failed(key, "ExecutorError", f"no result for {key} (future {status})")
+
+
+def _scheduler_address(client: Client, scheduler: SchedulerSpec) -> str:
+    try:
+        return str(client.scheduler.address)
+    except Exception:  # no rpc yet: the address it was given
+        return scheduler if isinstance(scheduler, str) else "?"
 
 
 def _key_of(future: Any) -> str:
