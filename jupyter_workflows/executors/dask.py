@@ -128,12 +128,13 @@ from dask.system import cpu_count
 from distributed import Client, Future, LocalCluster, WorkerPlugin, get_worker
 from distributed import client as _distributed_client
 
-from ..exceptions import first_line
+from ..exceptions import WorkflowError, first_line
 from ..store.artifacts import DEFAULT_THRESHOLD, ArtifactRef
 from .base import MAIN_GUARD, Executor, Outcome, ResultRef, Submission, switched_on
 from .runtime import Envelope, error_line, run_task
 
 __all__ = [
+    "WORKER_WAIT_S",
     "DaskExecutor",
     "SchedulerLost",
     "auto_chunk_size",
@@ -222,6 +223,33 @@ _CAN_WATCH = callable(
 )
 #: Dask's reason for the futures it cancels when its client loses the scheduler.
 _CONNECTION_LOST = "scheduler-connection-lost"
+#: Our reason for the futures we cancel when the cluster has had no workers for too long.
+_NO_WORKERS = "jupyter-workflows-no-workers"
+#: Default seconds attempts wait for a scheduler of the user's that has no workers at all.
+WORKER_WAIT_S = 60.0
+#: How often the submitter asks such a scheduler how many workers it has, while work is in
+#: flight.
+_WORKER_POLL_S = 1.0
+_DEFAULT_WAIT: Any = object()
+
+
+def worker_wait_from_env() -> float | None:
+    """``JUPYTER_WORKFLOWS_WORKER_WAIT``: seconds, or ``none``/``inf`` to wait for ever
+    (default :data:`WORKER_WAIT_S`). A value that is not a number is refused with one line."""
+    text = os.environ.get("JUPYTER_WORKFLOWS_WORKER_WAIT", "").strip().lower()
+    if not text:
+        return WORKER_WAIT_S
+    if text in ("none", "inf", "infinity", "forever"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0:  # NaN too
+        raise WorkflowError(
+            f"JUPYTER_WORKFLOWS_WORKER_WAIT={text!r}: expected seconds (a number >= 0) or 'none'"
+        )
+    return None if value == float("inf") else value
 
 
 class SchedulerLost(ConnectionError):
@@ -243,9 +271,14 @@ def _lost_line(address: str, status: str) -> str:
     )
 
 
+def _cancel_reason(future: Future) -> tuple[str | None, str | None]:
+    """Why Dask cancelled ``future``: ``(reason, msg)`` of its ``FutureCancelledError``."""
+    exc = getattr(getattr(future, "_state", None), "exception", None)
+    return getattr(exc, "reason", None), getattr(exc, "msg", None)
+
+
 def _cancelled_by_connection_loss(future: Future) -> bool:
-    state = getattr(future, "_state", None)
-    return getattr(getattr(state, "exception", None), "reason", None) == _CONNECTION_LOST
+    return _cancel_reason(future)[0] == _CONNECTION_LOST
 
 
 class _QuietConnectionLoss(logging.Filter):
@@ -949,7 +982,24 @@ class _Pushed:
         try:
             return cloudpickle.loads(self.data)
         except Exception as exc:  # becomes the outcome
-            return exc
+            return _Unreadable(exc)
+
+
+class _Unreadable(Exception):
+    """An outcome that came back from the worker but cannot be unpickled here (its result's
+    class is in a module only the workers can import, say); fails the attempt with one line."""
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(exc)
+        self.original = exc
+
+    def outcome(self, key: str) -> Outcome:
+        exc = self.original
+        why = error_line(exc).partition(": ")[2]
+        line = f"the outcome came back from the worker but cannot be unpickled here: {why}"
+        if isinstance(exc, ImportError):
+            line += " (the workers can import it, this process cannot: install it here too)"
+        return _failed(key, type(exc).__name__, line)
 
 
 @dataclass(slots=True, eq=False)
@@ -1039,6 +1089,11 @@ class DaskExecutor(Executor):
     resource_wait
         Seconds a submission whose resources or queue no worker offers waits for such a worker
         before it fails with ``ResourceError``.
+    worker_wait
+        A scheduler given by address or client only: seconds the attempts in flight wait while
+        the cluster has no workers at all (none started, or all died) before they fail with
+        ``NoWorkers``; ``None`` waits for ever (an autoscaling cluster that starts from zero).
+        Default: ``$JUPYTER_WORKFLOWS_WORKER_WAIT``, else :data:`WORKER_WAIT_S`.
     """
 
     def __init__(
@@ -1048,6 +1103,7 @@ class DaskExecutor(Executor):
         n_workers: int | None = None,
         threads_per_worker: int | None = None,
         resource_wait: float = 10.0,
+        worker_wait: Any = _DEFAULT_WAIT,
     ) -> None:
         if scheduler is not None and not isinstance(scheduler, (str, Client)):
             raise TypeError(
@@ -1057,6 +1113,14 @@ class DaskExecutor(Executor):
         self.n_workers = n_workers
         self.threads_per_worker = threads_per_worker
         self.resource_wait = float(resource_wait)
+        self.worker_wait: float | None = (
+            worker_wait_from_env()
+            if worker_wait is _DEFAULT_WAIT
+            else (None if worker_wait is None else float(worker_wait))
+        )
+        #: Since when (monotonic) the scheduler has had no workers while work was in flight.
+        self._no_workers_since: float | None = None
+        self._workers_checked_at = float("-inf")
         self._lock = threading.RLock()
         self._client: Client | None = None
         self._cluster: LocalCluster | None = None
@@ -1153,9 +1217,9 @@ class DaskExecutor(Executor):
                 tune_client(self._client)
             if self._cluster is None:  # a scheduler of the user's: it may go away
                 for name in _CLIENT_LOGGERS:
-                    target = logging.getLogger(name)
-                    if _QUIET_CONNECTION_LOSS not in target.filters:
-                        target.addFilter(_QUIET_CONNECTION_LOSS)
+                    client_log = logging.getLogger(name)
+                    if _QUIET_CONNECTION_LOSS not in client_log.filters:
+                        client_log.addFilter(_QUIET_CONNECTION_LOSS)
             self._address = _scheduler_address(self._client, self.scheduler)
             try:
                 self._client.subscribe_topic(self._topic, self._on_pushed)
@@ -1315,7 +1379,10 @@ class DaskExecutor(Executor):
     def _submit_loop(self) -> None:
         parked: list[_Pending] = []
         while True:
-            batch = list(self._take(_RESOURCE_POLL_S if parked else None))
+            wait = _RESOURCE_POLL_S if parked else None
+            if self._watches_workers():
+                wait = min(wait or _WORKER_POLL_S, _WORKER_POLL_S)
+            batch = list(self._take(wait))
             if batch and all(p is _RELEASE for p in batch):
                 # Only releases: give the next submissions a moment to go first.
                 batch += self._take(_RELEASE_WAIT_S)
@@ -1345,6 +1412,60 @@ class DaskExecutor(Executor):
             finally:
                 if releasing:
                     self._release_forgotten()
+                if self._watches_workers():
+                    self._check_workers()
+
+    def _watches_workers(self) -> bool:
+        """Whether the submitter should look for a cluster without workers: a scheduler of the
+        user's (the embedded cluster's nannies restart its workers), a finite ``worker_wait``,
+        and attempts in flight."""
+        return (
+            self._cluster is None
+            and self.worker_wait is not None
+            and self._client is not None
+            and bool(self._held or self._chunk_of)
+        )
+
+    def _check_workers(self) -> None:
+        """Fail the attempts in flight with ``NoWorkers`` once the scheduler has had no
+        workers for ``worker_wait`` seconds (Dask would keep them for ever)."""
+        now = time.monotonic()
+        if now - self._workers_checked_at < _WORKER_POLL_S:
+            return
+        self._workers_checked_at = now
+        client = self._client
+        if client is None or client.status != "running" or self.worker_wait is None:
+            return
+        try:
+            workers = int(client.scheduler_info(n_workers=0).get("n_workers", 1))
+        except Exception:  # the scheduler is busy or gone: ask again at the next poll
+            logger.debug("asking the scheduler for its workers failed", exc_info=True)
+            return
+        if workers:
+            self._no_workers_since = None
+            return
+        if self._no_workers_since is None:
+            self._no_workers_since = now
+        if now - self._no_workers_since < self.worker_wait:
+            return
+        with self._lock:
+            pending = [f for f in self._held.values() if f.status == "pending"]
+            pending += [
+                c.future
+                for c in {id(c): c for c in self._chunk_of.values()}.values()
+                if c.future is not None and c.future.status == "pending"
+            ]
+        if not pending:
+            return
+        line = (
+            f"the Dask scheduler at {self._address} has had no workers for "
+            f"{self.worker_wait:g} s (start some: `dask worker {self._address}`; "
+            "JUPYTER_WORKFLOWS_WORKER_WAIT sets how long to wait, 'none' for ever)"
+        )
+        try:
+            client.cancel(pending, reason=_NO_WORKERS, msg=line)
+        except Exception:  # best effort: the next poll tries again
+            logger.debug("cancelling the attempts without workers failed", exc_info=True)
 
     def _worker_offers(self, refresh: bool) -> dict[str, dict[str, float]]:
         now = time.monotonic()
@@ -2041,13 +2162,22 @@ class DaskExecutor(Executor):
         for key, future in wanted.items():
             try:
                 envelopes[key] = future.result(timeout=30)
-            except BaseException as exc:  # becomes the outcome
-                envelopes[key] = exc
+            except (
+                OSError,
+                TimeoutError,
+                asyncio.CancelledError,
+                concurrent.futures.CancelledError,
+            ) as exc:
+                envelopes[key] = exc  # the connection, not the outcome: becomes the outcome
+            except BaseException as exc:  # it came back, and cannot be unpickled here
+                envelopes[key] = _Unreadable(exc)
         return envelopes
 
     def _outcome(self, future: Future, envelope: Any) -> Outcome:
         key = _key_of(future)
         if isinstance(envelope, Envelope):
+            return envelope.outcome(key)
+        if isinstance(envelope, _Unreadable):
             return envelope.outcome(key)
         if isinstance(envelope, BaseException):
             return _failed_by(key, envelope)
@@ -2057,6 +2187,9 @@ class DaskExecutor(Executor):
                 client = self._client
                 now = client.status if client is not None else "closed"
                 return _failed_by(key, SchedulerLost(_lost_line(self._address, now)))
+            reason, why = _cancel_reason(future)
+            if reason == _NO_WORKERS and why:
+                return _failed(key, "NoWorkers", why)
             return _failed(key, "CancelledError", f"{key} was cancelled")
         if status == "error":
             try:
