@@ -83,7 +83,10 @@ Failures
     A worker that dies mid-task makes Dask run the task again elsewhere (up to the scheduler's
     ``allowed-failures``, 3 by default), which the run does not see; only when every try died
     does the outcome fail with ``KilledWorker: ...``. A cancelled future fails with
-    ``CancelledError``.
+    ``CancelledError``. A lost scheduler fails what is in flight, and what is submitted until
+    the client is connected again, with ``SchedulerLost`` (:class:`SchedulerLost`); a scheduler
+    of the user's that has had no workers for ``worker_wait`` seconds has the attempts in
+    flight cancelled with ``NoWorkers`` (see docs/durability.md, "When the cluster fails").
 
 Keys
     Submission keys are Dask keys. The engine's
