@@ -224,6 +224,7 @@ _UNGATHERED: Any = object()
 _CAN_WATCH = callable(
     getattr(_distributed_client, "FutureState", None) and _distributed_client.FutureState.wait
 )
+_FutureCancelled = concurrent.futures.CancelledError
 #: Dask's reason for the futures it cancels when its client loses the scheduler.
 _CONNECTION_LOST = "scheduler-connection-lost"
 #: Our reason for the futures we cancel when the cluster has had no workers for too long.
@@ -1417,6 +1418,8 @@ class DaskExecutor(Executor):
                     self._release_forgotten()
                 if self._watches_workers():
                     self._check_workers()
+                else:  # nothing in flight: the next attempts get the whole worker_wait
+                    self._no_workers_since = None
 
     def _watches_workers(self) -> bool:
         """Whether the submitter should look for a cluster without workers: a scheduler of the
@@ -2165,15 +2168,12 @@ class DaskExecutor(Executor):
         for key, future in wanted.items():
             try:
                 envelopes[key] = future.result(timeout=30)
-            except (
-                OSError,
-                TimeoutError,
-                asyncio.CancelledError,
-                concurrent.futures.CancelledError,
-            ) as exc:
-                envelopes[key] = exc  # the connection, not the outcome: becomes the outcome
-            except BaseException as exc:  # it came back, and cannot be unpickled here
-                envelopes[key] = _Unreadable(exc)
+            except BaseException as exc:  # becomes the outcome
+                transport = (OSError, TimeoutError, asyncio.CancelledError, _FutureCancelled)
+                if future.status != "finished" or isinstance(exc, transport):
+                    envelopes[key] = exc  # the task or the connection failed
+                else:  # it came back, and cannot be unpickled here
+                    envelopes[key] = _Unreadable(exc)
         return envelopes
 
     def _outcome(self, future: Future, envelope: Any) -> Outcome:
