@@ -7,7 +7,7 @@ API's discovery and nested-workflow lookup alike), and every way of finding a wo
 * :func:`load_target` — what the CLI, ``serve`` and schedules take: a YAML/JSON file, an exported
   job folder (``workflow.yaml`` inside) or a notebook;
 * :func:`resolve_workflow` — a nested workflow by name: registered, else ``NAME.yaml`` beside
-  the parent;
+  the parent, else a StackStorm pack action ``PACK.ACTION`` whose runner is a workflow;
 * :func:`register_workflow` / :func:`get_workflow` / :func:`registered_workflows` — the names
   known in this process (``%%workflow`` cells, ``@jw.workflow``, started runs);
 * :func:`workflow_files` — the workflow files directly in a folder (the REST API's listing).
@@ -23,11 +23,12 @@ import os
 import re
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .exceptions import ActionNotFound, SpecError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .actions.packs import PackAction
     from .definition import Workflow
 
 __all__ = [
@@ -152,9 +153,34 @@ def resolve_workflow(name: str, base_dir: str | Path | None = None) -> Workflow:
             from .definition import load
 
             return load(candidate)
+        from .actions.packs import workflow_entry
+
+        entry = workflow_entry(name, base_dir)  # ``PACK.ACTION`` with an orquesta runner
+        if entry is not None:
+            return _pack_workflow(entry)
     raise ActionNotFound(
         f"unknown workflow {name!r} (register it, or put {name}.yaml beside the parent workflow)"
     )
+
+
+def _pack_workflow(entry: PackAction) -> Workflow:
+    """A pack action's workflow (its ``entry_point``), named by the action's ref, with the
+    metadata's parameters: their defaults, and ``required`` for those without one."""
+    from .definition import Workflow, load
+    from .spec.models import ParameterSpec
+
+    wf = load(entry.entry)
+    params = dict(wf.spec.parameters)
+    for pname, meta in entry.parameters.items():
+        update: dict[str, Any] = {}
+        if "default" in meta:
+            update["default"] = meta["default"]
+        elif meta.get("required"):
+            update["required"] = True
+        current = params.get(pname)
+        params[pname] = current.model_copy(update=update) if current else ParameterSpec(**update)
+    spec = wf.spec.model_copy(update={"parameters": params, "name": entry.ref})
+    return Workflow(spec, source_map=wf.source_map, path=wf.path, source=wf.source)
 
 
 def load_target(file: str, workflow: str | None = None) -> Workflow:
