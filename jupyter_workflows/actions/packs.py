@@ -58,6 +58,8 @@ SHELL = "local-shell-script"
 WORKFLOW_RUNNERS = ("orquesta", "workflow")
 RUNNERS = (PYTHON, SHELL, *WORKFLOW_RUNNERS)
 
+_cache_lock = threading.Lock()
+
 _REF = re.compile(r"^([A-Za-z0-9_][\w-]*)\.([A-Za-z0-9_][\w.-]*)$")
 
 
@@ -90,8 +92,29 @@ def _pack_root(base_dir: str | Path) -> tuple[Path, str] | None:
     return manifest.parent, _manifest(manifest)[0] or manifest.parent.name
 
 
+#: ``pack.yaml`` (and ``config.schema.yaml``) read, by their paths, times and sizes.
+_manifests: dict[tuple[Any, ...], tuple[str | None, dict[str, Any]]] = {}
+
+
 def _manifest(manifest: Path) -> tuple[str | None, dict[str, Any]]:
     """``(ref or name, configuration defaults)`` of a ``pack.yaml`` (unreadable: nothing)."""
+    key: list[Any] = []
+    for path in (manifest, manifest.parent / "config.schema.yaml"):
+        try:
+            info = path.stat()
+            key.append((str(path), info.st_mtime_ns, info.st_size))
+        except OSError:
+            key.append((str(path), None))
+    with _cache_lock:
+        known = _manifests.get(tuple(key))
+    if known is None:
+        known = _read_manifest(manifest)
+        with _cache_lock:
+            _manifests[tuple(key)] = known
+    return known[0], dict(known[1])
+
+
+def _read_manifest(manifest: Path) -> tuple[str | None, dict[str, Any]]:
     import yaml
 
     try:
@@ -161,7 +184,6 @@ def _shown(path: Path) -> str:
 
 #: Parsed metadata by (file, mtime, size): a run resolves its actions every time it starts.
 _cache: dict[tuple[str, int, int], PackAction] = {}
-_cache_lock = threading.Lock()
 
 
 def find_pack_action(ref: str, base_dir: str | Path | None) -> PackAction | None:
@@ -563,10 +585,19 @@ def pack_action_def(
         return _plain(ref, ShellAction(action))
     install_st2_shim()
     module_name = action.entry.stem
-    if not module_name.isidentifier():
+    loaded = sys.modules.get(module_name)
+    if module_name in getattr(sys, "stdlib_module_names", ()) or (
+        loaded is not None and not _from_folder(loaded, action.entry.parent) and _installed(loaded)
+    ):
+        # Imported from the actions folder, it would replace that module for everyone.
+        raise ActionNotFound(
+            f"action {ref!r}: {action.entry.name} has the name of the installed module "
+            f"{module_name!r}; rename it (and its entry_point)"
+        )
+    if "." in module_name:  # (a '-' is fine: the module is found by its file name)
         raise ActionNotFound(
             f"action {ref!r}: {action.entry.name} cannot be imported as a Python module "
-            "(its name must be a Python identifier)"
+            "(a '.' in its name reads as a package)"
         )
     try:
         module = importer(module_name, action.entry.parent)
@@ -584,6 +615,23 @@ def pack_action_def(
         )
     cls = _action_class(module, ref)
     return _plain(ref, PythonAction(action, module_name, cls))
+
+
+def _from_folder(module: Any, folder: Path) -> bool:
+    file = getattr(module, "__file__", None)
+    return isinstance(file, str) and os.path.realpath(file).startswith(str(folder) + os.sep)
+
+
+def _installed(module: Any) -> bool:
+    """A module of the Python installation (the standard library, site-packages), or built in."""
+    import sysconfig
+
+    file = getattr(module, "__file__", None)
+    if not isinstance(file, str):
+        return True
+    roots = {sys.prefix, sys.base_prefix, *sysconfig.get_paths().values()}
+    real = os.path.realpath(file)
+    return any(real.startswith(os.path.realpath(root) + os.sep) for root in roots if root)
 
 
 def workflow_entry(ref: str, base_dir: str | Path | None) -> PackAction | None:

@@ -453,6 +453,21 @@ def test_a_python_action_without_an_action_class_is_one_line(tmp_path: Path) -> 
     assert "defines no subclass of st2common.runners.base_action.Action" in str(info.value)
 
 
+def test_a_python_action_that_does_not_import_is_one_line(tmp_path: Path) -> None:
+    """StackStorm's own ``python-mock-create-vm`` (a '-' in its module name) imports
+    ``eventlet``, which is not installed here."""
+    pack = shutil.copytree(PACK, tmp_path / "packs" / "examples")
+    wf = pack / "actions" / "workflows" / "vm.yaml"
+    wf.write_text(_orquesta("t:\n  action: examples.python-mock-create-vm vm_name=a ip=b\n"))
+    proc = run_cli("validate", str(wf), env=inline_env(tmp_path), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        f"{wf}:6:13: task 't': action 'examples.python-mock-create-vm': importing "
+        "packs/examples/actions/python-mock-create-vm.py: "
+        "ModuleNotFoundError: No module named 'eventlet'"
+    )
+
+
 def test_an_unknown_pack_action_keeps_the_usual_error(tmp_path: Path) -> None:
     pack = _pack(
         tmp_path / "packs",
