@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..exceptions import ActionNotFound
+from ..exceptions import ActionNotFound, SpecError
 from .base import ActionDef, ActionFailed, _plain
 
 __all__ = [
@@ -219,7 +219,11 @@ def find_pack_action(ref: str, base_dir: str | Path | None) -> PackAction | None
     with _cache_lock:
         cached = _cache.get(key)
     if cached is None:
-        cached = _read_metadata(ref, pack, meta)
+        try:
+            cached = _read_metadata(ref, pack, meta)
+        except SpecError as exc:
+            exc.pack_action = True  # type: ignore[attr-defined]  # validate: "in action ..."
+            raise
         with _cache_lock:
             _cache[key] = cached
     return _with_config(cached, root)

@@ -335,8 +335,10 @@ def _nested_error(
         ":".join(str(p) for p in (f or "<string>", ln, cl) if p is not None) + f" task {t!r}"
         for f, ln, cl, t in chain
     )
+    # A pack action's metadata file says "action" (actions.packs marks its errors so).
+    what = "action" if getattr(exc, "pack_action", False) and not inner else "nested workflow"
     error = SpecError(
-        f"{base} (in nested workflow {child!r}, run by {hops})",
+        f"{base} (in {what} {child!r}, run by {hops})",
         file=file,
         line=line_at,
         col=col_at,

@@ -382,7 +382,7 @@ def test_a_nested_orquesta_action_checks_its_required_parameter(engine) -> None:
         (
             "name: x\nrunner_type: python-script\nentry_point: [oops\n",
             "3:14",
-            "",
+            "YAML syntax error: expected ',' or ']'",
         ),
         (
             "name: x\nrunner_type: remote-shell-script\nentry_point: x.sh\n",
@@ -428,6 +428,9 @@ def test_a_bad_metadata_file_is_one_positioned_line(
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith(f"packs/mypack/actions/x.yaml:{where}: "), lines[0]
     assert message in lines[0]
+    assert lines[0].endswith(
+        "(in action 'mypack.x', run by packs/mypack/actions/workflows/w.yaml:6:13 task 't')"
+    )
     assert "Traceback" not in proc.stderr
     # and a run refuses it the same way, before anything runs
     proc = run_cli(
