@@ -25,6 +25,7 @@ before it imports the module.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import json
 import logging
@@ -465,7 +466,7 @@ class PythonAction:
     def __call__(self, **kwargs: Any) -> Any:
         action = self.action
         values = _parameters(action, kwargs)
-        instance = self.cls(config=dict(action.config))
+        instance = self.cls(config=copy.deepcopy(action.config))  # its own, to change at will
         if not hasattr(instance, "logger"):  # an __init__ that skipped the base's
             instance.logger = logging.getLogger(f"actions.python.{type(instance).__name__}")
         out = instance.run(**values)

@@ -89,6 +89,16 @@ def test_the_pack_runs_on_a_dask_cluster(dask_engine) -> None:
     _check_demo(jw.load(DEMO).run(PARAMS))
 
 
+def test_the_pack_configuration_reaches_self_config(engine) -> None:
+    jw.configure(pack_config={"examples": {"region": "eu-west-1", "api_key": "k"}})
+    try:
+        run = jw.load(DEMO).run(PARAMS)
+    finally:
+        jw.configure(pack_config=None)
+    assert run.status == "succeeded", run.error
+    assert "{'api_key': 'k', 'region': 'eu-west-1'}" in _logs(run, "config")
+
+
 def test_stackstorms_subworkflow_runs_the_nested_pack_workflow(engine) -> None:
     """``orquesta-subworkflow`` -> ``examples.orquesta-sequential`` (its metadata's default
     ``name: Lakshmi``). That workflow reads ``result().stdout`` of ``core.echo``, which here
