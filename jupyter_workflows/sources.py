@@ -23,7 +23,7 @@ import os
 import re
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .exceptions import ActionNotFound, SpecError
 
@@ -164,22 +164,15 @@ def resolve_workflow(name: str, base_dir: str | Path | None = None) -> Workflow:
 
 
 def _pack_workflow(entry: PackAction) -> Workflow:
-    """A pack action's workflow (its ``entry_point``), named by the action's ref, with the
-    metadata's parameters: their defaults, and ``required`` for those without one."""
+    """A pack action whose runner is a workflow: its metadata file, which loads as its
+    ``entry_point`` with the metadata's parameters (``spec.st2_action``; attune's
+    ``workflow_file`` actions the same way), named by the action's ref."""
     from .definition import Workflow, load
-    from .spec.models import ParameterSpec
 
-    wf = load(entry.entry)
-    params = dict(wf.spec.parameters)
-    for pname, meta in entry.parameters.items():
-        update: dict[str, Any] = {}
-        if "default" in meta:
-            update["default"] = meta["default"]
-        elif meta.get("required"):
-            update["required"] = True
-        current = params.get(pname)
-        params[pname] = current.model_copy(update=update) if current else ParameterSpec(**update)
-    spec = wf.spec.model_copy(update={"parameters": params, "name": entry.ref})
+    wf = load(entry.path)
+    if wf.name == entry.ref:
+        return wf
+    spec = wf.spec.model_copy(update={"name": entry.ref})
     return Workflow(spec, source_map=wf.source_map, path=wf.path, source=wf.source)
 
 

@@ -56,7 +56,7 @@ __all__ = [
 #: ``workflow``).
 PYTHON = "python-script"
 SHELL = "local-shell-script"
-WORKFLOW_RUNNERS = ("orquesta", "workflow")
+WORKFLOW_RUNNERS = ("orquesta", "workflow")  # as spec.st2_action reads them
 RUNNERS = (PYTHON, SHELL, *WORKFLOW_RUNNERS)
 
 _cache_lock = threading.Lock()
@@ -73,6 +73,8 @@ class PackAction:
     runner: str
     #: The metadata file, as shown in messages.
     file: str
+    #: The metadata file, absolute.
+    path: Path
     #: The entry point, absolute.
     entry: Path
     #: ``{name: {default, required, position, immutable, ...}}`` as written.
@@ -246,6 +248,7 @@ def _with_config(action: PackAction, root: Path) -> PackAction:
         pack=action.pack,
         runner=action.runner,
         file=action.file,
+        path=action.path,
         entry=action.entry,
         parameters=action.parameters,
         config=config,
@@ -260,6 +263,9 @@ def _read_metadata(ref: str, pack: str, meta: Path) -> PackAction:
     if not isinstance(data, dict):
         raise smap.error(f"action metadata for {ref!r} must be a mapping")
     runner = data.get("runner_type")
+    entry_key = "entry_point"
+    if runner is None and "workflow_file" in data:  # an attune workflow action
+        runner, entry_key = "workflow", "workflow_file"
     if not isinstance(runner, str) or not runner:
         raise smap.error(
             f"action {ref!r}: missing 'runner_type' (one of {', '.join(RUNNERS)})",
@@ -272,23 +278,23 @@ def _read_metadata(ref: str, pack: str, meta: Path) -> PackAction:
             f"(supported: {', '.join(RUNNERS)})",
             ("runner_type",),
         )
-    entry_point = data.get("entry_point")
+    entry_point = data.get(entry_key)
     if not isinstance(entry_point, str) or not entry_point.strip():
         raise smap.error(
-            f"action {ref!r}: runner_type {runner!r} needs an 'entry_point' (a file relative "
+            f"action {ref!r}: runner_type {runner!r} needs an {entry_key!r} (a file relative "
             "to the actions folder)",
-            ("entry_point",) if "entry_point" in data else (),
+            (entry_key,) if entry_key in data else (),
         )
     entry = (meta.parent / entry_point).resolve()
     if not entry.is_file():
         raise smap.error(
-            f"action {ref!r}: entry_point {entry_point!r}: no such file ({_shown(entry)})",
-            ("entry_point",),
+            f"action {ref!r}: {entry_key} {entry_point!r}: no such file ({_shown(entry)})",
+            (entry_key,),
         )
     if runner == PYTHON and entry.suffix != ".py":
         raise smap.error(
             f"action {ref!r}: a python-script entry_point must be a .py file, not {entry_point!r}",
-            ("entry_point",),
+            (entry_key,),
         )
     params = data.get("parameters")
     if params is None:
@@ -325,7 +331,13 @@ def _read_metadata(ref: str, pack: str, meta: Path) -> PackAction:
             )
         parameters[pname] = dict(spec)
     return PackAction(
-        ref=ref, pack=pack, runner=runner, file=shown, entry=entry, parameters=parameters
+        ref=ref,
+        pack=pack,
+        runner=runner,
+        file=shown,
+        path=meta.resolve(),
+        entry=entry,
+        parameters=parameters,
     )
 
 

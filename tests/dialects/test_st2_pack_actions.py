@@ -99,6 +99,61 @@ def test_the_pack_configuration_reaches_self_config(engine) -> None:
     assert "{'api_key': 'k', 'region': 'eu-west-1'}" in _logs(run, "config")
 
 
+def test_the_metadata_file_runs_as_its_workflow_with_its_defaults(engine, tmp_path) -> None:
+    """``jupyter-workflows run packs/examples/actions/jw-pack-demo.yaml`` is StackStorm's
+    ``st2 run examples.jw-pack-demo``: the entry point, with the metadata's defaults."""
+    wf = jw.load(PACK / "actions" / "jw-pack-demo.yaml")
+    assert wf.name == "examples.jw-pack-demo"
+    assert wf.parameters["count"] == {"type": "integer", "default": 3}
+    run = wf.run()
+    assert run.status == "succeeded", run.error
+    assert run.outputs["parsed"] == {"name": "Lakshmi", "tags": ["a", "b"]}
+    assert run.outputs["greeting"] == "Hello, Lakshmi!"
+    proc = run_cli(
+        "run",
+        str(PACK / "actions" / "jw-pack-demo.yaml"),
+        "-p",
+        "count=1",
+        "--json",
+        env=inline_env(tmp_path),
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["outputs"]["lines"] == ""  # count=1: one line, on stderr
+    assert out["workflow"] == "examples.jw-pack-demo"
+
+
+def test_an_attune_workflow_action_nests_by_its_ref(engine, tmp_path: Path) -> None:
+    pack = _pack(
+        tmp_path / "packs",
+        "mypack",
+        {
+            "actions/sub.yaml": """
+                ref: mypack.sub
+                label: Sub
+                workflow_file: workflows/sub.workflow.yaml
+                parameters:
+                  who: {type: string, default: world}
+            """,
+            "actions/workflows/sub.workflow.yaml": """
+                version: 1.0.0
+                tasks:
+                  - name: hello
+                    action: core.echo
+                    input: {text: "hi {{ parameters.who }}"}
+                output_map: {said: "{{ task.hello.result.text }}"}
+            """,
+            "actions/workflows/main.yaml": _orquesta(
+                "t:\n  action: mypack.sub\n  next:\n    - publish: said=<% result().said %>\n",
+                output="[{said: '<% ctx().said %>'}]",
+            ),
+        },
+    )
+    run = jw.load(pack / "actions" / "workflows" / "main.yaml").run()
+    assert run.status == "succeeded", run.error
+    assert run.outputs == {"said": "hi world"}
+
+
 def test_stackstorms_subworkflow_runs_the_nested_pack_workflow(engine) -> None:
     """``orquesta-subworkflow`` -> ``examples.orquesta-sequential`` (its metadata's default
     ``name: Lakshmi``). That workflow reads ``result().stdout`` of ``core.echo``, which here
