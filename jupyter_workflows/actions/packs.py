@@ -474,6 +474,7 @@ class PythonAction:
         self.__module__ = module_name
         self.__globals__ = {"__file__": str(action.entry), "__name__": module_name}
         self.__name__ = self.__qualname__ = action.ref
+        self.digest = _digest(action.entry)
 
     def __call__(self, **kwargs: Any) -> Any:
         action = self.action
@@ -495,7 +496,8 @@ class PythonAction:
         return (_rebuild, (self.action, self.module_name, self.cls.__name__))
 
     def __repr__(self) -> str:
-        return f"<python-script action {self.action.ref!r} ({self.action.entry})>"
+        # ActionDef.code_hash (cache keys) reads this: it changes with the module's text.
+        return f"<python-script action {self.action.ref!r} ({self.action.entry} {self.digest})>"
 
 
 def _rebuild(action: PackAction, module_name: str, class_name: str) -> PythonAction:
@@ -504,6 +506,15 @@ def _rebuild(action: PackAction, module_name: str, class_name: str) -> PythonAct
     module = importlib.import_module(module_name)
     cls = getattr(module, class_name)
     return PythonAction(action, module_name, cls)
+
+
+def _digest(path: Path) -> str:
+    import hashlib
+
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    except OSError:
+        return "unreadable"
 
 
 def _one_line(value: Any) -> str:
@@ -526,6 +537,7 @@ class ShellAction:
     def __init__(self, action: PackAction) -> None:
         self.action = action
         self.__name__ = self.__qualname__ = action.ref
+        self.digest = _digest(action.entry)
 
     def arguments(self, values: dict[str, Any]) -> list[str]:
         spec = self.action.parameters
@@ -573,7 +585,10 @@ class ShellAction:
         return _check_input(self.action, task_input)
 
     def __repr__(self) -> str:
-        return f"<local-shell-script action {self.action.ref!r} ({self.action.entry})>"
+        # ActionDef.code_hash (cache keys) reads this: it changes with the script's text.
+        return (
+            f"<local-shell-script action {self.action.ref!r} ({self.action.entry} {self.digest})>"
+        )
 
 
 def _arg(value: Any) -> str:

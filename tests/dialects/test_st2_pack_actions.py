@@ -416,6 +416,18 @@ def test_a_required_parameter_missing_at_run_time_fails_the_task(tmp_path: Path)
     assert str(info.value) == "action 'mypack.count': missing required parameter 'n'"
 
 
+def test_the_code_hash_follows_the_action_files(tmp_path: Path) -> None:
+    """Cache keys (``cache:`` on a task) change when the action's module or script changes."""
+    from jupyter_workflows.actions.registry import resolve_action
+
+    folder = _counter_pack(tmp_path).parent
+    before = resolve_action("mypack.count", folder).code_hash
+    assert resolve_action("mypack.count", folder).code_hash == before
+    module = folder.parent / "counter.py"
+    module.write_text(module.read_text() + "\n# changed\n")
+    assert resolve_action("mypack.count", folder).code_hash != before
+
+
 def test_a_nested_orquesta_action_without_its_required_parameter(engine, tmp_path) -> None:
     pack = shutil.copytree(PACK, tmp_path / "packs" / "examples")
     wf = pack / "actions" / "workflows" / "no-name.yaml"
