@@ -489,7 +489,7 @@ class PythonAction:
                 raise ActionFailed(f"action {action.ref!r} returned failure: {_one_line(out)}")
         return {"result": out}
 
-    def check_input(self, task_input: Any) -> str | None:
+    def check_pack_input(self, task_input: Any) -> str | None:
         return _check_input(self.action, task_input)
 
     def __reduce__(self):
@@ -581,7 +581,7 @@ class ShellAction:
             )
         return out
 
-    def check_input(self, task_input: Any) -> str | None:
+    def check_pack_input(self, task_input: Any) -> str | None:
         return _check_input(self.action, task_input)
 
     def __repr__(self) -> str:

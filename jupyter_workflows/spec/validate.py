@@ -228,7 +228,7 @@ def validate_compiled(
                 errors.append(smap.error(f"task {name!r}: {first_line(exc)}", (*paths[name], key)))
             else:
                 # A pack action knows its required parameters (actions.packs).
-                check = getattr(getattr(resolved, "fn", None), "check_input", None)
+                check = getattr(getattr(resolved, "fn", None), "check_pack_input", None)
                 problem = check(ct.input) if key == "action" and callable(check) else None
                 if problem:
                     at = (*paths[name], "input" if ct.input else key)
