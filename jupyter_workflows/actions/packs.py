@@ -247,7 +247,7 @@ def _with_config(action: PackAction, root: Path) -> PackAction:
         ref=action.ref,
         pack=action.pack,
         runner=action.runner,
-        file=action.file,
+        file=_shown(action.path),  # the working folder may have changed since it was read
         path=action.path,
         entry=action.entry,
         parameters=action.parameters,
