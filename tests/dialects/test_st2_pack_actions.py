@@ -188,7 +188,7 @@ def test_the_cli_runs_the_pack_on_the_embedded_cluster(tmp_path: Path) -> None:
         "run",
         str(pack / "actions" / "workflows" / "jw-pack-demo.yaml"),
         "-p",
-        f"json_str={PARAMS['json_str']}",
+        f"json_str='{PARAMS['json_str']}'",  # -p reads YAML: quoted, it stays a string
         "-p",
         "count=3",
         "--json",
