@@ -5,7 +5,8 @@ function) at several sizes, each three ways: raw Dask, the engine unchunked (``c
 one Dask task per item, as raw Dask does) and the engine chunked (the automatic chunk size).
 Then many runs of a 3-task workflow: N started at once, and N queued in a loop of
 ``run(wait=False)``, with runs/s and the latency from ``run()`` to the first task's dispatch
-(the state machine submitting it) and to its start on a worker.
+(the state machine submitting it) and to its start on a worker; raw Dask's side is N chains of
+3 tasks submitted in a loop of ``client.submit`` (``--no-raw`` skips it).
 
 By default the engine starts its own embedded LocalCluster (as a user's ``run()`` does, so the
 Dask settings the engine applies to a cluster it owns are in effect) and raw Dask uses a client
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -90,6 +92,43 @@ def run_raw(client, n: int) -> float:
     took = time.perf_counter() - t0
     del futures
     return took
+
+
+def stamp(x=None):
+    return time.time()
+
+
+def many_raw(client, n: int) -> dict[str, float]:
+    """Raw Dask's side of :func:`many_runs`: ``n`` chains of 3 no-op tasks (a -> b -> c, as the
+    workflow), submitted in a loop (timing each chain's three ``submit`` calls), then all
+    gathered. The first task returns the time it ran on its worker."""
+    calls: list[float] = []
+    chains = []
+    t0 = time.perf_counter()
+    for _ in range(n):
+        c0 = time.perf_counter()
+        called = time.time()
+        a = client.submit(stamp, pure=False)
+        b = client.submit(noop, a, pure=False)
+        c = client.submit(noop, b, pure=False)
+        calls.append(time.perf_counter() - c0)
+        chains.append((called, a, c))
+    submitted = time.perf_counter() - t0
+    client.gather([c for _, _, c in chains])
+    took = time.perf_counter() - t0
+    ran = client.gather([a for _, a, _ in chains])
+    on_worker = [at - called for (called, _, _), at in zip(chains, ran, strict=True)]
+    del chains
+    tenth = max(1, n // 10)
+    return {
+        "seconds": took,
+        "runs_per_s": n / took,
+        "submit_ms_first10pct": 1000 * statistics.mean(calls[:tenth]),
+        "submit_ms_last10pct": 1000 * statistics.mean(calls[-tenth:]),
+        "submit_loop_s": submitted,
+        "worker_start_p50_ms": 1000 * percentile(on_worker, 0.5),
+        "worker_start_p99_ms": 1000 * percentile(on_worker, 0.99),
+    }
 
 
 def many_runs(n: int) -> dict[str, float]:
@@ -227,15 +266,32 @@ def main(argv: list[str] | None = None) -> int:
         for n in (args.runs, args.queued):
             if n <= 0:
                 continue
-            r = many_runs(n)
             label = "runs at once" if n == args.runs else "queued runs"
+            raw = None
+            if not args.no_raw:
+                raw = many_raw(client, n)
+                print(
+                    f"{n} raw Dask chains x 3 tasks ({label}): {raw['seconds']:.1f} s,"
+                    f" {raw['runs_per_s']:.0f} chains/s; submit x 3"
+                    f" {raw['submit_ms_first10pct']:.1f} ms (first 10%) /"
+                    f" {raw['submit_ms_last10pct']:.1f} ms (last 10%);"
+                    f" on a worker p50 {raw['worker_start_p50_ms']:.0f} ms"
+                    f" p99 {raw['worker_start_p99_ms']:.0f} ms",
+                    flush=True,
+                )
+            r = many_runs(n)
             print(
                 f"{n} {label} x 3 tasks: {r['seconds']:.1f} s, {r['runs_per_s']:.0f} runs/s"
                 f" ({r['ok']}/{n} succeeded); run() call {r['run_call_ms_first10pct']:.1f} ms"
                 f" (first 10%) / {r['run_call_ms_last10pct']:.1f} ms (last 10%);"
                 f" dispatch p50 {r['dispatch_p50_ms']:.0f} ms p99 {r['dispatch_p99_ms']:.0f} ms;"
                 f" on a worker p50 {r['worker_start_p50_ms']:.0f} ms"
-                f" p99 {r['worker_start_p99_ms']:.0f} ms",
+                f" p99 {r['worker_start_p99_ms']:.0f} ms"
+                + (
+                    ""
+                    if raw is None
+                    else f"; engine/raw wall time {r['seconds'] / raw['seconds']:.2f}"
+                ),
                 flush=True,
             )
     finally:
@@ -243,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         if cluster is not None:
             client.close()
             cluster.close()
+        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

@@ -29,6 +29,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -799,9 +800,12 @@ def test_workflow_editor_connects_removes_and_marks_errors(lab: Lab, tmp_path: P
             assert line in saved, f"lost: {line!r}"
 
 
-def _run_with_a_dashboard(page: Any, lab: Lab, name: str, workflow: str) -> tuple[Any, str]:
+def _run_with_a_dashboard(
+    page: Any, lab: Lab, name: str, workflow: str, *more: str
+) -> tuple[Any, str]:
     """Open a notebook that starts a LocalCluster of its own (dashboard on 127.0.0.1) and runs
-    ``%%workflow {workflow} --run`` on it; the widget's "Dask dashboard" link and the port."""
+    ``%%workflow {workflow} --run`` on it, then the cells ``more``; the widget's "Dask
+    dashboard" link and the port."""
     cells = [
         "%load_ext jupyter_workflows\n"
         "import jupyter_workflows as jw\n"
@@ -811,6 +815,7 @@ def _run_with_a_dashboard(page: Any, lab: Lab, name: str, workflow: str) -> tupl
         "port = cluster.scheduler.http_server.port\n"
         "print('dashboard port', port)",
         f"%%workflow {workflow} --run\ntasks:\n  hello: {{action: core.echo, input: {{message: hi}}}}",
+        *more,
     ]
     write_notebook(lab, name, cells)
     _open_lab(page, lab, name)
@@ -855,6 +860,46 @@ def test_the_dask_dashboard_opens_inside_jupyterlab_with_dask_labextension(
             ".dask-DashboardLauncher input, .dask-DaskDashboardLauncher input"
         ).first
         assert f"/proxy/{port}" in (value.input_value() or ""), value.input_value()
+    _shutdown_kernels(lab)
+
+
+def test_a_dashboard_that_is_gone_is_one_notification_not_empty_panels(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """The run's cluster has stopped since its graph was drawn: a click on the "Dask dashboard"
+    link, with dask-labextension installed, shows one JupyterLab notification that says the
+    dashboard cannot be reached, and opens neither panels nor a browser tab."""
+    import urllib.error
+    import urllib.request
+
+    pytest.importorskip("dask_labextension", reason="dask-labextension is not installed")
+    closer = (
+        "import os, threading, time\n"
+        "def _close_when_asked():\n"
+        "    while not os.path.exists('close_the_cluster'):\n"
+        "        time.sleep(0.2)\n"
+        "    cluster.close()\n"
+        "threading.Thread(target=_close_when_asked, daemon=True).start()"
+    )
+    with chromium_page(lab, tmp_path) as page:
+        link, port = _run_with_a_dashboard(page, lab, "dask_gone.ipynb", "gone", closer)
+        (lab.root / "close_the_cluster").write_text("")
+        deadline = time.monotonic() + 60
+        while True:  # until the dashboard's port no longer answers
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=5).close()
+            except (urllib.error.URLError, OSError):
+                break
+            assert time.monotonic() < deadline, "the cluster did not close"
+            time.sleep(0.3)
+        tabs_before = len(page.context.pages)
+        link.click()
+        toast = page.locator(".Toastify__toast", has_text="cannot be reached")
+        toast.first.wait_for(timeout=60_000)
+        assert toast.count() == 1, toast.count()
+        assert f"/proxy/{port}" in toast.first.inner_text(), toast.first.inner_text()
+        assert page.locator(".dask-DaskDashboard-widget").count() == 0
+        assert len(page.context.pages) == tabs_before, "the link opened a browser tab"
     _shutdown_kernels(lab)
 
 
