@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -458,6 +459,12 @@ def _action_class(module: Any, ref: str) -> type:
     return found[0]
 
 
+#: The python-script runner's own parameters: StackStorm's runner takes them out before it calls
+#: ``run``. Here they have no effect (the action runs in the task's thread: its time limit is
+#: the task's ``timeout``).
+PYTHON_RUNNER_PARAMETERS = ("timeout", "env", "log_level", "debug", "content_version")
+
+
 class PythonAction:
     """A ``python-script`` action as a task function: ``Cls(config).run(**parameters)``.
 
@@ -479,6 +486,8 @@ class PythonAction:
     def __call__(self, **kwargs: Any) -> Any:
         action = self.action
         values = _parameters(action, kwargs)
+        for name in PYTHON_RUNNER_PARAMETERS:  # the runner's, never run()'s (as in StackStorm)
+            values.pop(name, None)
         instance = self.cls(config=copy.deepcopy(action.config))  # its own, to change at will
         if not hasattr(instance, "logger"):  # an __init__ that skipped the base's
             instance.logger = logging.getLogger(f"actions.python.{type(instance).__name__}")
@@ -530,16 +539,25 @@ def _one_line(value: Any) -> str:
 
 
 # -- local-shell-script -------------------------------------------------------------------------
+#: StackStorm's local-shell-script runner's own time limit, when the task gives none.
+SHELL_TIMEOUT = 60.0
+
+
 class ShellAction:
     """A ``local-shell-script`` action: the script with the parameters as StackStorm passes
-    them (``--name=value``; those with a ``position`` positional, in that order)."""
+    them (``--name=value``; those with a ``position`` positional, in that order).
+
+    The runner's own parameters are taken out first, as StackStorm's runner does: ``timeout``
+    (seconds, default 60: the script is killed and the task fails), ``cwd``, ``env`` (added to
+    the environment), ``kwarg_op`` (default ``--``); ``sudo: true`` is refused.
+    """
 
     def __init__(self, action: PackAction) -> None:
         self.action = action
         self.__name__ = self.__qualname__ = action.ref
         self.digest = _digest(action.entry)
 
-    def arguments(self, values: dict[str, Any]) -> list[str]:
+    def arguments(self, values: dict[str, Any], kwarg_op: str = "--") -> list[str]:
         spec = self.action.parameters
         positional = sorted(
             (spec[n]["position"], n) for n in values if spec.get(n, {}).get("position") is not None
@@ -548,33 +566,61 @@ class ShellAction:
         for name in sorted(values):
             if spec.get(name, {}).get("position") is not None or values[name] is None:
                 continue
-            args.append(f"--{name}={_arg(values[name])}")
+            args.append(f"{kwarg_op}{name}={_arg(values[name])}")
         return args
 
     def __call__(self, **kwargs: Any) -> dict[str, Any]:
         action = self.action
         values = _parameters(action, kwargs)
+        timeout = values.pop("timeout", None)
+        cwd = values.pop("cwd", None) or str(action.entry.parent)
+        env = values.pop("env", None) or {}
+        kwarg_op = values.pop("kwarg_op", None) or "--"
+        if values.pop("sudo", False):
+            raise ActionFailed(f"action {action.ref!r}: sudo is not supported here")
+        if not isinstance(env, dict):
+            raise ActionFailed(f"action {action.ref!r}: env must be a mapping, got {env!r}")
+        try:
+            limit = SHELL_TIMEOUT if timeout is None else float(timeout)
+        except (TypeError, ValueError):
+            raise ActionFailed(f"action {action.ref!r}: timeout must be a number") from None
         script = str(action.entry)
         command = [script] if os.access(script, os.X_OK) else ["/bin/sh", script]
-        proc = subprocess.run(
-            [*command, *self.arguments(values)],
-            cwd=str(action.entry.parent),
-            capture_output=True,
-            text=True,
+        # Its own process group: at the time limit, whatever it started stops with it.
+        with subprocess.Popen(
+            [*command, *self.arguments(values, str(kwarg_op))],
+            cwd=cwd,
+            env={**os.environ, **{str(k): str(v) for k, v in env.items()}},
             stdin=subprocess.DEVNULL,
-        )
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        ) as proc:
+            try:
+                stdout, stderr = proc.communicate(timeout=limit if limit > 0 else None)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except OSError:
+                    proc.kill()
+                proc.communicate()
+                raise ActionFailed(
+                    f"action {action.ref!r}: {Path(script).name} ran past its timeout of "
+                    f"{limit:g} s and was stopped"
+                ) from None
         ok = proc.returncode == 0
         out = {
             "returncode": proc.returncode,
-            "stdout": proc.stdout,
-            "stderr": proc.stderr,
+            "stdout": stdout,
+            "stderr": stderr,
             # StackStorm's names for the same
             "return_code": proc.returncode,
             "succeeded": ok,
             "failed": not ok,
         }
         if not ok:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()
+            tail = (stderr or stdout).strip().splitlines()
             raise ActionFailed(
                 f"action {action.ref!r}: {Path(script).name} exited with {proc.returncode}"
                 + (f": {tail[-1]}" if tail else "")

@@ -370,6 +370,57 @@ def test_an_action_of_a_sibling_pack(engine, tmp_path: Path) -> None:
     assert run.outputs == {"said": "hey --loud=true --times=2\n"}
 
 
+def test_the_shell_runners_own_parameters(engine, tmp_path: Path) -> None:
+    """``timeout``, ``env``, ``cwd``, ``kwarg_op`` go to the runner, not to the script (as in
+    StackStorm); past ``timeout`` the script and what it started are stopped."""
+    marker = tmp_path / "still-running"
+    pack = _pack(
+        tmp_path / "packs",
+        "mypack",
+        {
+            "actions/env.yaml": """
+                name: env
+                runner_type: local-shell-script
+                entry_point: env.sh
+                parameters:
+                  word: {type: string}
+            """,
+            "actions/env.sh": '#!/bin/sh\necho "$GREETING $* in $(pwd)"\n',
+            "actions/slow.yaml": "name: slow\nrunner_type: local-shell-script\nentry_point: slow.sh\n",
+            "actions/slow.sh": f"#!/bin/sh\n(sleep 3; touch {marker}) &\nsleep 30\n",
+            "actions/workflows/w.yaml": _orquesta(
+                """
+                env:
+                  action: mypack.env
+                  input:
+                    word: hi
+                    env: {GREETING: hello}
+                    cwd: CWD
+                    kwarg_op: "-"
+                  next:
+                    - when: <% succeeded() %>
+                      publish: said=<% result().stdout %>
+                      do: slow
+                slow:
+                  action: mypack.slow timeout=1
+                """.replace("CWD", str(tmp_path)),
+                output="[{said: '<% ctx().said %>'}]",
+            ),
+        },
+    )
+    run = jw.load(pack / "actions" / "workflows" / "w.yaml").run()
+    assert run.status == "failed"
+    env, slow = run.tasks
+    assert env["result"]["stdout"] == f"hello -word=hi in {tmp_path}\n"
+    assert slow["error"] == (
+        "ActionFailed: action 'mypack.slow': slow.sh ran past its timeout of 1 s and was stopped"
+    )
+    import time
+
+    time.sleep(3.5)
+    assert not marker.exists()  # its background child was stopped with it
+
+
 def test_a_failing_script_fails_the_task_with_one_line(engine, tmp_path: Path) -> None:
     pack = _pack(
         tmp_path / "packs",
@@ -411,6 +462,8 @@ def test_a_required_parameter_missing_at_run_time_fails_the_task(tmp_path: Path)
     folder = _counter_pack(tmp_path).parent
     action = resolve_action("mypack.count", folder)
     assert action.fn(n=2)["result"]["n"] == 20
+    # the runner's own parameters never reach run()
+    assert action.fn(n=2, timeout=5, log_level="DEBUG")["result"]["n"] == 20
     with pytest.raises(ActionFailed) as info:
         action.fn(step=2)
     assert str(info.value) == "action 'mypack.count': missing required parameter 'n'"
