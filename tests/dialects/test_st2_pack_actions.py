@@ -226,7 +226,7 @@ class Count(Action):
             CALLS.append(n)
             calls = len(CALLS)
         self.logger.info("call %s of this module in %s", calls, os.getpid())
-        return {"pid": os.getpid(), "calls": calls, "n": n * step}
+        return {"pid": os.getpid(), "calls": calls, "n": n * step, "file": __file__}
 """
 
 COUNTER_META = """
@@ -283,6 +283,25 @@ def test_module_level_state_stays_on_each_worker(dask_engine, tmp_path: Path) ->
     run = jw.load(_counter_pack(tmp_path)).run()
     _check_counter(run, workers=2)
     assert os.getpid() not in {r["result"]["pid"] for r in run.tasks[0]["result"]}
+
+
+@pytest.mark.cluster
+@pytest.mark.timeout(240)
+def test_workers_without_the_pack_folder_import_their_own_copy(tmp_path: Path) -> None:
+    """Workers that behave as on another machine (``JUPYTER_WORKFLOWS_COPY_CODE=1``: they
+    import from the copy shipped to them, never from the folder) put the st2common stand-in in
+    place and import the action's module there."""
+    from jupyter_workflows.engine import api
+    from jupyter_workflows.testing import scheduler_and_workers
+
+    with scheduler_and_workers(2, env={"JUPYTER_WORKFLOWS_COPY_CODE": "1"}) as cluster:
+        api.configure(store=str(tmp_path / "state.db"), scheduler=cluster.address)
+        run = jw.load(_counter_pack(tmp_path)).run()
+        _check_counter(run, workers=2)
+        files = {r["result"]["file"] for r in run.tasks[0]["result"]}
+        assert files and not any(f.startswith(str(tmp_path)) for f in files), files
+        assert all(f.endswith("counter.py") for f in files)
+        api.reset()
 
 
 def test_the_st2common_stand_in_is_installed_only_without_st2common() -> None:
