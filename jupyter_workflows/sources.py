@@ -7,7 +7,7 @@ API's discovery and nested-workflow lookup alike), and every way of finding a wo
 * :func:`load_target` — what the CLI, ``serve`` and schedules take: a YAML/JSON file, an exported
   job folder (``workflow.yaml`` inside) or a notebook;
 * :func:`resolve_workflow` — a nested workflow by name: registered, else ``NAME.yaml`` beside
-  the parent;
+  the parent, else a StackStorm pack action ``PACK.ACTION`` whose runner is a workflow;
 * :func:`register_workflow` / :func:`get_workflow` / :func:`registered_workflows` — the names
   known in this process (``%%workflow`` cells, ``@jw.workflow``, started runs);
 * :func:`workflow_files` — the workflow files directly in a folder (the REST API's listing).
@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from .exceptions import ActionNotFound, SpecError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .actions.packs import PackAction
     from .definition import Workflow
 
 __all__ = [
@@ -152,9 +153,27 @@ def resolve_workflow(name: str, base_dir: str | Path | None = None) -> Workflow:
             from .definition import load
 
             return load(candidate)
+        from .actions.packs import workflow_entry
+
+        entry = workflow_entry(name, base_dir)  # ``PACK.ACTION`` with an orquesta runner
+        if entry is not None:
+            return _pack_workflow(entry)
     raise ActionNotFound(
         f"unknown workflow {name!r} (register it, or put {name}.yaml beside the parent workflow)"
     )
+
+
+def _pack_workflow(entry: PackAction) -> Workflow:
+    """A pack action whose runner is a workflow: its metadata file, which loads as its
+    ``entry_point`` with the metadata's parameters (``spec.st2_action``; attune's
+    ``workflow_file`` actions the same way), named by the action's ref."""
+    from .definition import Workflow, load
+
+    wf = load(entry.path)
+    if wf.name == entry.ref:
+        return wf
+    spec = wf.spec.model_copy(update={"name": entry.ref})
+    return Workflow(spec, source_map=wf.source_map, path=wf.path, source=wf.source)
 
 
 def load_target(file: str, workflow: str | None = None) -> Workflow:

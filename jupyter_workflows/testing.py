@@ -88,8 +88,11 @@ class RunningCluster(str):
         nanny: bool = True,
         wait: bool = True,
         timeout: float = 60.0,
+        memory_limit: str | None = None,
     ) -> int:
-        """Start one more ``dask worker``; return its index (wait until it registered)."""
+        """Start one more ``dask worker``; return its index (wait until it registered).
+
+        ``memory_limit`` is its ``--memory-limit`` (``"400MB"``; default: Dask's, ``auto``)."""
         name = f"w{len(self.worker_processes)}"
         args = [
             sys.executable,
@@ -111,6 +114,8 @@ class RunningCluster(str):
         ]
         if resources:
             args += ["--resources", ",".join(f"{k}={v:g}" for k, v in resources.items())]
+        if memory_limit is not None:
+            args += ["--memory-limit", memory_limit]
         worker_env = dict(self.environment)
         worker_env.update(env or {})
         self.worker_processes.append(
@@ -127,6 +132,8 @@ class RunningCluster(str):
 
         if n is None:
             n = sum(1 for p in self.worker_processes if p.poll() is None)
+        if n <= 0:  # a scheduler without workers (``scheduler_and_workers(0)``)
+            return
         try:
             wait_for_workers(self.address, n, timeout=timeout)
         except Exception as exc:
@@ -185,6 +192,7 @@ def scheduler_and_workers(
     nanny: bool = True,
     scheduler_env: Mapping[str, str] | None = None,
     timeout: float = 60.0,
+    memory_limit: str | None = None,
 ) -> Iterator[RunningCluster]:
     """Run ``dask scheduler`` and ``n`` ``dask worker`` processes on 127.0.0.1 with free ports.
 
@@ -208,6 +216,8 @@ def scheduler_and_workers(
         ``DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES``).
     timeout
         Seconds to wait for the scheduler and the workers to come up.
+    memory_limit
+        Each worker's ``--memory-limit`` (``"400MB"``): its nanny restarts it past 95 % of that.
     """
     if resources_per_worker is not None and len(resources_per_worker) != n:
         raise ValueError(
@@ -254,7 +264,12 @@ def scheduler_and_workers(
         for i in range(n):
             wanted = resources_per_worker[i] if resources_per_worker else None
             cluster.add_worker(
-                resources=wanted, env=envs[i], nthreads=nthreads, nanny=nanny, wait=False
+                resources=wanted,
+                env=envs[i],
+                nthreads=nthreads,
+                nanny=nanny,
+                wait=False,
+                memory_limit=memory_limit,
             )
         cluster.wait_for_workers(n, timeout=timeout)
         yield cluster

@@ -2,7 +2,8 @@
 
 A name resolves, in order, to a builtin (``core.echo``...), a function registered with
 :func:`task` (in the kernel or in a module the run imported), or an import path
-``package.module:function`` (the workflow file's folder is importable). Modules imported from the
+``package.module:function`` (the workflow file's folder is importable), or a StackStorm pack
+action ``PACK.ACTION`` beside the workflow (:mod:`.packs`). Modules imported from the
 workflow's folder are marked for cloudpickle's by-value pickling, so their code travels to remote
 Dask workers that never installed it.
 """
@@ -319,6 +320,12 @@ def resolve_action(name: str, base_dir: str | Path | None = None) -> ActionDef:
         if isinstance(fn, TaskFunction):
             return fn.definition
         return _plain(name, fn)
+    if "." in name:  # ``PACK.ACTION`` beside a workflow in a StackStorm pack
+        from .packs import pack_action_def
+
+        in_pack = pack_action_def(name, base, _import_module)
+        if in_pack is not None:
+            return in_pack
     import difflib
 
     hint = difflib.get_close_matches(name, [*builtins, *_REGISTRY], n=1)

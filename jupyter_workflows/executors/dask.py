@@ -83,7 +83,10 @@ Failures
     A worker that dies mid-task makes Dask run the task again elsewhere (up to the scheduler's
     ``allowed-failures``, 3 by default), which the run does not see; only when every try died
     does the outcome fail with ``KilledWorker: ...``. A cancelled future fails with
-    ``CancelledError``.
+    ``CancelledError``. A lost scheduler fails what is in flight, and what is submitted until
+    the client is connected again, with ``SchedulerLost`` (:class:`SchedulerLost`); a scheduler
+    of the user's that has had no workers for ``worker_wait`` seconds has the attempts in
+    flight cancelled with ``NoWorkers`` (see docs/durability.md, "When the cluster fails").
 
 Keys
     Submission keys are Dask keys. The engine's
@@ -128,13 +131,15 @@ from dask.system import cpu_count
 from distributed import Client, Future, LocalCluster, WorkerPlugin, get_worker
 from distributed import client as _distributed_client
 
-from ..exceptions import first_line
+from ..exceptions import WorkflowError, first_line
 from ..store.artifacts import DEFAULT_THRESHOLD, ArtifactRef
 from .base import MAIN_GUARD, Executor, Outcome, ResultRef, Submission, switched_on
 from .runtime import Envelope, error_line, run_task
 
 __all__ = [
+    "WORKER_WAIT_S",
     "DaskExecutor",
+    "SchedulerLost",
     "auto_chunk_size",
     "detect_gpus",
     "embedded_cluster_size",
@@ -219,6 +224,88 @@ _UNGATHERED: Any = object()
 _CAN_WATCH = callable(
     getattr(_distributed_client, "FutureState", None) and _distributed_client.FutureState.wait
 )
+_FutureCancelled = concurrent.futures.CancelledError
+#: Dask's reason for the futures it cancels when its client loses the scheduler.
+_CONNECTION_LOST = "scheduler-connection-lost"
+#: Our reason for the futures we cancel when the cluster has had no workers for too long.
+_NO_WORKERS = "jupyter-workflows-no-workers"
+#: Default seconds attempts wait for a scheduler of the user's that has no workers at all.
+WORKER_WAIT_S = 60.0
+#: How often the submitter asks such a scheduler how many workers it has, while work is in
+#: flight.
+_WORKER_POLL_S = 1.0
+_DEFAULT_WAIT: Any = object()
+
+
+def worker_wait_from_env() -> float | None:
+    """``JUPYTER_WORKFLOWS_WORKER_WAIT``: seconds, or ``none``/``inf`` to wait for ever
+    (default :data:`WORKER_WAIT_S`). A value that is not a number is refused with one line."""
+    text = os.environ.get("JUPYTER_WORKFLOWS_WORKER_WAIT", "").strip().lower()
+    if not text:
+        return WORKER_WAIT_S
+    if text in ("none", "inf", "infinity", "forever"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0:  # NaN too
+        raise WorkflowError(
+            f"JUPYTER_WORKFLOWS_WORKER_WAIT={text!r}: expected seconds (a number >= 0) or 'none'"
+        )
+    return None if value == float("inf") else value
+
+
+class SchedulerLost(ConnectionError):
+    """The connection to the Dask scheduler went away: the attempt was abandoned.
+
+    Dask cancels every future of a client that loses its scheduler (their work is gone with
+    it), then tries to reconnect for 10 s before it closes the client. Attempts in flight then,
+    and submissions while the client is not connected, fail with this (one line); they never
+    wait for an answer that cannot come.
+    """
+
+
+def _lost_line(address: str, status: str) -> str:
+    if status == "connecting":
+        return f"lost the connection to the Dask scheduler at {address} (reconnecting)"
+    return (
+        f"lost the connection to the Dask scheduler at {address}, and it did not come back "
+        "(connect to a scheduler again: `--scheduler ADDRESS`, `jw.configure(scheduler=...)`)"
+    )
+
+
+def _cancel_reason(future: Future) -> tuple[str | None, str | None]:
+    """Why Dask cancelled ``future``: ``(reason, msg)`` of its ``FutureCancelledError``."""
+    exc = getattr(getattr(future, "_state", None), "exception", None)
+    return getattr(exc, "reason", None), getattr(exc, "msg", None)
+
+
+def _cancelled_by_connection_loss(future: Future) -> bool:
+    return _cancel_reason(future)[0] == _CONNECTION_LOST
+
+
+class _QuietConnectionLoss(logging.Filter):
+    """Drops what Dask's client logs when its scheduler goes away (tracebacks of a closed
+    comm and of a ``CancelledError`` in its own close, "Failed to reconnect ... closing
+    client"): the attempts it abandoned fail with one :class:`SchedulerLost` line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from distributed.comm import CommClosedError
+
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, (asyncio.CancelledError, CommClosedError)):
+            return False
+        try:
+            message = record.getMessage()
+        except Exception:  # a record that cannot be formatted: not ours to judge
+            return True
+        return not message.startswith("Failed to reconnect to scheduler")
+
+
+#: The loggers of the client side of Dask that report a lost scheduler.
+_CLIENT_LOGGERS = ("distributed.client", "distributed.batched")
+_QUIET_CONNECTION_LOSS = _QuietConnectionLoss()
 
 
 def auto_chunk_size(span: int, nthreads: int) -> int:
@@ -899,7 +986,24 @@ class _Pushed:
         try:
             return cloudpickle.loads(self.data)
         except Exception as exc:  # becomes the outcome
-            return exc
+            return _Unreadable(exc)
+
+
+class _Unreadable(Exception):
+    """An outcome that came back from the worker but cannot be unpickled here (its result's
+    class is in a module only the workers can import, say); fails the attempt with one line."""
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(exc)
+        self.original = exc
+
+    def outcome(self, key: str) -> Outcome:
+        exc = self.original
+        why = error_line(exc).partition(": ")[2]
+        line = f"the outcome came back from the worker but cannot be unpickled here: {why}"
+        if isinstance(exc, ImportError):
+            line += " (the workers can import it, this process cannot: install it here too)"
+        return _failed(key, type(exc).__name__, line)
 
 
 @dataclass(slots=True, eq=False)
@@ -989,6 +1093,11 @@ class DaskExecutor(Executor):
     resource_wait
         Seconds a submission whose resources or queue no worker offers waits for such a worker
         before it fails with ``ResourceError``.
+    worker_wait
+        A scheduler given by address or client only: seconds the attempts in flight wait while
+        the cluster has no workers at all (none started, or all died) before they fail with
+        ``NoWorkers``; ``None`` waits for ever (an autoscaling cluster that starts from zero).
+        Default: ``$JUPYTER_WORKFLOWS_WORKER_WAIT``, else :data:`WORKER_WAIT_S`.
     """
 
     def __init__(
@@ -998,6 +1107,7 @@ class DaskExecutor(Executor):
         n_workers: int | None = None,
         threads_per_worker: int | None = None,
         resource_wait: float = 10.0,
+        worker_wait: Any = _DEFAULT_WAIT,
     ) -> None:
         if scheduler is not None and not isinstance(scheduler, (str, Client)):
             raise TypeError(
@@ -1007,6 +1117,14 @@ class DaskExecutor(Executor):
         self.n_workers = n_workers
         self.threads_per_worker = threads_per_worker
         self.resource_wait = float(resource_wait)
+        self.worker_wait: float | None = (
+            worker_wait_from_env()
+            if worker_wait is _DEFAULT_WAIT
+            else (None if worker_wait is None else float(worker_wait))
+        )
+        #: Since when (monotonic) the scheduler has had no workers while work was in flight.
+        self._no_workers_since: float | None = None
+        self._workers_checked_at = float("-inf")
         self._lock = threading.RLock()
         self._client: Client | None = None
         self._cluster: LocalCluster | None = None
@@ -1056,6 +1174,8 @@ class DaskExecutor(Executor):
         #: Threads in the cluster, refreshed by the submitter at most every _OFFERS_TTL_S.
         self._nthreads = 0
         self._nthreads_at = float("-inf")
+        #: The scheduler's address, for messages (set by :meth:`start`).
+        self._address = ""
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -1099,6 +1219,12 @@ class DaskExecutor(Executor):
             self._tune_client = self._owns_client and _tuning_enabled()
             if self._tune_client:
                 tune_client(self._client)
+            if self._cluster is None:  # a scheduler of the user's: it may go away
+                for name in _CLIENT_LOGGERS:
+                    client_log = logging.getLogger(name)
+                    if _QUIET_CONNECTION_LOSS not in client_log.filters:
+                        client_log.addFilter(_QUIET_CONNECTION_LOSS)
+            self._address = _scheduler_address(self._client, self.scheduler)
             try:
                 self._client.subscribe_topic(self._topic, self._on_pushed)
                 self._pushing = True
@@ -1257,7 +1383,10 @@ class DaskExecutor(Executor):
     def _submit_loop(self) -> None:
         parked: list[_Pending] = []
         while True:
-            batch = list(self._take(_RESOURCE_POLL_S if parked else None))
+            wait = _RESOURCE_POLL_S if parked else None
+            if self._watches_workers():
+                wait = min(wait or _WORKER_POLL_S, _WORKER_POLL_S)
+            batch = list(self._take(wait))
             if batch and all(p is _RELEASE for p in batch):
                 # Only releases: give the next submissions a moment to go first.
                 batch += self._take(_RELEASE_WAIT_S)
@@ -1287,6 +1416,62 @@ class DaskExecutor(Executor):
             finally:
                 if releasing:
                     self._release_forgotten()
+                if self._watches_workers():
+                    self._check_workers()
+                else:  # nothing in flight: the next attempts get the whole worker_wait
+                    self._no_workers_since = None
+
+    def _watches_workers(self) -> bool:
+        """Whether the submitter should look for a cluster without workers: a scheduler of the
+        user's (the embedded cluster's nannies restart its workers), a finite ``worker_wait``,
+        and attempts in flight."""
+        return (
+            self._cluster is None
+            and self.worker_wait is not None
+            and self._client is not None
+            and bool(self._held or self._chunk_of)
+        )
+
+    def _check_workers(self) -> None:
+        """Fail the attempts in flight with ``NoWorkers`` once the scheduler has had no
+        workers for ``worker_wait`` seconds (Dask would keep them for ever)."""
+        now = time.monotonic()
+        if now - self._workers_checked_at < _WORKER_POLL_S:
+            return
+        self._workers_checked_at = now
+        client = self._client
+        if client is None or client.status != "running" or self.worker_wait is None:
+            return
+        try:
+            workers = int(client.scheduler_info(n_workers=0).get("n_workers", 1))
+        except Exception:  # the scheduler is busy or gone: ask again at the next poll
+            logger.debug("asking the scheduler for its workers failed", exc_info=True)
+            return
+        if workers:
+            self._no_workers_since = None
+            return
+        if self._no_workers_since is None:
+            self._no_workers_since = now
+        if now - self._no_workers_since < self.worker_wait:
+            return
+        with self._lock:
+            pending = [f for f in self._held.values() if f.status == "pending"]
+            pending += [
+                c.future
+                for c in {id(c): c for c in self._chunk_of.values()}.values()
+                if c.future is not None and c.future.status == "pending"
+            ]
+        if not pending:
+            return
+        line = (
+            f"the Dask scheduler at {self._address} has had no workers for "
+            f"{self.worker_wait:g} s (start some: `dask worker {self._address}`; "
+            "JUPYTER_WORKFLOWS_WORKER_WAIT sets how long to wait, 'none' for ever)"
+        )
+        try:
+            client.cancel(pending, reason=_NO_WORKERS, msg=line)
+        except Exception:  # best effort: the next poll tries again
+            logger.debug("cancelling the attempts without workers failed", exc_info=True)
 
     def _worker_offers(self, refresh: bool) -> dict[str, dict[str, float]]:
         now = time.monotonic()
@@ -1504,6 +1689,13 @@ class DaskExecutor(Executor):
 
     def _submit_wave(self, ready: list[_Pending]) -> None:
         client = self._client
+        if client is not None and client.status != "running":
+            # Lost the scheduler: what Dask is given now may never come back (futures made
+            # while it reconnects or closes can stay pending for ever). Fail them at once.
+            lost = SchedulerLost(_lost_line(self._address, client.status))
+            for item in ready:
+                self._emit(item.callback, _failed_by(item.submission.key, lost))
+            return
         if client is not None and self._tune_client:
             tune_client(client)  # a reconnected client has a new stream
         if client is not None and time.monotonic() - self._nthreads_at > _OFFERS_TTL_S:
@@ -1575,7 +1767,9 @@ class DaskExecutor(Executor):
                 )
             except Exception as exc:
                 for item, _, _ in members:
-                    self._emit(item.callback, _failed_by(item.submission.key, exc))
+                    self._emit(
+                        item.callback, _failed_by(item.submission.key, self._why(client, exc))
+                    )
                 continue
             with self._lock:
                 for (item, _, _), future in zip(members, futures, strict=True):
@@ -1595,6 +1789,12 @@ class DaskExecutor(Executor):
             )
             for future in late:
                 future.cancel()
+
+    def _why(self, client: Client, exc: BaseException) -> BaseException:
+        """What to fail a submission with when ``client.map`` raised ``exc``."""
+        if client.status != "running":  # it lost the scheduler meanwhile
+            return SchedulerLost(_lost_line(self._address, client.status))
+        return exc
 
     def _submit_chunks(
         self,
@@ -1669,7 +1869,9 @@ class DaskExecutor(Executor):
                             self._chunk_of.pop(item.submission.key, None)
                 for chunk in chunks:
                     for item in chunk.members:
-                        self._emit(item.callback, _failed_by(item.submission.key, exc))
+                        self._emit(
+                            item.callback, _failed_by(item.submission.key, self._why(client, exc))
+                        )
                 continue
             late: list[Future] = []
             with self._lock:
@@ -1780,6 +1982,14 @@ class DaskExecutor(Executor):
         self._done_queue.put((future, _UNGATHERED, callback))
 
     def _watch_in_loop(self, client: Client, pairs: list[_Watched]) -> None:
+        if client.status != "running":
+            # Submitted as the connection went: Dask cancelled the futures it had then, and
+            # this one may never finish (see _submit_wave). Its attempt is abandoned.
+            lost = SchedulerLost(_lost_line(self._address, client.status))
+            for future, callback, _, _ in pairs:
+                self._early.pop(_key_of(future), None)
+                self._done_queue.put((future, lost, callback))
+            return
         loop = asyncio.get_running_loop()
         for future, callback, free, on_progress in pairs:
             data = self._early.pop(_key_of(future), None)
@@ -1959,17 +2169,30 @@ class DaskExecutor(Executor):
             try:
                 envelopes[key] = future.result(timeout=30)
             except BaseException as exc:  # becomes the outcome
-                envelopes[key] = exc
+                transport = (OSError, TimeoutError, asyncio.CancelledError, _FutureCancelled)
+                if future.status != "finished" or isinstance(exc, transport):
+                    envelopes[key] = exc  # the task or the connection failed
+                else:  # it came back, and cannot be unpickled here
+                    envelopes[key] = _Unreadable(exc)
         return envelopes
 
     def _outcome(self, future: Future, envelope: Any) -> Outcome:
         key = _key_of(future)
         if isinstance(envelope, Envelope):
             return envelope.outcome(key)
+        if isinstance(envelope, _Unreadable):
+            return envelope.outcome(key)
         if isinstance(envelope, BaseException):
             return _failed_by(key, envelope)
         status = future.status
         if status == "cancelled":
+            if _cancelled_by_connection_loss(future):
+                client = self._client
+                now = client.status if client is not None else "closed"
+                return _failed_by(key, SchedulerLost(_lost_line(self._address, now)))
+            reason, why = _cancel_reason(future)
+            if reason == _NO_WORKERS and why:
+                return _failed(key, "NoWorkers", why)
             return _failed(key, "CancelledError", f"{key} was cancelled")
         if status == "error":
             try:
@@ -1979,6 +2202,13 @@ class DaskExecutor(Executor):
             if exc is not None:
                 return _failed_by(key, exc)
         return _failed(key, "ExecutorError", f"no result for {key} (future {status})")
+
+
+def _scheduler_address(client: Client, scheduler: SchedulerSpec) -> str:
+    try:
+        return str(client.scheduler.address)
+    except Exception:  # no rpc yet: the address it was given
+        return scheduler if isinstance(scheduler, str) else "?"
 
 
 def _key_of(future: Any) -> str:

@@ -395,6 +395,10 @@ DIALECT_NAMES: dict[str, dict[str, Any]] = {
 def translate(data: Any, smap: SourceMap) -> Any:
     """The native document for ``data`` in whatever dialect it is written; records the dialect
     (``smap.dialect``) and the names its templates may use (``smap.dialect_names``)."""
+    from .st2_action import is_st2_workflow_action, translate_st2_action
+
+    if is_st2_workflow_action(data):  # StackStorm's metadata of a workflow action
+        return translate_st2_action(data, smap, translate)
     dialect = detect(data)
     if dialect == "native":
         return data

@@ -214,7 +214,7 @@ def validate_compiled(
             if target is None or resolve is None:
                 continue
             try:
-                resolve(target)
+                resolved = resolve(target)
             except NestedWorkflowCycle:
                 raise  # reported by the workflow the cycle starts at
             except SpecError as exc:
@@ -226,6 +226,13 @@ def validate_compiled(
                     errors.append(_nested_error(exc, smap, (*paths[name], key), name, target))
             except Exception as exc:
                 errors.append(smap.error(f"task {name!r}: {first_line(exc)}", (*paths[name], key)))
+            else:
+                # A pack action knows its required parameters (actions.packs).
+                check = getattr(getattr(resolved, "fn", None), "check_pack_input", None)
+                problem = check(ct.input) if key == "action" and callable(check) else None
+                if problem:
+                    at = (*paths[name], "input" if ct.input else key)
+                    errors.append(smap.error(f"task {name!r}: {problem}", at))
 
     # Parameter defaults fit their declared type.
     from .params import check_value
@@ -328,8 +335,10 @@ def _nested_error(
         ":".join(str(p) for p in (f or "<string>", ln, cl) if p is not None) + f" task {t!r}"
         for f, ln, cl, t in chain
     )
+    # A pack action's metadata file says "action" (actions.packs marks its errors so).
+    what = "action" if getattr(exc, "pack_action", False) and not inner else "nested workflow"
     error = SpecError(
-        f"{base} (in nested workflow {child!r}, run by {hops})",
+        f"{base} (in {what} {child!r}, run by {hops})",
         file=file,
         line=line_at,
         col=col_at,

@@ -1,0 +1,31 @@
+# Copyright 2020 The StackStorm Authors.
+# Copyright 2019 Extreme Networks, Inc.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+import eventlet
+import random
+
+from st2common.runners.base_action import Action
+
+
+class MockCreateVMAction(Action):
+    def run(self, cpu_cores, memory_mb, vm_name, ip):
+        eventlet.sleep(5)
+
+        data = {
+            "vm_id": "vm" + str(random.randint(0, 10000)),
+            ip: {"cpu_cores": cpu_cores, "memory_mb": memory_mb, "vm_name": vm_name},
+        }
+
+        return data
