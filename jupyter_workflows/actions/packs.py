@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -57,8 +58,9 @@ __all__ = [
 #: ``workflow``).
 PYTHON = "python-script"
 SHELL = "local-shell-script"
+COMMAND = "local-shell-cmd"  # StackStorm's core.local: the 'cmd' parameter through the shell
 WORKFLOW_RUNNERS = ("orquesta", "workflow")  # as spec.st2_action reads them
-RUNNERS = (PYTHON, SHELL, *WORKFLOW_RUNNERS)
+RUNNERS = (PYTHON, SHELL, COMMAND, *WORKFLOW_RUNNERS)
 
 _cache_lock = threading.Lock()
 
@@ -280,6 +282,8 @@ def _read_metadata(ref: str, pack: str, meta: Path) -> PackAction:
             ("runner_type",),
         )
     entry_point = data.get(entry_key)
+    if runner == COMMAND:  # no file: the command is a parameter ('entry_point' is '')
+        entry_point = meta.name
     if not isinstance(entry_point, str) or not entry_point.strip():
         raise smap.error(
             f"action {ref!r}: runner_type {runner!r} needs an {entry_key!r} (a file relative "
@@ -371,9 +375,17 @@ def _parameters(action: PackAction, given: dict[str, Any]) -> dict[str, Any]:
     """The values the action runs with: ``given`` over the metadata defaults (an ``immutable``
     parameter keeps its default); one-line :class:`ActionFailed` when a required one lacks."""
     values = dict(given)
+    defaults = []
     for name, spec in action.parameters.items():
         if "default" in spec and (name not in values or spec.get("immutable")):
             values[name] = spec["default"]
+            defaults.append(name)
+    for name in defaults:
+        # A default may be a Jinja template over the other parameters, as in StackStorm
+        # (``cmd: "... {{ count }} ..."``); what a task gives was rendered by the engine.
+        value = values[name]
+        if isinstance(value, str) and ("{{" in value or "{%" in value):
+            values[name] = _render(action, name, value, values)
     missing = _missing(action, values)
     if missing:
         raise ActionFailed(
@@ -381,6 +393,19 @@ def _parameters(action: PackAction, given: dict[str, Any]) -> dict[str, Any]:
             f"{'s' if len(missing) > 1 else ''} {', '.join(repr(m) for m in missing)}"
         )
     return values
+
+
+def _render(action: PackAction, name: str, text: str, values: dict[str, Any]) -> str:
+    from jinja2 import TemplateError
+    from jinja2.sandbox import SandboxedEnvironment
+
+    context = {k: v for k, v in values.items() if k != name}
+    try:
+        return SandboxedEnvironment().from_string(text).render(**context)
+    except TemplateError as exc:
+        raise ActionFailed(
+            f"action {action.ref!r}: the default of parameter {name!r}: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 # -- python-script ------------------------------------------------------------------------------
@@ -545,7 +570,9 @@ SHELL_TIMEOUT = 60.0
 
 class ShellAction:
     """A ``local-shell-script`` action: the script with the parameters as StackStorm passes
-    them (``--name=value``; those with a ``position`` positional, in that order).
+    them (``--name=value``; those with a ``position`` positional, in that order); or a
+    ``local-shell-cmd`` one: its ``cmd`` parameter run by bash (the other parameters only fill
+    the templates of the defaults).
 
     The runner's own parameters are taken out first, as StackStorm's runner does: ``timeout``
     (seconds, default 60: the script is killed and the task fails), ``cwd``, ``env`` (added to
@@ -585,7 +612,18 @@ class ShellAction:
         except (TypeError, ValueError):
             raise ActionFailed(f"action {action.ref!r}: timeout must be a number") from None
         script = str(action.entry)
-        command = [script] if os.access(script, os.X_OK) else ["/bin/sh", script]
+        if action.runner == COMMAND:
+            cmd = values.pop("cmd", None)
+            if not isinstance(cmd, str) or not cmd.strip():
+                raise ActionFailed(f"action {action.ref!r}: 'cmd' must be a command, got {cmd!r}")
+            command, values, what = (
+                [shutil.which("bash") or "/bin/sh", "-c", cmd],
+                {},
+                "the command",
+            )
+        else:
+            command = [script] if os.access(script, os.X_OK) else ["/bin/sh", script]
+            what = Path(script).name
         # Its own process group: at the time limit, whatever it started stops with it.
         with subprocess.Popen(
             [*command, *self.arguments(values, str(kwarg_op))],
@@ -606,7 +644,7 @@ class ShellAction:
                     proc.kill()
                 proc.communicate()
                 raise ActionFailed(
-                    f"action {action.ref!r}: {Path(script).name} ran past its timeout of "
+                    f"action {action.ref!r}: {what} ran past its timeout of "
                     f"{limit:g} s and was stopped"
                 ) from None
         ok = proc.returncode == 0
@@ -622,7 +660,7 @@ class ShellAction:
         if not ok:
             tail = (stderr or stdout).strip().splitlines()
             raise ActionFailed(
-                f"action {action.ref!r}: {Path(script).name} exited with {proc.returncode}"
+                f"action {action.ref!r}: {what} exited with {proc.returncode}"
                 + (f": {tail[-1]}" if tail else "")
             )
         return out
@@ -633,7 +671,7 @@ class ShellAction:
     def __repr__(self) -> str:
         # ActionDef.code_hash (cache keys) reads this: it changes with the script's text.
         return (
-            f"<local-shell-script action {self.action.ref!r} ({self.action.entry} {self.digest})>"
+            f"<{self.action.runner} action {self.action.ref!r} ({self.action.entry} {self.digest})>"
         )
 
 
@@ -659,7 +697,7 @@ def pack_action_def(
     action = find_pack_action(ref, base_dir)
     if action is None or action.runner in WORKFLOW_RUNNERS:
         return None
-    if action.runner == SHELL:
+    if action.runner in (SHELL, COMMAND):
         return _plain(ref, ShellAction(action))
     install_st2_shim()
     module_name = action.entry.stem

@@ -154,6 +154,62 @@ def test_an_attune_workflow_action_nests_by_its_ref(engine, tmp_path: Path) -> N
     assert run.outputs == {"said": "hi world"}
 
 
+CORE_PACK = PACK.parent / "core"
+
+
+def test_stackstorms_orquesta_basic_runs_core_local_from_the_core_pack(engine, tmp_path) -> None:
+    """``orquesta-basic`` (its metadata file, as ``st2 run examples.orquesta-basic``) calls
+    ``core.local``: the ``local-shell-cmd`` action of StackStorm's ``core`` pack beside it.
+    Both packs are StackStorm's files, unchanged."""
+    assert (CORE_PACK / "actions" / "local.yaml").is_file()
+    wf = jw.load(PACK / "actions" / "orquesta-basic.yaml")
+    assert wf.name == "examples.orquesta-basic"
+    run = wf.run({"cmd": 'echo "hello from $(basename $(pwd))"; echo oops >&2'})
+    assert run.status == "succeeded", run.error
+    assert run.outputs == {"stdout": "hello from actions\n"}  # run in core/actions/
+    result = run.tasks[0]["result"]
+    assert result["stderr"] == "oops\n" and result["return_code"] == 0
+    # the metadata's default 'timeout: 60' reached core.local as the runner's time limit;
+    # a failing command fails the task with one line
+    run = wf.run({"cmd": "echo 'disk full' >&2; exit 4"})
+    assert run.status == "failed"
+    assert run.tasks[0]["error"] == (
+        "ActionFailed: action 'core.local': the command exited with 4: disk full"
+    )
+    proc = run_cli(
+        "run",
+        str(PACK / "actions" / "orquesta-basic.yaml"),
+        "-p",
+        "cmd=printf 42",
+        "--json",
+        env=inline_env(tmp_path),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["outputs"] == {"stdout": "42"}
+    proc = run_cli("run", str(PACK / "actions" / "orquesta-basic.yaml"), env=inline_env(tmp_path))
+    assert proc.returncode == 2
+    assert "parameter 'cmd' is required" in proc.stderr
+
+
+def test_a_command_default_is_a_template_over_the_other_parameters(engine, tmp_path) -> None:
+    """StackStorm's ``local_command_runner_print_to_stdout_and_stderr``: its ``cmd`` default
+    is a Jinja template over ``count`` and ``sleep_delay``."""
+    wf = tmp_path / "packs" / "examples" / "actions" / "workflows" / "cmd.yaml"
+    shutil.copytree(PACK, wf.parents[2])
+    shutil.copytree(CORE_PACK, tmp_path / "packs" / "core")
+    wf.write_text(
+        _orquesta(
+            "t:\n  action: examples.local_command_runner_print_to_stdout_and_stderr"
+            " count=3 sleep_delay=0\n"
+        )
+    )
+    run = jw.load(wf).run()
+    assert run.status == "succeeded", run.error
+    result = run.tasks[0]["result"]
+    assert result["stdout"] == "stdout line 2\n"
+    assert result["stderr"] == "stderr line 1\nstderr line 3\n"
+
+
 def test_stackstorms_subworkflow_runs_the_nested_pack_workflow(engine) -> None:
     """``orquesta-subworkflow`` -> ``examples.orquesta-sequential`` (its metadata's default
     ``name: Lakshmi``). That workflow reads ``result().stdout`` of ``core.echo``, which here
@@ -537,7 +593,7 @@ def test_a_nested_orquesta_action_checks_its_required_parameter(engine) -> None:
             "name: x\nrunner_type: remote-shell-script\nentry_point: x.sh\n",
             "2:14",
             "action 'mypack.x': runner_type 'remote-shell-script' is not run here "
-            "(supported: python-script, local-shell-script, orquesta, workflow)",
+            "(supported: python-script, local-shell-script, local-shell-cmd, orquesta, workflow)",
         ),
         (
             "name: x\nrunner_type: local-shell-script\nentry_point: missing.sh\n",
