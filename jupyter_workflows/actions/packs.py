@@ -31,6 +31,8 @@ import json
 import logging
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -56,8 +58,9 @@ __all__ = [
 #: ``workflow``).
 PYTHON = "python-script"
 SHELL = "local-shell-script"
+COMMAND = "local-shell-cmd"  # StackStorm's core.local: the 'cmd' parameter through the shell
 WORKFLOW_RUNNERS = ("orquesta", "workflow")  # as spec.st2_action reads them
-RUNNERS = (PYTHON, SHELL, *WORKFLOW_RUNNERS)
+RUNNERS = (PYTHON, SHELL, COMMAND, *WORKFLOW_RUNNERS)
 
 _cache_lock = threading.Lock()
 
@@ -279,6 +282,8 @@ def _read_metadata(ref: str, pack: str, meta: Path) -> PackAction:
             ("runner_type",),
         )
     entry_point = data.get(entry_key)
+    if runner == COMMAND:  # no file: the command is a parameter ('entry_point' is '')
+        entry_point = meta.name
     if not isinstance(entry_point, str) or not entry_point.strip():
         raise smap.error(
             f"action {ref!r}: runner_type {runner!r} needs an {entry_key!r} (a file relative "
@@ -370,9 +375,17 @@ def _parameters(action: PackAction, given: dict[str, Any]) -> dict[str, Any]:
     """The values the action runs with: ``given`` over the metadata defaults (an ``immutable``
     parameter keeps its default); one-line :class:`ActionFailed` when a required one lacks."""
     values = dict(given)
+    defaults = []
     for name, spec in action.parameters.items():
         if "default" in spec and (name not in values or spec.get("immutable")):
             values[name] = spec["default"]
+            defaults.append(name)
+    for name in defaults:
+        # A default may be a Jinja template over the other parameters, as in StackStorm
+        # (``cmd: "... {{ count }} ..."``); what a task gives was rendered by the engine.
+        value = values[name]
+        if isinstance(value, str) and ("{{" in value or "{%" in value):
+            values[name] = _render(action, name, value, values)
     missing = _missing(action, values)
     if missing:
         raise ActionFailed(
@@ -380,6 +393,19 @@ def _parameters(action: PackAction, given: dict[str, Any]) -> dict[str, Any]:
             f"{'s' if len(missing) > 1 else ''} {', '.join(repr(m) for m in missing)}"
         )
     return values
+
+
+def _render(action: PackAction, name: str, text: str, values: dict[str, Any]) -> str:
+    from jinja2 import TemplateError
+    from jinja2.sandbox import SandboxedEnvironment
+
+    context = {k: v for k, v in values.items() if k != name}
+    try:
+        return SandboxedEnvironment().from_string(text).render(**context)
+    except TemplateError as exc:
+        raise ActionFailed(
+            f"action {action.ref!r}: the default of parameter {name!r}: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 # -- python-script ------------------------------------------------------------------------------
@@ -458,6 +484,12 @@ def _action_class(module: Any, ref: str) -> type:
     return found[0]
 
 
+#: The python-script runner's own parameters: StackStorm's runner takes them out before it calls
+#: ``run``. Here they have no effect (the action runs in the task's thread: its time limit is
+#: the task's ``timeout``).
+PYTHON_RUNNER_PARAMETERS = ("timeout", "env", "log_level", "debug", "content_version")
+
+
 class PythonAction:
     """A ``python-script`` action as a task function: ``Cls(config).run(**parameters)``.
 
@@ -479,6 +511,8 @@ class PythonAction:
     def __call__(self, **kwargs: Any) -> Any:
         action = self.action
         values = _parameters(action, kwargs)
+        for name in PYTHON_RUNNER_PARAMETERS:  # the runner's, never run()'s (as in StackStorm)
+            values.pop(name, None)
         instance = self.cls(config=copy.deepcopy(action.config))  # its own, to change at will
         if not hasattr(instance, "logger"):  # an __init__ that skipped the base's
             instance.logger = logging.getLogger(f"actions.python.{type(instance).__name__}")
@@ -530,16 +564,27 @@ def _one_line(value: Any) -> str:
 
 
 # -- local-shell-script -------------------------------------------------------------------------
+#: StackStorm's local-shell-script runner's own time limit, when the task gives none.
+SHELL_TIMEOUT = 60.0
+
+
 class ShellAction:
     """A ``local-shell-script`` action: the script with the parameters as StackStorm passes
-    them (``--name=value``; those with a ``position`` positional, in that order)."""
+    them (``--name=value``; those with a ``position`` positional, in that order); or a
+    ``local-shell-cmd`` one: its ``cmd`` parameter run by bash (the other parameters only fill
+    the templates of the defaults).
+
+    The runner's own parameters are taken out first, as StackStorm's runner does: ``timeout``
+    (seconds, default 60: the script is killed and the task fails), ``cwd``, ``env`` (added to
+    the environment), ``kwarg_op`` (default ``--``); ``sudo: true`` is refused.
+    """
 
     def __init__(self, action: PackAction) -> None:
         self.action = action
         self.__name__ = self.__qualname__ = action.ref
         self.digest = _digest(action.entry)
 
-    def arguments(self, values: dict[str, Any]) -> list[str]:
+    def arguments(self, values: dict[str, Any], kwarg_op: str = "--") -> list[str]:
         spec = self.action.parameters
         positional = sorted(
             (spec[n]["position"], n) for n in values if spec.get(n, {}).get("position") is not None
@@ -548,35 +593,74 @@ class ShellAction:
         for name in sorted(values):
             if spec.get(name, {}).get("position") is not None or values[name] is None:
                 continue
-            args.append(f"--{name}={_arg(values[name])}")
+            args.append(f"{kwarg_op}{name}={_arg(values[name])}")
         return args
 
     def __call__(self, **kwargs: Any) -> dict[str, Any]:
         action = self.action
         values = _parameters(action, kwargs)
+        timeout = values.pop("timeout", None)
+        cwd = values.pop("cwd", None) or str(action.entry.parent)
+        env = values.pop("env", None) or {}
+        kwarg_op = values.pop("kwarg_op", None) or "--"
+        if values.pop("sudo", False):
+            raise ActionFailed(f"action {action.ref!r}: sudo is not supported here")
+        if not isinstance(env, dict):
+            raise ActionFailed(f"action {action.ref!r}: env must be a mapping, got {env!r}")
+        try:
+            limit = SHELL_TIMEOUT if timeout is None else float(timeout)
+        except (TypeError, ValueError):
+            raise ActionFailed(f"action {action.ref!r}: timeout must be a number") from None
         script = str(action.entry)
-        command = [script] if os.access(script, os.X_OK) else ["/bin/sh", script]
-        proc = subprocess.run(
-            [*command, *self.arguments(values)],
-            cwd=str(action.entry.parent),
-            capture_output=True,
-            text=True,
+        if action.runner == COMMAND:
+            cmd = values.pop("cmd", None)
+            if not isinstance(cmd, str) or not cmd.strip():
+                raise ActionFailed(f"action {action.ref!r}: 'cmd' must be a command, got {cmd!r}")
+            command, values, what = (
+                [shutil.which("bash") or "/bin/sh", "-c", cmd],
+                {},
+                "the command",
+            )
+        else:
+            command = [script] if os.access(script, os.X_OK) else ["/bin/sh", script]
+            what = Path(script).name
+        # Its own process group: at the time limit, whatever it started stops with it.
+        with subprocess.Popen(
+            [*command, *self.arguments(values, str(kwarg_op))],
+            cwd=cwd,
+            env={**os.environ, **{str(k): str(v) for k, v in env.items()}},
             stdin=subprocess.DEVNULL,
-        )
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        ) as proc:
+            try:
+                stdout, stderr = proc.communicate(timeout=limit if limit > 0 else None)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except OSError:
+                    proc.kill()
+                proc.communicate()
+                raise ActionFailed(
+                    f"action {action.ref!r}: {what} ran past its timeout of "
+                    f"{limit:g} s and was stopped"
+                ) from None
         ok = proc.returncode == 0
         out = {
             "returncode": proc.returncode,
-            "stdout": proc.stdout,
-            "stderr": proc.stderr,
+            "stdout": stdout,
+            "stderr": stderr,
             # StackStorm's names for the same
             "return_code": proc.returncode,
             "succeeded": ok,
             "failed": not ok,
         }
         if not ok:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()
+            tail = (stderr or stdout).strip().splitlines()
             raise ActionFailed(
-                f"action {action.ref!r}: {Path(script).name} exited with {proc.returncode}"
+                f"action {action.ref!r}: {what} exited with {proc.returncode}"
                 + (f": {tail[-1]}" if tail else "")
             )
         return out
@@ -587,7 +671,7 @@ class ShellAction:
     def __repr__(self) -> str:
         # ActionDef.code_hash (cache keys) reads this: it changes with the script's text.
         return (
-            f"<local-shell-script action {self.action.ref!r} ({self.action.entry} {self.digest})>"
+            f"<{self.action.runner} action {self.action.ref!r} ({self.action.entry} {self.digest})>"
         )
 
 
@@ -613,7 +697,7 @@ def pack_action_def(
     action = find_pack_action(ref, base_dir)
     if action is None or action.runner in WORKFLOW_RUNNERS:
         return None
-    if action.runner == SHELL:
+    if action.runner in (SHELL, COMMAND):
         return _plain(ref, ShellAction(action))
     install_st2_shim()
     module_name = action.entry.stem

@@ -15,6 +15,7 @@ not per event.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import functools
@@ -139,6 +140,11 @@ Listener = Callable[["ActiveRun"], None]
 #: Most events one turn of the orchestrator's loop handles, not counting the first events of
 #: runs (see :func:`_take_turn`).
 TURN_MAX = 256
+#: Finished runs the orchestrator keeps in memory (the newest ones); older ones are dropped and
+#: read from the store like a run of another process. A :class:`Run` handle keeps its own run's
+#: state for as long as the handle lives. Without a bound a long-lived process (``serve``, a
+#: kernel used all day) kept every run it ever drove, results included.
+KEEP_FINISHED = 64
 #: The first event of a run in this process.
 _FIRST_EVENTS = (E.RunStarted, E.Recovered)
 
@@ -241,6 +247,8 @@ class Orchestrator:
         self._executor: Executor | None = None
         self._executor_lock = threading.Lock()
         self.runs: dict[str, ActiveRun] = {}
+        #: Ids of the finished runs still in :attr:`runs`, oldest first (see KEEP_FINISHED).
+        self._finished_ids: collections.OrderedDict[str, None] = collections.OrderedDict()
         #: Where context.secret() finds the store's secrets (the same for every attempt).
         self._secrets = secret_source(store)
         self._pending: list[tuple[str, E.Event | _Barrier]] = []
@@ -712,6 +720,7 @@ class Orchestrator:
 
     def _finished(self, active: ActiveRun) -> None:
         _GC.release(active.run_id)
+        self._let_go_of_old_runs(active.run_id)
         if active.held:
             try:
                 if self._executor is not None:
@@ -742,6 +751,16 @@ class Orchestrator:
                     error_type=None if s.status == "succeeded" else "ChildRunFailed",
                 ),
             )
+
+    def _let_go_of_old_runs(self, run_id: str) -> None:
+        """Note ``run_id`` as finished; drop the oldest finished runs beyond KEEP_FINISHED."""
+        self._finished_ids[run_id] = None
+        self._finished_ids.move_to_end(run_id)
+        while len(self._finished_ids) > KEEP_FINISHED:
+            old_id, _ = self._finished_ids.popitem(last=False)
+            old = self.runs.get(old_id)
+            if old is not None and old.state.done:
+                del self.runs[old_id]  # reopened since (retry_failed): still driven, kept
 
     def _new_state(
         self, workflow: Workflow, run_id: str, parameters: dict[str, Any]

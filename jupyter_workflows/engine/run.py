@@ -45,11 +45,15 @@ class Run:
     def __init__(self, run_id: str, orchestrator: Orchestrator) -> None:
         self.run_id = run_id
         self._orch = orchestrator
+        #: The run's live state when this process drives it: kept by the handle, so it reads
+        #: real values after the orchestrator let go of the finished run (KEEP_FINISHED).
+        self._held = orchestrator.runs.get(run_id)
 
     # -- reading ----------------------------------------------------------------------------
     @property
     def _active(self):
-        return self._orch.runs.get(self.run_id)
+        # The orchestrator's own first: a run resumed since is driven by a new ActiveRun.
+        return self._orch.runs.get(self.run_id) or self._held
 
     def _record(self) -> dict[str, Any]:
         rec = self._orch.store.get_run(self.run_id)

@@ -154,6 +154,62 @@ def test_an_attune_workflow_action_nests_by_its_ref(engine, tmp_path: Path) -> N
     assert run.outputs == {"said": "hi world"}
 
 
+CORE_PACK = PACK.parent / "core"
+
+
+def test_stackstorms_orquesta_basic_runs_core_local_from_the_core_pack(engine, tmp_path) -> None:
+    """``orquesta-basic`` (its metadata file, as ``st2 run examples.orquesta-basic``) calls
+    ``core.local``: the ``local-shell-cmd`` action of StackStorm's ``core`` pack beside it.
+    Both packs are StackStorm's files, unchanged."""
+    assert (CORE_PACK / "actions" / "local.yaml").is_file()
+    wf = jw.load(PACK / "actions" / "orquesta-basic.yaml")
+    assert wf.name == "examples.orquesta-basic"
+    run = wf.run({"cmd": 'echo "hello from $(basename $(pwd))"; echo oops >&2'})
+    assert run.status == "succeeded", run.error
+    assert run.outputs == {"stdout": "hello from actions\n"}  # run in core/actions/
+    result = run.tasks[0]["result"]
+    assert result["stderr"] == "oops\n" and result["return_code"] == 0
+    # the metadata's default 'timeout: 60' reached core.local as the runner's time limit;
+    # a failing command fails the task with one line
+    run = wf.run({"cmd": "echo 'disk full' >&2; exit 4"})
+    assert run.status == "failed"
+    assert run.tasks[0]["error"] == (
+        "ActionFailed: action 'core.local': the command exited with 4: disk full"
+    )
+    proc = run_cli(
+        "run",
+        str(PACK / "actions" / "orquesta-basic.yaml"),
+        "-p",
+        "cmd=printf 42",
+        "--json",
+        env=inline_env(tmp_path),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["outputs"] == {"stdout": "42"}
+    proc = run_cli("run", str(PACK / "actions" / "orquesta-basic.yaml"), env=inline_env(tmp_path))
+    assert proc.returncode == 2
+    assert "parameter 'cmd' is required" in proc.stderr
+
+
+def test_a_command_default_is_a_template_over_the_other_parameters(engine, tmp_path) -> None:
+    """StackStorm's ``local_command_runner_print_to_stdout_and_stderr``: its ``cmd`` default
+    is a Jinja template over ``count`` and ``sleep_delay``."""
+    wf = tmp_path / "packs" / "examples" / "actions" / "workflows" / "cmd.yaml"
+    shutil.copytree(PACK, wf.parents[2])
+    shutil.copytree(CORE_PACK, tmp_path / "packs" / "core")
+    wf.write_text(
+        _orquesta(
+            "t:\n  action: examples.local_command_runner_print_to_stdout_and_stderr"
+            " count=3 sleep_delay=0\n"
+        )
+    )
+    run = jw.load(wf).run()
+    assert run.status == "succeeded", run.error
+    result = run.tasks[0]["result"]
+    assert result["stdout"] == "stdout line 2\n"
+    assert result["stderr"] == "stderr line 1\nstderr line 3\n"
+
+
 def test_stackstorms_subworkflow_runs_the_nested_pack_workflow(engine) -> None:
     """``orquesta-subworkflow`` -> ``examples.orquesta-sequential`` (its metadata's default
     ``name: Lakshmi``). That workflow reads ``result().stdout`` of ``core.echo``, which here
@@ -226,7 +282,7 @@ class Count(Action):
             CALLS.append(n)
             calls = len(CALLS)
         self.logger.info("call %s of this module in %s", calls, os.getpid())
-        return {"pid": os.getpid(), "calls": calls, "n": n * step}
+        return {"pid": os.getpid(), "calls": calls, "n": n * step, "file": __file__}
 """
 
 COUNTER_META = """
@@ -283,6 +339,25 @@ def test_module_level_state_stays_on_each_worker(dask_engine, tmp_path: Path) ->
     run = jw.load(_counter_pack(tmp_path)).run()
     _check_counter(run, workers=2)
     assert os.getpid() not in {r["result"]["pid"] for r in run.tasks[0]["result"]}
+
+
+@pytest.mark.cluster
+@pytest.mark.timeout(240)
+def test_workers_without_the_pack_folder_import_their_own_copy(tmp_path: Path) -> None:
+    """Workers that behave as on another machine (``JUPYTER_WORKFLOWS_COPY_CODE=1``: they
+    import from the copy shipped to them, never from the folder) put the st2common stand-in in
+    place and import the action's module there."""
+    from jupyter_workflows.engine import api
+    from jupyter_workflows.testing import scheduler_and_workers
+
+    with scheduler_and_workers(2, env={"JUPYTER_WORKFLOWS_COPY_CODE": "1"}) as cluster:
+        api.configure(store=str(tmp_path / "state.db"), scheduler=cluster.address)
+        run = jw.load(_counter_pack(tmp_path)).run()
+        _check_counter(run, workers=2)
+        files = {r["result"]["file"] for r in run.tasks[0]["result"]}
+        assert files and not any(f.startswith(str(tmp_path)) for f in files), files
+        assert all(f.endswith("counter.py") for f in files)
+        api.reset()
 
 
 def test_the_st2common_stand_in_is_installed_only_without_st2common() -> None:
@@ -370,6 +445,57 @@ def test_an_action_of_a_sibling_pack(engine, tmp_path: Path) -> None:
     assert run.outputs == {"said": "hey --loud=true --times=2\n"}
 
 
+def test_the_shell_runners_own_parameters(engine, tmp_path: Path) -> None:
+    """``timeout``, ``env``, ``cwd``, ``kwarg_op`` go to the runner, not to the script (as in
+    StackStorm); past ``timeout`` the script and what it started are stopped."""
+    marker = tmp_path / "still-running"
+    pack = _pack(
+        tmp_path / "packs",
+        "mypack",
+        {
+            "actions/env.yaml": """
+                name: env
+                runner_type: local-shell-script
+                entry_point: env.sh
+                parameters:
+                  word: {type: string}
+            """,
+            "actions/env.sh": '#!/bin/sh\necho "$GREETING $* in $(pwd)"\n',
+            "actions/slow.yaml": "name: slow\nrunner_type: local-shell-script\nentry_point: slow.sh\n",
+            "actions/slow.sh": f"#!/bin/sh\n(sleep 3; touch {marker}) &\nsleep 30\n",
+            "actions/workflows/w.yaml": _orquesta(
+                """
+                env:
+                  action: mypack.env
+                  input:
+                    word: hi
+                    env: {GREETING: hello}
+                    cwd: CWD
+                    kwarg_op: "-"
+                  next:
+                    - when: <% succeeded() %>
+                      publish: said=<% result().stdout %>
+                      do: slow
+                slow:
+                  action: mypack.slow timeout=1
+                """.replace("CWD", str(tmp_path)),
+                output="[{said: '<% ctx().said %>'}]",
+            ),
+        },
+    )
+    run = jw.load(pack / "actions" / "workflows" / "w.yaml").run()
+    assert run.status == "failed"
+    env, slow = run.tasks
+    assert env["result"]["stdout"] == f"hello -word=hi in {tmp_path}\n"
+    assert slow["error"] == (
+        "ActionFailed: action 'mypack.slow': slow.sh ran past its timeout of 1 s and was stopped"
+    )
+    import time
+
+    time.sleep(3.5)
+    assert not marker.exists()  # its background child was stopped with it
+
+
 def test_a_failing_script_fails_the_task_with_one_line(engine, tmp_path: Path) -> None:
     pack = _pack(
         tmp_path / "packs",
@@ -411,6 +537,8 @@ def test_a_required_parameter_missing_at_run_time_fails_the_task(tmp_path: Path)
     folder = _counter_pack(tmp_path).parent
     action = resolve_action("mypack.count", folder)
     assert action.fn(n=2)["result"]["n"] == 20
+    # the runner's own parameters never reach run()
+    assert action.fn(n=2, timeout=5, log_level="DEBUG")["result"]["n"] == 20
     with pytest.raises(ActionFailed) as info:
         action.fn(step=2)
     assert str(info.value) == "action 'mypack.count': missing required parameter 'n'"
@@ -465,7 +593,7 @@ def test_a_nested_orquesta_action_checks_its_required_parameter(engine) -> None:
             "name: x\nrunner_type: remote-shell-script\nentry_point: x.sh\n",
             "2:14",
             "action 'mypack.x': runner_type 'remote-shell-script' is not run here "
-            "(supported: python-script, local-shell-script, orquesta, workflow)",
+            "(supported: python-script, local-shell-script, local-shell-cmd, orquesta, workflow)",
         ),
         (
             "name: x\nrunner_type: local-shell-script\nentry_point: missing.sh\n",
