@@ -124,6 +124,7 @@ def test_cli_run_fails_with_one_line_and_resumes_on_a_new_cluster(tmp_path: Path
                 proc.communicate()
     assert proc.returncode == 1, err
     assert "Traceback" not in err, err
+    assert "distributed." not in err, err  # none of Dask's log lines about it
     data = json.loads(out)
     assert data["status"] == "failed"
     assert data["error"].startswith(
@@ -221,3 +222,53 @@ def test_a_long_lived_process_works_again_with_a_scheduler_back_at_the_address(
             run = wf.run(timeout=120)
             assert run.status == "succeeded", run.error
     assert (tmp_path / "q.log").read_text() == "first\n" * 3
+
+
+def test_a_frozen_scheduler_is_bounded_by_the_task_timeout(tmp_path: Path) -> None:
+    """A scheduler that stops answering but keeps its connections open (``SIGSTOP``; a
+    deadlocked process) is not noticed by Dask: a task ``timeout`` bounds the run, and the CLI
+    then exits without waiting for the scheduler (documented in docs/durability.md)."""
+    (tmp_path / "tasks.py").write_text(TASKS)
+    (tmp_path / "frozen.yaml").write_text(
+        textwrap.dedent(
+            f"""
+            name: frozen
+            tasks:
+              long:
+                action: tasks:long
+                timeout: 20
+                input: {{marker: "{tmp_path / "long.started"}", seconds: 60}}
+            """
+        )
+    )
+    env = _env(tmp_path)
+    with scheduler_and_workers(1) as cluster:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "jupyter_workflows",
+                "run",
+                "frozen.yaml",
+                "--json",
+                "--scheduler",
+                str(cluster),
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            _wait_for(tmp_path / "long.started", proc)
+            os.killpg(cluster.scheduler_process.pid, signal.SIGSTOP)
+            out, err = proc.communicate(timeout=150)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == 1, err
+    data = json.loads(out)
+    assert data["status"] == "failed"
+    assert data["error"].startswith("TimeoutError: task 'long' failed"), data["error"]
