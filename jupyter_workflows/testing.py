@@ -193,6 +193,7 @@ def scheduler_and_workers(
     scheduler_env: Mapping[str, str] | None = None,
     timeout: float = 60.0,
     memory_limit: str | None = None,
+    port: int = 0,
 ) -> Iterator[RunningCluster]:
     """Run ``dask scheduler`` and ``n`` ``dask worker`` processes on 127.0.0.1 with free ports.
 
@@ -218,6 +219,9 @@ def scheduler_and_workers(
         Seconds to wait for the scheduler and the workers to come up.
     memory_limit
         Each worker's ``--memory-limit`` (``"400MB"``): its nanny restarts it past 95 % of that.
+    port
+        The scheduler's port (default: a free one), e.g. to start a scheduler again at the
+        address of one that died.
     """
     if resources_per_worker is not None and len(resources_per_worker) != n:
         raise ValueError(
@@ -244,7 +248,7 @@ def scheduler_and_workers(
             "--host",
             "127.0.0.1",
             "--port",
-            "0",
+            str(port),
             "--no-dashboard",
             "--scheduler-file",
             str(scheduler_file),

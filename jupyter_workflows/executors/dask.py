@@ -229,6 +229,8 @@ _FutureCancelled = concurrent.futures.CancelledError
 _CONNECTION_LOST = "scheduler-connection-lost"
 #: Our reason for the futures we cancel when the cluster has had no workers for too long.
 _NO_WORKERS = "jupyter-workflows-no-workers"
+#: Least seconds between two tries to replace a client that gave up on its scheduler.
+_RECONNECT_EVERY_S = 5.0
 #: Default seconds attempts wait for a scheduler of the user's that has no workers at all.
 WORKER_WAIT_S = 60.0
 #: How often the submitter asks such a scheduler how many workers it has, while work is in
@@ -260,9 +262,9 @@ class SchedulerLost(ConnectionError):
     """The connection to the Dask scheduler went away: the attempt was abandoned.
 
     Dask cancels every future of a client that loses its scheduler (their work is gone with
-    it), then tries to reconnect for 10 s before it closes the client. Attempts in flight then,
-    and submissions while the client is not connected, fail with this (one line); they never
-    wait for an answer that cannot come.
+    it), then tries to reconnect for 10 s before it closes the client. Attempts in flight then
+    fail with this (one line), and so do submissions that find no scheduler to connect to
+    (see :meth:`DaskExecutor._connected`); they never wait for an answer that cannot come.
     """
 
 
@@ -270,8 +272,9 @@ def _lost_line(address: str, status: str) -> str:
     if status == "connecting":
         return f"lost the connection to the Dask scheduler at {address} (reconnecting)"
     return (
-        f"lost the connection to the Dask scheduler at {address}, and it did not come back "
-        "(connect to a scheduler again: `--scheduler ADDRESS`, `jw.configure(scheduler=...)`)"
+        f"lost the connection to the Dask scheduler at {address}, and nothing answers there "
+        "(the next runs connect again once one does; or use another: `--scheduler ADDRESS`, "
+        "`jw.configure(scheduler=...)`)"
     )
 
 
@@ -1176,6 +1179,11 @@ class DaskExecutor(Executor):
         self._nthreads_at = float("-inf")
         #: The scheduler's address, for messages (set by :meth:`start`).
         self._address = ""
+        #: The id of the scheduler this executor set up (code, topic) on, and whether the
+        #: connection was seen lost since (see :meth:`_connected`).
+        self._scheduler_id: str | None = None
+        self._lost_seen = False
+        self._reconnected_at = float("-inf")
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -1225,16 +1233,8 @@ class DaskExecutor(Executor):
                     if _QUIET_CONNECTION_LOSS not in client_log.filters:
                         client_log.addFilter(_QUIET_CONNECTION_LOSS)
             self._address = _scheduler_address(self._client, self.scheduler)
-            try:
-                self._client.subscribe_topic(self._topic, self._on_pushed)
-                self._pushing = True
-            except Exception:  # outcomes are gathered then
-                logger.debug("subscribing to %s failed", self._topic, exc_info=True)
-            if self._pushing:
-                try:
-                    self._client.register_plugin(_OutcomePublisher(), name=_PUBLISHER)
-                except Exception:  # workers publish from the task's thread then
-                    logger.debug("registering the outcome publisher failed", exc_info=True)
+            self._scheduler_id = _scheduler_id(self._client)
+            self._subscribe(self._client)
             for target, name in ((self._submit_loop, "submit"), (self._drain_loop, "drain")):
                 thread = threading.Thread(
                     target=target, name=f"jupyter-workflows-dask-{name}", daemon=True
@@ -1242,6 +1242,78 @@ class DaskExecutor(Executor):
                 thread.start()
                 self._threads.append(thread)
             return self
+
+    def _subscribe(self, client: Client) -> None:
+        """Have the workers publish outcomes on this executor's topic (see :func:`run_shipped`)."""
+        self._pushing = False
+        try:
+            client.subscribe_topic(self._topic, self._on_pushed)
+            self._pushing = True
+        except Exception:  # outcomes are gathered then
+            logger.debug("subscribing to %s failed", self._topic, exc_info=True)
+        if self._pushing:
+            try:
+                client.register_plugin(_OutcomePublisher(), name=_PUBLISHER)
+            except Exception:  # workers publish from the task's thread then
+                logger.debug("registering the outcome publisher failed", exc_info=True)
+
+    def _connected(self, client: Client) -> Client | None:
+        """In the submitter: a connected client to submit to, or ``None`` (the scheduler is lost).
+
+        A client that lost its scheduler reconnects by itself for 10 s (Dask), then closes;
+        a closed client of an address this executor connected to is replaced by a new one
+        (at most every :data:`_RECONNECT_EVERY_S`), so a long-lived process (``serve``, a
+        kernel) works again once a scheduler answers at that address. Either way the
+        scheduler may be a new one, without what this executor set up on the old one: the
+        code it shipped, the outcome topic. That is set up again."""
+        if client.status != "running":
+            self._lost_seen = True
+            # Dask reconnects for 10 s: wait for it (bounded) rather than fail what could run.
+            deadline = time.monotonic() + _CONNECT_TIMEOUT_S + 5
+            while client.status in ("connecting", "closing") and time.monotonic() < deadline:
+                time.sleep(0.05)
+        if client.status != "running":
+            replaced = self._reconnect(client)
+            if replaced is None:
+                return None
+            client = replaced
+        if self._lost_seen or _scheduler_id(client) != self._scheduler_id:
+            self._lost_seen = False
+            self._scheduler_id = _scheduler_id(client)
+            with self._lock:
+                self._shipped.clear()
+            self._offers_at = self._nthreads_at = float("-inf")
+            self._subscribe(client)
+        return client
+
+    def _reconnect(self, old: Client) -> Client | None:
+        if (
+            old.status not in ("closed", "closing")  # (Dask can leave it closing for ever)
+            or not self._owns_client
+            or self._cluster is not None
+            or not isinstance(self.scheduler, str)
+        ):
+            return None
+        if time.monotonic() - self._reconnected_at < _RECONNECT_EVERY_S:
+            return None
+        try:
+            _probe_scheduler(self.scheduler, _CONNECT_TIMEOUT_S)
+            client = Client(self.scheduler, set_as_default=False, timeout=_CONNECT_TIMEOUT_S)
+        except Exception:  # still nothing there: the submissions fail with SchedulerLost
+            logger.debug("reconnecting to %s failed", self.scheduler, exc_info=True)
+            return None
+        finally:  # counted from the end of this try (a failed probe takes 10 s)
+            self._reconnected_at = time.monotonic()
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                self._client = client
+        if closed:
+            client.close()
+            return None
+        if self._tune_client:
+            tune_client(client)
+        return client
 
     @property
     def dashboard_link(self) -> str | None:
@@ -1689,13 +1761,16 @@ class DaskExecutor(Executor):
 
     def _submit_wave(self, ready: list[_Pending]) -> None:
         client = self._client
-        if client is not None and client.status != "running":
-            # Lost the scheduler: what Dask is given now may never come back (futures made
-            # while it reconnects or closes can stay pending for ever). Fail them at once.
-            lost = SchedulerLost(_lost_line(self._address, client.status))
-            for item in ready:
-                self._emit(item.callback, _failed_by(item.submission.key, lost))
-            return
+        if client is not None and ready:
+            connected = self._connected(client)
+            if connected is None:
+                # Lost the scheduler: what Dask is given now may never come back (futures
+                # made while it reconnects or closes can stay pending for ever). Fail them.
+                lost = SchedulerLost(_lost_line(self._address, client.status))
+                for item in ready:
+                    self._emit(item.callback, _failed_by(item.submission.key, lost))
+                return
+            client = connected
         if client is not None and self._tune_client:
             tune_client(client)  # a reconnected client has a new stream
         if client is not None and time.monotonic() - self._nthreads_at > _OFFERS_TTL_S:
@@ -2187,6 +2262,7 @@ class DaskExecutor(Executor):
         status = future.status
         if status == "cancelled":
             if _cancelled_by_connection_loss(future):
+                self._lost_seen = True  # set up again on the next submission
                 client = self._client
                 now = client.status if client is not None else "closed"
                 return _failed_by(key, SchedulerLost(_lost_line(self._address, now)))
@@ -2202,6 +2278,13 @@ class DaskExecutor(Executor):
             if exc is not None:
                 return _failed_by(key, exc)
         return _failed(key, "ExecutorError", f"no result for {key} (future {status})")
+
+
+def _scheduler_id(client: Client) -> str | None:
+    """The id of the scheduler ``client`` is connected to, as Dask last heard it (no round
+    trip: the client refreshes it as it connects, and every few seconds)."""
+    identity = getattr(client, "_scheduler_identity", None) or {}
+    return cast("str | None", identity.get("id"))
 
 
 def _scheduler_address(client: Client, scheduler: SchedulerSpec) -> str:

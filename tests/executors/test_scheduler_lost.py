@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -189,3 +190,34 @@ def test_python_api_wait_ends_even_when_the_task_retries(tmp_path: Path) -> None
         resumed = jw.resume(run.run_id, retry_failed=True, timeout=120)
         assert resumed.status == "succeeded", resumed.error
     assert (tmp_path / "first.log").read_text() == "first\n"
+
+
+@pytest.mark.parametrize("gap", [0.5, 12.0], ids=["dask-reconnects", "client-replaced"])
+def test_a_long_lived_process_works_again_with_a_scheduler_back_at_the_address(
+    tmp_path: Path, gap: float
+) -> None:
+    """A kernel or ``serve`` keeps its executor: once a scheduler answers at the address
+    again, its next runs work, with code from the user's folder shipped to the new cluster.
+
+    Within 10 s Dask's client reconnects by itself (before, every later run then failed with
+    ``ModuleNotFoundError``: the code was shipped to the old scheduler only); later it has
+    closed, and the executor connects a new one (before: ``SchedulerLost`` for ever)."""
+    (tmp_path / "tasks.py").write_text(TASKS)
+    (tmp_path / "quick.yaml").write_text(
+        f"name: quick\ntasks:\n  first: {{action: 'tasks:first', input: {{log: '{tmp_path / 'q.log'}'}}}}\n"
+    )
+    wf = jw.load(str(tmp_path / "quick.yaml"))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with scheduler_and_workers(1, port=port) as old:
+        jw.configure(store=str(tmp_path / "state.db"), scheduler=str(old))
+        assert wf.run(timeout=120).status == "succeeded"
+        _kill_scheduler(old)
+    time.sleep(gap)
+    with scheduler_and_workers(1, port=port) as new:
+        assert str(new) == str(old)
+        for _ in range(2):
+            run = wf.run(timeout=120)
+            assert run.status == "succeeded", run.error
+    assert (tmp_path / "q.log").read_text() == "first\n" * 3
