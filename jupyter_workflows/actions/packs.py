@@ -622,6 +622,13 @@ class ShellAction:
                 "the command",
             )
         else:
+            if not os.path.isfile(script):  # a worker on another machine, without the pack
+                import socket
+
+                raise ActionFailed(
+                    f"action {action.ref!r}: {script} is not on {socket.gethostname()} "
+                    "(scripts are not shipped: put the pack at the same path on the workers)"
+                )
             command = [script] if os.access(script, os.X_OK) else ["/bin/sh", script]
             what = Path(script).name
         # Its own process group: at the time limit, whatever it started stops with it.

@@ -496,6 +496,30 @@ def test_the_shell_runners_own_parameters(engine, tmp_path: Path) -> None:
     assert not marker.exists()  # its background child was stopped with it
 
 
+def test_a_script_missing_where_the_task_runs_is_one_line(tmp_path: Path) -> None:
+    import socket
+
+    from jupyter_workflows.actions.base import ActionFailed
+    from jupyter_workflows.actions.registry import resolve_action
+
+    pack = _pack(
+        tmp_path / "packs",
+        "mypack",
+        {
+            "actions/gone.yaml": "name: gone\nrunner_type: local-shell-script\nentry_point: gone.sh\n",
+            "actions/gone.sh": "#!/bin/sh\necho hi\n",
+        },
+    )
+    action = resolve_action("mypack.gone", pack / "actions" / "workflows")
+    assert action.fn()["stdout"] == "hi\n"
+    (pack / "actions" / "gone.sh").unlink()  # as on a worker without the pack
+    with pytest.raises(ActionFailed) as info:
+        action.fn()
+    assert str(info.value).startswith(
+        f"action 'mypack.gone': {pack / 'actions' / 'gone.sh'} is not on {socket.gethostname()}"
+    )
+
+
 def test_a_failing_script_fails_the_task_with_one_line(engine, tmp_path: Path) -> None:
     pack = _pack(
         tmp_path / "packs",
