@@ -143,14 +143,9 @@ def _read_manifest(manifest: Path) -> tuple[str | None, dict[str, Any]]:
             for key, prop in schema.items():
                 if isinstance(prop, dict) and "default" in prop:
                     config[key] = prop["default"]
-    conf_schema = meta.get("conf_schema")
-    if isinstance(conf_schema, dict) and isinstance(conf_schema.get("properties"), dict):
-        for key, prop in conf_schema["properties"].items():
-            if isinstance(prop, dict) and "default" in prop:
-                config[key] = prop["default"]
-    if isinstance(meta.get("config"), dict):
-        config.update(meta["config"])
-    return (name if isinstance(name, str) else None), config
+    from ..spec.attune import manifest_config
+
+    return (name if isinstance(name, str) else None), manifest_config(meta, config)
 
 
 def _metadata_file(actions: Path, action: str) -> Path | None:

@@ -116,6 +116,20 @@ def _pack_yaml(file: str | None) -> Path | None:
     return None
 
 
+def manifest_config(meta: dict[str, Any], config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A pack's configuration from its ``pack.yaml`` (``meta``), over ``config``: the defaults
+    of ``conf_schema``'s properties, then its ``config``."""
+    config = dict(config or {})
+    schema = meta.get("conf_schema")
+    if isinstance(schema, dict) and isinstance(schema.get("properties"), dict):
+        for key, prop in schema["properties"].items():
+            if isinstance(prop, dict) and "default" in prop:
+                config[key] = prop["default"]
+    if isinstance(meta.get("config"), dict):
+        config.update(meta["config"])
+    return config
+
+
 def _pack_of(data: dict[str, Any], smap: SourceMap) -> str | None:
     """The workflow's pack: its manifest's ``ref`` (reading its config), else ``ref``'s prefix."""
     manifest = _pack_yaml(smap.file)
@@ -129,14 +143,7 @@ def _pack_of(data: dict[str, Any], smap: SourceMap) -> str | None:
             meta = {}
         if isinstance(meta, dict) and isinstance(meta.get("ref"), str):
             pack = meta["ref"]
-            config: dict[str, Any] = {}
-            schema = meta.get("conf_schema")
-            if isinstance(schema, dict) and isinstance(schema.get("properties"), dict):
-                for key, prop in schema["properties"].items():
-                    if isinstance(prop, dict) and "default" in prop:
-                        config[key] = prop["default"]
-            if isinstance(meta.get("config"), dict):
-                config.update(meta["config"])
+            config = manifest_config(meta)
             with _config_lock:
                 _file_config[pack] = config
     if pack is None and isinstance(data.get("ref"), str) and "." in data["ref"]:
